@@ -1,0 +1,66 @@
+"""The s2s-postback hook contract: markers, event types and hook specifications.
+
+Plugin authors depend on this package alone. It imports nothing heavier than pluggy::
+
+    import hookspecs
+
+    @hookspecs.hookimpl
+    def classify_response(request, response):
+        ...
+
+``PROJECT_NAME`` is at once the plugin manager's name, the marker name and the entry-point group.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "s2s_postback"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+from .events import (  # noqa: E402  (the markers must exist before the specs import them)
+    CANONICAL_STATUSES,
+    OUTCOMES,
+    Click,
+    Conversion,
+    PostbackAttempt,
+    PostbackRequest,
+    PostbackRule,
+    ResolveContext,
+    SourceTemplate,
+)
+from .specs import (  # noqa: E402
+    classify_response,
+    on_click,
+    on_conversion,
+    on_postback_sent,
+    postback_rules,
+    prepare_request,
+    register_source_templates,
+    resolve_macro,
+)
+
+__all__ = [
+    "PROJECT_NAME",
+    "hookspec",
+    "hookimpl",
+    "CANONICAL_STATUSES",
+    "OUTCOMES",
+    "Click",
+    "Conversion",
+    "PostbackAttempt",
+    "PostbackRequest",
+    "PostbackRule",
+    "ResolveContext",
+    "SourceTemplate",
+    "on_click",
+    "on_conversion",
+    "on_postback_sent",
+    "register_source_templates",
+    "resolve_macro",
+    "prepare_request",
+    "classify_response",
+    "postback_rules",
+]
