@@ -1,0 +1,301 @@
+"""The JSON API under ``/api/``: sources, campaigns, postbacks, both logs, resend and explain.
+
+Every endpoint needs ``Authorization: Bearer <api_token>`` (the token ``sample-host init`` prints).
+Errors are ``{"error": "<one line>"}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import HostError
+from .tracker import Tracker, rule_to_dict
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def error_response(status: int, message: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
+    """A JSON error body with a one-line message."""
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status, headers=headers)
+
+
+def _authorized(request: Request, tracker: Tracker) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    expected = tracker.credentials().api_token
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def endpoint(handler: Callable[[Request, Tracker], Awaitable[Any]]) -> Handler:
+    """Wrap an API handler: check the bearer token, turn ``HostError`` into its 4xx JSON answer,
+    and turn a returned dict or list into JSON (a ``Response`` passes through)."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: Request) -> Response:
+        tracker: Tracker = request.app.state.tracker
+        if not await run_in_threadpool(_authorized, request, tracker):
+            return error_response(
+                401,
+                "missing or wrong API token: send 'Authorization: Bearer <api_token>' from `sample-host init`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            result = await handler(request, tracker)
+        except HostError as exc:
+            return error_response(exc.http_status, str(exc))
+        except Exception:  # noqa: BLE001
+            log.exception("API %s %s failed", request.method, request.url.path)
+            return error_response(503, "the tracker could not complete the request; try again")
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result)
+
+    return wrapper
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise HostError("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HostError("request body must be a JSON object")
+    return data
+
+
+def _str_list(data: dict[str, Any], name: str) -> Optional[list[str]]:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise HostError(f"{name!r} must be a list of strings")
+    return value
+
+
+def _opt_str(data: dict[str, Any], name: str) -> Optional[str]:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise HostError(f"{name!r} must be a string")
+    return value
+
+
+def _time_param(request: Request, name: str) -> Optional[dt.datetime]:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HostError(f"{name}={value!r} is not an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _limit_param(request: Request, default: int = 100) -> int:
+    value = request.query_params.get("limit")
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 10_000:
+        raise HostError(f"limit={value!r} must be a number from 1 to 10000")
+    return int(value)
+
+
+@endpoint
+async def list_sources(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/sources``: traffic sources with their postback rules."""
+    rules = await run_in_threadpool(tracker.sources)
+    return {"items": [rule_to_dict(r) for r in rules]}
+
+
+@endpoint
+async def add_source(request: Request, tracker: Tracker) -> Any:
+    """``POST /api/sources`` ``{"id", "template", "postback_url", "statuses", "method"}``."""
+    data = await _json_body(request)
+    source_id = _opt_str(data, "id")
+    if not source_id:
+        raise HostError("'id' is required")
+    rule = await run_in_threadpool(
+        functools.partial(
+            tracker.add_source,
+            source_id,
+            template=_opt_str(data, "template"),
+            postback_url=_opt_str(data, "postback_url"),
+            statuses=_str_list(data, "statuses"),
+            method=_opt_str(data, "method"),
+        )
+    )
+    return JSONResponse(rule_to_dict(rule), status_code=201)
+
+
+@endpoint
+async def list_templates(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/templates``: the source template library."""
+    templates = await run_in_threadpool(tracker.templates)
+    return {"items": [dataclasses.asdict(t) for _, t in sorted(templates.items())]}
+
+
+def _campaign_view(tracker: Tracker, campaign: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {**campaign, "link": tracker.campaign_link(campaign["alias"], base_url)}
+
+
+@endpoint
+async def list_campaigns(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/campaigns``: campaigns with the link to give their traffic source."""
+    base_url = str(request.base_url)
+
+    def load() -> list[dict[str, Any]]:
+        return [_campaign_view(tracker, c, base_url) for c in tracker.campaigns()]
+
+    return {"items": await run_in_threadpool(load)}
+
+
+@endpoint
+async def add_campaign(request: Request, tracker: Tracker) -> Any:
+    """``POST /api/campaigns`` ``{"alias", "source_id", "offer_url", "name"}``."""
+    data = await _json_body(request)
+    alias = _opt_str(data, "alias")
+    offer_url = _opt_str(data, "offer_url")
+    if not alias or not offer_url:
+        raise HostError("'alias' and 'offer_url' are required")
+    base_url = str(request.base_url)
+
+    def add() -> dict[str, Any]:
+        campaign = tracker.add_campaign(
+            alias,
+            source_id=_opt_str(data, "source_id") or _opt_str(data, "source"),
+            offer_url=offer_url,
+            name=_opt_str(data, "name"),
+        )
+        return _campaign_view(tracker, campaign, base_url)
+
+    return JSONResponse(await run_in_threadpool(add), status_code=201)
+
+
+@endpoint
+async def list_postbacks(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/campaigns/{alias}/postbacks``: the campaign's S2S postbacks."""
+    rules = await run_in_threadpool(tracker.postbacks, request.path_params["alias"])
+    return {"items": [rule_to_dict(r) for r in rules]}
+
+
+@endpoint
+async def add_postback(request: Request, tracker: Tracker) -> Any:
+    """``POST /api/campaigns/{alias}/postbacks`` ``{"url", "method", "statuses"}``."""
+    data = await _json_body(request)
+    url = _opt_str(data, "url")
+    if not url:
+        raise HostError("'url' is required")
+    rule = await run_in_threadpool(
+        functools.partial(
+            tracker.add_postback,
+            request.path_params["alias"],
+            url=url,
+            method=_opt_str(data, "method") or "GET",
+            statuses=_str_list(data, "statuses"),
+        )
+    )
+    return JSONResponse(rule_to_dict(rule), status_code=201)
+
+
+@endpoint
+async def delete_postback(request: Request, tracker: Tracker) -> Any:
+    """``DELETE /api/postbacks/{id}``: remove a campaign's S2S postback."""
+    await run_in_threadpool(tracker.remove_postback, request.path_params["postback_id"])
+    return Response(status_code=204)
+
+
+@endpoint
+async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/sent-postbacks?subid=&outcome=&source=&since=&until=&limit=``: the Sent
+    postbacks log, each item with every ``PostbackAttempt`` field."""
+    q = request.query_params
+    items = await run_in_threadpool(
+        functools.partial(
+            tracker.sent_postbacks,
+            subid=q.get("subid") or None,
+            outcome=q.get("outcome") or None,
+            source=q.get("source") or None,
+            since=_time_param(request, "since"),
+            until=_time_param(request, "until"),
+            limit=_limit_param(request),
+        )
+    )
+    return {"items": items}
+
+
+@endpoint
+async def received_postbacks(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/received-postbacks?subid=&outcome=&limit=``: every inbound postback, newest first."""
+    q = request.query_params
+    items = await run_in_threadpool(
+        functools.partial(
+            tracker.received_postbacks,
+            subid=q.get("subid") or None,
+            outcome=q.get("outcome") or None,
+            limit=_limit_param(request),
+        )
+    )
+    return {"items": items}
+
+
+@endpoint
+async def resend(request: Request, tracker: Tracker) -> Any:
+    """``POST /api/deliveries/{id}/resend``: make a delivery due again now."""
+    delivery_id = request.path_params["delivery_id"]
+    await run_in_threadpool(tracker.resend, delivery_id)
+    return JSONResponse({"delivery_id": delivery_id, "resend": "due now"}, status_code=202)
+
+
+@endpoint
+async def explain(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/explain/{subid}``: why each postback of a click was sent, skipped or failed."""
+
+    def run() -> dict[str, Any]:
+        explanation = tracker.explain(request.path_params["subid"])
+        return {**explanation.to_dict(), "text": str(explanation)}
+
+    return await run_in_threadpool(run)
+
+
+@endpoint
+async def not_found(request: Request, tracker: Tracker) -> Any:
+    """Any other path under ``/api/``."""
+    return error_response(404, f"no API endpoint {request.method} {request.url.path}")
+
+
+def routes() -> list[Route]:
+    """The API routes, to mount under ``/api``."""
+    return [
+        Route("/sources", list_sources, methods=["GET"]),
+        Route("/sources", add_source, methods=["POST"]),
+        Route("/templates", list_templates, methods=["GET"]),
+        Route("/campaigns", list_campaigns, methods=["GET"]),
+        Route("/campaigns", add_campaign, methods=["POST"]),
+        Route("/campaigns/{alias}/postbacks", list_postbacks, methods=["GET"]),
+        Route("/campaigns/{alias}/postbacks", add_postback, methods=["POST"]),
+        Route("/postbacks/{postback_id}", delete_postback, methods=["DELETE"]),
+        Route("/sent-postbacks", sent_postbacks, methods=["GET"]),
+        Route("/received-postbacks", received_postbacks, methods=["GET"]),
+        Route("/deliveries/{delivery_id:int}/resend", resend, methods=["POST"]),
+        Route("/explain/{subid}", explain, methods=["GET"]),
+        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]

@@ -1,0 +1,163 @@
+"""The sample host's own tables: campaigns, clicks, conversions, both postback logs and settings.
+
+The postback plugin keeps its tables (prefixed ``s2s_``) in the same database; these are the
+tracker's own records, which it would keep with or without the plugin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+
+def utcnow() -> dt.datetime:
+    """The current time as an aware UTC datetime."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """A datetime stored as UTC and always read back aware.
+
+    SQLite drops the time zone, so values are normalised to UTC on the way in and marked UTC on the
+    way out; PostgreSQL keeps them as ``timestamptz``.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[dt.datetime], dialect: Any) -> Optional[dt.datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.astimezone(dt.timezone.utc)
+        if dialect.name == "sqlite":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Optional[dt.datetime], dialect: Any) -> Optional[dt.datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=True),
+    sa.Column("offer_url", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+)
+
+clicks = sa.Table(
+    "clicks",
+    metadata,
+    sa.Column("subid", sa.String(32), primary_key=True),
+    sa.Column("campaign", sa.String(64), nullable=False, index=True),
+    sa.Column("source", sa.String(64), nullable=True),
+    sa.Column("params", sa.JSON, nullable=False, default=dict),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("ua", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+)
+
+conversions = sa.Table(
+    "conversions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subid", sa.String(32), nullable=False, index=True),
+    sa.Column("tid", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("original_status", sa.String(100), nullable=True),
+    sa.Column("payout", sa.String(40), nullable=True),  # text keeps the Decimal exact on every backend
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("params", sa.JSON, nullable=False, default=dict),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+)
+
+received_postbacks = sa.Table(
+    "received_postbacks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", UtcDateTime, nullable=False, default=utcnow, index=True),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("subid", sa.String(200), nullable=True, index=True),
+    sa.Column("status", sa.String(100), nullable=True),
+    sa.Column("params", sa.JSON, nullable=False, default=dict),
+    sa.Column("ip", sa.String(64), nullable=True),
+    # accepted | ignored | rejected | error
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("conversion_id", sa.Integer, nullable=True),
+)
+
+sent_postbacks = sa.Table(
+    "sent_postbacks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("logged_at", UtcDateTime, nullable=False, default=utcnow, index=True),
+    sa.Column("delivery_id", sa.Integer, nullable=False, index=True),
+    sa.Column("subid", sa.String(200), nullable=False, index=True),
+    sa.Column("tid", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=True, index=True),
+    sa.Column("campaign_id", sa.String(64), nullable=True),
+    sa.Column("rule_id", sa.String(100), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False, index=True),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=True),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("response_truncated", sa.Boolean, nullable=False, default=False),
+)
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for the host's database; SQLite waits for locks instead of failing at once.
+
+    The delivery dispatcher writes the Sent postbacks log from its own thread while the web app
+    records clicks, so SQLite runs in WAL mode with a busy timeout.
+    """
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if url.database and url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the host's tables that do not exist yet (existing data is kept)."""
+    metadata.create_all(engine)

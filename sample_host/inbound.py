@@ -1,0 +1,81 @@
+"""Reading an inbound conversion postback (Keitaro's format) into a checked, canonical form.
+
+Pure functions, no I/O: ``parse_postback`` turns the request's parameters into an
+``InboundPostback`` or raises a ``HostError`` whose message is the one-line answer to the network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Optional
+
+from s2s_plugin.money import parse_payout
+from s2s_plugin.statuses import map_inbound_status
+
+from .errors import HostError
+
+#: Parameters that map a network's own status names to canonical statuses (comma lists).
+STATUS_MAPPING_PARAMS = ("lead_status", "sale_status", "rejected_status", "ignore_status")
+
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+_MAX_VALUE = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class InboundPostback:
+    """A conversion report that passed every check. ``status`` None means the network's status is
+    one the request asked to ignore."""
+
+    subid: str
+    status: Optional[str]
+    original_status: Optional[str]
+    payout: Optional[Decimal]
+    currency: Optional[str]
+    tid: Optional[str]
+    params: Mapping[str, str]
+
+
+def _value(params: Mapping[str, str], name: str) -> Optional[str]:
+    value = params.get(name)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def parse_postback(params: Mapping[str, str]) -> InboundPostback:
+    """Check and convert an inbound postback's parameters.
+
+    :raises HostError: with a one-line reason when the subid is missing, the status unknown,
+        the payout not a number or the currency not a 3-letter code.
+    """
+    for name, value in params.items():
+        if len(str(value)) > _MAX_VALUE:
+            raise HostError(f"parameter {name!r} is longer than {_MAX_VALUE} characters")
+    subid = _value(params, "subid")
+    if subid is None:
+        raise HostError("subid is missing: send the click's subid as ?subid={subid}")
+    original_status = _value(params, "status")
+    mapping = {name: params[name] for name in STATUS_MAPPING_PARAMS if _value(params, name)}
+    try:
+        status = map_inbound_status(original_status, mapping)
+        payout = parse_payout(_value(params, "payout"))
+    except ValueError as exc:
+        raise HostError(str(exc)) from None
+    currency = _value(params, "currency")
+    if currency is not None:
+        if not _CURRENCY.match(currency):
+            raise HostError(f"currency {currency!r} is not a 3-letter code such as USD")
+        currency = currency.upper()
+    return InboundPostback(
+        subid=subid,
+        status=status,
+        original_status=original_status,
+        payout=payout,
+        currency=currency,
+        tid=_value(params, "tid"),
+        params=dict(params),
+    )
