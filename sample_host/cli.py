@@ -1,0 +1,393 @@
+"""``sample-host``: the sample tracker's command line. Commands parse, call the tracker, print."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import click
+
+from . import DEFAULT_DATABASE_URL
+from .errors import HostError
+from .tables import RECEIVED_POSTBACK_COLUMNS, SENT_POSTBACK_COLUMNS, format_table
+
+DB_ENV = "SAMPLE_HOST_DB"
+PRIVATE_TARGETS_ENV = "S2S_ALLOW_PRIVATE_TARGETS"
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: one line on stderr, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+def _truthy(value: Optional[str]) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def db_option(func: Any, envvar: Optional[str] = None) -> Any:
+    """``--db URL``, accepted after any command as well as before it.
+
+    Only the top-level option reads ``SAMPLE_HOST_DB``, so a ``--db`` given anywhere on the command
+    line wins over the environment.
+    """
+    return click.option(
+        "--db",
+        "database_url",
+        envvar=envvar,
+        default=None,
+        metavar="URL",
+        help=f"SQLAlchemy database URL (env {DB_ENV}; default {DEFAULT_DATABASE_URL}).",
+    )(func)
+
+
+def private_targets_option(func: Any) -> Any:
+    """``--allow-private-targets`` (or ``S2S_ALLOW_PRIVATE_TARGETS=1``)."""
+    return click.option(
+        "--allow-private-targets",
+        is_flag=True,
+        default=False,
+        help=f"Let postbacks go to loopback and private addresses (env {PRIVATE_TARGETS_ENV}=1).",
+    )(func)
+
+
+def _database_url(database_url: Optional[str]) -> str:
+    ctx = click.get_current_context()
+    group_url = (ctx.find_root().obj or {}).get("database_url")
+    return database_url or group_url or DEFAULT_DATABASE_URL
+
+
+@contextlib.contextmanager
+def open_tracker(database_url: Optional[str], *, allow_private_targets: bool = False) -> Iterator[Any]:
+    """Open the tracker for one command, turning user errors into one-line messages."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from .tracker import Tracker
+
+    url = _database_url(database_url)
+    allow = allow_private_targets or _truthy(os.environ.get(PRIVATE_TARGETS_ENV))
+    try:
+        tracker = Tracker(url, allow_private_targets=allow)
+    except (ArgumentError, OperationalError) as exc:
+        raise UserError(f"cannot open database {url!r}: {str(exc).splitlines()[0]}") from None
+    try:
+        with user_errors():
+            yield tracker
+    finally:
+        tracker.close()
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Report the tracker's ``HostError`` as a one-line ``UserError``."""
+    try:
+        yield
+    except HostError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def _rule_rows(rules: list[Any]) -> list[dict[str, Any]]:
+    from .tracker import rule_to_dict
+
+    return [rule_to_dict(r) for r in rules]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@functools.partial(db_option, envvar=DB_ENV)
+@click.pass_context
+def main(ctx: click.Context, database_url: Optional[str]) -> None:
+    """A small ad tracker that sends S2S postbacks to traffic sources through s2s-postback."""
+    ctx.ensure_object(dict)
+    ctx.obj["database_url"] = database_url
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
+              help="Where the tracker will be reachable, for the URLs printed.")
+def init(database_url: Optional[str], as_json: bool, base_url: str) -> None:
+    """Create the tables and the secrets (API token, postback key, admin password)."""
+    with open_tracker(database_url) as tracker:
+        creds = tracker.init()
+    postback_url = (f"{base_url.rstrip('/')}/{creds.postback_key}/postback"
+                    "?subid={subid}&status={status}&payout={payout}&tid={tid}")
+    data = {
+        "database_url": _database_url(database_url),
+        "api_token": creds.api_token,
+        "postback_key": creds.postback_key,
+        "admin_password": creds.admin_password,
+        "postback_url": postback_url,
+    }
+    if as_json:
+        _print_json(data)
+        return
+    click.echo(f"database:       {data['database_url']}")
+    click.echo(f"api token:      {creds.api_token}")
+    click.echo(f"postback key:   {creds.postback_key}")
+    if creds.admin_password:
+        click.echo(f"admin password: {creds.admin_password}  (shown only now: store it)")
+    else:
+        click.echo("admin password: unchanged (already initialised; it was shown at the first init)")
+    click.echo(f"postback URL for your affiliate networks:\n  {postback_url}")
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@private_targets_option
+def serve(database_url: Optional[str], host: str, port: int, allow_private_targets: bool) -> None:
+    """Run the tracker's web app and its postback delivery dispatcher."""
+    import uvicorn
+
+    from .app import create_app
+
+    with open_tracker(database_url, allow_private_targets=allow_private_targets) as tracker:
+        creds = tracker.init()
+        if creds.admin_password:
+            click.echo(f"initialised; admin password (shown only now): {creds.admin_password}", err=True)
+        click.echo(f"inbound postbacks: http://{host}:{port}/{creds.postback_key}/postback?subid=...", err=True)
+        app = create_app(tracker, run_dispatcher=True)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@main.command()
+@db_option
+@private_targets_option
+def worker(database_url: Optional[str], allow_private_targets: bool) -> None:
+    """Deliver due postbacks in the foreground until Ctrl-C (for a tracker that runs no `serve`)."""
+    stop = threading.Event()
+    with open_tracker(database_url, allow_private_targets=allow_private_targets) as tracker:
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        tracker.s2s.start()
+        click.echo("delivering postbacks; Ctrl-C to stop", err=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            click.echo("stopping", err=True)
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the demo database and print where it is.")
+def demo(keep: bool) -> None:
+    """Run a whole tracker against a stand-in traffic source and print the Sent postbacks log."""
+    from .demo import run_demo
+
+    with user_errors():
+        run_demo(echo=click.echo, keep=keep)
+
+
+@main.command()
+@db_option
+@click.argument("subid")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+def explain(database_url: Optional[str], subid: str, as_json: bool) -> None:
+    """Why each postback for the click SUBID was sent, retried, skipped or failed."""
+    with open_tracker(database_url) as tracker:
+        explanation = tracker.explain(subid)
+        if as_json:
+            _print_json(explanation.to_dict())
+        else:
+            click.echo(str(explanation))
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.option("--subid", default=None, help="Only this click's postbacks.")
+@click.option("--outcome", type=click.Choice(["delivered", "retrying", "failed", "skipped"]), default=None,
+              help="Only attempts with this outcome.")
+@click.option("--source", default=None, help="Only postbacks of this traffic source.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000),
+              help="Show the last N entries.")
+def logs(database_url: Optional[str], as_json: bool, subid: Optional[str], outcome: Optional[str],
+         source: Optional[str], limit: int) -> None:
+    """The Sent postbacks log: every attempt and every skipped postback, oldest first."""
+    with open_tracker(database_url) as tracker:
+        rows = tracker.sent_postbacks(subid=subid, outcome=outcome, source=source, limit=limit)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+    elif rows:
+        click.echo(format_table(rows, SENT_POSTBACK_COLUMNS))
+    else:
+        click.echo("no postbacks sent yet")
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
+@click.option("--subid", default=None, help="Only postbacks for this subid.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def received(database_url: Optional[str], as_json: bool, subid: Optional[str], limit: int) -> None:
+    """The Received postbacks log: every inbound conversion postback and what became of it."""
+    with open_tracker(database_url) as tracker:
+        rows = tracker.received_postbacks(subid=subid, limit=limit)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+    elif rows:
+        click.echo(format_table(rows, RECEIVED_POSTBACK_COLUMNS))
+    else:
+        click.echo("no postbacks received yet")
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+@main.group()
+def sources() -> None:
+    """Traffic sources and their postbacks."""
+
+
+@sources.command("add")
+@db_option
+@click.argument("source_id", metavar="ID")
+@click.option("--template", default=None, help="Source template name (`sample-host sources templates`).")
+@click.option("--postback-url", default=None, help="Postback URL with macros; default: the template's.")
+@click.option("--status", "statuses", multiple=True, metavar="S",
+              help="Status the postback fires for (lead, sale, rejected, rebill); repeat for more.")
+@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default=None)
+def sources_add(database_url: Optional[str], source_id: str, template: Optional[str],
+                postback_url: Optional[str], statuses: tuple[str, ...], method: Optional[str]) -> None:
+    """Add or update the traffic source ID."""
+    with open_tracker(database_url) as tracker:
+        rule = tracker.add_source(source_id, template=template, postback_url=postback_url,
+                                  statuses=statuses or None, method=method)
+    click.echo(f"source {source_id}: {rule.method} {rule.url} (statuses: {', '.join(rule.statuses)})")
+
+
+@sources.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def sources_list(database_url: Optional[str], as_json: bool) -> None:
+    """List traffic sources."""
+    with open_tracker(database_url) as tracker:
+        rows = _rule_rows(tracker.sources())
+    if as_json:
+        _print_json(rows)
+        return
+    columns = [("ID", "source_id"), ("TEMPLATE", "template"), ("METHOD", "method"),
+               ("STATUSES", "statuses"), ("POSTBACK URL", "url")]
+    click.echo(format_table(rows, columns) if rows else "no sources yet: `sample-host sources add ID --template NAME`")
+
+
+@sources.command("templates")
+@db_option
+def sources_templates(database_url: Optional[str]) -> None:
+    """List the source templates, with the macro each source puts in its campaign link."""
+    with open_tracker(database_url) as tracker:
+        rows = [dataclasses.asdict(t) for _, t in sorted(tracker.templates().items())]
+    columns = [("NAME", "name"), ("SOURCE MACRO", "source_macro"), ("POSTBACK URL", "postback_url")]
+    click.echo(format_table(rows, columns))
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+
+@main.group()
+def campaigns() -> None:
+    """Campaigns: the links traffic sources send visitors to."""
+
+
+@campaigns.command("add")
+@db_option
+@click.argument("alias")
+@click.option("--source", "source_id", required=True, help="The traffic source buying this campaign.")
+@click.option("--offer-url", required=True, help="Where visitors go; {subid} is replaced by the click's id.")
+@click.option("--name", default=None, help="Display name (default: the alias).")
+def campaigns_add(database_url: Optional[str], alias: str, source_id: str, offer_url: str,
+                  name: Optional[str]) -> None:
+    """Add or update the campaign ALIAS (its link is /c/ALIAS)."""
+    with open_tracker(database_url) as tracker:
+        tracker.add_campaign(alias, source_id=source_id, offer_url=offer_url, name=name)
+        link = tracker.campaign_link(alias, "http://127.0.0.1:8000")
+    click.echo(f"campaign {alias}: give the source this link: {link}")
+
+
+@campaigns.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
+              help="Where the tracker is reachable, for the campaign links.")
+def campaigns_list(database_url: Optional[str], as_json: bool, base_url: str) -> None:
+    """List campaigns with their links."""
+    with open_tracker(database_url) as tracker:
+        rows = [{**c, "link": tracker.campaign_link(c["alias"], base_url)} for c in tracker.campaigns()]
+    if as_json:
+        _print_json(rows)
+        return
+    columns = [("ALIAS", "alias"), ("SOURCE", "source_id"), ("OFFER URL", "offer_url"), ("LINK", "link")]
+    click.echo(format_table(rows, columns) if rows else "no campaigns yet: `sample-host campaigns add`")
+
+
+# --- campaign postbacks -----------------------------------------------------------------------
+
+
+@main.group()
+def postbacks() -> None:
+    """A campaign's own S2S postbacks (besides its source's postback)."""
+
+
+@postbacks.command("add")
+@db_option
+@click.argument("alias")
+@click.option("--url", required=True, help="Postback URL with macros such as {external_id} and {revenue}.")
+@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default="GET",
+              show_default=True)
+@click.option("--status", "statuses", multiple=True, metavar="S",
+              help="Status it fires for (lead, sale, rejected, rebill); repeat for more. Default: all.")
+def postbacks_add(database_url: Optional[str], alias: str, url: str, method: str,
+                  statuses: tuple[str, ...]) -> None:
+    """Add an S2S postback to the campaign ALIAS."""
+    with open_tracker(database_url) as tracker:
+        rule = tracker.add_postback(alias, url=url, method=method, statuses=statuses or None)
+    click.echo(f"postback {rule.id} on campaign {alias}: {rule.method} {rule.url} "
+               f"(statuses: {', '.join(rule.statuses)})")
+
+
+@postbacks.command("list")
+@db_option
+@click.argument("alias", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def postbacks_list(database_url: Optional[str], alias: Optional[str], as_json: bool) -> None:
+    """List S2S postbacks, of one campaign when ALIAS is given."""
+    with open_tracker(database_url) as tracker:
+        rows = _rule_rows(tracker.postbacks(alias))
+    if as_json:
+        _print_json(rows)
+        return
+    columns = [("ID", "id"), ("CAMPAIGN", "campaign_id"), ("METHOD", "method"), ("STATUSES", "statuses"),
+               ("URL", "url")]
+    click.echo(format_table(rows, columns) if rows else "no campaign postbacks yet")
+
+
+@postbacks.command("remove")
+@db_option
+@click.argument("postback_id", metavar="ID")
+def postbacks_remove(database_url: Optional[str], postback_id: str) -> None:
+    """Remove the campaign postback ID (as `postbacks list` shows it)."""
+    with open_tracker(database_url) as tracker:
+        tracker.remove_postback(postback_id)
+    click.echo(f"removed {postback_id}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
