@@ -1,0 +1,29 @@
+"""s2s-postback: server-to-server postbacks for ad trackers, as a pluggy plugin.
+
+A host installs it on its plugin manager::
+
+    s2s = s2s_plugin.install(pm, database_url="sqlite:///s2s.db")
+    s2s.add_source("exo", template="exoclick", statuses=["sale"])
+
+then calls ``on_click`` and ``on_conversion`` through its hooks; the plugin resolves, queues and
+delivers the postbacks and reports each attempt through ``on_postback_sent``.
+"""
+
+from .errors import ConfigError, InputError, S2SError
+from .explain import Explanation
+from .service import PostbackService, install
+from .settings import DEFAULT_RETRY_SCHEDULE, DeliverySettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "install",
+    "PostbackService",
+    "Explanation",
+    "DeliverySettings",
+    "DEFAULT_RETRY_SCHEDULE",
+    "S2SError",
+    "InputError",
+    "ConfigError",
+    "__version__",
+]

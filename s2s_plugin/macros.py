@@ -1,0 +1,98 @@
+"""Macro rendering: ``{name}`` (encoded), ``{_name}`` (raw) and ``{name:argument}``. Pure, no I/O.
+
+The values come from a lookup function, so the same renderer serves URLs, bodies and the linter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable
+from typing import Optional
+from urllib.parse import quote
+
+#: ``{name}``, ``{_name}``, ``{name:argument}``. Names start with a letter so JSON braces never match.
+MACRO_RE = re.compile(r"\{(_?)([A-Za-z][A-Za-z0-9_]*)(?::([^{}]*))?\}")
+
+# Raw values keep URL structure characters (the operator asked for raw) but never spaces,
+# control characters or non-ASCII, which no valid URL can carry.
+_RAW_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
+
+Lookup = Callable[[str, Optional[str]], Optional[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class MacroUse:
+    """One macro occurrence in a template."""
+
+    name: str
+    argument: Optional[str]
+    raw: bool
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    """A rendered template and the macros it used that had no value source (rendered empty)."""
+
+    text: str
+    unknown: tuple[str, ...] = ()
+
+
+def find_macros(template: str) -> list[MacroUse]:
+    """Every macro in ``template``, in order."""
+    return [
+        MacroUse(name=m.group(2), argument=m.group(3), raw=bool(m.group(1)), text=m.group(0))
+        for m in MACRO_RE.finditer(template or "")
+    ]
+
+
+def encode_url_value(value: str) -> str:
+    """Percent-encode a value so it can never change a URL's structure (``&=#?/``, spaces, CR/LF, unicode)."""
+    return quote(value, safe="")
+
+
+def encode_raw_value(value: str) -> str:
+    """Encode only what no URL may contain; structure characters pass through (``{_name}``)."""
+    return quote(value, safe=_RAW_SAFE)
+
+
+def encode_json_value(value: str) -> str:
+    """Escape a value for a position inside a JSON string literal."""
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+ENCODERS: dict[str, Callable[[str], str]] = {
+    "url": encode_url_value,
+    "json": encode_json_value,
+    "text": lambda value: value,
+}
+
+
+def render(template: str, lookup: Lookup, *, encoding: str = "url") -> Rendered:
+    """Replace every macro in ``template`` with its value.
+
+    :param lookup: ``lookup(name, argument)`` returns the value, or None for an unknown macro
+        (rendered empty and listed in ``Rendered.unknown``).
+    :param encoding: how ``{name}`` values are escaped: ``url`` (percent-encoding), ``json`` (inside a
+        JSON string) or ``text``. ``{_name}`` values are inserted raw (in URLs, minus what no URL may hold).
+    """
+    unknown: list[str] = []
+    encode = ENCODERS[encoding]
+
+    def substitute(match: re.Match[str]) -> str:
+        raw, name, argument = bool(match.group(1)), match.group(2), match.group(3)
+        value = lookup(name, argument)
+        if value is None and raw:
+            # ``{_foo}`` where ``_foo`` itself is the name (a click parameter starting with "_").
+            value = lookup("_" + name, argument)
+        if value is None:
+            unknown.append(match.group(0))
+            return ""
+        if raw:
+            return encode_raw_value(value) if encoding == "url" else value
+        return encode(value)
+
+    text = MACRO_RE.sub(substitute, template or "")
+    return Rendered(text=text, unknown=tuple(unknown))

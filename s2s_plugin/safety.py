@@ -1,0 +1,68 @@
+"""Target checks: only http(s), and no private, loopback, link-local or metadata addresses unless allowed."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+from typing import Optional
+from urllib.parse import urlsplit
+
+# Cloud metadata endpoints that are not inside the ranges ipaddress already calls private.
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetCheck:
+    """The verdict on a URL: ``ok``, else ``reason`` and whether trying later may help (DNS failures)."""
+
+    ok: bool
+    reason: Optional[str] = None
+    retryable: bool = False
+    addresses: tuple[str, ...] = ()
+
+
+def is_forbidden_address(address: str) -> bool:
+    """Whether an IP address is private, loopback, link-local, reserved, multicast or a metadata endpoint."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        ip in _METADATA
+        or ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+        or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
+    )
+
+
+def check_target(url: str, *, allow_private: bool) -> TargetCheck:
+    """Check a postback URL before sending it (resolving its host name once)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        return TargetCheck(False, f"URL scheme {parts.scheme or 'none'!r} is refused: only http and https")
+    host = parts.hostname
+    if not host:
+        return TargetCheck(False, "the URL has no host name")
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return TargetCheck(False, "the URL's port is not a number between 0 and 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        return TargetCheck(False, f"host {host} could not be resolved ({exc})", retryable=True)
+    addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+    if not allow_private:
+        for address in addresses:
+            if is_forbidden_address(address):
+                return TargetCheck(
+                    False,
+                    f"host {host} resolves to {address}, a private or internal address: refused "
+                    "(set allow_private_targets to allow it)",
+                    addresses=addresses,
+                )
+    return TargetCheck(True, addresses=addresses)

@@ -1,0 +1,150 @@
+"""One HTTP attempt of one postback: request, answer, outcome. Network failures become outcomes."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Optional
+from urllib.parse import urljoin
+
+import httpx
+
+from hookspecs import PostbackRequest
+
+from .policy import DELIVERED, FAILED, RETRY, classify_status, parse_retry_after
+from .safety import check_target
+from .settings import DeliverySettings
+
+#: ``hook(request, response) -> "delivered" | "retry" | "failed" | None``: ``classify_response``.
+ClassifyHook = Callable[[PostbackRequest, "Answer"], Optional[str]]
+
+_MAX_REDIRECTS = 5
+_HOOK_OUTCOMES = {"delivered": DELIVERED, "retry": RETRY, "failed": FAILED}
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """A source's answer as ``classify_response`` sees it: ``status_code``, ``headers``, ``text``."""
+
+    status_code: int
+    headers: httpx.Headers
+    text: str
+    truncated: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt came to. ``outcome`` is ``delivered``, ``retry`` or ``failed``."""
+
+    outcome: str
+    reason: str
+    http_status: Optional[int] = None
+    response_body: Optional[str] = None
+    response_truncated: bool = False
+    error: Optional[str] = None
+    duration_ms: float = 0.0
+    retry_after: Optional[float] = None
+    gone: bool = False
+
+
+class Sender:
+    """Sends postback requests with one pooled ``httpx.Client`` per thread.
+
+    Sync clients in threads deliver more per second than one ``AsyncClient`` at high concurrency,
+    and a thread each keeps a slow source from blocking the others' connections.
+    """
+
+    def __init__(self, settings: DeliverySettings, classify_hook: Optional[ClassifyHook] = None) -> None:
+        self.settings = settings
+        self.classify_hook = classify_hook
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def _client(self) -> httpx.Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(
+                timeout=httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout),
+                limits=httpx.Limits(max_connections=self.settings.per_host_concurrency, max_keepalive_connections=8),
+                headers={"User-Agent": self.settings.user_agent},
+                follow_redirects=False,
+                trust_env=False,
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every thread's client."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    def send(self, request: PostbackRequest, *, success_body: Optional[str] = None, follow_redirects: bool = False) -> AttemptResult:
+        """Send ``request`` and classify the answer; never raises for network or HTTP trouble."""
+        started = time.perf_counter()
+
+        def elapsed() -> float:
+            return round((time.perf_counter() - started) * 1000, 2)
+
+        url = request.url
+        for _hop in range(_MAX_REDIRECTS + 1):
+            check = check_target(url, allow_private=self.settings.allow_private_targets)
+            if not check.ok:
+                return AttemptResult(RETRY if check.retryable else FAILED, check.reason or "target refused", duration_ms=elapsed())
+            try:
+                answer = self._exchange(dataclasses.replace(request, url=url))
+            except httpx.TimeoutException as exc:
+                return AttemptResult(RETRY, f"the source did not answer in time ({type(exc).__name__})", error=repr(exc), duration_ms=elapsed())
+            except (httpx.TransportError, OSError) as exc:
+                return AttemptResult(RETRY, f"could not reach the source: {exc or type(exc).__name__}", error=repr(exc), duration_ms=elapsed())
+            except httpx.HTTPError as exc:  # an invalid URL or header: sending again will not help
+                return AttemptResult(FAILED, f"the request could not be sent: {exc}", error=repr(exc), duration_ms=elapsed())
+            location = answer.headers.get("location")
+            if follow_redirects and 300 <= answer.status_code < 400 and location:
+                url = urljoin(url, location)
+                continue
+            break
+        else:
+            return AttemptResult(FAILED, f"more than {_MAX_REDIRECTS} redirects", duration_ms=elapsed())
+        return self._classify(request, answer, success_body, elapsed())
+
+    def _exchange(self, request: PostbackRequest) -> Answer:
+        limit = self.settings.max_response_bytes
+        with self._client().stream(request.method, request.url, headers=dict(request.headers), content=request.body) as response:
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    truncated = True
+                    break
+            raw = b"".join(chunks)[:limit]
+            text = raw.decode(response.encoding or "utf-8", errors="replace")
+            return Answer(response.status_code, response.headers, text, truncated)
+
+    def _classify(self, request: PostbackRequest, answer: Answer, success_body: Optional[str], duration_ms: float) -> AttemptResult:
+        verdict = self.classify_hook(request, answer) if self.classify_hook else None
+        if verdict in _HOOK_OUTCOMES:
+            outcome = _HOOK_OUTCOMES[verdict]
+            reason = f"a classify_response hook judged the HTTP {answer.status_code} answer: {verdict}"
+        else:
+            outcome, reason = classify_status(answer.status_code, answer.text, success_body)
+        retry_after = parse_retry_after(answer.headers.get("retry-after")) if outcome == RETRY else None
+        return AttemptResult(
+            outcome,
+            reason,
+            http_status=answer.status_code,
+            response_body=answer.text,
+            response_truncated=answer.truncated,
+            duration_ms=duration_ms,
+            retry_after=retry_after,
+            gone=answer.status_code == 410 and outcome == FAILED,
+        )

@@ -1,0 +1,361 @@
+"""The host integration API: ``install`` and ``PostbackService``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Optional
+
+import pluggy
+from sqlalchemy import select
+
+import hookspecs
+from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
+
+from . import queue
+from . import tables as t
+from .db import make_engine
+from .dispatcher import Dispatcher, headers_of
+from .errors import ConfigError
+from .explain import Explanation, explain_subid
+from .money import PAYOUT_MODES, format_amount
+from .resolve import plan
+from .rows import attempt_from_rows, conversion_for_delivery
+from .sender import Answer, Sender
+from .settings import DeliverySettings
+from .statuses import check_status
+from .store import Recorded, Store
+from .templates import build_library, find_template
+
+log = logging.getLogger("s2s_postback")
+
+PLUGIN_NAME = "s2s_postback.core"
+
+
+def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **settings: Any) -> "PostbackService":
+    """Create the plugin's tables in ``database_url`` and register the plugin on ``pm``.
+
+    Keyword arguments are delivery settings: ``retry_schedule``, ``connect_timeout``, ``timeout``,
+    ``max_concurrency``, ``per_host_concurrency``, ``allow_private_targets``.
+
+    :raises ConfigError: for an unknown setting or a bad value, naming it.
+    """
+    service = PostbackService(pm, database_url, DeliverySettings.from_kwargs(**settings))
+    service.create_tables()
+    pm.register(service, name=PLUGIN_NAME)
+    return service
+
+
+def _statuses(statuses: Optional[Iterable[str]], default: Sequence[str]) -> str:
+    chosen = [check_status(s.strip().lower()) for s in (statuses if statuses is not None else default)]
+    return ",".join(dict.fromkeys(chosen))
+
+
+def _money(name: str, value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise ConfigError(f"{name} {value!r} is not a number") from None
+    if not amount.is_finite() or amount < 0:
+        raise ConfigError(f"{name} {value!r} must be a non-negative number")
+    return format_amount(amount)
+
+
+def _method(method: Optional[str]) -> str:
+    chosen = (method or "GET").upper()
+    if chosen not in ("GET", "POST"):
+        raise ConfigError(f"method {method!r} is not supported: use GET or POST")
+    return chosen
+
+
+class PostbackService:
+    """The postback plugin inside one host: configuration, the hook implementations, delivery.
+
+    Create it with ``install``. It implements ``on_click`` and ``on_conversion`` and calls
+    ``on_postback_sent`` for every attempt and every skipped postback.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, database_url: str, settings: DeliverySettings) -> None:
+        self.pm = pm
+        self.settings = settings
+        self.engine = make_engine(database_url)
+        self.store = Store(self.engine)
+        self._library: Optional[dict[str, SourceTemplate]] = None
+        self.dispatcher = Dispatcher(
+            self.engine,
+            settings,
+            Sender(settings, classify_hook=self._classify_hook),
+            build=self._build_request,
+            report=lambda attempt: self.pm.hook.on_postback_sent(attempt=attempt),
+            on_gone=self.store.mark_rule_gone,
+            attempt_from_rows=attempt_from_rows,
+        )
+
+    def create_tables(self) -> None:
+        """Create the plugin's tables when they are missing."""
+        self.store.create_tables()
+
+    # --- templates ----------------------------------------------------------------------
+
+    def templates(self) -> dict[str, SourceTemplate]:
+        """The template library: built-in templates plus ``register_source_templates``."""
+        if self._library is None:
+            self._library = build_library(self.pm.hook.register_source_templates())
+        return self._library
+
+    def template(self, name: str) -> SourceTemplate:
+        """One template by name. :raises ConfigError: naming the known ones."""
+        found = find_template(self.templates(), name)
+        assert found is not None
+        return found
+
+    def campaign_link(self, source_id: str, base_url: str, campaign_alias: str) -> str:
+        """The campaign link to give the source: its click-id macro in the click-id parameter."""
+        rule = self.store.get_source(source_id)
+        template = find_template(self.templates(), rule.template) if rule and rule.template else None
+        param = template.click_id_param if template else "external_id"
+        macro = (template.source_macro if template else None) or "{click_id}"
+        return f"{base_url.rstrip('/')}/c/{campaign_alias}?{param}={macro}"
+
+    # --- configuration ------------------------------------------------------------------
+
+    def add_source(
+        self,
+        source_id: str,
+        template: Optional[str] = None,
+        postback_url: Optional[str] = None,
+        statuses: Optional[Iterable[str]] = None,
+        method: Optional[str] = None,
+        payout_mode: str = "real",
+        payout_value: Any = None,
+        min_payout: Any = None,
+        body: Optional[str] = None,
+        headers: Optional[dict[str, str]] = None,
+    ) -> PostbackRule:
+        """Create or replace a traffic source's postback.
+
+        :param template: a template name; its URL, method and default statuses are used where the
+            arguments are None.
+        :raises ConfigError: for an unknown template, no URL, an unknown status or payout mode.
+        """
+        chosen = find_template(self.templates(), template)
+        url = postback_url or (chosen.postback_url if chosen else None)
+        if not url:
+            raise ConfigError(f"source {source_id!r} needs a postback URL or a template")
+        if payout_mode not in PAYOUT_MODES:
+            raise ConfigError(f"unknown payout mode {payout_mode!r}; use one of {', '.join(PAYOUT_MODES)}")
+        return self.store.upsert_source(
+            source_id,
+            {
+                "template": chosen.name if chosen else None,
+                "url": url,
+                "method": _method(method or (chosen.method if chosen else None)),
+                "statuses": _statuses(statuses, chosen.statuses if chosen else ("sale",)),
+                "payout_mode": payout_mode,
+                "payout_value": _money("payout_value", payout_value),
+                "min_payout": _money("min_payout", min_payout),
+                "body": body,
+                "headers": None if not headers else json.dumps(headers),
+                "follow_redirects": bool(chosen.follow_redirects) if chosen else False,
+                "enabled": True,
+            },
+        )
+
+    def remove_source(self, source_id: str) -> bool:
+        """Remove a source's postback; False when it had none."""
+        return self.store.delete_source(source_id)
+
+    def source(self, source_id: str) -> Optional[PostbackRule]:
+        """A source's postback rule, or None."""
+        return self.store.get_source(source_id)
+
+    def sources(self) -> list[PostbackRule]:
+        """Every source's postback rule."""
+        return self.store.list_sources()
+
+    def add_postback(
+        self,
+        campaign_id: str,
+        url: str,
+        method: str = "GET",
+        statuses: Optional[Iterable[str]] = None,
+        payout_mode: str = "real",
+        payout_value: Any = None,
+        min_payout: Any = None,
+        body: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> PostbackRule:
+        """Add an S2S postback to a campaign (fires for every click of the campaign)."""
+        if not url:
+            raise ConfigError("a postback needs a URL")
+        if payout_mode not in PAYOUT_MODES:
+            raise ConfigError(f"unknown payout mode {payout_mode!r}; use one of {', '.join(PAYOUT_MODES)}")
+        return self.store.insert_postback(
+            {
+                "campaign_id": campaign_id,
+                "name": name,
+                "url": url,
+                "method": _method(method),
+                "statuses": _statuses(statuses, ("lead", "sale", "rejected", "rebill")),
+                "payout_mode": payout_mode,
+                "payout_value": _money("payout_value", payout_value),
+                "min_payout": _money("min_payout", min_payout),
+                "body": body,
+                "follow_redirects": False,
+                "enabled": True,
+            }
+        )
+
+    def update_postback(self, rule_id: str, **changes: Any) -> PostbackRule:
+        """Change a campaign postback (``url``, ``method``, ``statuses``, payout settings, ``enabled``)."""
+        pk = _postback_pk(rule_id)
+        values: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "statuses":
+                values[key] = _statuses(value, ())
+            elif key == "method":
+                values[key] = _method(value)
+            elif key in ("payout_value", "min_payout"):
+                values[key] = _money(key, value)
+            elif key in ("url", "payout_mode", "body", "enabled", "name", "campaign_id"):
+                values[key] = value
+            else:
+                raise ConfigError(f"a postback has no setting {key!r}")
+        return self.store.update_postback(pk, values)
+
+    def remove_postback(self, rule_id: str) -> bool:
+        """Remove a campaign postback; False when there was none."""
+        return self.store.delete_postback(_postback_pk(rule_id))
+
+    def postbacks(self, campaign_id: Optional[str] = None) -> list[PostbackRule]:
+        """Campaign postbacks, of one campaign or all."""
+        return self.store.list_postbacks(campaign_id)
+
+    # --- hooks --------------------------------------------------------------------------
+
+    @hookspecs.hookimpl
+    def on_click(self, click: Click) -> None:
+        """Remember the click so its conversions resolve by subid alone."""
+        self.store.save_click(click)
+
+    @hookspecs.hookimpl
+    def on_conversion(self, conversion: Conversion) -> None:
+        """Resolve the conversion's postbacks and queue them durably. No network I/O."""
+        self.record(conversion)
+
+    def record(self, conversion: Conversion) -> Recorded:
+        """``on_conversion``, returning what was decided and queued (for hosts and tests)."""
+        check_status(conversion.status)
+        click = conversion.click or self.store.load_click(conversion.subid)
+        extra = [rule for batch in self.pm.hook.postback_rules(conversion=conversion, click=click) for rule in batch or ()]
+        recorded = self.store.record_conversion(
+            conversion,
+            extra_rules=extra,
+            planner=lambda conv, clk, rules: plan(conv, clk, rules, templates=self.templates(), macro_hook=self._macro_hook),
+            first_delay=self.settings.retry_schedule[0],
+        )
+        if recorded.queued or recorded.skipped:
+            self.dispatcher.wake()
+        return recorded
+
+    def _macro_hook(self, name: str, argument: Optional[str], context: ResolveContext) -> Optional[str]:
+        return self.pm.hook.resolve_macro(name=name, argument=argument, context=context)
+
+    def _classify_hook(self, request: PostbackRequest, response: Answer) -> Optional[str]:
+        return self.pm.hook.classify_response(request=request, response=response)
+
+    def _build_request(self, row: Any) -> tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]:
+        """The request for a claimed delivery, after ``prepare_request`` hooks; with the template's
+        success text, and a problem sentence when a hook failed."""
+        request = PostbackRequest(
+            method=row.method,
+            url=row.url,
+            headers=headers_of(row),
+            body=row.body.encode("utf-8") if row.body else None,
+        )
+        if request.body and "content-type" not in {k.lower() for k in request.headers}:
+            kind = "application/json" if row.body.lstrip().startswith(("{", "[")) else "application/x-www-form-urlencoded"
+            request = dataclasses.replace(request, headers={**request.headers, "Content-Type": kind})
+        success_body = None
+        if row.template:
+            chosen = self.templates().get(row.template)
+            success_body = chosen.success_body if chosen else None
+        click = self.store.load_click(row.subid)
+        rule = PostbackRule(
+            id=row.rule_id, url=row.rule_url or row.url, method=row.method, source_id=row.source_id,
+            campaign_id=row.campaign_id, template=row.template,
+        )
+        context = ResolveContext(click=click, conversion=conversion_for_delivery(row, click), rule=rule)
+        for impl in reversed(self.pm.hook.prepare_request.get_hookimpls()):
+            try:
+                changed = impl.function(request=request, context=context)
+            except Exception as exc:
+                return request, context, success_body, f"prepare_request of plugin {impl.plugin_name} failed: {exc!r}"
+            if changed is not None:
+                request = changed
+        return request, context, success_body, None
+
+    # --- delivery -----------------------------------------------------------------------
+
+    def drain(self, timeout: float = 10.0) -> int:
+        """Deliver, in this thread, everything due now or falling due within ``timeout`` seconds.
+
+        :return: how many attempts were started.
+        """
+        return self.dispatcher.drain(timeout)
+
+    def start(self) -> None:
+        """Start the background dispatcher inside the host process."""
+        self.dispatcher.start()
+
+    def close(self) -> None:
+        """Stop the dispatcher (attempts in flight finish) and release the database."""
+        self.dispatcher.close()
+        self.engine.dispose()
+
+    def resend(self, delivery_id: int) -> bool:
+        """Send a delivery again now (delivered, failed or waiting); False when it cannot be."""
+        done = queue.make_due(self.engine, [delivery_id]) > 0
+        if done:
+            self.dispatcher.wake()
+        return done
+
+    # --- the log ------------------------------------------------------------------------
+
+    def attempts(
+        self,
+        subid: Optional[str] = None,
+        outcome: Optional[str] = None,
+        source_id: Optional[str] = None,
+        limit: int = 100,
+    ) -> list[PostbackAttempt]:
+        """The plugin's own attempt log, newest first."""
+        A, D = t.attempts, t.deliveries
+        query = select(A.c.id, D.c.id).select_from(A.join(D, D.c.id == A.c.delivery_id)).order_by(A.c.id.desc()).limit(limit)
+        if subid:
+            query = query.where(D.c.subid == subid)
+        if outcome:
+            query = query.where(A.c.outcome == outcome)
+        if source_id:
+            query = query.where(D.c.source_id == source_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            attempts = {r.id: r for r in conn.execute(select(A).where(A.c.id.in_([r[0] for r in rows])))}
+            deliveries = {r.id: r for r in conn.execute(select(D).where(D.c.id.in_([r[1] for r in rows])))}
+        return [attempt_from_rows(attempts[a], deliveries[d]) for a, d in rows]
+
+    def explain(self, subid: str) -> Explanation:
+        """Why each postback for this click was sent, retried, skipped or failed: failing step first."""
+        return explain_subid(self, subid)
+
+
+def _postback_pk(rule_id: str) -> int:
+    key = rule_id.split(":", 1)[1] if str(rule_id).startswith("postback:") else str(rule_id)
+    if not key.isdigit():
+        raise ConfigError(f"{rule_id!r} is not a campaign postback id (postback:N)")
+    return int(key)

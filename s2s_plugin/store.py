@@ -1,0 +1,288 @@
+"""Durable storage: postback configuration, remembered clicks, conversions and the outbox writes.
+
+``record_conversion`` is the whole of ``on_conversion``'s work: one short transaction, no network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, Optional
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hookspecs import Click, Conversion, PostbackRule
+
+from . import tables as t
+from .errors import ConfigError
+from .money import format_amount
+from .resolve import PlannedPostback
+from .rows import click_from_row, click_values, dumps, epoch, postback_rule, source_rule
+from .statuses import KnownConversion, StatusDecision, decide
+
+#: ``planner(conversion, click, rules)``: resolution, injected so this module stays free of hooks.
+Planner = Callable[[Conversion, Optional[Click], Sequence[PostbackRule]], list[PlannedPostback]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What ``record_conversion`` did: the status decision and the deliveries it queued or skipped."""
+
+    decision: StatusDecision
+    queued: int = 0
+    skipped: int = 0
+
+
+def _amount(value: Optional[Decimal]) -> Optional[str]:
+    return None if value is None else format_amount(value)
+
+
+class Store:
+    """The plugin's tables behind domain operations. Thread-safe: each call takes its own connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    def create_tables(self) -> None:
+        """Create the plugin's tables when missing (migrations take over for upgrades)."""
+        t.metadata.create_all(self.engine)
+
+    # --- configuration ------------------------------------------------------------------
+
+    def upsert_source(self, source_id: str, values: dict[str, Any]) -> PostbackRule:
+        """Create or replace the postback of source ``source_id``."""
+        now = time.time()
+        row = {**values, "source_id": source_id, "updated_at": now}
+        stmt = self._insert(t.sources).values(**row, created_at=now)
+        stmt = stmt.on_conflict_do_update(index_elements=["source_id"], set_=row)
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+            return source_rule(conn.execute(select(t.sources).where(t.sources.c.source_id == source_id)).one())
+
+    def delete_source(self, source_id: str) -> bool:
+        """Remove a source's postback; False when there was none."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(t.sources).where(t.sources.c.source_id == source_id)).rowcount > 0
+
+    def get_source(self, source_id: str) -> Optional[PostbackRule]:
+        """The postback rule of one source, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.sources).where(t.sources.c.source_id == source_id)).first()
+        return source_rule(row) if row else None
+
+    def list_sources(self) -> list[PostbackRule]:
+        """Every source's postback rule, by source id."""
+        with self.engine.connect() as conn:
+            return [source_rule(r) for r in conn.execute(select(t.sources).order_by(t.sources.c.source_id))]
+
+    def insert_postback(self, values: dict[str, Any]) -> PostbackRule:
+        """Add a campaign S2S postback."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            pk = conn.execute(insert(t.postbacks).values(**values, created_at=now, updated_at=now)).inserted_primary_key[0]
+            return postback_rule(conn.execute(select(t.postbacks).where(t.postbacks.c.id == pk)).one())
+
+    def update_postback(self, postback_id: int, values: dict[str, Any]) -> PostbackRule:
+        """Change a campaign S2S postback.
+
+        :raises ConfigError: when there is no such postback.
+        """
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.postbacks).where(t.postbacks.c.id == postback_id).values(**values, updated_at=time.time())
+            ).rowcount
+            if not done:
+                raise ConfigError(f"there is no postback postback:{postback_id}")
+            return postback_rule(conn.execute(select(t.postbacks).where(t.postbacks.c.id == postback_id)).one())
+
+    def delete_postback(self, postback_id: int) -> bool:
+        """Remove a campaign S2S postback; False when there was none."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(t.postbacks).where(t.postbacks.c.id == postback_id)).rowcount > 0
+
+    def list_postbacks(self, campaign_id: Optional[str] = None) -> list[PostbackRule]:
+        """Campaign S2S postbacks, of one campaign or of all."""
+        query = select(t.postbacks).order_by(t.postbacks.c.campaign_id, t.postbacks.c.id)
+        if campaign_id is not None:
+            query = query.where(t.postbacks.c.campaign_id == campaign_id)
+        with self.engine.connect() as conn:
+            return [postback_rule(r) for r in conn.execute(query)]
+
+    def mark_rule_gone(self, rule_id: str) -> None:
+        """Flag a rule whose target answered 410 Gone, for the operator to see."""
+        kind, _, key = rule_id.partition(":")
+        with self.engine.begin() as conn:
+            if kind == "source":
+                conn.execute(update(t.sources).where(t.sources.c.source_id == key).values(gone=True))
+            elif kind == "postback" and key.isdigit():
+                conn.execute(update(t.postbacks).where(t.postbacks.c.id == int(key)).values(gone=True))
+
+    def rules_for_click(self, conn: Connection, click: Optional[Click]) -> list[PostbackRule]:
+        """The click's source postback and its campaign's S2S postbacks."""
+        if click is None:
+            return []
+        rules: list[PostbackRule] = []
+        if click.source_id:
+            row = conn.execute(select(t.sources).where(t.sources.c.source_id == click.source_id)).first()
+            if row is not None:
+                rules.append(source_rule(row))
+        query = select(t.postbacks).where(t.postbacks.c.campaign_id == click.campaign_id).order_by(t.postbacks.c.id)
+        rules.extend(postback_rule(r) for r in conn.execute(query))
+        return rules
+
+    # --- clicks -------------------------------------------------------------------------
+
+    def save_click(self, click: Click, conn: Optional[Connection] = None) -> None:
+        """Remember a click (a repeat of the same subid replaces it)."""
+        values = click_values(click)
+        stmt = self._insert(t.clicks).values(**values)
+        stmt = stmt.on_conflict_do_update(index_elements=["subid"], set_=values)
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.engine.begin() as own:
+            own.execute(stmt)
+
+    def load_click(self, subid: str, conn: Optional[Connection] = None) -> Optional[Click]:
+        """The remembered click, or None."""
+        query = select(t.clicks).where(t.clicks.c.subid == subid)
+        if conn is None:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        else:
+            row = conn.execute(query.with_for_update() if self.engine.dialect.name == "postgresql" else query).first()
+        return click_from_row(row) if row else None
+
+    # --- conversions and the outbox -----------------------------------------------------
+
+    def record_conversion(
+        self,
+        conversion: Conversion,
+        *,
+        extra_rules: Sequence[PostbackRule],
+        planner: Planner,
+        first_delay: float,
+    ) -> Recorded:
+        """Decide what the conversion means and queue its postbacks, all in one transaction."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            if conversion.click is not None:
+                self.save_click(conversion.click, conn)
+            # Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
+            click = self.load_click(conversion.subid, conn) or conversion.click
+            known = [
+                KnownConversion(r.id, r.tid, r.status)
+                for r in conn.execute(
+                    select(t.conversions.c.id, t.conversions.c.tid, t.conversions.c.status)
+                    .where(t.conversions.c.subid == conversion.subid)
+                    .order_by(t.conversions.c.id)
+                )
+            ]
+            decision = decide(known, conversion.tid, conversion.status)
+            conversion_id = self._apply_decision(conn, conversion, decision, now)
+            conn.execute(
+                insert(t.events).values(
+                    subid=conversion.subid,
+                    conversion_id=conversion_id,
+                    tid=conversion.tid,
+                    status=conversion.status,
+                    original_status=conversion.original_status,
+                    payout=_amount(conversion.payout),
+                    decision=decision.kind,
+                    reason=decision.reason,
+                    created_at=now,
+                )
+            )
+            if not decision.fires or conversion_id is None:
+                return Recorded(decision)
+            fired = dataclasses.replace(conversion, status=decision.status, click=click)
+            rules = self.rules_for_click(conn, click) + list(extra_rules)
+            queued = skipped = 0
+            for planned in planner(fired, click, rules):
+                delivery_id = self._queue(conn, fired, conversion_id, click, planned, now, first_delay)
+                if delivery_id is None:
+                    continue  # already queued for this (conversion, status, rule)
+                if planned.state == "skipped":
+                    skipped += 1
+                    conn.execute(
+                        insert(t.attempts).values(
+                            delivery_id=delivery_id, attempt=0, outcome="skipped", method=planned.method,
+                            url=planned.url, body=planned.body, reason=planned.reason, started_at=now,
+                            reported=False, response_truncated=False,
+                        )
+                    )
+                else:
+                    queued += 1
+            return Recorded(decision, queued, skipped)
+
+    def _apply_decision(self, conn: Connection, conversion: Conversion, decision: StatusDecision, now: float) -> Optional[int]:
+        values = {
+            "status": decision.status,
+            "original_status": conversion.original_status,
+            "currency": conversion.currency,
+            "updated_at": now,
+        }
+        if conversion.payout is not None:
+            values["payout"] = _amount(conversion.payout)
+        if decision.kind == "new":
+            return conn.execute(
+                insert(t.conversions).values(
+                    subid=conversion.subid, tid=(conversion.tid or "").strip(), params=dumps(conversion.params),
+                    created_at=now, **{"payout": _amount(conversion.payout), **values},
+                )
+            ).inserted_primary_key[0]
+        if decision.kind == "change":
+            if decision.adopt_tid:
+                values["tid"] = (conversion.tid or "").strip()
+            conn.execute(update(t.conversions).where(t.conversions.c.id == decision.conversion_id).values(**values))
+        return decision.conversion_id
+
+    def _queue(
+        self,
+        conn: Connection,
+        conversion: Conversion,
+        conversion_id: int,
+        click: Optional[Click],
+        planned: PlannedPostback,
+        now: float,
+        first_delay: float,
+    ) -> Optional[int]:
+        rule = planned.rule
+        due = planned.state == "due"
+        stmt = (
+            self._insert(t.deliveries)
+            .values(
+                conversion_id=conversion_id,
+                subid=conversion.subid,
+                tid=(conversion.tid or "").strip() or None,
+                status=conversion.status,
+                rule_id=rule.id,
+                rule_url=rule.url,
+                template=rule.template,
+                source_id=rule.source_id or (click.source_id if click else None),
+                campaign_id=rule.campaign_id or (click.campaign_id if click else None),
+                payout=_amount(conversion.payout),
+                currency=conversion.currency,
+                method=planned.method,
+                url=planned.url,
+                body=planned.body,
+                headers=dumps(planned.headers) if planned.headers else None,
+                follow_redirects=rule.follow_redirects,
+                state="due" if due else "skipped",
+                attempts=0,
+                next_attempt_at=now + first_delay if due else None,
+                lease_token=0,
+                reason=planned.reason,
+                resolve_note=planned.reason if due else None,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["conversion_id", "status", "rule_id"])
+            .returning(t.deliveries.c.id)
+        )
+        row = conn.execute(stmt).first()
+        return row[0] if row else None

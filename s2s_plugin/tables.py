@@ -1,0 +1,170 @@
+"""The plugin's own tables, all prefixed ``s2s_`` so they sit beside a host's tables in one database.
+
+Times are epoch seconds (floats): compact, index-friendly and the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Postback of a traffic source: fires for every campaign whose clicks come from the source.
+sources = Table(
+    "s2s_sources",
+    metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("template", String(100)),
+    Column("url", Text, nullable=False),
+    Column("method", String(10), nullable=False, default="GET"),
+    Column("statuses", String(200), nullable=False),
+    Column("payout_mode", String(20), nullable=False, default="real"),
+    Column("payout_value", String(40)),
+    Column("min_payout", String(40)),
+    Column("body", Text),
+    Column("headers", Text),
+    Column("follow_redirects", Boolean, nullable=False, default=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("gone", Boolean, nullable=False, default=False),  # the source answered 410 Gone
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# A campaign's own S2S postbacks (Keitaro's "S2S postbacks" tab).
+postbacks = Table(
+    "s2s_postbacks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(200), nullable=False, index=True),
+    Column("name", String(200)),
+    Column("url", Text, nullable=False),
+    Column("method", String(10), nullable=False, default="GET"),
+    Column("statuses", String(200), nullable=False),
+    Column("payout_mode", String(20), nullable=False, default="real"),
+    Column("payout_value", String(40)),
+    Column("min_payout", String(40)),
+    Column("body", Text),
+    Column("headers", Text),
+    Column("follow_redirects", Boolean, nullable=False, default=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("gone", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# What on_click remembered, so a conversion resolves by subid alone.
+clicks = Table(
+    "s2s_clicks",
+    metadata,
+    Column("subid", String(200), primary_key=True),
+    Column("campaign_id", String(200), nullable=False),
+    Column("campaign_name", String(200)),
+    Column("source_id", String(100)),
+    Column("params", Text, nullable=False),
+    Column("ip", String(64)),
+    Column("user_agent", Text),
+    Column("country", String(8)),
+    Column("created_at", Float, nullable=False),
+)
+
+conversions = Table(
+    "s2s_conversions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subid", String(200), nullable=False, index=True),
+    Column("tid", String(200), nullable=False, default=""),  # "" when the network sent none
+    Column("status", String(20), nullable=False),
+    Column("original_status", String(100)),
+    Column("payout", String(40)),
+    Column("currency", String(10)),
+    Column("params", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Every on_conversion call and what was decided: the "which statuses arrived" part of explain.
+events = Table(
+    "s2s_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subid", String(200), nullable=False, index=True),
+    Column("conversion_id", Integer),
+    Column("tid", String(200)),
+    Column("status", String(20), nullable=False),
+    Column("original_status", String(100)),
+    Column("payout", String(40)),
+    Column("decision", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# The durable outbox: one row per (conversion, status, rule), whatever happens to it.
+deliveries = Table(
+    "s2s_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversion_id", Integer, nullable=False),
+    Column("subid", String(200), nullable=False, index=True),
+    Column("tid", String(200)),
+    Column("status", String(20), nullable=False),
+    Column("rule_id", String(200), nullable=False),
+    Column("rule_url", Text),
+    Column("template", String(100)),
+    Column("source_id", String(100)),
+    Column("campaign_id", String(200)),
+    Column("payout", String(40)),
+    Column("currency", String(10)),
+    Column("method", String(10), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text),
+    Column("headers", Text),
+    Column("follow_redirects", Boolean, nullable=False, default=False),
+    # due → leased → delivered | failed, or due again for a retry; skipped never leaves.
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("retry_base", Integer, nullable=False, default=0),  # attempts made before the last resend
+    Column("next_attempt_at", Float),
+    Column("lease_token", Integer, nullable=False, default=0),
+    Column("lease_until", Float),
+    Column("reason", Text),
+    Column("resolve_note", Text),  # what resolution noticed (unknown macros), repeated on every attempt
+    Column("http_status", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("conversion_id", "status", "rule_id", name="uq_s2s_delivery_once"),
+    Index("ix_s2s_deliveries_due", "state", "next_attempt_at"),
+)
+
+attempts = Table(
+    "s2s_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("method", String(10)),
+    Column("url", Text),
+    Column("body", Text),
+    Column("http_status", Integer),
+    Column("response_body", Text),
+    Column("response_truncated", Boolean, nullable=False, default=False),
+    Column("error", Text),
+    Column("reason", Text),
+    Column("duration_ms", Float),
+    Column("started_at", Float, nullable=False),
+    Column("next_attempt_at", Float),
+    # Reported to on_postback_sent: a crash between recording and reporting reports it later.
+    Column("reported", Boolean, nullable=False, default=False),
+    Index("ix_s2s_attempts_unreported", "reported"),
+)
