@@ -32,7 +32,9 @@ from .templates import build_library, find_template
 
 log = logging.getLogger("s2s_postback")
 
-PLUGIN_NAME = "s2s_postback.core"
+#: The name ``install`` registers under: the entry point's name, so ``load_setuptools_entrypoints``
+#: after ``install`` skips the environment-configured copy.
+PLUGIN_NAME = "s2s_postback"
 
 
 def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **settings: Any) -> "PostbackService":
@@ -45,6 +47,9 @@ def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **
     """
     service = PostbackService(pm, database_url, DeliverySettings.from_kwargs(**settings))
     service.create_tables()
+    loaded = pm.get_plugin(PLUGIN_NAME)
+    if loaded is not None:  # the entry-point copy, loaded before: this configured one replaces it
+        pm.unregister(loaded)
     pm.register(service, name=PLUGIN_NAME)
     return service
 

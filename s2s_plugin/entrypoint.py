@@ -1,0 +1,74 @@
+"""The plugin as an ``s2s_postback`` entry point, configured from ``S2S_*`` environment variables.
+
+For hosts that load entry points instead of calling ``install``: ``on_click`` and ``on_conversion``
+queue postbacks in ``S2S_DATABASE_URL``; an ``s2s-postback worker`` process (same variables)
+delivers them. Extension hooks (``postback_rules``, ``resolve_macro``...) come from the other
+installed entry points. A host that calls ``install`` on the same plugin manager replaces this one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import pluggy
+
+import hookspecs
+from hookspecs import Click, Conversion
+
+#: The entry point's name: ``install`` registers under it too, so loading entry points after
+#: ``install`` does not register the plugin twice.
+ENTRY_POINT_NAME = "s2s_postback"
+
+
+def build_plugin_manager(*, exclude: tuple[str, ...] = (ENTRY_POINT_NAME,)) -> pluggy.PluginManager:
+    """A plugin manager with the hook contract and the installed entry points (minus ``exclude``)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in exclude:
+        pm.set_blocked(name)
+    pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+    return pm
+
+
+class EntryPointPlugin:
+    """Queues postbacks from environment configuration; the service is built on first use."""
+
+    def __init__(self) -> None:
+        self._service = None
+        self._lock = threading.Lock()
+
+    def service(self):  # type: ignore[no-untyped-def]
+        """The ``PostbackService`` behind this plugin, built from the environment on first call."""
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    from .service import PostbackService
+                    from .settings import DeliverySettings, database_url_from_env, settings_from_env
+
+                    pm = build_plugin_manager()
+                    service = PostbackService(pm, database_url_from_env(), DeliverySettings.from_kwargs(**settings_from_env()))
+                    service.create_tables()
+                    pm.register(service, name=ENTRY_POINT_NAME)
+                    self._service = service
+        return self._service
+
+    @hookspecs.hookimpl
+    def on_click(self, click: Click) -> None:
+        """Remember the click in ``S2S_DATABASE_URL``."""
+        self.service().on_click(click=click)
+
+    @hookspecs.hookimpl
+    def on_conversion(self, conversion: Conversion) -> None:
+        """Queue the conversion's postbacks in ``S2S_DATABASE_URL`` for a worker to deliver."""
+        self.service().on_conversion(conversion=conversion)
+
+    def close(self) -> None:
+        """Release the database, if the service was built."""
+        service: Optional[object] = self._service
+        if service is not None:
+            service.close()  # type: ignore[attr-defined]
+            self._service = None
+
+
+plugin = EntryPointPlugin()
