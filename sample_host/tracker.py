@@ -512,8 +512,8 @@ class Tracker:
     def resend(self, delivery_id: int) -> None:
         """Make a delivery due again now (the dispatcher or the next ``drain`` sends it)."""
         try:
-            self.s2s.resend(delivery_id)
-        except LookupError as exc:
-            raise NotFound(f"unknown delivery {delivery_id}") from exc
+            done = self.s2s.resend(delivery_id)
         except ValueError as exc:
             raise HostError(str(exc)) from None
+        if not done:
+            raise NotFound(f"unknown delivery {delivery_id}, or it cannot be sent again")

@@ -1,0 +1,96 @@
+"""Fixtures for the sample host: a tracker on a temporary SQLite file, its app on a real port."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sample_host.app import create_app
+from sample_host.standin import StandInSource
+from sample_host.tracker import Tracker
+
+#: Retries fast enough for a test to watch a source recover.
+FAST_RETRIES = [0, 0.1, 0.2, 0.3]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file for this test."""
+    return f"sqlite:///{tmp_path / 'tracker.db'}"
+
+
+@pytest.fixture
+def tracker(database_url: str) -> Iterator[Tracker]:
+    """A tracker that may post to loopback, with fast retries, closed after the test."""
+    with Tracker(
+        database_url,
+        allow_private_targets=True,
+        retry_schedule=FAST_RETRIES,
+        connect_timeout=2.0,
+        timeout=5.0,
+        load_plugins=False,
+    ) as instance:
+        yield instance
+
+
+@dataclasses.dataclass
+class Host:
+    """The tracker's app served on loopback, with clients for its public and API endpoints."""
+
+    base_url: str
+    tracker: Tracker
+    api_token: str
+    postback_key: str
+    client: httpx.Client
+    api: httpx.Client
+
+    def click(self, campaign: str, **params: str) -> str:
+        """Click the campaign link; return the new subid."""
+        response = self.client.get(f"/c/{campaign}", params=params)
+        assert response.status_code == 302, response.text
+        return response.headers["x-subid"]
+
+    def postback(self, **params: str) -> httpx.Response:
+        """Send an inbound conversion postback with the right key."""
+        return self.client.get(f"/{self.postback_key}/postback", params=params)
+
+    def sent(self, **filters: str) -> list[dict[str, Any]]:
+        """The Sent postbacks log through the API."""
+        response = self.api.get("/api/sent-postbacks", params=filters)
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+    def received(self, **filters: str) -> list[dict[str, Any]]:
+        """The Received postbacks log through the API."""
+        response = self.api.get("/api/received-postbacks", params=filters)
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+
+@pytest.fixture
+def host(tracker: Tracker, serve_asgi: Callable[..., str]) -> Iterator[Host]:
+    """The tracker's ASGI app under uvicorn on a free loopback port (dispatcher off: tests drain)."""
+    creds = tracker.init()
+    base_url = serve_asgi(create_app(tracker))
+    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10) as client, httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10
+    ) as api:
+        yield Host(base_url, tracker, creds.api_token, creds.postback_key, client, api)
+
+
+@pytest.fixture
+def exo_campaign(host: Host, standin: StandInSource) -> str:
+    """Source ``exo`` (ExoClick template, pointed at the stand-in) and its campaign ``summer``."""
+    host.tracker.add_source(
+        "exo",
+        template="exoclick",
+        postback_url=f"{standin.url}/tag.php?goal=g1&tag={{external_id}}&value={{revenue}}",
+        statuses=["sale"],
+    )
+    host.tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/lp?click={subid}")
+    return "summer"
