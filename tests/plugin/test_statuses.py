@@ -1,0 +1,79 @@
+"""Unit tests for status mapping and the conversion status rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from s2s_plugin.errors import InputError
+from s2s_plugin.statuses import KnownConversion, decide, is_allowed_change, map_inbound_status
+
+
+@pytest.mark.parametrize(
+    "raw, mapping, expected",
+    [
+        (None, {}, "sale"),
+        ("", {}, "sale"),
+        ("approved", {}, "sale"),
+        ("PENDING", {}, "lead"),
+        ("declined", {}, "rejected"),
+        ("rebill", {}, "rebill"),
+        ("ok", {"sale_status": "ok,paid"}, "sale"),
+        ("wait", {"lead_status": "wait"}, "lead"),
+        ("bad", {"rejected_status": "bad"}, "rejected"),
+        ("test", {"ignore_status": "test,demo"}, None),
+        ("approved", {"lead_status": "approved"}, "lead"),
+    ],
+)
+def test_map_inbound_status(raw, mapping, expected) -> None:
+    assert map_inbound_status(raw, mapping) == expected
+
+
+def test_unknown_status_is_a_one_line_input_error() -> None:
+    with pytest.raises(InputError) as err:
+        map_inbound_status("weird", {})
+    assert "\n" not in str(err.value) and "weird" in str(err.value)
+
+
+def test_allowed_changes() -> None:
+    assert is_allowed_change("lead", "sale")
+    assert is_allowed_change("sale", "rejected")
+    assert not is_allowed_change("sale", "lead")
+    assert not is_allowed_change("rejected", "sale")
+
+
+def test_first_conversion_is_new() -> None:
+    assert decide([], None, "lead").kind == "new"
+
+
+def test_repeat_without_tid_does_not_fire() -> None:
+    decision = decide([KnownConversion(1, "", "sale")], None, "sale")
+    assert decision.kind == "repeat" and not decision.fires
+
+
+def test_lead_then_sale_changes_the_conversion() -> None:
+    decision = decide([KnownConversion(1, "", "lead")], "", "sale")
+    assert (decision.kind, decision.conversion_id, decision.status) == ("change", 1, "sale")
+
+
+def test_sale_then_lead_is_ignored_as_reordered() -> None:
+    decision = decide([KnownConversion(1, "", "sale")], None, "lead")
+    assert decision.kind == "ignored" and "reordered" in decision.reason
+
+
+def test_lead_without_tid_then_sale_with_tid_adopts_the_tid() -> None:
+    decision = decide([KnownConversion(1, "", "lead")], "T1", "sale")
+    assert decision.kind == "change" and decision.adopt_tid
+
+
+def test_new_tid_after_a_sale_is_a_rebill() -> None:
+    decision = decide([KnownConversion(1, "T1", "sale")], "T2", "sale")
+    assert (decision.kind, decision.status) == ("new", "rebill")
+
+
+def test_same_tid_same_status_is_a_repeat() -> None:
+    assert decide([KnownConversion(1, "T1", "sale"), KnownConversion(2, "T2", "rebill")], "T2", "rebill").kind == "repeat"
+
+
+def test_rejection_of_a_rebill_by_tid() -> None:
+    decision = decide([KnownConversion(1, "T1", "sale"), KnownConversion(2, "T2", "rebill")], "T2", "rejected")
+    assert (decision.kind, decision.conversion_id) == ("change", 2)
