@@ -1,0 +1,95 @@
+"""Redaction of marked secrets in what the log keeps: URLs and bodies of attempts, explain output.
+
+A postback rule (or the template it comes from) lists ``secrets``: names of query parameters, form
+or JSON body fields and headers whose values must not be shown. The request is sent unchanged; the
+Sent postbacks log, ``on_postback_sent`` and ``explain`` show ``[redacted]`` in their place::
+
+    s2s.add_source("exo", postback_url="https://s.example/pb?cid={external_id}&api_key=SeCrEt",
+                   secrets=["api_key"])
+    # logged as https://s.example/pb?cid=abc&api_key=[redacted]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+MASK = "[redacted]"
+
+
+def parse_secrets(value: Optional[Iterable[str] | str]) -> tuple[str, ...]:
+    """Secret names from a list or a comma list, lower-cased, without blanks or repeats."""
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(dict.fromkeys(str(item).strip().lower() for item in items if str(item).strip()))
+
+
+def join_secrets(names: Iterable[str]) -> Optional[str]:
+    """The stored (comma list) form of secret names; None for none."""
+    parsed = parse_secrets(list(names))
+    return ",".join(parsed) or None
+
+
+def redact_url(url: str, secrets: Iterable[str]) -> str:
+    """``url`` with the values of secret query parameters (and a userinfo password) masked."""
+    names = set(parse_secrets(list(secrets)))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    query = parts.query
+    if names and query:
+        pieces = []
+        for piece in query.split("&"):
+            name = piece.split("=", 1)[0]
+            pieces.append(f"{name}={quote(MASK)}" if _unquote(name).lower() in names else piece)
+        query = "&".join(pieces)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def redact_body(body: Optional[str], secrets: Iterable[str]) -> Optional[str]:
+    """A JSON or form body with the values of secret fields masked (other bodies unchanged)."""
+    names = set(parse_secrets(list(secrets)))
+    if not body or not names:
+        return body
+    stripped = body.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return json.dumps(_mask_json(json.loads(body), names), ensure_ascii=False)
+        except ValueError:
+            return body
+    if "=" in body:
+        pairs = parse_qsl(body, keep_blank_values=True)
+        if any(name.lower() in names for name, _ in pairs):
+            return "&".join(
+                f"{quote(name)}={quote(MASK) if name.lower() in names else quote(value)}" for name, value in pairs
+            )
+    return body
+
+
+def redact_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
+    """Headers with secret ones (and ``Authorization`` always) masked."""
+    names = set(parse_secrets(list(secrets))) | {"authorization", "proxy-authorization"}
+    return {key: MASK if key.lower() in names else value for key, value in headers.items()}
+
+
+def _mask_json(value: Any, names: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: MASK if str(k).lower() in names else _mask_json(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_json(v, names) for v in value]
+    return value
+
+
+def _unquote(text: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(text)
