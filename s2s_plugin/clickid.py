@@ -93,8 +93,8 @@ def describe_click_id_problem(
         if source_macro and text == source_macro:
             return (
                 f"the click's {param} is {text!r}, {whose} own macro, which the source did not substitute: "
-                f"the link was opened outside the source's campaign (a test or a bot), or the source "
-                f"does not recognise the macro; send real traffic through the source with {example}"
+                f"the campaign link ({example}) was opened outside the source's campaign (a test click or "
+                "a bot), so only clicks the source sends can be reported"
             )
         return f"the click's {param} is {text!r}, a macro the source did not substitute: {fix}"
     return f"the click's {param} is {text!r}, which is not a click id: {fix}"
