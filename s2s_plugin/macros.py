@@ -48,14 +48,25 @@ def find_macros(template: str) -> list[MacroUse]:
     ]
 
 
+# Text that cannot be UTF-8 (a lone surrogate from a badly decoded click) becomes "?" instead of
+# failing the whole conversion.
 def encode_url_value(value: str) -> str:
     """Percent-encode a value so it can never change a URL's structure (``&=#?/``, spaces, CR/LF, unicode)."""
-    return quote(value, safe="")
+    return quote(value, safe="", errors="replace")
 
 
 def encode_raw_value(value: str) -> str:
     """Encode only what no URL may contain; structure characters pass through (``{_name}``)."""
-    return quote(value, safe=_RAW_SAFE)
+    return quote(value, safe=_RAW_SAFE, errors="replace")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def encode_header_value(value: str) -> str:
+    """A value for an HTTP header: control characters (CR/LF above all) dropped, so a value can
+    never add a header or end the request's head."""
+    return _CONTROL.sub("", value)
 
 
 def encode_json_value(value: str) -> str:
@@ -66,6 +77,7 @@ def encode_json_value(value: str) -> str:
 ENCODERS: dict[str, Callable[[str], str]] = {
     "url": encode_url_value,
     "json": encode_json_value,
+    "header": encode_header_value,
     "text": lambda value: value,
 }
 
@@ -76,7 +88,8 @@ def render(template: str, lookup: Lookup, *, encoding: str = "url") -> Rendered:
     :param lookup: ``lookup(name, argument)`` returns the value, or None for an unknown macro
         (rendered empty and listed in ``Rendered.unknown``).
     :param encoding: how ``{name}`` values are escaped: ``url`` (percent-encoding), ``json`` (inside a
-        JSON string) or ``text``. ``{_name}`` values are inserted raw (in URLs, minus what no URL may hold).
+        JSON string), ``header`` (control characters dropped) or ``text``. ``{_name}`` values are
+        inserted raw (in URLs minus what no URL may hold, in headers minus control characters).
     """
     unknown: list[str] = []
     encode = ENCODERS[encoding]
@@ -91,7 +104,9 @@ def render(template: str, lookup: Lookup, *, encoding: str = "url") -> Rendered:
             unknown.append(match.group(0))
             return ""
         if raw:
-            return encode_raw_value(value) if encoding == "url" else value
+            if encoding == "url":
+                return encode_raw_value(value)
+            return encode_header_value(value) if encoding == "header" else value
         return encode(value)
 
     text = MACRO_RE.sub(substitute, template or "")

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 from hookspecs import Click, Conversion, PostbackRule, ResolveContext, SourceTemplate
 
-from .clickid import describe_click_id_problem, usable_click_id
+from .clickid import click_id_of, describe_click_id_problem
 from .macros import find_macros, render
 from .money import apply_payout_mode, format_amount
-from .values import MacroValues, canonical_name
+from .values import MacroValues, canonical_name, did_you_mean
 
 #: ``hook(name, argument, context)``: the ``resolve_macro`` hook, or None.
 MacroHook = Callable[[str, Optional[str], ResolveContext], Optional[str]]
@@ -64,7 +64,37 @@ def plan(
     macro_hook: Optional[MacroHook] = None,
 ) -> list[PlannedPostback]:
     """Plan every rule for ``conversion`` (whose ``status`` is the status being fired)."""
-    return [plan_one(conversion, click, rule, templates=templates or {}, macro_hook=macro_hook) for rule in rules]
+    templates = templates or {}
+    source = source_template(click, rules, templates)
+    return [
+        plan_one(conversion, click, rule, templates=templates, macro_hook=macro_hook, source=source)
+        for rule in rules
+    ]
+
+
+def source_template(
+    click: Optional[Click], rules: Sequence[PostbackRule], templates: Mapping[str, SourceTemplate]
+) -> Optional[SourceTemplate]:
+    """The template of the click's traffic source, when its postback was set up from one.
+
+    Campaign postbacks have no template of their own, but the click id they need still comes from
+    the source, so this is what tells an operator which macro belongs in the campaign link.
+    """
+    if click is None or not click.source_id:
+        return None
+    for rule in rules:
+        if rule.source_id == click.source_id and rule.template and rule.template in templates:
+            return templates[rule.template]
+    return None
+
+
+def rule_template(
+    rule: PostbackRule, templates: Mapping[str, SourceTemplate], source: Optional[SourceTemplate] = None
+) -> Optional[SourceTemplate]:
+    """The template that explains ``rule``'s click id: its own, else the click's source's."""
+    if rule.template and rule.template in templates:
+        return templates[rule.template]
+    return source
 
 
 def plan_one(
@@ -74,8 +104,12 @@ def plan_one(
     *,
     templates: Mapping[str, SourceTemplate],
     macro_hook: Optional[MacroHook] = None,
+    source: Optional[SourceTemplate] = None,
 ) -> PlannedPostback:
-    """Plan one rule: check it applies, then render its URL, body and headers."""
+    """Plan one rule: check it applies, then render its URL, body and headers.
+
+    :param source: the click's source template (see ``source_template``), for click-id hints.
+    """
     method = (rule.method or "GET").upper()
 
     def skipped(reason: str, url: str = rule.url) -> PlannedPostback:
@@ -92,12 +126,14 @@ def plan_one(
             f"click {conversion.subid} is unknown to the postback plugin: the host must call on_click "
             "for every click, or pass conversion.click"
         )
-    if uses_click_id(rule) and not usable_click_id(click.params.get("external_id")):
-        template = templates.get(rule.template or "") if rule.template else None
+    template = rule_template(rule, templates, source)
+    param = template.click_id_param if template else "external_id"
+    if uses_click_id(rule) and click_id_of(click, param) is None:
         problem = describe_click_id_problem(
-            click.params.get("external_id"),
-            param=template.click_id_param if template else "external_id",
+            click.params.get(param),
+            param=param,
             source_macro=template.source_macro if template else None,
+            source_name=(template.title or template.name) if template else None,
         )
         return skipped(f"{what} needs the source's click id, but {problem}")
     amount = apply_payout_mode(conversion.payout, rule.payout_mode, rule.payout_value)
@@ -106,7 +142,7 @@ def plan_one(
             f"payout {format_amount(amount) or 'none'} is below {what}'s minimum of {format_amount(rule.min_payout)}"
         )
 
-    values = MacroValues(click, conversion, rule, amount)
+    values = MacroValues(click, conversion, rule, amount, click_id_param=param)
     context = ResolveContext(click=click, conversion=conversion, rule=rule)
 
     def lookup(name: str, argument: Optional[str]) -> Optional[str]:
@@ -118,7 +154,7 @@ def plan_one(
 
     url = render(rule.url, lookup, encoding="url")
     body = render(rule.body, lookup, encoding=body_encoding(rule.body)) if rule.body else None
-    headers = {key: render(value, lookup, encoding="text").text for key, value in rule.headers.items()}
+    headers = {key: render(value, lookup, encoding="header").text for key, value in rule.headers.items()}
     unknown = url.unknown + (body.unknown if body else ())
     scheme = urlsplit(url.text).scheme.lower()
     if scheme not in ("http", "https"):
@@ -126,6 +162,9 @@ def plan_one(
     reason = None
     if unknown:
         reason = f"unknown macro{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} rendered empty"
+        hints = [hint for hint in (did_you_mean(m) for m in unknown) if hint]
+        if hints:
+            reason += f" ({'; '.join(hints)})"
     return PlannedPostback(
         rule, "due", method, url.text, body.text if body else None, headers, reason, unknown
     )

@@ -6,6 +6,7 @@ Keitaro-compatible names, plus the aliases operators paste from Binom and Voluum
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import random
 import zoneinfo
 from collections.abc import Mapping
@@ -17,7 +18,9 @@ from hookspecs import Click, Conversion, PostbackRule
 from .money import format_amount
 from .phpdate import php_date
 
-#: Alias → canonical macro name.
+#: Alias → canonical macro name. Keitaro's own spellings first, then what operators paste from
+#: Binom (``{externalid}``, ``{cnv_status}``, ``{cnv_currency}``, ``{clickcost}``, ``{trafficsource}``)
+#: and Voluum (``{externalid}``, ``{payout}``) postback URLs.
 ALIASES: Mapping[str, str] = {
     "payout": "revenue",
     "conversion_revenue": "revenue",
@@ -26,10 +29,14 @@ ALIASES: Mapping[str, str] = {
     "ts_id": "source",
     "source_id": "source",
     "traffic_source_id": "source",
+    "trafficsource": "source",
     "sub_id": "subid",
     "transaction_id": "tid",
     "txid": "tid",
     "conversion_status": "status",
+    "cnv_status": "status",
+    "cnv_currency": "currency",
+    "clickcost": "cost",
     "campaign": "campaign_id",
     "ua": "user_agent",
     "country_code": "country",
@@ -47,7 +54,41 @@ BUILTIN_NAMES = frozenset(
     | {f"sub_id_{n}" for n in range(1, 31)}
 )
 
+#: Every name a macro may use without a click parameter of that name: built-ins and aliases.
+KNOWN_NAMES = BUILTIN_NAMES | frozenset(ALIASES)
+
+#: Macros that take an argument, and what the argument means (for the linter and the README).
+PARAMETERISED = {
+    "status": "source's names for statuses: {status:lead=0 sale=1 rejected=2}",
+    "date": "PHP date letters and an optional IANA zone: {date:Y-m-d H:i:s,Europe/Kyiv}",
+    "conversion_datetime": "like date",
+    "click_datetime": "like date, for the click's time",
+    "random": "a range: {random:1,999999}",
+}
+
 _DEFAULT_DATE = "Y-m-d H:i:s"
+
+
+def is_known(name: str) -> bool:
+    """Whether ``name`` is a built-in macro or an alias of one (case-insensitive, raw ``_`` allowed)."""
+    return canonical_name(name.lstrip("_")) in BUILTIN_NAMES
+
+
+def closest_known(name: str) -> Optional[str]:
+    """The macro name ``name`` most likely misspells (``externa_id`` → ``external_id``, ``payot`` →
+    ``payout``), or None when nothing is close."""
+    match = difflib.get_close_matches(name.lower().lstrip("_"), sorted(KNOWN_NAMES), n=1, cutoff=0.8)
+    return match[0] if match else None
+
+
+def did_you_mean(macro_text: str) -> Optional[str]:
+    """``"{externa_id}"`` → ``"did you mean {external_id}?"``; None when nothing is close."""
+    name = macro_text.strip("{}").split(":", 1)[0]
+    raw = name.startswith("_")
+    best = closest_known(name)
+    if best is None or best == name.lower().lstrip("_"):
+        return None
+    return f"did you mean {{{'_' if raw else ''}{best}}}?"
 
 
 def canonical_name(name: str) -> str:
@@ -67,11 +108,18 @@ class MacroValues:
         amount: Optional[Decimal],
         *,
         rng: Optional[random.Random] = None,
+        click_id_param: str = "external_id",
     ) -> None:
+        """
+        :param amount: the payout after the rule's payout mode (what ``{revenue}`` reports).
+        :param click_id_param: the click parameter holding the source's click id (the template's
+            ``click_id_param``); ``{external_id}`` reads it.
+        """
         self.click = click
         self.conversion = conversion
         self.rule = rule
         self.amount = amount
+        self.click_id_param = click_id_param
         self._rng = rng or random.SystemRandom()
 
     def click_param(self, name: str) -> Optional[str]:
@@ -98,7 +146,7 @@ class MacroValues:
         if key == "subid":
             return conv.subid
         if key == "external_id":
-            return self.click_param("external_id") or ""
+            return self.click_param(self.click_id_param) or self.click_param("external_id") or ""
         if key == "tid":
             return conv.tid or ""
         if key == "status":
@@ -181,11 +229,12 @@ def format_date(moment: dt.datetime, argument: str) -> str:
 
 
 def parse_random_range(argument: str) -> tuple[int, int]:
-    """``"1,999999"`` → ``(1, 999999)``; bad or reversed ranges fall back to sensible bounds."""
+    """``"1,999999"`` → ``(1, 999999)``; ``"99"`` → ``(1, 99)``; reversed ranges are swapped and
+    anything unreadable falls back to ``(1, 999999999)`` (the linter reports it)."""
     parts = [p.strip() for p in argument.split(",")]
     try:
-        low, high = int(parts[0]), int(parts[1])
-    except (ValueError, IndexError):
+        low, high = (1, int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except ValueError:
         return 1, 999_999_999
     return (low, high) if low <= high else (high, low)
 

@@ -9,6 +9,7 @@ source's click id, so the log shows a delivery, a retry and a skip side by side.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-from starlette.testclient import TestClient
+import httpx
 
 from .app import create_app
 from .errors import HostError
@@ -64,14 +65,16 @@ def _path_of(url: str) -> str:
 
 
 class _Demo:
-    def __init__(self, tracker: Tracker, client: TestClient, postback_key: str, echo: Echo) -> None:
+    """Visitors and networks talking to the tracker's real ASGI app, in process."""
+
+    def __init__(self, tracker: Tracker, client: httpx.AsyncClient, postback_key: str, echo: Echo) -> None:
         self.tracker = tracker
         self.client = client
         self.key = postback_key
         self.echo = echo
 
-    def click(self, campaign: str, **params: str) -> str:
-        response = self.client.get(f"/c/{campaign}", params=params, follow_redirects=False)
+    async def click(self, campaign: str, **params: str) -> str:
+        response = await self.client.get(f"/c/{campaign}", params=params, follow_redirects=False)
         if response.status_code != 302:
             raise HostError(f"the demo click on {campaign} got {response.status_code}: {response.text.strip()}")
         subid = response.headers["x-subid"]
@@ -79,27 +82,30 @@ class _Demo:
         self.echo(f"  click    /c/{campaign}?{shown}  -> subid {subid}")
         return subid
 
-    def conversion(self, subid: str, **params: str) -> None:
-        response = self.client.get(f"/{self.key}/postback", params={"subid": subid, **params})
+    async def conversion(self, subid: str, **params: str) -> None:
+        response = await self.client.get(f"/{self.key}/postback", params={"subid": subid, **params})
         shown = " ".join(f"{k}={v}" for k, v in params.items())
         self.echo(f"  postback subid={subid} {shown}  -> {response.status_code} {response.text.strip()}")
         if response.status_code != 200:
             raise HostError(f"the demo conversion for {subid} was refused: {response.text.strip()}")
 
-    def deliver(self, timeout: float = 15.0) -> None:
-        """Drain the outbox until no delivery is waiting for a retry (or ``timeout`` passes)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.tracker.s2s.drain(timeout=max(1.0, deadline - time.monotonic()))
-            if not self._waiting_for_retry() or time.monotonic() >= deadline:
-                return
-            time.sleep(0.1)
 
-    def _waiting_for_retry(self) -> bool:
-        latest: dict[int, str] = {}
-        for row in self.tracker.sent_postbacks(limit=10_000):
-            latest[row["delivery_id"]] = row["outcome"]
-        return any(outcome == "retrying" for outcome in latest.values())
+def deliver_all(tracker: Tracker, timeout: float = 15.0) -> None:
+    """Drain the outbox until no delivery is waiting for a retry (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tracker.s2s.drain(timeout=max(1.0, deadline - time.monotonic()))
+        if not _waiting_for_retry(tracker) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.1)
+
+
+def _waiting_for_retry(tracker: Tracker) -> bool:
+    # The host's own log knows: a delivery whose latest attempt says "retrying" is still due.
+    latest: dict[int, str] = {}
+    for row in tracker.sent_postbacks(limit=10_000):
+        latest[row["delivery_id"]] = row["outcome"]
+    return any(outcome == "retrying" for outcome in latest.values())
 
 
 def run_demo(echo: Echo = print, keep: bool = False, workdir: Optional[Path] = None) -> DemoResult:
@@ -117,6 +123,31 @@ def run_demo(echo: Echo = print, keep: bool = False, workdir: Optional[Path] = N
     finally:
         if own_dir and not keep:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+async def _traffic(tracker: Tracker, postback_key: str, echo: Echo) -> dict[str, str]:
+    """Clicks and conversions through the tracker's web app; returns the subids by role."""
+    transport = httpx.ASGITransport(app=create_app(tracker))
+    async with httpx.AsyncClient(transport=transport, base_url="http://tracker.local") as client:
+        demo = _Demo(tracker, client, postback_key, echo)
+        echo("")
+        echo("Clicks (each source substituted its click id into the campaign link):")
+        subids = {
+            "lead_then_sale": await demo.click("exo-summer", external_id="exo-8f14e45f", sub_id_1="banner 300x250"),
+            "retried": await demo.click("propeller-vpn", external_id="pa-2c9a1", sub_id_1="zone-1187"),
+            "rejected": await demo.click("ts-dating", external_id="ts-77d3b0"),
+            # Opened without the source's substitution: the macro is still in the link.
+            "skipped": await demo.click("exo-summer", external_id="{conversions_tracking}"),
+        }
+        echo("")
+        echo("Conversions (inbound postbacks from affiliate networks):")
+        await demo.conversion(subids["lead_then_sale"], status="lead", tid="T-1001")
+        await demo.conversion(subids["lead_then_sale"], status="approved", payout="2.50", currency="USD", tid="T-1001")
+        await demo.conversion(subids["retried"], status="sale", payout="1.2", currency="USD", tid="T-2001")
+        await demo.conversion(subids["rejected"], status="sale", payout="0.85", currency="EUR", tid="T-3001")
+        await demo.conversion(subids["rejected"], status="chargeback", tid="T-3001")
+        await demo.conversion(subids["skipped"], status="sale", payout="4", currency="USD", tid="T-4001")
+    return subids
 
 
 def _run(standin: StandInSource, database_url: str, echo: Echo, keep: bool) -> DemoResult:
@@ -154,29 +185,10 @@ def _run(standin: StandInSource, database_url: str, echo: Echo, keep: bool) -> D
         echo("Campaigns: exo-summer, propeller-vpn, ts-dating; exo-summer also has an S2S postback (lead, sale):")
         echo(f"  {partner_url}")
 
-        client = TestClient(create_app(tracker), base_url="http://tracker.local")
-        demo = _Demo(tracker, client, creds.postback_key, echo)
-        echo("")
-        echo("Clicks (each source substituted its click id into the campaign link):")
-        subids = {
-            "lead_then_sale": demo.click("exo-summer", external_id="exo-8f14e45f", sub_id_1="banner 300x250"),
-            "retried": demo.click("propeller-vpn", external_id="pa-2c9a1", sub_id_1="zone-1187"),
-            "rejected": demo.click("ts-dating", external_id="ts-77d3b0"),
-            # Opened without the source's substitution: the macro is still in the link.
-            "skipped": demo.click("exo-summer", external_id="{conversions_tracking}"),
-        }
-        echo("")
-        echo("Conversions (inbound postbacks from affiliate networks):")
-        demo.conversion(subids["lead_then_sale"], status="lead", tid="T-1001")
-        demo.conversion(subids["lead_then_sale"], status="approved", payout="2.50", currency="USD", tid="T-1001")
-        demo.conversion(subids["retried"], status="sale", payout="1.2", currency="USD", tid="T-2001")
-        demo.conversion(subids["rejected"], status="sale", payout="0.85", currency="EUR", tid="T-3001")
-        demo.conversion(subids["rejected"], status="chargeback", tid="T-3001")
-        demo.conversion(subids["skipped"], status="sale", payout="4", currency="USD", tid="T-4001")
-
+        subids = asyncio.run(_traffic(tracker, creds.postback_key, echo))
         echo("")
         echo("Delivering (PropellerAds answers 503 twice, then recovers)...")
-        demo.deliver()
+        deliver_all(tracker)
         sent = tracker.sent_postbacks(limit=1000)
         echo("")
         echo("Sent postbacks log")
