@@ -34,7 +34,7 @@ from hookspecs import PostbackAttempt, PostbackRequest, ResolveContext
 from . import queue
 from .hosts import host_key
 from .policy import DELIVERED, RETRY, next_delay
-from .redact import parse_secrets, redact_body, redact_url
+from .redact import parse_secrets, redact, redact_body, redact_url
 from .rows import aware, loads
 from .sender import AttemptResult, Sender
 from .settings import DeliverySettings
@@ -61,7 +61,8 @@ class _Done:
 class Dispatcher:
     """Claims and delivers due postbacks with at most ``max_concurrency`` in flight.
 
-    :param build: ``build(row) -> (request, context, success_body, problem)`` for a claimed delivery row.
+    :param build: ``build(row) -> (request, context, success_body, problem)`` for a claimed delivery
+        row; ``problem`` (a sentence naming the failing plugin) means the request must not be sent.
     :param report: called with every ``PostbackAttempt`` (``on_postback_sent``).
     :param on_gone: called with a rule id whose target answered 410 Gone.
     """
@@ -201,8 +202,10 @@ class Dispatcher:
                     continue
             pause = self.settings.poll_interval
             if self._soonest_retry is not None:
-                pause = max(0.0, min(pause, self._soonest_retry - time.time()))
-            self._wait(pause)
+                pause = min(pause, self._soonest_retry - time.time())
+            if self._busy():  # claims held: wake in time to renew them
+                pause = min(pause, self._renew_at - time.monotonic())
+            self._wait(max(0.0, pause))
 
     def _step(self) -> int:
         """One turn: write finished attempts, report, renew leases, claim and start more."""
@@ -346,25 +349,30 @@ class Dispatcher:
         if expired:
             result = AttemptResult("failed", expired)
         elif problem:
-            result = AttemptResult("failed", problem)
+            # A plugin could not prepare the request (see docs/hooks.md): nothing is sent, and the
+            # delivery retries on its schedule, so a fixed plugin or setting still delivers it.
+            result = AttemptResult(RETRY, f"not sent: {problem}", error=problem)
         else:
             result = self.sender.send(request, success_body=success_body, follow_redirects=bool(row.follow_redirects))
         attempt_no = row.attempts + 1
         state, next_at, reason = self._decide(row, result, attempt_no)
         if row.resolve_note:
             reason = f"{reason}; {row.resolve_note}"
-        secrets = parse_secrets(row.secrets)
+        # Marked names (the rule's secrets) and marked values (a prepare_request hook's) are
+        # redacted wherever the attempt is recorded.
+        names, values_ = parse_secrets(row.secrets), request.secrets
+        reason = redact(reason, values_) or reason
         body = request.body.decode("utf-8", "replace") if request.body else None
         values = {
             "attempt": attempt_no,
             "outcome": {"delivered": "delivered", "due": "retrying"}.get(state, "failed"),
             "method": request.method,
-            "url": redact_url(request.url, secrets),
-            "body": redact_body(body, secrets),
+            "url": redact(redact_url(request.url, names), values_),
+            "body": redact(redact_body(body, names), values_),
             "http_status": result.http_status,
-            "response_body": result.response_body,
+            "response_body": redact(result.response_body, values_),
             "response_truncated": result.response_truncated,
-            "error": result.error,
+            "error": redact(result.error, values_),
             "reason": reason,
             "duration_ms": result.duration_ms,
             "started_at": started_at,

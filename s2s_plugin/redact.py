@@ -1,12 +1,18 @@
-"""Redaction of marked secrets in what the log keeps: URLs and bodies of attempts, explain output.
+"""Keeping secrets out of everything that is recorded: attempt URLs, bodies, answers, explain.
 
-A postback rule (or the template it comes from) lists ``secrets``: names of query parameters, form
-or JSON body fields and headers whose values must not be shown. The request is sent unchanged; the
-Sent postbacks log, ``on_postback_sent`` and ``explain`` show ``[redacted]`` in their place::
+Two ways to mark a secret:
+
+- by value: ``PostbackRequest.secrets`` lists text a ``prepare_request`` hook put in the request
+  (a token in a header, a signature); every occurrence, URL-encoded forms included, is replaced.
+- by name: a postback rule's (or its template's) ``secrets`` lists names of query parameters, form
+  or JSON body fields and headers whose values are secret, whatever they are::
 
     s2s.add_source("exo", postback_url="https://s.example/pb?cid={external_id}&api_key=SeCrEt",
                    secrets=["api_key"])
-    # logged as https://s.example/pb?cid=abc&api_key=[redacted]
+    # logged as https://s.example/pb?cid=abc&api_key=%5BREDACTED%5D
+
+The request is sent unchanged; the Sent postbacks log, ``on_postback_sent`` and ``explain`` show
+``[REDACTED]`` instead.
 """
 
 from __future__ import annotations
@@ -14,10 +20,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
-MASK = "[redacted]"
+REDACTED = "[REDACTED]"
+MASK = REDACTED
 
+
+def _forms(secret: str) -> set[str]:
+    # A secret may come back percent-encoded (in a URL) or JSON-escaped (echoed in an answer).
+    return {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
+
+
+def redact(text: Optional[str], secrets: Iterable[str]) -> Optional[str]:
+    """``text`` with every occurrence of every secret (and its URL-encoded forms) replaced."""
+    if not text:
+        return text
+    forms = sorted({form for secret in secrets if secret for form in _forms(secret)}, key=len, reverse=True)
+    for form in forms:
+        text = text.replace(form, REDACTED)
+    return text
 
 def parse_secrets(value: Optional[Iterable[str] | str]) -> tuple[str, ...]:
     """Secret names from a list or a comma list, lower-cased, without blanks or repeats."""
@@ -90,6 +111,4 @@ def _mask_json(value: Any, names: set[str]) -> Any:
 
 
 def _unquote(text: str) -> str:
-    from urllib.parse import unquote_plus
-
     return unquote_plus(text)
