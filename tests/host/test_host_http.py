@@ -165,6 +165,7 @@ def test_a_wrong_postback_key_is_refused_and_logged(host: Host, exo_campaign: st
         (b"{not json", "application/json", "not valid JSON"),
         (b"[1, 2]", "application/json", "must be an object"),
         (b'{"subid": {"a": 1}}', "application/json", "must be a string or a number"),
+        (b"--x\r\ngarbage", "multipart/form-data", "not a valid form"),
     ],
 )
 def test_bad_postback_bodies_get_a_400(host: Host, body: bytes, content_type: str, fragment: str) -> None:
