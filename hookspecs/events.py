@@ -108,12 +108,23 @@ class SourceTemplate:
 
 @dataclasses.dataclass(frozen=True)
 class PostbackRequest:
-    """The HTTP request a postback becomes. ``prepare_request`` hooks return a changed copy."""
+    """The HTTP request a postback becomes. ``prepare_request`` hooks return a changed copy.
+
+    ``template`` and ``rule_id`` say which source template and postback rule the request was
+    resolved from, so ``classify_response`` can recognise its own source's answers even when the
+    URL points elsewhere (a test sink, a proxy). ``secrets`` lists text that must never reach a
+    log: a token a ``prepare_request`` hook put in a header, the URL or the body. Each is replaced
+    by ``[REDACTED]`` wherever the attempt is recorded (URL, body, response, reason, error).
+    Keep all of them with ``dataclasses.replace(request, ...)``.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     body: Optional[bytes] = None
+    template: Optional[str] = None
+    rule_id: Optional[str] = None
+    secrets: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hookspecs import PostbackAttempt, PostbackRequest, ResolveContext
 
 from . import queue
 from .policy import DELIVERED, RETRY, next_delay
+from .redact import redact
 from .rows import aware, loads
 from .sender import AttemptResult, Sender
 from .settings import DeliverySettings
@@ -33,7 +34,8 @@ _ORPHAN_REPORT_AFTER = 300.0
 class Dispatcher:
     """Claims and delivers due postbacks with at most ``max_concurrency`` in flight.
 
-    :param build: ``build(row) -> (request, context, success_body)`` for a claimed delivery row.
+    :param build: ``build(row) -> (request, context, success_body, problem)`` for a claimed delivery
+        row; ``problem`` (a sentence naming the failing plugin) means the request must not be sent.
     :param report: called with every ``PostbackAttempt`` (``on_postback_sent``).
     :param on_gone: called with a rule id whose target answered 410 Gone.
     """
@@ -194,23 +196,27 @@ class Dispatcher:
         started_at = time.time()
         request, _context, success_body, problem = self._build(row)
         if problem:
-            result = AttemptResult("failed", problem)
+            # A plugin could not prepare the request (see docs/hooks.md): nothing is sent, and the
+            # delivery retries on its schedule, so a fixed plugin or setting still delivers it.
+            result = AttemptResult(RETRY, f"not sent: {problem}", error=problem)
         else:
             result = self.sender.send(request, success_body=success_body, follow_redirects=bool(row.follow_redirects))
         attempt_no = row.attempts + 1
         state, next_at, reason = self._decide(row, result, attempt_no)
         if row.resolve_note:
             reason = f"{reason}; {row.resolve_note}"
+        secrets = request.secrets
+        reason = redact(reason, secrets) or reason
         attempt_values = {
             "attempt": attempt_no,
             "outcome": {"delivered": "delivered", "due": "retrying"}.get(state, "failed"),
             "method": request.method,
-            "url": request.url,
-            "body": request.body.decode("utf-8", "replace") if request.body else None,
+            "url": redact(request.url, secrets),
+            "body": redact(request.body.decode("utf-8", "replace"), secrets) if request.body else None,
             "http_status": result.http_status,
-            "response_body": result.response_body,
+            "response_body": redact(result.response_body, secrets),
             "response_truncated": result.response_truncated,
-            "error": result.error,
+            "error": redact(result.error, secrets),
             "reason": reason,
             "duration_ms": result.duration_ms,
             "started_at": started_at,
@@ -227,9 +233,9 @@ class Dispatcher:
             self._on_gone(row.rule_id)
         attempt = PostbackAttempt(
             delivery_id=row.id, subid=row.subid, tid=row.tid, status=row.status, source_id=row.source_id,
-            campaign_id=row.campaign_id, rule_id=row.rule_id, method=request.method, url=request.url,
+            campaign_id=row.campaign_id, rule_id=row.rule_id, method=request.method, url=attempt_values["url"],
             body=attempt_values["body"], attempt=attempt_no, outcome=attempt_values["outcome"],
-            http_status=result.http_status, response_body=result.response_body, error=result.error,
+            http_status=result.http_status, response_body=attempt_values["response_body"], error=attempt_values["error"],
             reason=reason, duration_ms=result.duration_ms, started_at=aware(started_at),
             next_attempt_at=aware(next_at), response_truncated=result.response_truncated,
         )

@@ -16,19 +16,21 @@ import pluggy
 import hookspecs
 from hookspecs import Click, Conversion
 
+from .plugins import OWN_ENTRY_POINT, make_plugin_manager
+
 #: The entry point's name: ``install`` registers under it too, so loading entry points after
 #: ``install`` does not register the plugin twice.
-ENTRY_POINT_NAME = "s2s_postback"
+ENTRY_POINT_NAME = OWN_ENTRY_POINT
 
 
-def build_plugin_manager(*, exclude: tuple[str, ...] = (ENTRY_POINT_NAME,)) -> pluggy.PluginManager:
-    """A plugin manager with the hook contract and the installed entry points (minus ``exclude``)."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
-    for name in exclude:
-        pm.set_blocked(name)
-    pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
-    return pm
+def build_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager with the hook contract and the installed third-party plugins.
+
+    Built by ``s2s_plugin.plugins.make_plugin_manager``: a plugin that fails to load is skipped
+    with a warning (``S2S_PLUGINS_STRICT=1`` raises), ``S2S_DISABLE_PLUGINS`` is honoured, and this
+    plugin's own entry point is left for the caller to replace with a configured service.
+    """
+    return make_plugin_manager()
 
 
 class EntryPointPlugin:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from . import tables as t
 from .clickid import describe_click_id_problem, usable_click_id
+from .hookcalls import is_failure_note
 from .resolve import describe_rule, uses_click_id
 from .rows import aware
 
@@ -107,7 +108,10 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
         network = f" (network said {event.original_status!r})" if event.original_status and event.original_status != event.status else ""
         tid = f", tid {event.tid}" if event.tid else ""
         payout = f", payout {event.payout}" if event.payout else ""
-        lines.append(f"{_when(event.created_at)}: conversion status {event.status}{network}{tid}{payout}: {event.reason}.")
+        sentence = f"{_when(event.created_at)}: conversion status {event.status}{network}{tid}{payout}: {event.reason}."
+        if is_failure_note(event.reason):  # a plugin's postback rules are missing for it
+            problems.append(sentence)
+        lines.append(sentence)
 
     by_delivery: dict[int, list[Any]] = {}
     for attempt in attempts:

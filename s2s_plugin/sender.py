@@ -6,7 +6,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urljoin
 
 import httpx
@@ -17,11 +17,25 @@ from .policy import DELIVERED, FAILED, RETRY, classify_status, parse_retry_after
 from .safety import check_target
 from .settings import DeliverySettings
 
-#: ``hook(request, response) -> "delivered" | "retry" | "failed" | None``: ``classify_response``.
-ClassifyHook = Callable[[PostbackRequest, "Answer"], Optional[str]]
-
 _MAX_REDIRECTS = 5
 _HOOK_OUTCOMES = {"delivered": DELIVERED, "retry": RETRY, "failed": FAILED}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What the ``classify_response`` hooks made of an answer.
+
+    ``outcome`` is ``delivered``, ``retry``, ``failed`` or None (the default rules apply);
+    ``plugin`` names the plugin that decided; ``failures`` are the plugins that raised meanwhile.
+    """
+
+    outcome: Optional[str] = None
+    plugin: Optional[str] = None
+    failures: tuple[Any, ...] = ()
+
+
+#: ``hook(request, response) -> Verdict`` (or the bare outcome string): ``classify_response``.
+ClassifyHook = Callable[[PostbackRequest, "Answer"], "Verdict | Optional[str]"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +146,20 @@ class Sender:
 
     def _classify(self, request: PostbackRequest, answer: Answer, success_body: Optional[str], duration_ms: float) -> AttemptResult:
         verdict = self.classify_hook(request, answer) if self.classify_hook else None
-        if verdict in _HOOK_OUTCOMES:
-            outcome = _HOOK_OUTCOMES[verdict]
-            reason = f"a classify_response hook judged the HTTP {answer.status_code} answer: {verdict}"
+        if not isinstance(verdict, Verdict):
+            verdict = Verdict(verdict)
+        error = None
+        if verdict.outcome in _HOOK_OUTCOMES:
+            outcome = _HOOK_OUTCOMES[verdict.outcome]
+            # The body is what such sources explain themselves in ("ERROR: Tag is invalid!").
+            snippet = " ".join(answer.text.split())[:120]
+            judge = f"plugin {verdict.plugin!r}" if verdict.plugin else "a classify_response hook"
+            reason = f"{judge} judged the HTTP {answer.status_code} answer {snippet!r}: {verdict.outcome}"
         else:
             outcome, reason = classify_status(answer.status_code, answer.text, success_body)
+        if verdict.failures:
+            reason += "; " + "; ".join(f"{f.describe()}, so its verdict was not used" for f in verdict.failures)
+            error = "; ".join(f.describe() for f in verdict.failures)
         retry_after = parse_retry_after(answer.headers.get("retry-after")) if outcome == RETRY else None
         return AttemptResult(
             outcome,
@@ -144,6 +167,7 @@ class Sender:
             http_status=answer.status_code,
             response_body=answer.text,
             response_truncated=answer.truncated,
+            error=error,
             duration_ms=duration_ms,
             retry_after=retry_after,
             gone=answer.status_code == 410 and outcome == FAILED,

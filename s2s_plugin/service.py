@@ -14,20 +14,20 @@ from sqlalchemy import select
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
 
-from . import queue
+from . import hookcalls, queue
 from . import tables as t
 from .db import make_engine
 from .dispatcher import Dispatcher, headers_of
 from .errors import ConfigError
 from .explain import Explanation, explain_subid
 from .money import check_payout_settings, coerce_payout
-from .resolve import plan
+from .resolve import PlannedPostback, plan
 from .rows import attempt_from_rows, conversion_for_delivery
-from .sender import Answer, Sender
+from .sender import Answer, Sender, Verdict
 from .settings import DeliverySettings
 from .statuses import check_status
 from .store import Recorded, Store
-from .templates import build_library, find_template
+from .templates import find_template, source_templates
 
 log = logging.getLogger("s2s_postback")
 
@@ -78,6 +78,8 @@ class PostbackService:
         self.engine = make_engine(database_url)
         self.store = Store(self.engine)
         self._library: Optional[dict[str, SourceTemplate]] = None
+        #: Plugins that failed while the template library was built (their templates are missing).
+        self.template_failures: list[hookcalls.HookFailure] = []
         self.dispatcher = Dispatcher(
             self.engine,
             settings,
@@ -95,9 +97,13 @@ class PostbackService:
     # --- templates ----------------------------------------------------------------------
 
     def templates(self) -> dict[str, SourceTemplate]:
-        """The template library: built-in templates plus ``register_source_templates``."""
+        """The template library: built-in templates plus ``register_source_templates``.
+
+        Built on first use. A plugin whose hook fails is left out (logged, and kept in
+        ``template_failures``); the other plugins' templates are still added.
+        """
         if self._library is None:
-            self._library = build_library(self.pm.hook.register_source_templates())
+            self._library, self.template_failures = source_templates(self.pm)
         return self._library
 
     def template(self, name: str) -> SourceTemplate:
@@ -250,22 +256,50 @@ class PostbackService:
             # Hosts may pass floats or strings; a float must not leak noise into a postback.
             conversion = dataclasses.replace(conversion, payout=coerce_payout(conversion.payout))
         click = conversion.click or self.store.load_click(conversion.subid)
-        extra = [rule for batch in self.pm.hook.postback_rules(conversion=conversion, click=click) for rule in batch or ()]
+        collected = hookcalls.call_collect(
+            self.pm.hook.postback_rules,
+            check=hookcalls.expect_list_of(PostbackRule, "PostbackRule"),
+            conversion=conversion,
+            click=click,
+        )
+        extra = [rule for _plugin, batch in collected.results for rule in batch]
+        # A failing postback_rules cannot be re-run later: say so on the conversion's event,
+        # where explain shows it, instead of failing the whole conversion.
+        note = "; ".join(f"{f.describe()}; its postback rules were not resolved" for f in collected.failures)
         recorded = self.store.record_conversion(
             conversion,
             extra_rules=extra,
-            planner=lambda conv, clk, rules: plan(conv, clk, rules, templates=self.templates(), macro_hook=self._macro_hook),
+            planner=self._plan,
             first_delay=self.settings.retry_schedule[0],
+            note=note or None,
         )
         if recorded.queued or recorded.skipped:
             self.dispatcher.wake()
         return recorded
 
-    def _macro_hook(self, name: str, argument: Optional[str], context: ResolveContext) -> Optional[str]:
-        return self.pm.hook.resolve_macro(name=name, argument=argument, context=context)
+    def _plan(self, conversion: Conversion, click: Optional[Click], rules: Sequence[PostbackRule]) -> list[PlannedPostback]:
+        """``resolve.plan`` with the ``resolve_macro`` hooks; a failing one is noted on its postback."""
+        notes: dict[str, list[str]] = {}
 
-    def _classify_hook(self, request: PostbackRequest, response: Answer) -> Optional[str]:
-        return self.pm.hook.classify_response(request=request, response=response)
+        def macro_hook(name: str, argument: Optional[str], context: ResolveContext) -> Optional[str]:
+            first = hookcalls.call_first(self.pm.hook.resolve_macro, name=name, argument=argument, context=context)
+            for failure in first.failures:
+                note = f"{failure.describe()} for {{{name}}}, so the next plugin or the built-in value was used"
+                if note not in notes.setdefault(context.rule.id, []):
+                    notes[context.rule.id].append(note)
+            return first.value
+
+        planned = plan(conversion, click, rules, templates=self.templates(), macro_hook=macro_hook)
+        return [_with_notes(p, notes.get(p.rule.id)) for p in planned]
+
+    def _classify_hook(self, request: PostbackRequest, response: Answer) -> Verdict:
+        first = hookcalls.call_first(
+            self.pm.hook.classify_response,
+            check=hookcalls.expect_one_of(("delivered", "retry", "failed")),
+            request=request,
+            response=response,
+        )
+        return Verdict(first.value, first.plugin, tuple(first.failures))
 
     def _build_request(self, row: Any) -> tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]:
         """The request for a claimed delivery, after ``prepare_request`` hooks; with the template's
@@ -283,20 +317,24 @@ class PostbackService:
         if row.template:
             chosen = self.templates().get(row.template)
             success_body = chosen.success_body if chosen else None
+        request = dataclasses.replace(request, template=row.template, rule_id=row.rule_id)
         click = self.store.load_click(row.subid)
         rule = PostbackRule(
             id=row.rule_id, url=row.rule_url or row.url, method=row.method, source_id=row.source_id,
             campaign_id=row.campaign_id, template=row.template,
         )
         context = ResolveContext(click=click, conversion=conversion_for_delivery(row, click), rule=rule)
-        for impl in reversed(self.pm.hook.prepare_request.get_hookimpls()):
-            try:
-                changed = impl.function(request=request, context=context)
-            except Exception as exc:
-                return request, context, success_body, f"prepare_request of plugin {impl.plugin_name} failed: {exc!r}"
-            if changed is not None:
-                request = changed
-        return request, context, success_body, None
+        chained = hookcalls.call_chain(
+            self.pm.hook.prepare_request,
+            key="request",
+            check=hookcalls.expect(PostbackRequest, "a PostbackRequest"),
+            request=request,
+            context=context,
+        )
+        # Sending a request a plugin could not prepare (no token, no signature) would be wrong:
+        # the attempt is not made and the delivery retries on its schedule (see docs/hooks.md).
+        problem = "; ".join(f.describe() for f in chained.failures) or None
+        return chained.value, context, success_body, problem
 
     # --- delivery -----------------------------------------------------------------------
 
@@ -350,6 +388,13 @@ class PostbackService:
     def explain(self, subid: str) -> Explanation:
         """Why each postback for this click was sent, retried, skipped or failed: failing step first."""
         return explain_subid(self, subid)
+
+
+def _with_notes(planned: PlannedPostback, notes: Optional[list[str]]) -> PlannedPostback:
+    if not notes:
+        return planned
+    reason = "; ".join(([planned.reason] if planned.reason else []) + notes)
+    return dataclasses.replace(planned, reason=reason)
 
 
 def _postback_pk(rule_id: str) -> int:

@@ -166,8 +166,13 @@ class Store:
         extra_rules: Sequence[PostbackRule],
         planner: Planner,
         first_delay: float,
+        note: Optional[str] = None,
     ) -> Recorded:
-        """Decide what the conversion means and queue its postbacks, all in one transaction."""
+        """Decide what the conversion means and queue its postbacks, all in one transaction.
+
+        ``note`` (a plugin that failed to give its postback rules) is added to the event's reason
+        when the conversion fires postbacks, so ``explain`` shows it.
+        """
         now = time.time()
         with self.engine.begin() as conn:
             if conversion.click is not None:
@@ -193,7 +198,7 @@ class Store:
                     original_status=conversion.original_status,
                     payout=_amount(conversion.payout),
                     decision=decision.kind,
-                    reason=decision.reason,
+                    reason=f"{decision.reason}; {note}" if note and decision.fires else decision.reason,
                     created_at=now,
                 )
             )

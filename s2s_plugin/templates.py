@@ -5,11 +5,15 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from hookspecs import SourceTemplate
 
+from . import hookcalls
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pluggy
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,6 +40,21 @@ def build_library(extra: Iterable[Iterable[SourceTemplate]] = ()) -> dict[str, S
                 raise ConfigError(f"register_source_templates returned {template!r}, not a SourceTemplate")
             library[template.name] = template
     return library
+
+
+def source_templates(pm: "pluggy.PluginManager") -> tuple[dict[str, SourceTemplate], list[hookcalls.HookFailure]]:
+    """The library with every plugin's ``register_source_templates``, and the plugins that failed.
+
+    A failing plugin (an exception, or anything but a list of ``SourceTemplate``) is left out with
+    its templates; the others are added. On a name clash the plugin pluggy calls first (the last
+    registered, or a ``tryfirst`` one) wins, and any plugin wins over a built-in template.
+    """
+    collected = hookcalls.call_collect(
+        pm.hook.register_source_templates, check=hookcalls.expect_list_of(SourceTemplate, "SourceTemplate")
+    )
+    # pluggy calls the last registered first; add in reverse so the first-called wins, as it would
+    # with firstresult.
+    return build_library(batch for _plugin, batch in reversed(collected.results)), collected.failures
 
 
 def find_template(library: dict[str, SourceTemplate], name: Optional[str]) -> Optional[SourceTemplate]:

@@ -289,6 +289,24 @@ def sources_list(database_url: Optional[str], as_json: bool) -> None:
     click.echo(format_table(rows, columns) if rows else "no sources yet: `sample-host sources add ID --template NAME`")
 
 
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
+def plugins(database_url: Optional[str], as_json: bool) -> None:
+    """List the loaded plugins with their versions and hooks, and the installed ones not loaded."""
+    from s2s_plugin.plugins import report_dict, report_lines
+
+    with open_tracker(database_url) as tracker:
+        tracker.templates()  # builds the template library, which is where a failing plugin shows
+        failures = [f.describe() for f in tracker.s2s.template_failures]
+        if as_json:
+            _print_json({**report_dict(tracker.pm), "failures": failures})
+            return
+        click.echo("\n".join(report_lines(tracker.pm)))
+        for failure in failures:
+            click.echo(f"warning: {failure}; its templates are missing")
+
+
 @sources.command("templates")
 @db_option
 def sources_templates(database_url: Optional[str]) -> None:

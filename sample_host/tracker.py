@@ -23,13 +23,13 @@ import sqlalchemy as sa
 import hookspecs
 import s2s_plugin
 from hookspecs import Click, Conversion, PostbackRule
+from s2s_plugin.plugins import load_report, make_plugin_manager
 
 from . import credentials, db
 from .credentials import Credentials
 from .errors import Forbidden, HostError, NotFound
 from .hostplugin import ATTEMPT_FIELDS, SentPostbacksLog
 from .inbound import parse_postback
-from .plugins import load_third_party_plugins, make_plugin_manager
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,11 @@ class Tracker:
         self.database_url = database_url
         self.engine = db.make_engine(database_url)
         db.create_tables(self.engine)
-        self.pm = make_plugin_manager()
         self.sent_log = SentPostbacksLog(self.engine)
-        self.pm.register(self.sent_log, name="sample_host")
-        # Third-party plugins go in before the postback plugin so their source templates are
-        # part of the library it builds at install time.
-        self.plugins = load_third_party_plugins(self.pm) if load_plugins else []
+        # The pluggy way: the hook contract, the installed third-party plugins (a broken one is
+        # skipped with a warning; S2S_PLUGINS_STRICT, S2S_DISABLE_PLUGINS), then the host's own.
+        self.pm = make_plugin_manager(load_entrypoints=load_plugins, builtins={"sample_host": self.sent_log})
+        self.plugins = [info.name for info in load_report(self.pm).loaded]
         self.s2s = s2s_plugin.install(
             self.pm,
             database_url=database_url,

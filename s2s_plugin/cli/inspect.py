@@ -27,16 +27,25 @@ def explain(subid: str, database_url: str, as_json: bool) -> None:
 
 @main.group()
 def templates() -> None:
-    """The built-in traffic-source template library."""
+    """The traffic-source template library: built in, and from installed plugins."""
+
+
+def _library() -> dict:
+    """The built-in templates and the installed plugins' (a failing plugin is named on stderr)."""
+    from ..entrypoint import build_plugin_manager
+    from ..templates import source_templates
+
+    library, failures = source_templates(build_plugin_manager())
+    for failure in failures:
+        click.echo(f"warning: {failure.describe()}; its templates are missing", err=True)
+    return library
 
 
 @templates.command("list")
 @user_errors
 def templates_list() -> None:
     """List the templates: name, the source's click-id macro, the postback URL."""
-    from ..templates import build_library
-
-    library = build_library()
+    library = _library()
     width = max(len(name) for name in library)
     for name, template in sorted(library.items()):
         click.echo(f"{name:<{width}}  {template.source_macro or '-':<24}  {template.postback_url}")
@@ -49,9 +58,9 @@ def templates_show(name: str) -> None:
     """Show one template in full."""
     import dataclasses
 
-    from ..templates import build_library, find_template
+    from ..templates import find_template
 
-    template = find_template(build_library(), name)
+    template = find_template(_library(), name)
     for key, value in dataclasses.asdict(template).items():
         if value not in (None, "", ()):
             click.echo(f"{key}: {value}")

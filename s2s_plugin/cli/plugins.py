@@ -1,0 +1,20 @@
+"""``s2s-postback plugins``: which third-party plugins this installation loads."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..entrypoint import build_plugin_manager
+from ..plugins import report_dict, report_lines
+from .base import main, user_errors
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@user_errors
+def plugins(as_json: bool) -> None:
+    """List the loaded s2s_postback plugins with their versions and hooks, and any skipped."""
+    pm = build_plugin_manager()
+    click.echo(json.dumps(report_dict(pm), indent=2) if as_json else "\n".join(report_lines(pm)))
