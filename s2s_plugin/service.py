@@ -14,13 +14,14 @@ from sqlalchemy import select
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
 
-from . import hookcalls, queue
+from . import hookcalls, operations, queue
 from . import tables as t
 from .db import make_engine
 from .dispatcher import Dispatcher, headers_of
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .explain import Explanation, explain_subid
 from .money import check_payout_settings, coerce_payout
+from .redact import join_secrets
 from .resolve import PlannedPostback, plan
 from .rows import attempt_from_rows, conversion_for_delivery
 from .sender import Answer, Sender, Verdict
@@ -134,11 +135,14 @@ class PostbackService:
         min_payout: Any = None,
         body: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
+        secrets: Optional[Iterable[str]] = None,
     ) -> PostbackRule:
         """Create or replace a traffic source's postback.
 
         :param template: a template name; its URL, method and default statuses are used where the
             arguments are None.
+        :param secrets: names of query parameters, body fields or headers whose values the log
+            redacts (added to the template's own).
         :raises ConfigError: for an unknown template, no URL, an unknown status or payout mode.
         """
         chosen = find_template(self.templates(), template)
@@ -160,6 +164,7 @@ class PostbackService:
                 "headers": None if not headers else json.dumps(headers),
                 "follow_redirects": bool(chosen.follow_redirects) if chosen else False,
                 "enabled": True,
+                "secrets": join_secrets([*(chosen.secrets if chosen else ()), *(secrets or ())]),
             },
         )
 
@@ -186,8 +191,12 @@ class PostbackService:
         min_payout: Any = None,
         body: Optional[str] = None,
         name: Optional[str] = None,
+        secrets: Optional[Iterable[str]] = None,
     ) -> PostbackRule:
-        """Add an S2S postback to a campaign (fires for every click of the campaign)."""
+        """Add an S2S postback to a campaign (fires for every click of the campaign).
+
+        :param secrets: names of query parameters or body fields whose values the log redacts.
+        """
         if not url:
             raise ConfigError("a postback needs a URL")
         payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
@@ -204,6 +213,7 @@ class PostbackService:
                 "body": body,
                 "follow_redirects": False,
                 "enabled": True,
+                "secrets": join_secrets(secrets or ()),
             }
         )
 
@@ -216,6 +226,8 @@ class PostbackService:
                 values[key] = _statuses(value, ())
             elif key == "method":
                 values[key] = _method(value)
+            elif key == "secrets":
+                values[key] = join_secrets(value or ())
             elif key in ("url", "payout_mode", "payout_value", "min_payout", "body", "enabled", "name", "campaign_id"):
                 values[key] = value
             else:
@@ -273,7 +285,9 @@ class PostbackService:
             first_delay=self.settings.retry_schedule[0],
             note=note or None,
         )
-        if recorded.queued or recorded.skipped:
+        if recorded.skipped:
+            self.dispatcher.report_soon()
+        elif recorded.queued:
             self.dispatcher.wake()
         return recorded
 
@@ -304,26 +318,41 @@ class PostbackService:
     def _build_request(self, row: Any) -> tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]:
         """The request for a claimed delivery, after ``prepare_request`` hooks; with the template's
         success text, and a problem sentence when a hook failed."""
-        request = PostbackRequest(
-            method=row.method,
-            url=row.url,
-            headers=headers_of(row),
-            body=row.body.encode("utf-8") if row.body else None,
+        request = self.with_content_type(
+            PostbackRequest(
+                method=row.method,
+                url=row.url,
+                headers=headers_of(row),
+                body=row.body.encode("utf-8") if row.body else None,
+            )
         )
-        if request.body and "content-type" not in {k.lower() for k in request.headers}:
-            kind = "application/json" if row.body.lstrip().startswith(("{", "[")) else "application/x-www-form-urlencoded"
-            request = dataclasses.replace(request, headers={**request.headers, "Content-Type": kind})
         success_body = None
         if row.template:
             chosen = self.templates().get(row.template)
             success_body = chosen.success_body if chosen else None
         request = dataclasses.replace(request, template=row.template, rule_id=row.rule_id)
+        if not self.pm.hook.prepare_request.get_hookimpls():  # the common case: no click to load
+            return request, None, success_body, None
         click = self.store.load_click(row.subid)
         rule = PostbackRule(
             id=row.rule_id, url=row.rule_url or row.url, method=row.method, source_id=row.source_id,
             campaign_id=row.campaign_id, template=row.template,
         )
         context = ResolveContext(click=click, conversion=conversion_for_delivery(row, click), rule=rule)
+        request, problem = self.prepare(request, context)
+        return request, context, success_body, problem
+
+    @staticmethod
+    def with_content_type(request: PostbackRequest) -> PostbackRequest:
+        """The request with a ``Content-Type`` for its body (JSON or form), unless it has one."""
+        if request.body and "content-type" not in {k.lower() for k in request.headers}:
+            kind = "application/json" if request.body.lstrip().startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
+            request = dataclasses.replace(request, headers={**request.headers, "Content-Type": kind})
+        return request
+
+    def prepare(self, request: PostbackRequest, context: ResolveContext) -> tuple[PostbackRequest, Optional[str]]:
+        """Run the ``prepare_request`` hooks in turn; the final request, and a problem sentence
+        naming the plugins that failed (the request must then not be sent)."""
         chained = hookcalls.call_chain(
             self.pm.hook.prepare_request,
             key="request",
@@ -333,8 +362,7 @@ class PostbackService:
         )
         # Sending a request a plugin could not prepare (no token, no signature) would be wrong:
         # the attempt is not made and the delivery retries on its schedule (see docs/hooks.md).
-        problem = "; ".join(f.describe() for f in chained.failures) or None
-        return chained.value, context, success_body, problem
+        return chained.value, "; ".join(f.describe() for f in chained.failures) or None
 
     # --- delivery -----------------------------------------------------------------------
 
@@ -360,6 +388,54 @@ class PostbackService:
         if done:
             self.dispatcher.wake()
         return done
+
+    def resend_matching(
+        self,
+        *,
+        source_id: Optional[str] = None,
+        campaign_id: Optional[str] = None,
+        rule_id: Optional[str] = None,
+        subid: Optional[str] = None,
+        outcome: Optional[str] = None,
+        since: operations.Moment = None,
+        until: operations.Moment = None,
+        dry_run: bool = False,
+    ) -> list[int]:
+        """Send again every delivery matching all the given filters; returns their ids.
+
+        ``outcome`` is ``failed``, ``delivered`` or ``retrying``; ``since``/``until`` (datetimes,
+        epoch seconds or ISO text) bound when the deliveries were queued. With no filter at all
+        nothing is resent: pass at least one. ``dry_run`` only lists them.
+
+        :raises InputError: for an unknown outcome, a bad time, or no filter.
+        """
+        filters = dict(source_id=source_id, campaign_id=campaign_id, rule_id=rule_id, subid=subid, outcome=outcome, since=since, until=until)
+        if not any(v not in (None, "") for v in filters.values()):
+            raise InputError("resend needs a filter (source, campaign, rule, subid, outcome or a time range)")
+        ids = operations.matching_deliveries(self.engine, **filters)
+        if ids and not dry_run:
+            queue.make_due(self.engine, ids)
+            self.dispatcher.wake()
+        return ids
+
+    def test_send(self, rule_id: str, **sample: Any) -> operations.TestSend:
+        """Send rule ``rule_id`` (``source:ID`` or ``postback:N``) now for a made-up click and
+        conversion, outside the queue and the log, and say what the source answered.
+
+        Sample values (keywords): ``status``, ``payout``, ``currency``, ``external_id``, ``tid``,
+        ``params`` (more click parameters for macros).
+
+        :raises ConfigError: for an unknown rule.
+        """
+        return operations.test_send(self, rule_id, **sample)
+
+    def prune(self, older_than: Any) -> operations.Pruned:
+        """Delete attempt-log entries older than ``older_than`` (seconds, or text like ``30d``).
+
+        Pending deliveries' attempts and unreported attempts are kept; see ``operations.prune``.
+        """
+        seconds = operations.parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
+        return operations.prune(self.engine, seconds)
 
     # --- the log ------------------------------------------------------------------------
 

@@ -18,7 +18,10 @@ from hookspecs import Click, Conversion, PostbackRule
 
 from . import tables as t
 from .errors import ConfigError
+from .hosts import host_key
 from .money import format_amount
+from .queue import notify
+from .redact import join_secrets, redact_body, redact_url
 from .resolve import PlannedPostback
 from .rows import click_from_row, click_values, dumps, epoch, postback_rule, source_rule
 from .statuses import KnownConversion, StatusDecision, decide
@@ -48,8 +51,10 @@ class Store:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def create_tables(self) -> None:
-        """Create the plugin's tables when missing (migrations take over for upgrades)."""
-        t.metadata.create_all(self.engine)
+        """Bring the plugin's tables up to date: create them, or run the pending migrations."""
+        from .migrate import upgrade
+
+        upgrade(self.engine)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -218,15 +223,18 @@ class Store:
                     continue  # already queued for this (conversion, status, rule)
                 if planned.state == "skipped":
                     skipped += 1
+                    secrets = planned.rule.secrets
                     conn.execute(
                         insert(t.attempts).values(
                             delivery_id=delivery_id, attempt=0, outcome="skipped", method=planned.method,
-                            url=planned.url, body=planned.body, reason=planned.reason, started_at=now,
-                            reported=False, response_truncated=False,
+                            url=redact_url(planned.url, secrets), body=redact_body(planned.body, secrets),
+                            reason=planned.reason, started_at=now, reported=False, response_truncated=False,
                         )
                     )
                 else:
                     queued += 1
+            if queued:
+                notify(conn)
             return Recorded(decision, queued, skipped)
 
     def _apply_decision(self, conn: Connection, conversion: Conversion, decision: StatusDecision, now: float) -> Optional[int]:
@@ -296,6 +304,10 @@ class Store:
                 lease_token=0,
                 reason=planned.reason,
                 resolve_note=planned.reason if due else None,
+                host=host_key(planned.url),
+                lane=0,
+                age_from=now,
+                secrets=join_secrets(rule.secrets),
                 created_at=now,
                 updated_at=now,
             )
