@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any, Optional
 
 import pluggy
@@ -21,7 +20,7 @@ from .db import make_engine
 from .dispatcher import Dispatcher, headers_of
 from .errors import ConfigError, InputError
 from .explain import Explanation, explain_subid
-from .money import PAYOUT_MODES, format_amount
+from .money import check_payout_settings, coerce_payout
 from .redact import join_secrets
 from .resolve import PlannedPostback, plan
 from .rows import attempt_from_rows, conversion_for_delivery
@@ -58,18 +57,6 @@ def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **
 def _statuses(statuses: Optional[Iterable[str]], default: Sequence[str]) -> str:
     chosen = [check_status(s.strip().lower()) for s in (statuses if statuses is not None else default)]
     return ",".join(dict.fromkeys(chosen))
-
-
-def _money(name: str, value: Any) -> Optional[str]:
-    if value is None or value == "":
-        return None
-    try:
-        amount = Decimal(str(value))
-    except ArithmeticError:
-        raise ConfigError(f"{name} {value!r} is not a number") from None
-    if not amount.is_finite() or amount < 0:
-        raise ConfigError(f"{name} {value!r} must be a non-negative number")
-    return format_amount(amount)
 
 
 def _method(method: Optional[str]) -> str:
@@ -162,8 +149,7 @@ class PostbackService:
         url = postback_url or (chosen.postback_url if chosen else None)
         if not url:
             raise ConfigError(f"source {source_id!r} needs a postback URL or a template")
-        if payout_mode not in PAYOUT_MODES:
-            raise ConfigError(f"unknown payout mode {payout_mode!r}; use one of {', '.join(PAYOUT_MODES)}")
+        payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
         return self.store.upsert_source(
             source_id,
             {
@@ -172,8 +158,8 @@ class PostbackService:
                 "method": _method(method or (chosen.method if chosen else None)),
                 "statuses": _statuses(statuses, chosen.statuses if chosen else ("sale",)),
                 "payout_mode": payout_mode,
-                "payout_value": _money("payout_value", payout_value),
-                "min_payout": _money("min_payout", min_payout),
+                "payout_value": payout_value,
+                "min_payout": min_payout,
                 "body": body,
                 "headers": None if not headers else json.dumps(headers),
                 "follow_redirects": bool(chosen.follow_redirects) if chosen else False,
@@ -213,8 +199,7 @@ class PostbackService:
         """
         if not url:
             raise ConfigError("a postback needs a URL")
-        if payout_mode not in PAYOUT_MODES:
-            raise ConfigError(f"unknown payout mode {payout_mode!r}; use one of {', '.join(PAYOUT_MODES)}")
+        payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
         return self.store.insert_postback(
             {
                 "campaign_id": campaign_id,
@@ -223,8 +208,8 @@ class PostbackService:
                 "method": _method(method),
                 "statuses": _statuses(statuses, ("lead", "sale", "rejected", "rebill")),
                 "payout_mode": payout_mode,
-                "payout_value": _money("payout_value", payout_value),
-                "min_payout": _money("min_payout", min_payout),
+                "payout_value": payout_value,
+                "min_payout": min_payout,
                 "body": body,
                 "follow_redirects": False,
                 "enabled": True,
@@ -241,14 +226,19 @@ class PostbackService:
                 values[key] = _statuses(value, ())
             elif key == "method":
                 values[key] = _method(value)
-            elif key in ("payout_value", "min_payout"):
-                values[key] = _money(key, value)
             elif key == "secrets":
                 values[key] = join_secrets(value or ())
-            elif key in ("url", "payout_mode", "body", "enabled", "name", "campaign_id"):
+            elif key in ("url", "payout_mode", "payout_value", "min_payout", "body", "enabled", "name", "campaign_id"):
                 values[key] = value
             else:
                 raise ConfigError(f"a postback has no setting {key!r}")
+        if {"payout_mode", "payout_value", "min_payout"} & set(values):
+            # Checked together: a mode change needs the amount it reports.
+            current = next((r for r in self.store.list_postbacks() if r.id == f"postback:{pk}"), None)
+            mode = values.get("payout_mode", current.payout_mode if current else "real")
+            amount = values["payout_value"] if "payout_value" in values else (current.payout_value if current else None)
+            minimum = values["min_payout"] if "min_payout" in values else (current.min_payout if current else None)
+            values["payout_mode"], values["payout_value"], values["min_payout"] = check_payout_settings(mode, amount, minimum)
         return self.store.update_postback(pk, values)
 
     def remove_postback(self, rule_id: str) -> bool:
@@ -274,6 +264,9 @@ class PostbackService:
     def record(self, conversion: Conversion) -> Recorded:
         """``on_conversion``, returning what was decided and queued (for hosts and tests)."""
         check_status(conversion.status)
+        if conversion.payout is not None:
+            # Hosts may pass floats or strings; a float must not leak noise into a postback.
+            conversion = dataclasses.replace(conversion, payout=coerce_payout(conversion.payout))
         click = conversion.click or self.store.load_click(conversion.subid)
         collected = hookcalls.call_collect(
             self.pm.hook.postback_rules,

@@ -209,7 +209,12 @@ class Store:
             )
             if not decision.fires or conversion_id is None:
                 return Recorded(decision)
-            fired = dataclasses.replace(conversion, status=decision.status, click=click)
+            # {original_status} is what the network said, even when the decision renamed it (a "sale"
+            # with a new tid fires as a rebill).
+            fired = dataclasses.replace(
+                conversion, status=decision.status, click=click,
+                original_status=conversion.original_status or conversion.status,
+            )
             rules = self.rules_for_click(conn, click) + list(extra_rules)
             queued = skipped = 0
             for planned in planner(fired, click, rules):
@@ -252,6 +257,14 @@ class Store:
             if decision.adopt_tid:
                 values["tid"] = (conversion.tid or "").strip()
             conn.execute(update(t.conversions).where(t.conversions.c.id == decision.conversion_id).values(**values))
+        elif decision.adopt_tid and decision.conversion_id is not None:
+            # A repeat or a reordered report that carried the tid the conversion lacked: keep the tid,
+            # so the next new tid on this click is recognised as a rebill.
+            conn.execute(
+                update(t.conversions)
+                .where(t.conversions.c.id == decision.conversion_id)
+                .values(tid=(conversion.tid or "").strip(), updated_at=now)
+            )
         return decision.conversion_id
 
     def _queue(
