@@ -271,7 +271,7 @@ def test_classify_response_first_result_wins_and_the_body_is_in_the_reason(make_
         for n in (1, 2):
             pm.hook.on_click(click=make_click(f"s{n}", f"C{n}"))
             convert(pm, f"s{n}", "sale")
-        s2s.drain(timeout=5)
+            s2s.drain(timeout=5)  # one at a time: the scripted answers go out in order
     by_subid = {a.subid: a for a in host.attempts}
     assert by_subid["s1"].outcome == "failed"
     assert by_subid["s1"].reason == "plugin 'exo' judged the HTTP 200 answer 'ERROR: Tag is invalid!': failed"
