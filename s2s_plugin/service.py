@@ -26,6 +26,7 @@ from .resolve import PlannedPostback, plan
 from .rows import attempt_from_rows, conversion_for_delivery
 from .sender import Answer, Sender, Verdict
 from .settings import DeliverySettings
+from .stats import OutboxStats, outbox_stats
 from .statuses import check_status
 from .store import Recorded, Store
 from .lint import LintWarning, lint, lint_rule
@@ -508,6 +509,11 @@ class PostbackService:
     def explain(self, subid: str) -> Explanation:
         """Why each postback for this click was sent, retried, skipped or failed: failing step first."""
         return explain_subid(self, subid)
+
+    def stats(self) -> OutboxStats:
+        """The outbox at this moment, for monitoring: deliveries per state, how many are due now,
+        and how long the most overdue one has waited."""
+        return outbox_stats(self.engine)
 
 
 def _with_notes(planned: PlannedPostback, notes: Optional[list[str]]) -> PlannedPostback:
