@@ -82,6 +82,8 @@ class PostbackRule:
     follow_redirects: bool = False
     enabled: bool = True
     name: Optional[str] = None
+    #: Names of query parameters, body fields and headers whose values the log shows redacted.
+    secrets: Sequence[str] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +106,8 @@ class SourceTemplate:
     notes: Optional[str] = None
     citation: Optional[str] = None
     statuses: Sequence[str] = ("sale",)
+    #: Names of query parameters, body fields and headers whose values the log shows redacted.
+    secrets: Sequence[str] = ()
 
 
 @dataclasses.dataclass(frozen=True)

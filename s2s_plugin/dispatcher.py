@@ -2,25 +2,39 @@
 
 The same loop serves ``drain()`` (in the caller's thread, until nothing is due), the background
 dispatcher of ``start()`` and the ``s2s-postback worker`` process.
+
+How work moves:
+
+- The loop claims due deliveries in batches (leases with fencing tokens, see ``queue``), keeping
+  up to twice ``max_concurrency`` claimed so a sender never waits for the database.
+- Each attempt runs on a pool thread with its own pooled sync ``httpx.Client`` (``sender``);
+  a thread finishing an attempt starts the next claimed delivery itself.
+- Results are written by the loop in batches (one transaction for many attempts), then reported
+  to ``on_postback_sent``, then marked reported: a crash in between reports them later.
+- Limits: ``max_concurrency`` attempts in flight, ``per_host_concurrency`` per target host, and
+  retries never take more than three quarters of the slots, so first attempts always move.
+- Claims in flight are renewed while attempts run; ``close()`` lets attempts in flight finish,
+  records them and gives unstarted claims back.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 from hookspecs import PostbackAttempt, PostbackRequest, ResolveContext
 
 from . import queue
+from .hosts import host_key
 from .policy import DELIVERED, RETRY, next_delay
-from .redact import redact
+from .redact import parse_secrets, redact, redact_body, redact_url
 from .rows import aware, loads
 from .sender import AttemptResult, Sender
 from .settings import DeliverySettings
@@ -29,6 +43,19 @@ log = logging.getLogger("s2s_postback.delivery")
 
 #: Attempts not reported this long after they were made belong to a worker that died: report them.
 _ORPHAN_REPORT_AFTER = 300.0
+#: How often the loop looks for skipped postbacks and orphaned attempts to report.
+_REPORT_EVERY = 1.0
+
+Build = Callable[[Any], tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]]
+
+
+@dataclasses.dataclass
+class _Done:
+    """A finished attempt waiting to be written: the claimed row, its completion, the request sent."""
+
+    row: Any
+    completion: queue.Completion
+    gone: bool
 
 
 class Dispatcher:
@@ -45,7 +72,7 @@ class Dispatcher:
         engine: Any,
         settings: DeliverySettings,
         sender: Sender,
-        build: Callable[[Any], tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]],
+        build: Build,
         report: Callable[[PostbackAttempt], None],
         on_gone: Callable[[str], None],
         attempt_from_rows: Callable[[Any, Any], PostbackAttempt],
@@ -61,11 +88,21 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._in_flight: dict[concurrent.futures.Future[None], Any] = {}
+        self._loop_lock = threading.Lock()  # one loop at a time: drain() and the background thread
+        self._in_flight: dict[int, Any] = {}
         self._per_host: collections.Counter[str] = collections.Counter()
+        self._held_per_host: collections.Counter[str] = collections.Counter()  # in flight + waiting
+        self._retries_in_flight = 0
         self._waiting: collections.deque[Any] = collections.deque()
+        self._results: collections.deque[_Done] = collections.deque()
         self._thread: Optional[threading.Thread] = None
+        self._listener: Any = None
         self._rng = random.Random()
+        self._report_at = 0.0
+        self._renew_at = 0.0
+        self._soonest_retry: Optional[float] = None
+        # Retries may fill at most this many slots: the rest stay free for first attempts.
+        self._retry_slots = max(1, settings.max_concurrency - max(1, settings.max_concurrency // 4))
 
     # --- public -------------------------------------------------------------------------
 
@@ -73,28 +110,35 @@ class Dispatcher:
         """New work may be due: look now instead of at the next poll."""
         self._wake.set()
 
+    def report_soon(self) -> None:
+        """Skipped postbacks were recorded: report them on the next turn of the loop."""
+        self._report_at = 0.0
+        self._wake.set()
+
     def drain(self, timeout: float) -> int:
         """Deliver what is due now and what falls due within ``timeout`` seconds; attempts made."""
         deadline = time.monotonic() + timeout
         made = 0
-        while True:
+        with self._loop_lock:
+            self._report_at = 0.0
+            while True:
+                made += self._step()
+                if self._busy():
+                    self._wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                else:
+                    next_due = queue.next_due_at(self.engine)
+                    if next_due is None:
+                        break
+                    pause = next_due - time.time()
+                    if time.monotonic() + max(pause, 0) > deadline:
+                        break
+                    if pause > 0:
+                        self._wait(pause)
+                if time.monotonic() >= deadline:
+                    self._finish_in_flight(max(0.0, self.settings.timeout + 1))
+                    break
+            self._flush()
             self.report_pending()
-            made += self._fill()
-            if self._busy():
-                self._wait(min(0.5, max(0.0, deadline - time.monotonic())))
-            else:
-                next_due = queue.next_due_at(self.engine)
-                if next_due is None:
-                    break
-                pause = next_due - time.time()
-                if time.monotonic() + max(pause, 0) > deadline:
-                    break
-                if pause > 0:
-                    self._wait(pause)
-            if time.monotonic() >= deadline:
-                self._finish_in_flight(max(0.0, self.settings.timeout + 1))
-                break
-        self.report_pending()
         return made
 
     def start(self) -> None:
@@ -102,26 +146,46 @@ class Dispatcher:
         if self._thread is not None:
             return
         self._stop.clear()
+        if self.engine.dialect.name == "postgresql":
+            from .listen import Listener
+
+            self._listener = Listener(self.engine, self.wake)
+            self._listener.start()
         self._thread = threading.Thread(target=self._run, name="s2s-dispatcher", daemon=True)
         self._thread.start()
 
-    def close(self, grace: float = 10.0) -> None:
-        """Stop claiming, let attempts in flight finish (up to ``grace`` s), release the rest."""
+    def close(self, grace: Optional[float] = None) -> None:
+        """Stop claiming, let attempts in flight finish (up to ``grace`` s, default ``timeout`` + 1),
+        record them, and give unstarted claims back."""
+        grace = self.settings.timeout + 1 if grace is None else grace
         self._stop.set()
         self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         if self._thread is not None:
-            self._thread.join(grace + self.settings.timeout)
+            self._thread.join(grace + 5)
             self._thread = None
-        self._finish_in_flight(grace)
         with self._lock:
             waiting, self._waiting = list(self._waiting), collections.deque()
-        for row in waiting:
-            queue.release(self.engine, row)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            for row in waiting:
+                self._held_per_host[_host_of(row)] -= 1
+        try:
+            queue.release_many(self.engine, waiting)
+            self._finish_in_flight(grace)
+            self._flush()
+        except Exception:  # the database is gone: the leases expire and another worker takes over
+            log.exception("could not record the last attempts or release claims on shutdown")
+        with self._lock:
+            left = len(self._in_flight)
+        if left:
+            log.warning("%d attempts still in flight at shutdown: their claims expire and are retried", left)
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.sender.close()
 
     def report_pending(self) -> None:
         """Report skips, and attempts whose worker died before reporting them, to ``on_postback_sent``."""
+        self._report_at = time.monotonic() + _REPORT_EVERY
         for attempt_row, delivery_row in queue.take_unreported(self.engine, older_than=_ORPHAN_REPORT_AFTER):
             self._safe_report(self._attempt_from_rows(attempt_row, delivery_row))
 
@@ -129,73 +193,162 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.report_pending()
-                self._fill()
-            except Exception:  # a database hiccup must not kill the dispatcher: log, back off, go on
-                log.exception("dispatcher loop failed; retrying")
-                self._stop.wait(self.settings.poll_interval)
-                continue
-            self._wait(self.settings.poll_interval)
+            with self._loop_lock:
+                try:
+                    self._step()
+                except Exception:  # a database hiccup must not kill the dispatcher: log, back off, go on
+                    log.exception("dispatcher loop failed; retrying")
+                    self._stop.wait(self.settings.poll_interval)
+                    continue
+            pause = self.settings.poll_interval
+            if self._soonest_retry is not None:
+                pause = min(pause, self._soonest_retry - time.time())
+            if self._busy():  # claims held: wake in time to renew them
+                pause = min(pause, self._renew_at - time.monotonic())
+            self._wait(max(0.0, pause))
+
+    def _step(self) -> int:
+        """One turn: write finished attempts, report, renew leases, claim and start more."""
+        self._flush()
+        now = time.monotonic()
+        if now >= self._report_at:
+            self.report_pending()
+        if now >= self._renew_at:
+            self._renew()
+        if self._soonest_retry is not None and self._soonest_retry <= time.time():
+            self._soonest_retry = None
+        return self._fill()
 
     def _busy(self) -> bool:
         with self._lock:
-            return bool(self._in_flight or self._waiting)
+            return bool(self._in_flight or self._waiting or self._results)
 
     def _wait(self, seconds: float) -> None:
         self._wake.wait(seconds)
         self._wake.clear()
 
     def _fill(self) -> int:
-        """Claim as much as there is room for, then start what per-host limits allow."""
+        """Claim as much as there is room for, then start what the limits allow."""
+        if self._stop.is_set():
+            return self._start_waiting()
+        settings = self.settings
         with self._lock:
-            room = self.settings.max_concurrency - len(self._in_flight) - len(self._waiting)
-        if room > 0 and not self._stop.is_set():
-            rows = queue.claim(self.engine, room, self.settings.lease_seconds)
+            held = len(self._in_flight) + len(self._waiting)
+            room = 2 * settings.max_concurrency - held
+            retries_held = self._retries_in_flight + sum(1 for row in self._waiting if row.lane)
+            full = [h for h, n in self._held_per_host.items() if n >= 2 * settings.per_host_concurrency]
+            # Claim in batches, not one row per freed slot; but never leave the senders idle.
+            worth_it = room >= min(settings.claim_batch, settings.max_concurrency) or held < settings.max_concurrency
+        if room > 0 and worth_it:
+            room = min(room, settings.claim_batch)
+            retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
+            rows = queue.claim(
+                self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease_seconds, exclude_hosts=full
+            )
+            extra = []
             with self._lock:
-                self._waiting.extend(rows)
+                for row in rows:
+                    host = _host_of(row)
+                    if self._held_per_host[host] >= 2 * settings.per_host_concurrency:
+                        extra.append(row)  # this claim took more of one host than it may hold
+                        continue
+                    self._held_per_host[host] += 1
+                    self._waiting.append(row)
+            if extra:
+                queue.release_many(self.engine, extra)
         return self._start_waiting()
 
     def _start_waiting(self) -> int:
         started = 0
+        per_host = self.settings.per_host_concurrency
         with self._lock:
+            free = self.settings.max_concurrency - len(self._in_flight)
+            if free <= 0 or not self._waiting:
+                return 0
             keep: collections.deque[Any] = collections.deque()
-            while self._waiting:
+            while self._waiting and free > 0:
                 row = self._waiting.popleft()
-                host = _host_key(row.url)
-                if self._per_host[host] >= self.settings.per_host_concurrency:
+                host = _host_of(row)
+                if self._per_host[host] >= per_host or (row.lane and self._retries_in_flight >= self._retry_slots):
                     keep.append(row)
                     continue
                 self._per_host[host] += 1
-                future = self._pool.submit(self._deliver, row)
-                self._in_flight[future] = row
-                future.add_done_callback(self._done)
+                if row.lane:
+                    self._retries_in_flight += 1
+                self._in_flight[row.id] = row
+                free -= 1
                 started += 1
+                self._pool.submit(self._run_one, row)
+            keep.extend(self._waiting)
             self._waiting = keep
         return started
 
-    def _done(self, future: concurrent.futures.Future[None]) -> None:
+    def _run_one(self, row: Any) -> None:
+        try:
+            done = self._deliver(row)
+        except Exception:  # a bug, not a network failure: keep the claim; the lease expires and it is retried
+            log.exception("delivery %s crashed", row.id)
+            done = None
         with self._lock:
-            row = self._in_flight.pop(future, None)
-            if row is not None:
-                self._per_host[_host_key(row.url)] -= 1
-        if future.exception() is not None:
-            log.error("delivery %s crashed", getattr(row, "id", "?"), exc_info=future.exception())
+            self._in_flight.pop(row.id, None)
+            host = _host_of(row)
+            self._per_host[host] -= 1
+            self._held_per_host[host] -= 1
+            if row.lane:
+                self._retries_in_flight -= 1
+            if done is not None:
+                self._results.append(done)
         self._start_waiting()
         self._wake.set()
 
     def _finish_in_flight(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._in_flight:
+                    return
+            self._wait(0.05)
+
+    def _renew(self) -> None:
+        self._renew_at = time.monotonic() + self.settings.lease_seconds / 3
         with self._lock:
-            futures = list(self._in_flight)
-        if futures:
-            concurrent.futures.wait(futures, timeout=grace)
+            rows = list(self._in_flight.values()) + list(self._waiting)
+        queue.renew(self.engine, rows, self.settings.lease_seconds)
+
+    # --- writing results ----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write finished attempts in one transaction, report them, mark them reported."""
+        while True:
+            with self._lock:
+                batch = list(self._results)
+                self._results.clear()
+            if not batch:
+                return
+            attempt_ids = queue.complete_many(self.engine, [(d.row, d.completion) for d in batch])
+            reported = []
+            for done, attempt_id in zip(batch, attempt_ids):
+                if attempt_id is None:
+                    log.warning("delivery %s: lease lost before completion; its result was discarded", done.row.id)
+                    continue
+                if done.gone:
+                    self._on_gone(done.row.rule_id)
+                if done.completion.next_attempt_at is not None:
+                    soonest = self._soonest_retry
+                    self._soonest_retry = min(soonest, done.completion.next_attempt_at) if soonest else done.completion.next_attempt_at
+                self._safe_report(_attempt(done.row, done.completion))
+                reported.append(attempt_id)
+            queue.mark_reported(self.engine, reported)
 
     # --- one delivery -------------------------------------------------------------------
 
-    def _deliver(self, row: Any) -> None:
+    def _deliver(self, row: Any) -> _Done:
         started_at = time.time()
+        expired = self._expired(row, started_at)
         request, _context, success_body, problem = self._build(row)
-        if problem:
+        if expired:
+            result = AttemptResult("failed", expired)
+        elif problem:
             # A plugin could not prepare the request (see docs/hooks.md): nothing is sent, and the
             # delivery retries on its schedule, so a fixed plugin or setting still delivers it.
             result = AttemptResult(RETRY, f"not sent: {problem}", error=problem)
@@ -205,42 +358,38 @@ class Dispatcher:
         state, next_at, reason = self._decide(row, result, attempt_no)
         if row.resolve_note:
             reason = f"{reason}; {row.resolve_note}"
-        secrets = request.secrets
-        reason = redact(reason, secrets) or reason
-        attempt_values = {
+        # Marked names (the rule's secrets) and marked values (a prepare_request hook's) are
+        # redacted wherever the attempt is recorded.
+        names, values_ = parse_secrets(row.secrets), request.secrets
+        reason = redact(reason, values_) or reason
+        body = request.body.decode("utf-8", "replace") if request.body else None
+        values = {
             "attempt": attempt_no,
             "outcome": {"delivered": "delivered", "due": "retrying"}.get(state, "failed"),
             "method": request.method,
-            "url": redact(request.url, secrets),
-            "body": redact(request.body.decode("utf-8", "replace"), secrets) if request.body else None,
+            "url": redact(redact_url(request.url, names), values_),
+            "body": redact(redact_body(body, names), values_),
             "http_status": result.http_status,
-            "response_body": redact(result.response_body, secrets),
+            "response_body": redact(result.response_body, values_),
             "response_truncated": result.response_truncated,
-            "error": redact(result.error, secrets),
+            "error": redact(result.error, values_),
             "reason": reason,
             "duration_ms": result.duration_ms,
             "started_at": started_at,
             "next_attempt_at": next_at,
             "reported": False,
         }
-        attempt_id = queue.complete(
-            self.engine, row, queue.Completion(state, next_at, attempt_values, result.http_status, reason)
+        return _Done(row, queue.Completion(state, next_at, values, result.http_status, reason), result.gone)
+
+    def _expired(self, row: Any, now: float) -> Optional[str]:
+        """Why the delivery is too old to send, or None."""
+        since = row.age_from or row.created_at
+        if now - since <= self.settings.max_age:
+            return None
+        return (
+            f"not sent: the postback was queued {_human(now - since)} ago, beyond the maximum age of "
+            f"{_human(self.settings.max_age)}; resend it to try again"
         )
-        if attempt_id is None:
-            log.warning("delivery %s: lease lost before completion; its result was discarded", row.id)
-            return
-        if result.gone:
-            self._on_gone(row.rule_id)
-        attempt = PostbackAttempt(
-            delivery_id=row.id, subid=row.subid, tid=row.tid, status=row.status, source_id=row.source_id,
-            campaign_id=row.campaign_id, rule_id=row.rule_id, method=request.method, url=attempt_values["url"],
-            body=attempt_values["body"], attempt=attempt_no, outcome=attempt_values["outcome"],
-            http_status=result.http_status, response_body=attempt_values["response_body"], error=attempt_values["error"],
-            reason=reason, duration_ms=result.duration_ms, started_at=aware(started_at),
-            next_attempt_at=aware(next_at), response_truncated=result.response_truncated,
-        )
-        self._safe_report(attempt)
-        queue.mark_reported(self.engine, attempt_id)
 
     def _decide(self, row: Any, result: AttemptResult, attempt_no: int) -> tuple[str, Optional[float], str]:
         if result.outcome == DELIVERED:
@@ -249,7 +398,21 @@ class Dispatcher:
             delay = self._next_delay(row, result, attempt_no)
             if delay is None:
                 return "failed", None, f"{result.reason}; gave up after {attempt_no} attempts"
-            return "due", time.time() + delay, f"{result.reason}; retrying in {_human(delay)}"
+            now = time.time()
+            since = row.age_from or row.created_at
+            if now + delay - since > self.settings.max_age:
+                return "failed", None, (
+                    f"{result.reason}; gave up: the next try would come after the maximum age of "
+                    f"{_human(self.settings.max_age)}"
+                )
+            why = f"{result.reason}; retrying in {_human(delay)}"
+            if result.retry_after is not None:
+                asked = _human(result.retry_after)
+                capped = result.retry_after > self.settings.retry_after_cap
+                why += f" (the source asked for {asked} with Retry-After" + (
+                    f", capped at {_human(self.settings.retry_after_cap)})" if capped else ")"
+                )
+            return "due", now + delay, why
         return "failed", None, result.reason
 
     def _next_delay(self, row: Any, result: AttemptResult, attempt_no: int) -> Optional[float]:
@@ -269,9 +432,20 @@ class Dispatcher:
             log.exception("on_postback_sent failed for delivery %s attempt %s", attempt.delivery_id, attempt.attempt)
 
 
-def _host_key(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or ''}"
+def _attempt(row: Any, done: queue.Completion) -> PostbackAttempt:
+    values = done.attempt
+    return PostbackAttempt(
+        delivery_id=row.id, subid=row.subid, tid=row.tid, status=row.status, source_id=row.source_id,
+        campaign_id=row.campaign_id, rule_id=row.rule_id, method=values["method"], url=values["url"],
+        body=values["body"], attempt=values["attempt"], outcome=values["outcome"],
+        http_status=values["http_status"], response_body=values["response_body"], error=values["error"],
+        reason=values["reason"], duration_ms=values["duration_ms"], started_at=aware(values["started_at"]),
+        next_attempt_at=aware(values["next_attempt_at"]), response_truncated=values["response_truncated"],
+    )
+
+
+def _host_of(row: Any) -> str:
+    return row.host or host_key(row.url)
 
 
 def _human(seconds: float) -> str:
@@ -281,7 +455,9 @@ def _human(seconds: float) -> str:
         return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
 
 
 def headers_of(row: Any) -> dict[str, str]:

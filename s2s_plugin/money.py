@@ -62,6 +62,52 @@ def format_amount(value: Optional[Decimal]) -> str:
     return "0" if text in ("", "-0") else text
 
 
+def coerce_payout(value: object) -> Optional[Decimal]:
+    """A conversion's payout as a Decimal, whatever a host passed: Decimal, int, str, or float
+    (through ``str``, so ``0.1 + 0.2`` reports ``0.3``, not float noise).
+
+    :raises InputError: when it is not a finite, non-negative number.
+    """
+    if value is None or isinstance(value, Decimal) and value.is_finite() and value >= 0:
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool):
+        raise InputError(f"payout {value!r} is not a number")
+    if isinstance(value, (int, float, Decimal)):
+        return parse_payout(repr(value) if isinstance(value, float) else str(value))
+    return parse_payout(str(value))
+
+
+def check_payout_settings(mode: str, value: object, min_payout: object) -> tuple[str, Optional[str], Optional[str]]:
+    """Check a postback's payout settings; return them as stored (mode, amount text, minimum text).
+
+    ``fixed`` needs ``value`` (the amount to report), ``percent`` needs ``value`` (the percentage);
+    ``real`` ignores it. Amounts are formatted without exponent or float noise.
+
+    :raises ConfigError: for an unknown mode, a missing or bad amount, naming the setting.
+    """
+    if mode not in PAYOUT_MODES:
+        raise ConfigError(f"unknown payout mode {mode!r}; use one of {', '.join(PAYOUT_MODES)}")
+    amount = _setting("payout_value", value)
+    if mode in ("fixed", "percent") and amount is None:
+        what = "the amount to report" if mode == "fixed" else "the percentage of the payout to report"
+        raise ConfigError(f"payout mode {mode} needs payout_value: {what}")
+    return mode, amount, _setting("min_payout", min_payout)
+
+
+def _setting(name: str, value: object) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} {value!r} is not a number")
+    try:
+        amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except ArithmeticError:
+        raise ConfigError(f"{name} {value!r} is not a number") from None
+    if not amount.is_finite() or amount < 0:
+        raise ConfigError(f"{name} {value!r} must be a non-negative number")
+    return format_amount(amount)
+
+
 def apply_payout_mode(payout: Optional[Decimal], mode: str, value: Optional[Decimal]) -> Optional[Decimal]:
     """The amount a postback reports under its payout mode.
 

@@ -2,19 +2,34 @@
 
 Each claim bumps the row's ``lease_token`` (a fencing token): a worker whose lease expired and was
 taken over finds its token stale and its late result is discarded instead of overwriting the new one.
+
+Claims are short transactions (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL so concurrent workers take disjoint rows without waiting for each other); sending
+happens outside any transaction; completions are written in batches.
+
+Fair claiming: first attempts (lane 0) and retries (lane 1) are claimed separately, so a backlog
+of retries to a dead source never queues in front of fresh conversions, and hosts that already
+have as many attempts in flight as allowed are left out of the claim.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Collection, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
 
 from . import tables as t
 
 D = t.deliveries
+A = t.attempts
+
+#: PostgreSQL ``NOTIFY`` channel: new work is due (idle workers wake at once instead of polling).
+CHANNEL = "s2s_deliveries"
+
+FRESH, RETRY_LANE = 0, 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,61 +43,147 @@ class Completion:
     reason: str
 
 
-def _due(now: float):  # type: ignore[no-untyped-def]
-    return or_(
-        and_(D.c.state == "due", D.c.next_attempt_at <= now),
-        and_(D.c.state == "leased", D.c.lease_until <= now),
-    )
-
-
-def claim(engine: Engine, limit: int, lease_seconds: float, now: Optional[float] = None) -> list[Any]:
-    """Lease up to ``limit`` due deliveries (oldest due first) and return their rows with new tokens."""
+def _pick(conn: Connection, where: list[Any], limit: int, order: Any) -> list[int]:
     if limit <= 0:
         return []
+    query = select(D.c.id).where(*where).order_by(order).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).scalars())
+
+
+def claim(
+    engine: Engine,
+    *,
+    fresh: int,
+    retries: int = 0,
+    lease_seconds: float,
+    exclude_hosts: Collection[str] = (),
+    now: Optional[float] = None,
+) -> list[Any]:
+    """Lease due deliveries: expired leases first, then up to ``retries`` retries and ``fresh``
+    first attempts (retry room left unused goes to first attempts), oldest due first.
+
+    :param exclude_hosts: host keys to leave alone (their per-host limit is reached).
+    :return: the claimed rows, with their new lease tokens.
+    """
     now = time.time() if now is None else now
-    pick = select(D.c.id).where(_due(now)).order_by(D.c.next_attempt_at).limit(limit)
-    if engine.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (
-        update(D)
-        .where(D.c.id.in_(pick.scalar_subquery()))
-        .values(state="leased", lease_token=D.c.lease_token + 1, lease_until=now + lease_seconds, updated_at=now)
-        .returning(*D.c)
-    )
+    total = fresh + retries
+    if total <= 0:
+        return []
+    skip_hosts = [D.c.host.not_in(list(exclude_hosts))] if exclude_hosts else []
     with engine.begin() as conn:
-        return list(conn.execute(stmt))
+        # A worker died holding these: they were due before anything else.
+        ids = _pick(conn, [D.c.state == "leased", D.c.lease_until <= now, *skip_hosts], total, D.c.lease_until)
+        due = [D.c.state == "due", D.c.next_attempt_at <= now, *skip_hosts]
+        ids += _pick(conn, [*due, D.c.lane == RETRY_LANE], min(retries, total - len(ids)), D.c.next_attempt_at)
+        ids += _pick(conn, [*due, D.c.lane == FRESH], total - len(ids), D.c.next_attempt_at)
+        if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
+            more = _pick(conn, [*due, D.c.lane == RETRY_LANE, D.c.id.not_in(ids)], total - len(ids), D.c.next_attempt_at)
+            ids += more
+        if not ids:
+            return []
+        rows = conn.execute(
+            update(D)
+            .where(D.c.id.in_(ids))
+            .values(state="leased", lease_token=D.c.lease_token + 1, lease_until=now + lease_seconds, updated_at=now)
+            .returning(*D.c)
+        ).all()
+    order = {delivery_id: n for n, delivery_id in enumerate(ids)}
+    return sorted(rows, key=lambda row: order[row.id])
+
+
+_COMPLETE = (
+    update(D)
+    .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+    .values(
+        state=bindparam("b_state"),
+        attempts=D.c.attempts + 1,
+        next_attempt_at=bindparam("b_next"),
+        lease_until=None,
+        lane=bindparam("b_lane"),
+        reason=bindparam("b_reason"),
+        http_status=bindparam("b_http_status"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def complete_many(engine: Engine, done: Sequence[tuple[Any, Completion]]) -> list[Optional[int]]:
+    """Record attempts' results for the deliveries whose lease is still ours, in one transaction.
+
+    :return: per entry, the new attempt's id, or None when the lease was lost (result discarded).
+    """
+    if not done:
+        return []
+    now = time.time()
+    with engine.begin() as conn:
+        current = select(D.c.id, D.c.lease_token).where(D.c.id.in_([row.id for row, _ in done]), D.c.state == "leased")
+        if conn.dialect.name == "postgresql":
+            current = current.with_for_update()
+        tokens = {r.id: r.lease_token for r in conn.execute(current)}
+        winners = [(n, row, result) for n, (row, result) in enumerate(done) if tokens.get(row.id) == row.lease_token]
+        if not winners:
+            return [None] * len(done)
+        conn.execute(
+            _COMPLETE,
+            [
+                {
+                    "b_id": row.id, "b_token": row.lease_token, "b_state": result.state, "b_next": result.next_attempt_at,
+                    "b_lane": RETRY_LANE if result.state == "due" else row.lane, "b_reason": result.reason,
+                    "b_http_status": result.http_status, "b_now": now,
+                }
+                for _, row, result in winners
+            ],
+        )
+        ids = conn.execute(
+            insert(A).returning(A.c.id, sort_by_parameter_order=True),
+            [{"delivery_id": row.id, **result.attempt} for _, row, result in winners],
+        ).scalars().all()
+    out: list[Optional[int]] = [None] * len(done)
+    for (n, _, _), attempt_id in zip(winners, ids):
+        out[n] = attempt_id
+    return out
 
 
 def complete(engine: Engine, row: Any, done: Completion) -> Optional[int]:
-    """Record an attempt's result if ``row``'s lease is still ours; the attempt's id, or None if lost."""
-    now = time.time()
-    with engine.begin() as conn:
-        changed = conn.execute(
-            update(D)
-            .where(D.c.id == row.id, D.c.lease_token == row.lease_token, D.c.state == "leased")
-            .values(
-                state=done.state,
-                attempts=D.c.attempts + 1,
-                next_attempt_at=done.next_attempt_at,
-                lease_until=None,
-                reason=done.reason,
-                http_status=done.http_status,
-                updated_at=now,
-            )
-        ).rowcount
-        if not changed:
-            return None
-        return conn.execute(insert(t.attempts).values(delivery_id=row.id, **done.attempt)).inserted_primary_key[0]
+    """Record one attempt's result if ``row``'s lease is still ours; the attempt's id, or None if lost."""
+    return complete_many(engine, [(row, done)])[0]
+
+
+_RELEASE = (
+    update(D)
+    .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+    .values(state="due", lease_until=None, updated_at=bindparam("b_now"))
+)
+
+
+def release_many(engine: Engine, rows: Sequence[Any]) -> None:
+    """Give claimed deliveries back unattempted (shutdown, or a host at its limit), where still ours."""
+    if rows:
+        now = time.time()
+        with engine.begin() as conn:
+            conn.execute(_RELEASE, [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows])
 
 
 def release(engine: Engine, row: Any) -> None:
-    """Give a claimed delivery back unattempted (shutdown), if the lease is still ours."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(D)
-            .where(D.c.id == row.id, D.c.lease_token == row.lease_token, D.c.state == "leased")
-            .values(state="due", lease_until=None, updated_at=time.time())
-        )
+    """Give one claimed delivery back unattempted, if the lease is still ours."""
+    release_many(engine, [row])
+
+
+_RENEW = (
+    update(D)
+    .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+    .values(lease_until=bindparam("b_until"))
+)
+
+
+def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float) -> None:
+    """Extend the leases of deliveries still being worked on, so a slow attempt keeps its claim."""
+    if rows:
+        until = time.time() + lease_seconds
+        with engine.begin() as conn:
+            conn.execute(_RENEW, [{"b_id": r.id, "b_token": r.lease_token, "b_until": until} for r in rows])
 
 
 def next_due_at(engine: Engine) -> Optional[float]:
@@ -100,7 +201,6 @@ def take_unreported(engine: Engine, *, older_than: float, limit: int = 500) -> l
     Skips (attempt 0) are taken at once; real attempts only when older than ``older_than`` seconds,
     i.e. when the worker that made them died before reporting them.
     """
-    A = t.attempts
     now = time.time()
     candidates = (
         select(A.c.id)
@@ -108,6 +208,9 @@ def take_unreported(engine: Engine, *, older_than: float, limit: int = 500) -> l
         .order_by(A.c.id)
         .limit(limit)
     )
+    with engine.connect() as conn:  # a cheap look first: usually there is nothing to report
+        if not conn.execute(candidates.limit(1)).first():
+            return []
     with engine.begin() as conn:
         taken = [
             attempt_id
@@ -122,19 +225,36 @@ def take_unreported(engine: Engine, *, older_than: float, limit: int = 500) -> l
     return [(a, deliveries[a.delivery_id]) for a in attempts]
 
 
-def mark_reported(engine: Engine, attempt_id: int) -> None:
-    """Note that an attempt reached ``on_postback_sent``."""
-    with engine.begin() as conn:
-        conn.execute(update(t.attempts).where(t.attempts.c.id == attempt_id).values(reported=True))
+def mark_reported(engine: Engine, attempt_ids: Sequence[int] | int) -> None:
+    """Note that attempts reached ``on_postback_sent``."""
+    ids = [attempt_ids] if isinstance(attempt_ids, int) else list(attempt_ids)
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(update(A).where(A.c.id.in_(ids)).values(reported=True))
 
 
-def make_due(engine: Engine, delivery_ids: list[int], now: Optional[float] = None) -> int:
-    """Make delivered, failed or waiting deliveries due again now (resend); returns how many."""
+def make_due(engine: Engine, delivery_ids: Sequence[int], now: Optional[float] = None) -> int:
+    """Make delivered, failed or waiting deliveries due again now (resend); returns how many.
+
+    A resend starts over: the retry schedule and ``max_age`` count from now, in the first-attempt
+    lane; attempt numbers keep counting. Deliveries being sent right now are left alone.
+    """
     now = time.time() if now is None else now
+    changed = 0
     with engine.begin() as conn:
-        return conn.execute(
-            update(D)
-            .where(D.c.id.in_(delivery_ids), D.c.state.in_(("delivered", "failed", "due")))
-            # The retry schedule starts over from this attempt; attempt numbers keep counting.
-            .values(state="due", next_attempt_at=now, retry_base=D.c.attempts, updated_at=now)
-        ).rowcount
+        for start in range(0, len(delivery_ids), 500):
+            chunk = list(delivery_ids[start : start + 500])
+            changed += conn.execute(
+                update(D)
+                .where(D.c.id.in_(chunk), D.c.state.in_(("delivered", "failed", "due")))
+                .values(state="due", next_attempt_at=now, retry_base=D.c.attempts, lane=FRESH, age_from=now, updated_at=now)
+            ).rowcount
+        if changed:
+            notify(conn)
+    return changed
+
+
+def notify(conn: Connection) -> None:
+    """Tell listening PostgreSQL workers that work is due (sent when the transaction commits)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {CHANNEL}"))

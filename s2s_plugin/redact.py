@@ -1,12 +1,29 @@
-"""Keeping marked secrets (``PostbackRequest.secrets``) out of everything that is recorded."""
+"""Keeping secrets out of everything that is recorded: attempt URLs, bodies, answers, explain.
+
+Two ways to mark a secret:
+
+- by value: ``PostbackRequest.secrets`` lists text a ``prepare_request`` hook put in the request
+  (a token in a header, a signature); every occurrence, URL-encoded forms included, is replaced.
+- by name: a postback rule's (or its template's) ``secrets`` lists names of query parameters, form
+  or JSON body fields and headers whose values are secret, whatever they are::
+
+    s2s.add_source("exo", postback_url="https://s.example/pb?cid={external_id}&api_key=SeCrEt",
+                   secrets=["api_key"])
+    # logged as https://s.example/pb?cid=abc&api_key=[REDACTED]
+
+The request is sent unchanged; the Sent postbacks log, ``on_postback_sent`` and ``explain`` show
+``[REDACTED]`` instead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Optional
-from urllib.parse import quote, quote_plus
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "[REDACTED]"
+MASK = REDACTED
 
 
 def _forms(secret: str) -> set[str]:
@@ -22,3 +39,76 @@ def redact(text: Optional[str], secrets: Iterable[str]) -> Optional[str]:
     for form in forms:
         text = text.replace(form, REDACTED)
     return text
+
+def parse_secrets(value: Optional[Iterable[str] | str]) -> tuple[str, ...]:
+    """Secret names from a list or a comma list, lower-cased, without blanks or repeats."""
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(dict.fromkeys(str(item).strip().lower() for item in items if str(item).strip()))
+
+
+def join_secrets(names: Iterable[str]) -> Optional[str]:
+    """The stored (comma list) form of secret names; None for none."""
+    parsed = parse_secrets(list(names))
+    return ",".join(parsed) or None
+
+
+def redact_url(url: str, secrets: Iterable[str]) -> str:
+    """``url`` with the values of secret query parameters (and a userinfo password) masked."""
+    names = set(parse_secrets(list(secrets)))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    query = parts.query
+    if names and query:
+        pieces = []
+        for piece in query.split("&"):
+            name = piece.split("=", 1)[0]
+            pieces.append(f"{name}={MASK}" if _unquote(name).lower() in names else piece)
+        query = "&".join(pieces)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def redact_body(body: Optional[str], secrets: Iterable[str]) -> Optional[str]:
+    """A JSON or form body with the values of secret fields masked (other bodies unchanged)."""
+    names = set(parse_secrets(list(secrets)))
+    if not body or not names:
+        return body
+    stripped = body.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return json.dumps(_mask_json(json.loads(body), names), ensure_ascii=False)
+        except ValueError:
+            return body
+    if "=" in body:
+        pairs = parse_qsl(body, keep_blank_values=True)
+        if any(name.lower() in names for name, _ in pairs):
+            return "&".join(
+                f"{quote(name)}={MASK if name.lower() in names else quote(value)}" for name, value in pairs
+            )
+    return body
+
+
+def redact_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
+    """Headers with secret ones (and ``Authorization`` always) masked."""
+    names = set(parse_secrets(list(secrets))) | {"authorization", "proxy-authorization"}
+    return {key: MASK if key.lower() in names else value for key, value in headers.items()}
+
+
+def _mask_json(value: Any, names: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: MASK if str(k).lower() in names else _mask_json(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_json(v, names) for v in value]
+    return value
+
+
+def _unquote(text: str) -> str:
+    return unquote_plus(text)

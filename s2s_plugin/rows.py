@@ -10,6 +10,7 @@ from typing import Any, Optional
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRule
 
 from .money import to_decimal
+from .redact import parse_secrets
 
 
 def epoch(moment: Optional[dt.datetime]) -> Optional[float]:
@@ -58,6 +59,7 @@ def source_rule(row: Any) -> PostbackRule:
         follow_redirects=bool(row.follow_redirects),
         enabled=bool(row.enabled),
         name=row.template,
+        secrets=parse_secrets(row.secrets),
     )
 
 
@@ -77,6 +79,7 @@ def postback_rule(row: Any) -> PostbackRule:
         follow_redirects=bool(row.follow_redirects),
         enabled=bool(row.enabled),
         name=row.name,
+        secrets=parse_secrets(row.secrets),
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from hookspecs import PostbackRequest
@@ -63,11 +64,61 @@ class AttemptResult:
     gone: bool = False
 
 
+class PinnedBackend(httpcore.SyncBackend):
+    """A network backend that connects only to addresses the target check approved.
+
+    The sender resolves a host name once, checks every address, and pins the name to them here;
+    httpcore then connects to a pinned address instead of resolving the name again, so a DNS answer
+    that changes between the check and the connection (DNS rebinding) cannot reach an internal
+    address. TLS still sends the name (SNI) and verifies the certificate against it.
+    """
+
+    def __init__(self) -> None:
+        self.pins: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def pin(self, url: str, addresses: tuple[str, ...]) -> None:
+        """Connections to ``url``'s host and port go to ``addresses`` (checked), in order."""
+        target = httpx.URL(url)
+        port = target.port or (443 if target.scheme == "https" else 80)
+        self.pins[(target.host.lower(), port)] = addresses
+
+    def connect_tcp(  # type: ignore[override]
+        self, host: str, port: int, timeout: Optional[float] = None, local_address: Optional[str] = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        addresses = self.pins.get((host.lower(), port))
+        if not addresses:
+            raise httpcore.ConnectError(f"{host}:{port} was not checked before connecting: refused")
+        error: Optional[Exception] = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+
+class _PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool that uses a ``PinnedBackend``."""
+
+    def __init__(self, backend: PinnedBackend, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+
+
 class Sender:
     """Sends postback requests with one pooled ``httpx.Client`` per thread.
 
     Sync clients in threads deliver more per second than one ``AsyncClient`` at high concurrency,
-    and a thread each keeps a slow source from blocking the others' connections.
+    and a thread each keeps a slow source from blocking the others' connections. Every hop is
+    checked (``safety.check_target``) and the connection pinned to the checked addresses.
     """
 
     def __init__(self, settings: DeliverySettings, classify_hook: Optional[ClassifyHook] = None) -> None:
@@ -77,20 +128,25 @@ class Sender:
         self._clients: list[httpx.Client] = []
         self._lock = threading.Lock()
 
-    def _client(self) -> httpx.Client:
+    def _client(self) -> tuple[httpx.Client, PinnedBackend]:
         client = getattr(self._local, "client", None)
         if client is None:
+            backend = PinnedBackend()
+            # One attempt at a time per thread: a few keep-alive connections (to the hosts this
+            # thread talks to most) are all it can use.
+            limits = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=30.0)
             client = httpx.Client(
+                transport=_PinnedTransport(backend, limits),
                 timeout=httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout),
-                limits=httpx.Limits(max_connections=self.settings.per_host_concurrency, max_keepalive_connections=8),
                 headers={"User-Agent": self.settings.user_agent},
                 follow_redirects=False,
                 trust_env=False,
             )
             self._local.client = client
+            self._local.backend = backend
             with self._lock:
                 self._clients.append(client)
-        return client
+        return client, self._local.backend
 
     def close(self) -> None:
         """Close every thread's client."""
@@ -112,7 +168,7 @@ class Sender:
             if not check.ok:
                 return AttemptResult(RETRY if check.retryable else FAILED, check.reason or "target refused", duration_ms=elapsed())
             try:
-                answer = self._exchange(dataclasses.replace(request, url=url))
+                answer = self._exchange(dataclasses.replace(request, url=url), check.addresses, started)
             except httpx.TimeoutException as exc:
                 return AttemptResult(RETRY, f"the source did not answer in time ({type(exc).__name__})", error=repr(exc), duration_ms=elapsed())
             except (httpx.TransportError, OSError) as exc:
@@ -128,9 +184,11 @@ class Sender:
             return AttemptResult(FAILED, f"more than {_MAX_REDIRECTS} redirects", duration_ms=elapsed())
         return self._classify(request, answer, success_body, elapsed())
 
-    def _exchange(self, request: PostbackRequest) -> Answer:
+    def _exchange(self, request: PostbackRequest, addresses: tuple[str, ...], started: float) -> Answer:
         limit = self.settings.max_response_bytes
-        with self._client().stream(request.method, request.url, headers=dict(request.headers), content=request.body) as response:
+        client, backend = self._client()
+        backend.pin(request.url, addresses)
+        with client.stream(request.method, request.url, headers=dict(request.headers), content=request.body) as response:
             chunks: list[bytes] = []
             size = 0
             truncated = False
@@ -140,6 +198,9 @@ class Sender:
                 if size > limit:
                     truncated = True
                     break
+                if time.perf_counter() - started > self.settings.timeout:
+                    # A source trickling its answer byte by byte must not hold the attempt forever.
+                    raise httpx.ReadTimeout("the answer took longer than the timeout to arrive")
             raw = b"".join(chunks)[:limit]
             text = raw.decode(response.encoding or "utf-8", errors="replace")
             return Answer(response.status_code, response.headers, text, truncated)

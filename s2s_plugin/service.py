@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any, Optional
 
 import pluggy
@@ -15,17 +14,19 @@ from sqlalchemy import select
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
 
-from . import hookcalls, queue
+from . import hookcalls, operations, queue
 from . import tables as t
 from .db import make_engine
 from .dispatcher import Dispatcher, headers_of
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .explain import Explanation, explain_subid
-from .money import PAYOUT_MODES, format_amount
+from .money import check_payout_settings, coerce_payout
+from .redact import join_secrets
 from .resolve import PlannedPostback, plan
 from .rows import attempt_from_rows, conversion_for_delivery
 from .sender import Answer, Sender, Verdict
 from .settings import DeliverySettings
+from .stats import OutboxStats, outbox_stats
 from .statuses import check_status
 from .store import Recorded, Store
 from .templates import find_template, source_templates
@@ -57,18 +58,6 @@ def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **
 def _statuses(statuses: Optional[Iterable[str]], default: Sequence[str]) -> str:
     chosen = [check_status(s.strip().lower()) for s in (statuses if statuses is not None else default)]
     return ",".join(dict.fromkeys(chosen))
-
-
-def _money(name: str, value: Any) -> Optional[str]:
-    if value is None or value == "":
-        return None
-    try:
-        amount = Decimal(str(value))
-    except ArithmeticError:
-        raise ConfigError(f"{name} {value!r} is not a number") from None
-    if not amount.is_finite() or amount < 0:
-        raise ConfigError(f"{name} {value!r} must be a non-negative number")
-    return format_amount(amount)
 
 
 def _method(method: Optional[str]) -> str:
@@ -147,19 +136,21 @@ class PostbackService:
         min_payout: Any = None,
         body: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
+        secrets: Optional[Iterable[str]] = None,
     ) -> PostbackRule:
         """Create or replace a traffic source's postback.
 
         :param template: a template name; its URL, method and default statuses are used where the
             arguments are None.
+        :param secrets: names of query parameters, body fields or headers whose values the log
+            redacts (added to the template's own).
         :raises ConfigError: for an unknown template, no URL, an unknown status or payout mode.
         """
         chosen = find_template(self.templates(), template)
         url = postback_url or (chosen.postback_url if chosen else None)
         if not url:
             raise ConfigError(f"source {source_id!r} needs a postback URL or a template")
-        if payout_mode not in PAYOUT_MODES:
-            raise ConfigError(f"unknown payout mode {payout_mode!r}; use one of {', '.join(PAYOUT_MODES)}")
+        payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
         return self.store.upsert_source(
             source_id,
             {
@@ -168,12 +159,13 @@ class PostbackService:
                 "method": _method(method or (chosen.method if chosen else None)),
                 "statuses": _statuses(statuses, chosen.statuses if chosen else ("sale",)),
                 "payout_mode": payout_mode,
-                "payout_value": _money("payout_value", payout_value),
-                "min_payout": _money("min_payout", min_payout),
+                "payout_value": payout_value,
+                "min_payout": min_payout,
                 "body": body,
                 "headers": None if not headers else json.dumps(headers),
                 "follow_redirects": bool(chosen.follow_redirects) if chosen else False,
                 "enabled": True,
+                "secrets": join_secrets([*(chosen.secrets if chosen else ()), *(secrets or ())]),
             },
         )
 
@@ -200,12 +192,15 @@ class PostbackService:
         min_payout: Any = None,
         body: Optional[str] = None,
         name: Optional[str] = None,
+        secrets: Optional[Iterable[str]] = None,
     ) -> PostbackRule:
-        """Add an S2S postback to a campaign (fires for every click of the campaign)."""
+        """Add an S2S postback to a campaign (fires for every click of the campaign).
+
+        :param secrets: names of query parameters or body fields whose values the log redacts.
+        """
         if not url:
             raise ConfigError("a postback needs a URL")
-        if payout_mode not in PAYOUT_MODES:
-            raise ConfigError(f"unknown payout mode {payout_mode!r}; use one of {', '.join(PAYOUT_MODES)}")
+        payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
         return self.store.insert_postback(
             {
                 "campaign_id": campaign_id,
@@ -214,11 +209,12 @@ class PostbackService:
                 "method": _method(method),
                 "statuses": _statuses(statuses, ("lead", "sale", "rejected", "rebill")),
                 "payout_mode": payout_mode,
-                "payout_value": _money("payout_value", payout_value),
-                "min_payout": _money("min_payout", min_payout),
+                "payout_value": payout_value,
+                "min_payout": min_payout,
                 "body": body,
                 "follow_redirects": False,
                 "enabled": True,
+                "secrets": join_secrets(secrets or ()),
             }
         )
 
@@ -231,12 +227,19 @@ class PostbackService:
                 values[key] = _statuses(value, ())
             elif key == "method":
                 values[key] = _method(value)
-            elif key in ("payout_value", "min_payout"):
-                values[key] = _money(key, value)
-            elif key in ("url", "payout_mode", "body", "enabled", "name", "campaign_id"):
+            elif key == "secrets":
+                values[key] = join_secrets(value or ())
+            elif key in ("url", "payout_mode", "payout_value", "min_payout", "body", "enabled", "name", "campaign_id"):
                 values[key] = value
             else:
                 raise ConfigError(f"a postback has no setting {key!r}")
+        if {"payout_mode", "payout_value", "min_payout"} & set(values):
+            # Checked together: a mode change needs the amount it reports.
+            current = next((r for r in self.store.list_postbacks() if r.id == f"postback:{pk}"), None)
+            mode = values.get("payout_mode", current.payout_mode if current else "real")
+            amount = values["payout_value"] if "payout_value" in values else (current.payout_value if current else None)
+            minimum = values["min_payout"] if "min_payout" in values else (current.min_payout if current else None)
+            values["payout_mode"], values["payout_value"], values["min_payout"] = check_payout_settings(mode, amount, minimum)
         return self.store.update_postback(pk, values)
 
     def remove_postback(self, rule_id: str) -> bool:
@@ -262,6 +265,9 @@ class PostbackService:
     def record(self, conversion: Conversion) -> Recorded:
         """``on_conversion``, returning what was decided and queued (for hosts and tests)."""
         check_status(conversion.status)
+        if conversion.payout is not None:
+            # Hosts may pass floats or strings; a float must not leak noise into a postback.
+            conversion = dataclasses.replace(conversion, payout=coerce_payout(conversion.payout))
         click = conversion.click or self.store.load_click(conversion.subid)
         collected = hookcalls.call_collect(
             self.pm.hook.postback_rules,
@@ -280,7 +286,9 @@ class PostbackService:
             first_delay=self.settings.retry_schedule[0],
             note=note or None,
         )
-        if recorded.queued or recorded.skipped:
+        if recorded.skipped:
+            self.dispatcher.report_soon()
+        elif recorded.queued:
             self.dispatcher.wake()
         return recorded
 
@@ -311,26 +319,41 @@ class PostbackService:
     def _build_request(self, row: Any) -> tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]:
         """The request for a claimed delivery, after ``prepare_request`` hooks; with the template's
         success text, and a problem sentence when a hook failed."""
-        request = PostbackRequest(
-            method=row.method,
-            url=row.url,
-            headers=headers_of(row),
-            body=row.body.encode("utf-8") if row.body else None,
+        request = self.with_content_type(
+            PostbackRequest(
+                method=row.method,
+                url=row.url,
+                headers=headers_of(row),
+                body=row.body.encode("utf-8") if row.body else None,
+            )
         )
-        if request.body and "content-type" not in {k.lower() for k in request.headers}:
-            kind = "application/json" if row.body.lstrip().startswith(("{", "[")) else "application/x-www-form-urlencoded"
-            request = dataclasses.replace(request, headers={**request.headers, "Content-Type": kind})
         success_body = None
         if row.template:
             chosen = self.templates().get(row.template)
             success_body = chosen.success_body if chosen else None
         request = dataclasses.replace(request, template=row.template, rule_id=row.rule_id)
+        if not self.pm.hook.prepare_request.get_hookimpls():  # the common case: no click to load
+            return request, None, success_body, None
         click = self.store.load_click(row.subid)
         rule = PostbackRule(
             id=row.rule_id, url=row.rule_url or row.url, method=row.method, source_id=row.source_id,
             campaign_id=row.campaign_id, template=row.template,
         )
         context = ResolveContext(click=click, conversion=conversion_for_delivery(row, click), rule=rule)
+        request, problem = self.prepare(request, context)
+        return request, context, success_body, problem
+
+    @staticmethod
+    def with_content_type(request: PostbackRequest) -> PostbackRequest:
+        """The request with a ``Content-Type`` for its body (JSON or form), unless it has one."""
+        if request.body and "content-type" not in {k.lower() for k in request.headers}:
+            kind = "application/json" if request.body.lstrip().startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
+            request = dataclasses.replace(request, headers={**request.headers, "Content-Type": kind})
+        return request
+
+    def prepare(self, request: PostbackRequest, context: ResolveContext) -> tuple[PostbackRequest, Optional[str]]:
+        """Run the ``prepare_request`` hooks in turn; the final request, and a problem sentence
+        naming the plugins that failed (the request must then not be sent)."""
         chained = hookcalls.call_chain(
             self.pm.hook.prepare_request,
             key="request",
@@ -340,8 +363,7 @@ class PostbackService:
         )
         # Sending a request a plugin could not prepare (no token, no signature) would be wrong:
         # the attempt is not made and the delivery retries on its schedule (see docs/hooks.md).
-        problem = "; ".join(f.describe() for f in chained.failures) or None
-        return chained.value, context, success_body, problem
+        return chained.value, "; ".join(f.describe() for f in chained.failures) or None
 
     # --- delivery -----------------------------------------------------------------------
 
@@ -367,6 +389,54 @@ class PostbackService:
         if done:
             self.dispatcher.wake()
         return done
+
+    def resend_matching(
+        self,
+        *,
+        source_id: Optional[str] = None,
+        campaign_id: Optional[str] = None,
+        rule_id: Optional[str] = None,
+        subid: Optional[str] = None,
+        outcome: Optional[str] = None,
+        since: operations.Moment = None,
+        until: operations.Moment = None,
+        dry_run: bool = False,
+    ) -> list[int]:
+        """Send again every delivery matching all the given filters; returns their ids.
+
+        ``outcome`` is ``failed``, ``delivered`` or ``retrying``; ``since``/``until`` (datetimes,
+        epoch seconds or ISO text) bound when the deliveries were queued. With no filter at all
+        nothing is resent: pass at least one. ``dry_run`` only lists them.
+
+        :raises InputError: for an unknown outcome, a bad time, or no filter.
+        """
+        filters = dict(source_id=source_id, campaign_id=campaign_id, rule_id=rule_id, subid=subid, outcome=outcome, since=since, until=until)
+        if not any(v not in (None, "") for v in filters.values()):
+            raise InputError("resend needs a filter (source, campaign, rule, subid, outcome or a time range)")
+        ids = operations.matching_deliveries(self.engine, **filters)
+        if ids and not dry_run:
+            queue.make_due(self.engine, ids)
+            self.dispatcher.wake()
+        return ids
+
+    def test_send(self, rule_id: str, **sample: Any) -> operations.TestSend:
+        """Send rule ``rule_id`` (``source:ID`` or ``postback:N``) now for a made-up click and
+        conversion, outside the queue and the log, and say what the source answered.
+
+        Sample values (keywords): ``status``, ``payout``, ``currency``, ``external_id``, ``tid``,
+        ``params`` (more click parameters for macros).
+
+        :raises ConfigError: for an unknown rule.
+        """
+        return operations.test_send(self, rule_id, **sample)
+
+    def prune(self, older_than: Any) -> operations.Pruned:
+        """Delete attempt-log entries older than ``older_than`` (seconds, or text like ``30d``).
+
+        Pending deliveries' attempts and unreported attempts are kept; see ``operations.prune``.
+        """
+        seconds = operations.parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
+        return operations.prune(self.engine, seconds)
 
     # --- the log ------------------------------------------------------------------------
 
@@ -395,6 +465,11 @@ class PostbackService:
     def explain(self, subid: str) -> Explanation:
         """Why each postback for this click was sent, retried, skipped or failed: failing step first."""
         return explain_subid(self, subid)
+
+    def stats(self) -> OutboxStats:
+        """The outbox at this moment, for monitoring: deliveries per state, how many are due now,
+        and how long the most overdue one has waited."""
+        return outbox_stats(self.engine)
 
 
 def _with_notes(planned: PlannedPostback, notes: Optional[list[str]]) -> PlannedPostback:

@@ -28,6 +28,12 @@ class DeliverySettings:
     max_response_bytes: int = 16 * 1024
     poll_interval: float = 1.0
     user_agent: str = "s2s-postback/0.1 (+server-to-server postback)"
+    #: A delivery not delivered this long after it was queued (or resent) is failed: 3 days.
+    max_age: float = 3 * 86400.0
+    #: How long a claim lasts unless renewed (attempts in flight are renewed); None: 4 x ``timeout``, >= 60 s.
+    lease_seconds: Optional[float] = None
+    #: Deliveries claimed per database round trip.
+    claim_batch: int = 64
 
     def __post_init__(self) -> None:
         schedule = tuple(float(s) for s in self.retry_schedule)
@@ -37,14 +43,19 @@ class DeliverySettings:
         for name in ("connect_timeout", "timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
-        for name in ("max_concurrency", "per_host_concurrency"):
+        for name in ("max_concurrency", "per_host_concurrency", "claim_batch"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-
-    @property
-    def lease_seconds(self) -> float:
-        """How long a claim lasts: long enough for a slow attempt, short enough to recover a dead worker."""
-        return max(60.0, self.timeout * 4)
+        for name in ("max_age", "poll_interval", "retry_after_cap"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds")
+        if not 0 <= self.jitter <= 1:
+            raise ConfigError("jitter must be a fraction between 0 and 1")
+        if self.lease_seconds is None:
+            # Long enough for a slow attempt, short enough to recover a dead worker's claims soon.
+            object.__setattr__(self, "lease_seconds", max(60.0, self.timeout * 4))
+        elif self.lease_seconds < 1:
+            raise ConfigError("lease_seconds must be at least 1 (claims in flight are renewed as they run)")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "DeliverySettings":
@@ -73,7 +84,7 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, 
                 out[field.name] = [float(x) for x in raw.split(",") if x.strip()]
             elif field.name == "allow_private_targets":
                 out[field.name] = _truthy(raw)
-            elif field.name in ("max_concurrency", "per_host_concurrency", "max_response_bytes"):
+            elif field.name in ("max_concurrency", "per_host_concurrency", "max_response_bytes", "claim_batch"):
                 out[field.name] = int(raw)
             elif field.name == "user_agent":
                 out[field.name] = raw

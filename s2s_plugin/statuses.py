@@ -27,7 +27,13 @@ DEFAULT_ALIASES: Mapping[str, str] = {
     "rebill": "rebill", "upsell": "rebill",
 }
 
+#: Inbound postback parameters that map a network's own status names (comma lists), Keitaro's names.
 MAPPING_PARAMS = ("lead_status", "sale_status", "rejected_status", "ignore_status")
+
+
+def status_mapping(params: Mapping[str, Optional[str]]) -> dict[str, str]:
+    """The status-mapping parameters present (and not empty) in an inbound postback's parameters."""
+    return {name: str(params[name]) for name in MAPPING_PARAMS if str(params.get(name) or "").strip()}
 
 
 def _split(value: Optional[str]) -> list[str]:
@@ -106,36 +112,62 @@ class StatusDecision:
 def decide(known: Sequence[KnownConversion], tid: Optional[str], status: str) -> StatusDecision:
     """Decide what an incoming (tid, status) does, given the click's known conversions (oldest first).
 
-    A conversion is identified by its ``tid``; a postback without a tid applies to the click's latest
-    conversion, so an empty tid never creates a second conversion and never fires one status twice.
-    A new tid with ``sale`` or ``rebill`` on a click that already has a sale is a rebill.
+    The rules, as an operator moving from Keitaro expects them:
+
+    - A conversion is identified by its ``tid``; a postback without a tid applies to the click's
+      latest conversion, so an empty tid never creates a second conversion and never fires one
+      status twice.
+    - A tid the click has not seen, with ``sale`` or ``rebill``, on a click that already has a sale,
+      is a rebill (a new conversion). ``rebill`` with the tid of a sale is that sale's rebill.
+    - A click's only conversion, reported without a tid, takes the tid of the next report about it
+      (lead without a tid, then its sale with one).
+    - Allowed changes: lead → sale, lead → rejected, sale → rejected, rebill → rejected. The same
+      status again is a repeat; a lead arriving after its sale or rejection was reordered by the
+      network. Neither fires anything, and both are recorded with the reason.
     """
     tid = (tid or "").strip()
     if tid:
-        for conv in known:
+        for conv in reversed(known):
             if conv.tid == tid:
+                if status == "rebill" and conv.status == "sale":
+                    return StatusDecision(
+                        "new", "rebill", f"rebill of conversion #{conv.id} (same tid {tid!r}): a new conversion",
+                        previous_status=conv.status,
+                    )
                 return _change(conv, status)
-        untidied = [c for c in known if c.tid == ""]
-        if len(untidied) == 1 and len(known) == 1 and (
-            untidied[0].status == status or is_allowed_change(untidied[0].status, status)
-        ):
-            # A lead reported without a tid, then its sale with one: the same conversion.
-            return dataclasses.replace(_change(untidied[0], status), adopt_tid=True)
+        if len(known) == 1 and known[0].tid == "":
+            only = known[0]
+            merged = _change(only, status)
+            reordered = status == "lead" and only.status in ("sale", "rejected")
+            if merged.kind in ("change", "repeat") or reordered:
+                # A lead reported without a tid, then its sale with one: the same conversion.
+                return dataclasses.replace(merged, adopt_tid=True)
         if status in ("sale", "rebill") and any(c.status in ("sale", "rebill") for c in known):
             return StatusDecision("new", "rebill", f"new tid {tid!r} on a click that already has a sale: a rebill")
-        return StatusDecision("new", status, f"new conversion with tid {tid!r}")
+        if known:
+            return StatusDecision("new", status, f"new conversion with tid {tid!r} (the click's conversion #{len(known) + 1})")
+        return StatusDecision("new", status, f"first conversion of this click, tid {tid!r}")
     if not known:
         return StatusDecision("new", status, "first conversion of this click")
     latest = known[-1]
     if status == "rebill" and latest.status != "rebill":
-        return StatusDecision("new", "rebill", "rebill of the click's conversion")
+        return StatusDecision("new", "rebill", f"rebill of conversion #{latest.id}: a new conversion")
+    if status == "rebill":
+        return StatusDecision(
+            "repeat", status,
+            f"rebill without a tid repeated for conversion #{latest.id}: nothing sent again "
+            "(networks must send a new tid with every rebill)",
+            latest.id, latest.status,
+        )
     return _change(latest, status)
 
 
 def _change(conv: KnownConversion, status: str) -> StatusDecision:
-    if conv.status == status:
+    if conv.status == status or (conv.status == "rebill" and status == "sale"):
+        # A "sale" for a conversion recorded as a rebill is the network repeating that rebill's report.
         return StatusDecision(
-            "repeat", status, f"status {status} repeated for conversion #{conv.id}: already handled, nothing sent again",
+            "repeat", conv.status,
+            f"status {status} repeated for conversion #{conv.id}: already handled, nothing sent again",
             conv.id, conv.status,
         )
     if is_allowed_change(conv.status, status):

@@ -18,7 +18,10 @@ from hookspecs import Click, Conversion, PostbackRule
 
 from . import tables as t
 from .errors import ConfigError
+from .hosts import host_key
 from .money import format_amount
+from .queue import notify
+from .redact import join_secrets, redact_body, redact_url
 from .resolve import PlannedPostback
 from .rows import click_from_row, click_values, dumps, epoch, postback_rule, source_rule
 from .statuses import KnownConversion, StatusDecision, decide
@@ -48,8 +51,10 @@ class Store:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def create_tables(self) -> None:
-        """Create the plugin's tables when missing (migrations take over for upgrades)."""
-        t.metadata.create_all(self.engine)
+        """Bring the plugin's tables up to date: create them, or run the pending migrations."""
+        from .migrate import upgrade
+
+        upgrade(self.engine)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -204,7 +209,12 @@ class Store:
             )
             if not decision.fires or conversion_id is None:
                 return Recorded(decision)
-            fired = dataclasses.replace(conversion, status=decision.status, click=click)
+            # {original_status} is what the network said, even when the decision renamed it (a "sale"
+            # with a new tid fires as a rebill).
+            fired = dataclasses.replace(
+                conversion, status=decision.status, click=click,
+                original_status=conversion.original_status or conversion.status,
+            )
             rules = self.rules_for_click(conn, click) + list(extra_rules)
             queued = skipped = 0
             for planned in planner(fired, click, rules):
@@ -213,15 +223,18 @@ class Store:
                     continue  # already queued for this (conversion, status, rule)
                 if planned.state == "skipped":
                     skipped += 1
+                    secrets = planned.rule.secrets
                     conn.execute(
                         insert(t.attempts).values(
                             delivery_id=delivery_id, attempt=0, outcome="skipped", method=planned.method,
-                            url=planned.url, body=planned.body, reason=planned.reason, started_at=now,
-                            reported=False, response_truncated=False,
+                            url=redact_url(planned.url, secrets), body=redact_body(planned.body, secrets),
+                            reason=planned.reason, started_at=now, reported=False, response_truncated=False,
                         )
                     )
                 else:
                     queued += 1
+            if queued:
+                notify(conn)
             return Recorded(decision, queued, skipped)
 
     def _apply_decision(self, conn: Connection, conversion: Conversion, decision: StatusDecision, now: float) -> Optional[int]:
@@ -244,6 +257,14 @@ class Store:
             if decision.adopt_tid:
                 values["tid"] = (conversion.tid or "").strip()
             conn.execute(update(t.conversions).where(t.conversions.c.id == decision.conversion_id).values(**values))
+        elif decision.adopt_tid and decision.conversion_id is not None:
+            # A repeat or a reordered report that carried the tid the conversion lacked: keep the tid,
+            # so the next new tid on this click is recognised as a rebill.
+            conn.execute(
+                update(t.conversions)
+                .where(t.conversions.c.id == decision.conversion_id)
+                .values(tid=(conversion.tid or "").strip(), updated_at=now)
+            )
         return decision.conversion_id
 
     def _queue(
@@ -283,6 +304,10 @@ class Store:
                 lease_token=0,
                 reason=planned.reason,
                 resolve_note=planned.reason if due else None,
+                host=host_key(planned.url),
+                lane=0,
+                age_from=now,
+                secrets=join_secrets(rule.secrets),
                 created_at=now,
                 updated_at=now,
             )

@@ -37,6 +37,7 @@ sources = Table(
     Column("follow_redirects", Boolean, nullable=False, default=False),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("gone", Boolean, nullable=False, default=False),  # the source answered 410 Gone
+    Column("secrets", Text),  # comma list of query/body/header names whose values the log redacts
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -59,6 +60,7 @@ postbacks = Table(
     Column("follow_redirects", Boolean, nullable=False, default=False),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("gone", Boolean, nullable=False, default=False),
+    Column("secrets", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -140,10 +142,18 @@ deliveries = Table(
     Column("reason", Text),
     Column("resolve_note", Text),  # what resolution noticed (unknown macros), repeated on every attempt
     Column("http_status", Integer),
+    # host:port of the target: per-host limits and fair claiming (a dead source cannot hog a claim).
+    Column("host", String(300)),
+    # 0 = first attempt (or a resend), 1 = retry: first attempts are claimed ahead of a retry backlog.
+    Column("lane", Integer, nullable=False, default=0),
+    # The delivery's age counts from here (queued, or the last resend): max_age fails it after that.
+    Column("age_from", Float),
+    Column("secrets", Text),  # copied from the rule: names whose values the log redacts
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("conversion_id", "status", "rule_id", name="uq_s2s_delivery_once"),
-    Index("ix_s2s_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_s2s_deliveries_claim", "state", "lane", "next_attempt_at"),
+    Index("ix_s2s_deliveries_created", "created_at"),
 )
 
 attempts = Table(
@@ -167,4 +177,5 @@ attempts = Table(
     # Reported to on_postback_sent: a crash between recording and reporting reports it later.
     Column("reported", Boolean, nullable=False, default=False),
     Index("ix_s2s_attempts_unreported", "reported"),
+    Index("ix_s2s_attempts_started", "started_at"),  # pruning by age
 )

@@ -26,8 +26,9 @@ def builtin_templates() -> dict[str, SourceTemplate]:
 def _template(entry: dict[str, Any]) -> SourceTemplate:
     known = {f for f in SourceTemplate.__dataclass_fields__}
     fields = {k: v for k, v in entry.items() if k in known}
-    if "statuses" in fields:
-        fields["statuses"] = tuple(fields["statuses"])
+    for name in ("statuses", "secrets"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
     return SourceTemplate(**fields)
 
 

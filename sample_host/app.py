@@ -80,7 +80,10 @@ async def _postback_params(request: Request) -> Mapping[str, str]:
                 raise HostError(f"JSON parameter {key!r} must be a string or a number")
             params[str(key)] = "" if value is None else str(value)
         return params
-    form = await request.form()
+    try:
+        form = await request.form()
+    except Exception:  # noqa: BLE001  (malformed multipart is the sender's mistake, not ours)
+        raise HostError("body is not a valid form: send application/x-www-form-urlencoded or JSON") from None
     params.update({k: v for k, v in form.items() if isinstance(v, str)})
     return params
 

@@ -13,12 +13,9 @@ from decimal import Decimal
 from typing import Optional
 
 from s2s_plugin.money import parse_payout
-from s2s_plugin.statuses import map_inbound_status
+from s2s_plugin.statuses import map_inbound_status, status_mapping
 
 from .errors import HostError
-
-#: Parameters that map a network's own status names to canonical statuses (comma lists).
-STATUS_MAPPING_PARAMS = ("lead_status", "sale_status", "rejected_status", "ignore_status")
 
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _MAX_VALUE = 500
@@ -59,7 +56,7 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
     if subid is None:
         raise HostError("subid is missing: send the click's subid as ?subid={subid}")
     original_status = _value(params, "status")
-    mapping = {name: params[name] for name in STATUS_MAPPING_PARAMS if _value(params, name)}
+    mapping = status_mapping(params)
     try:
         status = map_inbound_status(original_status, mapping)
         payout = parse_payout(_value(params, "payout"))

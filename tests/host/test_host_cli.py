@@ -17,7 +17,7 @@ from sample_host.tracker import Tracker
 def run(database_url: str, monkeypatch: pytest.MonkeyPatch):
     """``run(*args)`` runs ``sample-host`` against this test's database (via SAMPLE_HOST_DB)."""
     monkeypatch.setenv("SAMPLE_HOST_DB", database_url)
-    monkeypatch.setenv("SAMPLE_HOST_DISABLE_PLUGINS", "1")
+    monkeypatch.setenv("S2S_DISABLE_PLUGINS", "*")
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:

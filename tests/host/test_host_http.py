@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pluggy
 import pytest
 import sqlalchemy as sa
 
 import hookspecs
 from sample_host import db
+from sample_host.app import create_app
 from sample_host.standin import StandInSource
 
 from .conftest import Host
@@ -163,6 +165,7 @@ def test_a_wrong_postback_key_is_refused_and_logged(host: Host, exo_campaign: st
         (b"{not json", "application/json", "not valid JSON"),
         (b"[1, 2]", "application/json", "must be an object"),
         (b'{"subid": {"a": 1}}', "application/json", "must be a string or a number"),
+        (b"--x\r\ngarbage", "multipart/form-data", "not a valid form"),
     ],
 )
 def test_bad_postback_bodies_get_a_400(host: Host, body: bytes, content_type: str, fragment: str) -> None:
@@ -290,3 +293,18 @@ def test_host_plugin_manager_is_built_the_pluggy_way(host: Host) -> None:
     assert isinstance(pm, pluggy.PluginManager) and pm.project_name == hookspecs.PROJECT_NAME
     assert pm.get_plugin("sample_host") is host.tracker.sent_log
     assert host.tracker.s2s in pm.get_plugins()
+
+
+def test_served_with_its_dispatcher_the_app_delivers_on_its_own(
+    tracker, standin: StandInSource, serve_asgi
+) -> None:
+    """What ``sample-host serve`` runs: the app and the delivery dispatcher, no drain needed."""
+    creds = tracker.init()
+    tracker.add_source("exo", template="exoclick", postback_url=f"{standin.url}/t?tag={{external_id}}")
+    tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
+    base_url = serve_asgi(create_app(tracker, run_dispatcher=True))
+    with httpx.Client(base_url=base_url) as client:
+        subid = client.get("/c/summer", params={"external_id": "live"}).headers["x-subid"]
+        assert client.get(f"/{creds.postback_key}/postback", params={"subid": subid}).status_code == 200
+    (request,) = standin.wait_for(1, timeout=10)
+    assert request.raw_query == "tag=live"
