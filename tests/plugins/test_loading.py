@@ -166,4 +166,4 @@ def test_the_s2s_postback_cli_uses_the_same_loading(fake_dist):
     assert [p["name"] for p in listing["skipped"]] == ["broken_s2s"]
     with pytest.warns(PluginLoadWarning):
         templates = CliRunner().invoke(main, ["templates", "show", "acme"])
-    assert "postback_url: https://acme.example/pb?c={external_id}" in templates.output
+    assert "postback URL:  GET https://acme.example/pb?c={external_id}" in templates.output
