@@ -61,7 +61,7 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_only_what_was_in_flight(tm
             assert 0 < source.count < total
             second = Worker(url, *options).start()
             try:
-                wait_until(lambda: states(engine).get("delivered", 0) == total, 60, "every delivery done")
+                wait_until(lambda: states(engine).get("delivered", 0) == total, 120, "every delivery done")
                 assert second.terminate() == 0
             finally:
                 second.stop()

@@ -1,0 +1,392 @@
+"""``python -m bench [--quick] [--only NAME ...]``: one JSON line per scenario on stdout.
+
+Scenarios (all in one run, every sink in a process of its own, baselines measured in the same run):
+
+- ``enqueue``: cost of ``on_conversion`` on SQLite (p50/p99 µs), the click stored beforehand.
+- ``bare_httpx_instant`` / ``bare_httpx_50ms``: the best of several bare httpx set-ups (one
+  ``AsyncClient`` at several concurrencies, several ``AsyncClient``s, sync ``Client``s in threads).
+- ``delivery_instant`` / ``delivery_50ms``: the dispatcher draining a backlog, delivered/s and its
+  ratio to the best bare set-up against the same sink.
+- ``pickup``: ``on_conversion`` to the request reaching the sink at 100 conversions/s, with the
+  embedded dispatcher (``start()``), p50/p99 ms.
+- ``backlog_rss``: peak RSS of an ``s2s-postback worker`` process draining a 100,000-delivery backlog.
+- ``postgres_workers``: delivered/s of 1 and 2 worker processes sharing one PostgreSQL queue
+  (``S2S_BENCH_POSTGRES_URL``, or a private server like the tests'), against the 50 ms sink.
+
+Targets (DESIGN §8, issue 4) are printed beside each figure; nothing here fails on a miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pluggy
+
+import hookspecs
+import s2s_plugin
+from hookspecs import Click, Conversion
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def emit(scenario: str, **figures: Any) -> None:
+    print(json.dumps({"scenario": scenario, **figures}), flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def env() -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
+    out["PYTHONPATH"] = str(ROOT) + (os.pathsep + out["PYTHONPATH"] if out.get("PYTHONPATH") else "")
+    return out
+
+
+@contextlib.contextmanager
+def sink(delay: float) -> Iterator[str]:
+    """A ``bench.sink`` process answering after ``delay`` seconds; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.sink", "--delay", str(delay)], cwd=ROOT, env=env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def plugin(database_url: str, **settings: Any) -> tuple[pluggy.PluginManager, s2s_plugin.PostbackService]:
+    """The plugin installed on a bare plugin manager (no entry points: only what is measured)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    settings.setdefault("allow_private_targets", True)
+    return pm, s2s_plugin.install(pm, database_url=database_url, **settings)
+
+
+# --- bare httpx baselines ------------------------------------------------------------------
+
+
+def _async_run(url: str, total: int, clients: int, per_client: int) -> float:
+    async def main() -> float:
+        pool = [httpx.AsyncClient(limits=httpx.Limits(max_connections=per_client)) for _ in range(clients)]
+        left = total
+        lock = asyncio.Lock()
+
+        async def worker(client: httpx.AsyncClient) -> None:
+            nonlocal left
+            while True:
+                async with lock:
+                    if left <= 0:
+                        return
+                    left -= 1
+                await client.get(f"{url}/bare?c={left}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in pool for _ in range(per_client)))
+        elapsed = time.perf_counter() - started
+        for c in pool:
+            await c.aclose()
+        return total / elapsed
+
+    return asyncio.run(main())
+
+
+def _threads_run(url: str, total: int, threads: int) -> float:
+    left = [total]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client() as client:
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+                    n = left[0]
+                client.get(f"{url}/bare?c={n}")
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for _ in range(threads):
+            pool.submit(worker)
+    return total / (time.perf_counter() - started)
+
+
+def bare_httpx(name: str, url: str, total: int) -> float:
+    """Every bare set-up against the sink; emits them all and returns the best rate."""
+    setups: dict[str, Callable[[], float]] = {}
+    for concurrency in (1, 16, 64):
+        setups[f"AsyncClient x{concurrency}"] = lambda c=concurrency: _async_run(url, total, 1, c)
+    setups["4 AsyncClients x16"] = lambda: _async_run(url, total, 4, 16)
+    for threads in (1, 16, 64):
+        setups[f"sync Client in {threads} threads"] = lambda n=threads: _threads_run(url, total, n)
+    rates = {label: round(run(), 1) for label, run in setups.items()}
+    best = max(rates, key=rates.__getitem__)
+    emit(name, requests_per_setup=total, rates_per_s=rates, best=best, best_per_s=rates[best])
+    return rates[best]
+
+
+# --- backlogs ------------------------------------------------------------------------------
+
+
+def queue_backlog(service: s2s_plugin.PostbackService, url: str, count: int) -> None:
+    """``count`` due deliveries written straight to the outbox (the enqueue path is measured apart)."""
+    from s2s_plugin import tables as t
+    from s2s_plugin.hosts import host_key
+
+    now = time.time()
+    host = host_key(url)
+    rows = [
+        {
+            "conversion_id": n, "subid": f"b{n}", "status": "sale", "rule_id": "source:bench", "method": "GET",
+            "url": f"{url}/pb?c={n}", "follow_redirects": False, "state": "due", "attempts": 0, "retry_base": 0,
+            "next_attempt_at": now, "lease_token": 0, "host": host, "lane": 0, "age_from": now,
+            "created_at": now, "updated_at": now, "source_id": "bench", "campaign_id": "bench",
+        }
+        for n in range(count)
+    ]
+    with service.engine.begin() as conn:
+        for start in range(0, count, 5000):
+            conn.execute(t.deliveries.insert(), rows[start : start + 5000])
+
+
+def delivered_per_second(url: str, count: int, **settings: Any) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        pm, service = plugin(f"sqlite:///{tmp}/bench.db", **settings)
+        try:
+            queue_backlog(service, url, count)
+            started = time.perf_counter()
+            service.drain(timeout=600)
+            elapsed = time.perf_counter() - started
+            assert service.attempts(outcome="delivered", limit=1), "nothing was delivered"
+        finally:
+            service.close()
+    return count / elapsed
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+def scenario_enqueue(quick: bool) -> None:
+    count = 300 if quick else 3000
+    with tempfile.TemporaryDirectory() as tmp:
+        pm, service = plugin(f"sqlite:///{tmp}/bench.db")
+        try:
+            service.add_source("exo", postback_url="https://postback.example.net/pb?cid={external_id}&p={revenue}", statuses=["sale"])
+            service.add_postback("summer", url="https://partner.example.net/pb?cid={external_id}&s={status}", statuses=["sale"])
+            for n in range(count + 50):
+                pm.hook.on_click(click=Click(subid=f"s{n}", campaign_id="summer", source_id="exo", params={"external_id": f"X{n}"}))
+            for n in range(50):  # warm-up: statement caches, the template library
+                pm.hook.on_conversion(conversion=Conversion(subid=f"s{count + n}", status="sale", payout=Decimal("2.5")))
+            costs = []
+            for n in range(count):
+                conversion = Conversion(subid=f"s{n}", status="sale", payout=Decimal("2.5"), tid=f"t{n}")
+                started = time.perf_counter()
+                pm.hook.on_conversion(conversion=conversion)
+                costs.append((time.perf_counter() - started) * 1e6)
+        finally:
+            service.close()
+    emit("enqueue", database="sqlite", conversions=count, postbacks_per_conversion=2,
+         p50_us=round(percentile(costs, 0.5)), p99_us=round(percentile(costs, 0.99)), target_p50_us=300)
+
+
+def scenario_delivery(quick: bool, delay: float, name: str) -> None:
+    total = (600 if quick else 4000) if delay == 0 else (600 if quick else 3000)
+    with sink(delay) as url:
+        best = bare_httpx(f"bare_httpx_{name}", url, total)
+        concurrency = 8 if delay == 0 else 64
+        rate = delivered_per_second(url, total, max_concurrency=concurrency, per_host_concurrency=concurrency)
+    emit(f"delivery_{name}", deliveries=total, max_concurrency=concurrency, delivered_per_s=round(rate, 1),
+         best_bare_per_s=best, ratio=round(rate / best, 3), target_ratio=0.8)
+
+
+def scenario_pickup(quick: bool) -> None:
+    seconds = 3 if quick else 20
+    rate = 100
+    with sink(0) as url, tempfile.TemporaryDirectory() as tmp:
+        pm, service = plugin(f"sqlite:///{tmp}/bench.db")
+        try:
+            service.add_source("exo", postback_url=url + "/pickup?c={external_id}", statuses=["sale"])
+            total = seconds * rate
+            for n in range(total):
+                pm.hook.on_click(click=Click(subid=f"s{n}", campaign_id="c", source_id="exo", params={"external_id": str(n)}))
+            service.start()
+            httpx.get(url + "/__reset")
+            httpx.get(url + "/__record")
+            sent: dict[str, float] = {}
+            started = time.monotonic()
+            for n in range(total):
+                pause = started + n / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                sent[str(n)] = time.monotonic()
+                pm.hook.on_conversion(conversion=Conversion(subid=f"s{n}", status="sale", payout=Decimal("1")))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                arrivals = httpx.get(url + "/__arrivals").json()
+                if len(arrivals) >= total:
+                    break
+                time.sleep(0.2)
+        finally:
+            service.close()
+    latencies = [(at - sent[target.rsplit("=", 1)[1]]) * 1000 for at, target in arrivals]
+    emit("pickup", database="sqlite", dispatcher="embedded (start())", conversions_per_s=rate, conversions=total,
+         arrived=len(latencies), p50_ms=round(percentile(latencies, 0.5), 2), p99_ms=round(percentile(latencies, 0.99), 2),
+         target_p50_ms=20, target_p99_ms=100)
+
+
+def _worker(database_url: str, *options: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "s2s_plugin", "worker", "--database-url", database_url, "--allow-private-targets",
+         "--poll-interval", "0.2", *options],
+        cwd=ROOT, env=env(), stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _wait_delivered(service: s2s_plugin.PostbackService, total: int, timeout: float, procs: list[subprocess.Popen]) -> float:
+    from sqlalchemy import func, select
+
+    from s2s_plugin import tables as t
+
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    query = select(func.count()).where(t.deliveries.c.state == "delivered")
+    while time.monotonic() < deadline:
+        with service.engine.connect() as conn:
+            if conn.execute(query).scalar() >= total:
+                return time.perf_counter() - started
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError("a worker process died")
+        time.sleep(0.1)
+    raise RuntimeError(f"the backlog was not drained within {timeout} s")
+
+
+def scenario_backlog_rss(quick: bool) -> None:
+    total = 10_000 if quick else 100_000
+    with sink(0) as url, tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite:///{tmp}/bench.db"
+        pm, service = plugin(database_url)
+        try:
+            queue_backlog(service, url, total)
+            worker = _worker(database_url, "--max-concurrency", "16", "--per-host-concurrency", "16")
+            peak = 0.0
+            started = time.perf_counter()
+            try:
+                from sqlalchemy import func, select
+
+                from s2s_plugin import tables as t
+
+                query = select(func.count()).where(t.deliveries.c.state == "delivered")
+                while True:
+                    peak = max(peak, _peak_rss_mb(worker.pid))
+                    with service.engine.connect() as conn:
+                        if conn.execute(query).scalar() >= total:
+                            break
+                    if worker.poll() is not None:
+                        raise RuntimeError("the worker died")
+                    time.sleep(0.5)
+                elapsed = time.perf_counter() - started
+                peak = max(peak, _peak_rss_mb(worker.pid))
+            finally:
+                worker.terminate()
+                worker.wait(30)
+        finally:
+            service.close()
+    emit("backlog_rss", database="sqlite", backlog=total, peak_rss_mb=round(peak, 1), drain_s=round(elapsed, 1),
+         delivered_per_s=round(total / elapsed, 1), target_peak_rss_mb=150)
+
+
+def scenario_postgres(quick: bool) -> None:
+    total = 1000 if quick else 4000
+    server = None
+    base = os.environ.get("S2S_BENCH_POSTGRES_URL")
+    if not base:
+        sys.path.insert(0, str(ROOT))
+        from tests.support import PostgresServer
+
+        server = PostgresServer().start()
+    try:
+        rates = {}
+        with sink(0.05) as url:
+            for workers in (1, 2):
+                database_url = server.create_database() if server else base
+                pm, service = plugin(database_url)
+                try:
+                    if not server:  # an external database: start from an empty outbox
+                        from s2s_plugin import tables as t
+
+                        with service.engine.begin() as conn:
+                            conn.execute(t.attempts.delete())
+                            conn.execute(t.deliveries.delete())
+                    queue_backlog(service, url, total)
+                    procs = [_worker(database_url, "--max-concurrency", "32", "--per-host-concurrency", "32") for _ in range(workers)]
+                    try:
+                        elapsed = _wait_delivered(service, total, 600, procs)
+                    finally:
+                        for proc in procs:
+                            proc.terminate()
+                            proc.wait(30)
+                    rates[workers] = total / elapsed
+                finally:
+                    service.close()
+    finally:
+        if server is not None:
+            server.stop()
+    emit("postgres_workers", sink_delay_ms=50, deliveries=total, max_concurrency_per_worker=32,
+         one_worker_per_s=round(rates[1], 1), two_workers_per_s=round(rates[2], 1),
+         scaling=round(rates[2] / rates[1], 2), target_scaling=1.6)
+
+
+SCENARIOS: dict[str, Callable[[bool], None]] = {
+    "enqueue": scenario_enqueue,
+    "delivery_instant": lambda quick: scenario_delivery(quick, 0.0, "instant"),
+    "delivery_50ms": lambda quick: scenario_delivery(quick, 0.05, "50ms"),
+    "pickup": scenario_pickup,
+    "backlog_rss": scenario_backlog_rss,
+    "postgres_workers": scenario_postgres,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks of the postback plugin.")
+    parser.add_argument("--quick", action="store_true", help="small runs (a smoke test, not figures to quote)")
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="run only these scenarios")
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    for name in args.only or SCENARIOS:
+        SCENARIOS[name](args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
