@@ -45,6 +45,8 @@ log = logging.getLogger("s2s_postback.delivery")
 _ORPHAN_REPORT_AFTER = 300.0
 #: How often the loop looks for skipped postbacks and orphaned attempts to report.
 _REPORT_EVERY = 1.0
+#: Finished attempts wait up to this long to be written together (one transaction for many).
+_FLUSH_EVERY = 0.02
 
 Build = Callable[[Any], tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]]
 
@@ -95,6 +97,9 @@ class Dispatcher:
         self._retries_in_flight = 0
         self._waiting: collections.deque[Any] = collections.deque()
         self._results: collections.deque[_Done] = collections.deque()
+        self._first_result_at: Optional[float] = None
+        self._unmarked: list[int] = []  # reported attempts to mark in the next write
+        self._unmarked_at = 0.0
         self._thread: Optional[threading.Thread] = None
         self._listener: Any = None
         self._rng = random.Random()
@@ -124,7 +129,7 @@ class Dispatcher:
             while True:
                 made += self._step()
                 if self._busy():
-                    self._wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                    self._wait(min(_FLUSH_EVERY if self._results else 0.5, max(0.0, deadline - time.monotonic())))
                 else:
                     next_due = queue.next_due_at(self.engine)
                     if next_due is None:
@@ -137,7 +142,7 @@ class Dispatcher:
                 if time.monotonic() >= deadline:
                     self._finish_in_flight(max(0.0, self.settings.timeout + 1))
                     break
-            self._flush()
+            self._flush(force=True)
             self.report_pending()
         return made
 
@@ -173,7 +178,7 @@ class Dispatcher:
         try:
             queue.release_many(self.engine, waiting)
             self._finish_in_flight(grace)
-            self._flush()
+            self._flush(force=True)
         except Exception:  # the database is gone: the leases expire and another worker takes over
             log.exception("could not record the last attempts or release claims on shutdown")
         with self._lock:
@@ -203,14 +208,17 @@ class Dispatcher:
             pause = self.settings.poll_interval
             if self._soonest_retry is not None:
                 pause = min(pause, self._soonest_retry - time.time())
-            if self._busy():  # claims held: wake in time to renew them
-                pause = min(pause, self._renew_at - time.monotonic())
+            if self._busy():  # claims held: wake in time to renew them and to write results
+                pause = min(pause, self._renew_at - time.monotonic(), _FLUSH_EVERY)
             self._wait(max(0.0, pause))
 
     def _step(self) -> int:
         """One turn: write finished attempts, report, renew leases, claim and start more."""
         self._flush()
         now = time.monotonic()
+        if self._unmarked and (now - self._unmarked_at > 0.2 or not self._busy()):
+            queue.mark_reported(self.engine, self._unmarked)
+            self._unmarked = []
         if now >= self._report_at:
             self.report_pending()
         if now >= self._renew_at:
@@ -297,6 +305,8 @@ class Dispatcher:
             if row.lane:
                 self._retries_in_flight -= 1
             if done is not None:
+                if not self._results:
+                    self._first_result_at = time.monotonic()
                 self._results.append(done)
         self._start_waiting()
         self._wake.set()
@@ -317,15 +327,26 @@ class Dispatcher:
 
     # --- writing results ----------------------------------------------------------------
 
-    def _flush(self) -> None:
-        """Write finished attempts in one transaction, report them, mark them reported."""
+    def _flush(self, force: bool = False) -> None:
+        """Write finished attempts in one transaction, report them; they are marked reported in the
+        next write (a crash in between reports them again later, never loses one)."""
         while True:
             with self._lock:
+                if not force and self._results and self._in_flight:
+                    # More are about to finish: wait for a fuller batch, but not long.
+                    full = len(self._results) >= max(1, self.settings.max_concurrency // 2)
+                    if not full and time.monotonic() - (self._first_result_at or 0) < _FLUSH_EVERY:
+                        return
                 batch = list(self._results)
                 self._results.clear()
+                self._first_result_at = None
             if not batch:
+                if force and self._unmarked:
+                    queue.mark_reported(self.engine, self._unmarked)
+                    self._unmarked = []
                 return
-            attempt_ids = queue.complete_many(self.engine, [(d.row, d.completion) for d in batch])
+            attempt_ids = queue.complete_many(self.engine, [(d.row, d.completion) for d in batch], self._unmarked)
+            self._unmarked = []
             reported = []
             for done, attempt_id in zip(batch, attempt_ids):
                 if attempt_id is None:
@@ -338,7 +359,9 @@ class Dispatcher:
                     self._soonest_retry = min(soonest, done.completion.next_attempt_at) if soonest else done.completion.next_attempt_at
                 self._safe_report(_attempt(done.row, done.completion))
                 reported.append(attempt_id)
-            queue.mark_reported(self.engine, reported)
+            self._unmarked, self._unmarked_at = reported, time.monotonic()
+            if force:
+                continue
 
     # --- one delivery -------------------------------------------------------------------
 

@@ -109,15 +109,21 @@ _COMPLETE = (
 )
 
 
-def complete_many(engine: Engine, done: Sequence[tuple[Any, Completion]]) -> list[Optional[int]]:
-    """Record attempts' results for the deliveries whose lease is still ours, in one transaction.
+def complete_many(
+    engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()
+) -> list[Optional[int]]:
+    """Record attempts' results for the deliveries whose lease is still ours, in one transaction
+    (which also marks ``reported``, earlier attempts that reached ``on_postback_sent``).
 
     :return: per entry, the new attempt's id, or None when the lease was lost (result discarded).
     """
     if not done:
+        mark_reported(engine, reported)
         return []
     now = time.time()
     with engine.begin() as conn:
+        if reported:
+            conn.execute(update(A).where(A.c.id.in_(list(reported))).values(reported=True))
         current = select(D.c.id, D.c.lease_token).where(D.c.id.in_([row.id for row, _ in done]), D.c.state == "leased")
         if conn.dialect.name == "postgresql":
             current = current.with_for_update()

@@ -86,8 +86,9 @@ def test_dead_source_does_not_starve_a_live_one(make_s2s, standin_factory, host)
     live.wait_for(10, timeout=10)
     elapsed = time.monotonic() - started
     # Behind 40 stalled postbacks at 2 at a time and 1.5 s each, the live source would wait 30 s.
-    assert elapsed < 1.4, elapsed
-    assert len(dead.requests) <= 2 + 2  # never more than the per-host limit in flight (plus a refill)
+    assert elapsed < 5, elapsed
+    # The dead source never had more than its 2 slots: 2 attempts per 1.5 s timeout at most.
+    assert len(dead.requests) <= 2 * (int(elapsed / 1.5) + 1)
 
 
 def test_lease_is_renewed_while_a_slow_attempt_runs(make_s2s, standin, host):
