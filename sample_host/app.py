@@ -113,7 +113,8 @@ async def postback_endpoint(request: Request) -> Response:
     key = request.path_params["postback_key"]
     try:
         refused = await run_in_threadpool(
-            functools.partial(tracker.refuse_postback, key, ip=_client_ip(request), method=request.method)
+            functools.partial(tracker.refuse_postback, key, ip=_client_ip(request), method=request.method,
+                              params=dict(request.query_params))
         )
         if refused is not None:
             return _text(refused.http_status, refused.text)

@@ -453,10 +453,12 @@ class Tracker:
         Received postbacks log (see ``receiving.Receiver.receive``)."""
         return self.receiver.receive(postback_key, params, method=method, ip=ip)
 
-    def refuse_postback(self, postback_key: str, *, ip: Optional[str], method: str = "GET") -> Optional[Receipt]:
+    def refuse_postback(self, postback_key: str, *, ip: Optional[str], method: str = "GET",
+                        params: Optional[Mapping[str, str]] = None) -> Optional[Receipt]:
         """The answer for an inbound postback that may not be read at all (address not allowed,
-        wrong key), or None when it may: checked before its body is read."""
-        return self.receiver.refuse(postback_key, ip=ip, method=method)
+        wrong key), or None when it may: checked before its body is read (``params`` are the
+        query's, for the log)."""
+        return self.receiver.refuse(postback_key, ip=ip, method=method, params=params)
 
     def reject_postback(
         self,
