@@ -84,6 +84,9 @@ class PostbackRule:
     name: Optional[str] = None
     #: Names of query parameters, body fields and headers whose values the log shows redacted.
     secrets: Sequence[str] = ()
+    #: What the template linter found, filled on the rules ``add_source``/``add_postback`` return
+    #: (one sentence each); empty elsewhere. Not part of a rule's identity.
+    warnings: Sequence[str] = dataclasses.field(default=(), compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +96,8 @@ class SourceTemplate:
     ``source_macro`` is what the source writes in its tracking link (``{conversions_tracking}``),
     ``click_id_param`` the tracker parameter that receives it (usually ``external_id``).
     ``success_body``, when set, is text a 200 answer must contain to count as delivered.
+    ``placeholders`` are the account-specific words in ``postback_url`` the operator must replace
+    (``GOAL_ID``, ``AID``...); ``confidence`` says how well the format is documented.
     """
 
     name: str
@@ -108,6 +113,8 @@ class SourceTemplate:
     statuses: Sequence[str] = ("sale",)
     #: Names of query parameters, body fields and headers whose values the log shows redacted.
     secrets: Sequence[str] = ()
+    placeholders: Sequence[str] = ()
+    confidence: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from . import tables as t
 from .clickid import describe_click_id_problem, usable_click_id
 from .hookcalls import is_failure_note
 from .resolve import describe_rule, uses_click_id
+from .redact import parse_secrets, redact_url
 from .rows import aware
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,11 +84,11 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
         state = "disabled" if not source_rule.enabled else "enabled"
         lines.append(
             f"Source {click.source_id} has a postback ({state}, template {source_rule.template or 'none'}) for "
-            f"statuses {', '.join(source_rule.statuses)}: {source_rule.url}"
+            f"statuses {', '.join(source_rule.statuses)}: {redact_url(source_rule.url, source_rule.secrets)}"
         )
     if campaign_rules:
         for rule in campaign_rules:
-            lines.append(f"Campaign {click.campaign_id} postback {rule.id} ({rule.method}) for statuses {', '.join(rule.statuses)}: {rule.url}")
+            lines.append(f"Campaign {click.campaign_id} postback {rule.id} ({rule.method}) for statuses {', '.join(rule.statuses)}: {redact_url(rule.url, rule.secrets)}")
     else:
         lines.append(f"Campaign {click.campaign_id} has no S2S postbacks of its own.")
 
@@ -120,6 +121,7 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
     delivery_data = []
     filtered: list[str] = []
     for row in deliveries:
+        url = redact_url(row.url, parse_secrets(row.secrets))  # marked secrets never reach the log
         rule = rules.get(row.rule_id)
         what = describe_rule(rule) if rule else f"postback rule {row.rule_id}"
         head = f"Delivery #{row.id}, {what}, status {row.status}: "
@@ -128,17 +130,17 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
             # A status the rule does not fire for is a choice, not a fault: list it after real faults.
             (filtered if "is not enabled for" in (row.reason or "") else problems).append(sentence)
         elif row.state == "delivered":
-            sentence = head + f"delivered after {row.attempts} attempt(s) to {row.url}"
+            sentence = head + f"delivered after {row.attempts} attempt(s) to {url}"
         elif row.state == "failed":
-            sentence = head + f"failed after {row.attempts} attempt(s): {row.reason}. URL: {row.url}"
+            sentence = head + f"failed after {row.attempts} attempt(s): {row.reason}. URL: {url}"
             problems.append(sentence)
         elif row.state == "leased":
-            sentence = head + f"being sent now to {row.url}"
+            sentence = head + f"being sent now to {url}"
         elif row.attempts:
-            sentence = head + f"waiting to retry at {_when(row.next_attempt_at)} after {row.attempts} attempt(s): {row.reason}. URL: {row.url}"
+            sentence = head + f"waiting to retry at {_when(row.next_attempt_at)} after {row.attempts} attempt(s): {row.reason}. URL: {url}"
             problems.append(sentence)
         else:
-            sentence = head + f"queued, due at {_when(row.next_attempt_at)}: {row.url}"
+            sentence = head + f"queued, due at {_when(row.next_attempt_at)}: {url}"
         lines.append(sentence)
         for attempt in by_delivery.get(row.id, []):
             if attempt.attempt == 0:
@@ -149,7 +151,7 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
         delivery_data.append(
             {
                 "delivery_id": row.id, "rule_id": row.rule_id, "status": row.status, "state": row.state,
-                "url": row.url, "attempts": row.attempts, "reason": row.reason,
+                "url": url, "attempts": row.attempts, "reason": row.reason,
                 "next_attempt_at": aware(row.next_attempt_at).isoformat() if row.next_attempt_at else None,
             }
         )

@@ -18,7 +18,6 @@ from hookspecs import Click, Conversion, PostbackRequest, PostbackRule, ResolveC
 from . import tables as t
 from .errors import ConfigError, InputError
 from .redact import redact_body, redact_url
-from .resolve import plan_one
 from .rows import epoch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -175,12 +174,15 @@ def test_send(
     conversion = Conversion(subid=subid, status=chosen, payout=amount, currency=currency, tid=tid, click=click)
     # A test send shows what the rule would send, even while it is disabled or not enabled for the status.
     trial = dataclasses.replace(rule, enabled=True, statuses=tuple(dict.fromkeys([*rule.statuses, chosen])))
-    planned = plan_one(conversion, click, trial, templates=service.templates(), macro_hook=service._macro_hook)
+    (planned,) = service._plan(conversion, click, [trial])
     secrets = rule.secrets
     if planned.state != "due":
         return TestSend(rule_id, "skipped", planned.method, redact_url(planned.url, secrets), redact_body(planned.body, secrets),
                         None, None, planned.reason or "the rule would not fire")
-    request = PostbackRequest(planned.method, planned.url, dict(planned.headers), planned.body.encode() if planned.body else None)
+    request = PostbackRequest(
+        planned.method, planned.url, dict(planned.headers), planned.body.encode() if planned.body else None,
+        template=rule.template, rule_id=rule.id,
+    )
     request = service.with_content_type(request)
     context = ResolveContext(click=click, conversion=conversion, rule=rule)
     request, problem = service.prepare(request, context)

@@ -9,7 +9,7 @@ Two ways to mark a secret:
 
     s2s.add_source("exo", postback_url="https://s.example/pb?cid={external_id}&api_key=SeCrEt",
                    secrets=["api_key"])
-    # logged as https://s.example/pb?cid=abc&api_key=%5BREDACTED%5D
+    # logged as https://s.example/pb?cid=abc&api_key=[REDACTED]
 
 The request is sent unchanged; the Sent postbacks log, ``on_postback_sent`` and ``explain`` show
 ``[REDACTED]`` instead.
@@ -69,7 +69,7 @@ def redact_url(url: str, secrets: Iterable[str]) -> str:
         pieces = []
         for piece in query.split("&"):
             name = piece.split("=", 1)[0]
-            pieces.append(f"{name}={quote(MASK)}" if _unquote(name).lower() in names else piece)
+            pieces.append(f"{name}={MASK}" if _unquote(name).lower() in names else piece)
         query = "&".join(pieces)
     if netloc == parts.netloc and query == parts.query:
         return url
@@ -91,7 +91,7 @@ def redact_body(body: Optional[str], secrets: Iterable[str]) -> Optional[str]:
         pairs = parse_qsl(body, keep_blank_values=True)
         if any(name.lower() in names for name, _ in pairs):
             return "&".join(
-                f"{quote(name)}={quote(MASK) if name.lower() in names else quote(value)}" for name, value in pairs
+                f"{quote(name)}={MASK if name.lower() in names else quote(value)}" for name, value in pairs
             )
     return body
 

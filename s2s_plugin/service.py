@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
 import pluggy
@@ -29,7 +29,9 @@ from .settings import DeliverySettings
 from .stats import OutboxStats, outbox_stats
 from .statuses import check_status
 from .store import Recorded, Store
-from .templates import find_template, source_templates
+from .lint import LintWarning, lint, lint_rule
+from .templates import campaign_link as templates_campaign_link
+from .templates import fill_placeholders, find_template, source_templates
 
 log = logging.getLogger("s2s_postback")
 
@@ -114,13 +116,43 @@ class PostbackService:
         assert found is not None
         return found
 
-    def campaign_link(self, source_id: str, base_url: str, campaign_alias: str) -> str:
-        """The campaign link to give the source: its click-id macro in the click-id parameter."""
-        rule = self.store.get_source(source_id)
-        template = find_template(self.templates(), rule.template) if rule and rule.template else None
-        param = template.click_id_param if template else "external_id"
-        macro = (template.source_macro if template else None) or "{click_id}"
-        return f"{base_url.rstrip('/')}/c/{campaign_alias}?{param}={macro}"
+    def campaign_link(
+        self, source_id: Optional[str], base_url: str, campaign_alias: str, template: Optional[str] = None
+    ) -> str:
+        """The campaign link to give the source: its click-id macro in the click-id parameter,
+        ``https://HOST/c/summer?external_id={conversions_tracking}``.
+
+        :param source_id: a configured source (its template decides the macro), or None.
+        :param template: a template name, used when the source has none (or there is no source).
+        :raises ConfigError: for an unknown template.
+        """
+        rule = self.store.get_source(source_id) if source_id else None
+        name = (rule.template if rule else None) or template
+        return templates_campaign_link(find_template(self.templates(), name), base_url, campaign_alias)
+
+    def lint(
+        self,
+        rule_or_url: "PostbackRule | str",
+        *,
+        body: Optional[str] = None,
+        method: str = "GET",
+        template: Optional[str] = None,
+    ) -> list[LintWarning]:
+        """What in a postback (a rule, or a URL with its body) will not work as intended.
+
+        Warnings never stop a postback from being saved: ``add_source`` and ``add_postback`` log
+        them and return them on the rule's ``warnings``.
+        """
+        library = self.templates()
+        if isinstance(rule_or_url, PostbackRule):
+            return lint_rule(rule_or_url, library)
+        return lint(rule_or_url, body=body, method=method, template=find_template(library, template), library=library)
+
+    def _linted(self, rule: PostbackRule, what: str) -> PostbackRule:
+        warnings = tuple(str(w) for w in lint_rule(rule, self.templates()))
+        for warning in warnings:
+            log.warning("%s: %s", what, warning)
+        return dataclasses.replace(rule, warnings=warnings)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -137,11 +169,16 @@ class PostbackService:
         body: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
         secrets: Optional[Iterable[str]] = None,
+        placeholders: Optional[Mapping[str, str]] = None,
     ) -> PostbackRule:
         """Create or replace a traffic source's postback.
 
+        The returned rule's ``warnings`` list what the template linter found (also logged).
+
         :param template: a template name; its URL, method and default statuses are used where the
             arguments are None.
+        :param placeholders: values for the template's account-specific words
+            (``{"GOAL_ID": "1b9b..."}`` for ExoClick); see ``templates show NAME``.
         :param secrets: names of query parameters, body fields or headers whose values the log
             redacts (added to the template's own).
         :raises ConfigError: for an unknown template, no URL, an unknown status or payout mode.
@@ -150,8 +187,12 @@ class PostbackService:
         url = postback_url or (chosen.postback_url if chosen else None)
         if not url:
             raise ConfigError(f"source {source_id!r} needs a postback URL or a template")
+        if placeholders:
+            if chosen is None:
+                raise ConfigError("placeholders fill a template's URL: name the template too")
+            url = fill_placeholders(url, chosen, placeholders)
         payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
-        return self.store.upsert_source(
+        rule = self.store.upsert_source(
             source_id,
             {
                 "template": chosen.name if chosen else None,
@@ -168,6 +209,7 @@ class PostbackService:
                 "secrets": join_secrets([*(chosen.secrets if chosen else ()), *(secrets or ())]),
             },
         )
+        return self._linted(rule, f"source {source_id}'s postback")
 
     def remove_source(self, source_id: str) -> bool:
         """Remove a source's postback; False when it had none."""
@@ -201,7 +243,7 @@ class PostbackService:
         if not url:
             raise ConfigError("a postback needs a URL")
         payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
-        return self.store.insert_postback(
+        rule = self.store.insert_postback(
             {
                 "campaign_id": campaign_id,
                 "name": name,
@@ -217,6 +259,7 @@ class PostbackService:
                 "secrets": join_secrets(secrets or ()),
             }
         )
+        return self._linted(rule, f"campaign {campaign_id}'s postback {rule.id}")
 
     def update_postback(self, rule_id: str, **changes: Any) -> PostbackRule:
         """Change a campaign postback (``url``, ``method``, ``statuses``, payout settings, ``enabled``)."""
@@ -240,7 +283,8 @@ class PostbackService:
             amount = values["payout_value"] if "payout_value" in values else (current.payout_value if current else None)
             minimum = values["min_payout"] if "min_payout" in values else (current.min_payout if current else None)
             values["payout_mode"], values["payout_value"], values["min_payout"] = check_payout_settings(mode, amount, minimum)
-        return self.store.update_postback(pk, values)
+        rule = self.store.update_postback(pk, values)
+        return self._linted(rule, f"campaign {rule.campaign_id}'s postback {rule.id}") if "url" in values or "body" in values else rule
 
     def remove_postback(self, rule_id: str) -> bool:
         """Remove a campaign postback; False when there was none."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Mapping
 from importlib import resources
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from hookspecs import SourceTemplate
@@ -26,7 +29,7 @@ def builtin_templates() -> dict[str, SourceTemplate]:
 def _template(entry: dict[str, Any]) -> SourceTemplate:
     known = {f for f in SourceTemplate.__dataclass_fields__}
     fields = {k: v for k, v in entry.items() if k in known}
-    for name in ("statuses", "secrets"):
+    for name in ("statuses", "secrets", "placeholders"):
         if name in fields:
             fields[name] = tuple(fields[name])
     return SourceTemplate(**fields)
@@ -69,3 +72,50 @@ def find_template(library: dict[str, SourceTemplate], name: Optional[str]) -> Op
     if template is None:
         raise ConfigError(f"unknown template {name!r}; known: {', '.join(sorted(library))}")
     return template
+
+
+#: What a campaign link carries when the source's click-id macro is not known: an obvious
+#: placeholder, which the click-id checks also recognise if it is pasted unchanged.
+UNKNOWN_SOURCE_MACRO = "{CLICK_ID_MACRO}"
+
+
+def campaign_link(template: Optional[SourceTemplate], base_url: str, campaign_alias: str) -> str:
+    """The campaign link to give the traffic source: ``https://HOST/c/summer?external_id={conversions_tracking}``.
+
+    The source replaces its macro with its click id on every click. Without a template, the link
+    carries ``external_id`` with ``UNKNOWN_SOURCE_MACRO`` for the operator to replace.
+    """
+    param = template.click_id_param if template else "external_id"
+    macro = (template.source_macro if template else None) or UNKNOWN_SOURCE_MACRO
+    # The macro stays literal: the source looks for it exactly as it wrote it.
+    return f"{base_url.rstrip('/')}/c/{quote(campaign_alias, safe='')}?{param}={macro}"
+
+
+def _placeholder_re(name: str) -> re.Pattern[str]:
+    # A placeholder is a whole word of the URL: GOAL_ID, not the GOAL_ID inside MY_GOAL_ID_2.
+    return re.compile(rf"(?<![A-Za-z0-9_\-]){re.escape(name)}(?![A-Za-z0-9_\-])")
+
+
+def placeholders_left(url: str, names: Iterable[str]) -> list[str]:
+    """The placeholders among ``names`` still present in ``url``, in the order given."""
+    return [name for name in names if _placeholder_re(name).search(url)]
+
+
+def fill_placeholders(url: str, template: SourceTemplate, values: Mapping[str, str]) -> str:
+    """``url`` with the template's placeholders replaced by the operator's values (percent-encoded).
+
+    :raises ConfigError: for a name that is not one of the template's placeholders, or an empty value.
+    """
+    for name, value in values.items():
+        if name not in template.placeholders:
+            known = ", ".join(template.placeholders) or "none"
+            raise ConfigError(f"template {template.name} has no placeholder {name!r} (its placeholders: {known})")
+        if not str(value).strip():
+            raise ConfigError(f"placeholder {name} of template {template.name} needs a value")
+        url = _placeholder_re(name).sub(lambda _m: quote(str(value).strip(), safe=""), url)
+    return url
+
+
+def all_placeholders(library: Mapping[str, SourceTemplate]) -> frozenset[str]:
+    """Every placeholder word the library's templates use (for the linter's leftover check)."""
+    return frozenset(name for template in library.values() for name in template.placeholders)

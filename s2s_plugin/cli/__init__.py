@@ -7,6 +7,6 @@ parse, call the service, print.
 from __future__ import annotations
 
 from .base import main
-from . import inspect, ops, plugins, worker  # noqa: F401,E402  (register their commands)
+from . import checks, inspect, ops, plugins, worker  # noqa: F401,E402  (register their commands)
 
 __all__ = ["main"]

@@ -55,12 +55,25 @@ def templates_list() -> None:
 @click.argument("name")
 @user_errors
 def templates_show(name: str) -> None:
-    """Show one template in full."""
-    import dataclasses
-
-    from ..templates import find_template
+    """Show one template: its postback URL, the placeholders to replace, the campaign link to give
+    the source, and what is known about the source's answers."""
+    from ..templates import campaign_link, find_template
 
     template = find_template(_library(), name)
-    for key, value in dataclasses.asdict(template).items():
-        if value not in (None, "", ()):
-            click.echo(f"{key}: {value}")
+    rows = [
+        ("name", template.name),
+        ("title", template.title),
+        ("postback URL", f"{template.method} {template.postback_url}"),
+        ("replace", ", ".join(template.placeholders)),
+        ("source macro", template.source_macro or "unknown (see the source's documentation)"),
+        ("campaign link", campaign_link(template, "https://TRACKER", "CAMPAIGN")),
+        ("statuses", ", ".join(template.statuses)),
+        ("success", f"HTTP 2xx whose body contains {template.success_body!r}" if template.success_body else None),
+        ("secrets", ", ".join(template.secrets)),
+        ("notes", template.notes),
+        ("confidence", template.confidence),
+        ("sources", template.citation),
+    ]
+    for key, value in rows:
+        if value:
+            click.echo(f"{key + ':':<15}{value}")

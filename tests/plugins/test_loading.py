@@ -91,7 +91,8 @@ def test_an_implementation_with_unknown_arguments_is_skipped(fake_dist):
     fake_dist("args_s2s", WRONG_ARGUMENT)
     with pytest.warns(PluginLoadWarning, match=r"plugin 'args_s2s' .* was not loaded: PluginValidationError"):
         pm = make_plugin_manager()
-    assert "args_s2s" not in names(pm) and pm.hook.prepare_request.get_hookimpls() == []
+    assert "args_s2s" not in names(pm)
+    assert [i for i in pm.hook.prepare_request.get_hookimpls() if i.plugin_name == "args_s2s"] == []
 
 
 def test_strict_mode_re_raises_with_the_plugin_named(fake_dist, monkeypatch):
@@ -165,4 +166,4 @@ def test_the_s2s_postback_cli_uses_the_same_loading(fake_dist):
     assert [p["name"] for p in listing["skipped"]] == ["broken_s2s"]
     with pytest.warns(PluginLoadWarning):
         templates = CliRunner().invoke(main, ["templates", "show", "acme"])
-    assert "postback_url: https://acme.example/pb?c={external_id}" in templates.output
+    assert "postback URL:  GET https://acme.example/pb?c={external_id}" in templates.output

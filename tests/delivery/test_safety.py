@@ -1,0 +1,142 @@
+"""Safety: schemes, private and metadata targets, DNS resolved once and pinned, redirects checked
+hop by hop, truncated answers, marked secrets redacted everywhere the log keeps them."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from sqlalchemy import select
+
+import hookspecs
+from s2s_plugin import safety
+from s2s_plugin import tables as t
+from s2s_plugin.safety import check_target
+from sample_host.standin import Reply
+
+from .conftest import click, convert
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1/x", "http://10.1.2.3/", "http://169.254.169.254/latest/meta-data", "http://[::1]:8080/",
+     "http://[::ffff:127.0.0.1]/", "http://100.100.100.200/", "http://0.0.0.0/", "http://[fd00:ec2::254]/"],
+)
+def test_private_loopback_link_local_and_metadata_refused(url):
+    verdict = check_target(url, allow_private=False)
+    assert not verdict.ok and "private or internal address" in verdict.reason
+    assert check_target(url, allow_private=True).ok
+
+
+@pytest.mark.parametrize("url", ["ftp://example.net/x", "file:///etc/passwd", "gopher://h/", "javascript:alert(1)"])
+def test_only_http_and_https(url):
+    verdict = check_target(url, allow_private=True)
+    assert not verdict.ok and "only http and https" in verdict.reason
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """``pinned.example`` resolves to 127.0.0.1 once, then to 127.0.0.2 (nobody listens there)."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "pinned.example":
+            lookups.append(host)
+            address = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+def test_dns_is_resolved_once_and_the_connection_pinned(make_s2s, standin, host, fake_dns):
+    pm, s2s = make_s2s()
+    s2s.add_source("exo", postback_url=f"http://pinned.example:{standin.port}/pb?c={{external_id}}", statuses=["sale"])
+    pm.hook.on_click(click=click("s1", "X1"))
+    convert(pm, "s1")
+    s2s.drain(timeout=5)
+    (request,) = standin.requests
+    assert request.headers["host"] == f"pinned.example:{standin.port}"
+    assert fake_dns == ["pinned.example"]  # checked once; the connection did not look it up again
+    assert [a.outcome for a in host.attempts] == ["delivered"]
+
+
+def test_redirects_not_followed_unless_the_template_allows(make_s2s, standin, host):
+    standin.script("/pb", [(302, "", {"Location": "/landed"})])
+    pm, s2s = make_s2s()
+    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    pm.hook.on_click(click=click("s1"))
+    convert(pm, "s1")
+    s2s.drain(timeout=5)
+    assert [r.path for r in standin.requests] == ["/pb"]
+    assert host.attempts[0].outcome == "failed" and "not followed" in host.attempts[0].reason
+
+
+class RedirectingTemplate:
+    @hookspecs.hookimpl
+    def register_source_templates(self):
+        return [hookspecs.SourceTemplate(name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True)]
+
+
+def test_each_redirect_hop_is_checked(make_s2s, standin, host, monkeypatch):
+    # 127.0.0.1 counts as public here, 127.0.0.2 as internal: the second hop must be refused.
+    monkeypatch.setattr(safety, "is_forbidden_address", lambda address: address == "127.0.0.2")
+    standin.script("/pb", [(302, "", {"Location": "/hop2"})])
+    standin.script("/hop2", [(302, "", {"Location": f"http://127.0.0.2:{standin.port}/inside"})])
+    pm, s2s = make_s2s(allow_private_targets=False)
+    pm.register(RedirectingTemplate())
+    s2s.add_source("exo", template="hopper", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    pm.hook.on_click(click=click("s1"))
+    convert(pm, "s1")
+    s2s.drain(timeout=5)
+    assert [r.path for r in standin.requests] == ["/pb", "/hop2"]  # followed, then refused
+    (attempt,) = host.attempts
+    assert attempt.outcome == "failed" and "127.0.0.2" in attempt.reason and "private or internal" in attempt.reason
+
+
+def test_redirect_to_another_scheme_is_refused(make_s2s, standin, host):
+    standin.script("/pb", [(301, "", {"Location": "file:///etc/passwd"})])
+    pm, s2s = make_s2s()
+    pm.register(RedirectingTemplate())
+    s2s.add_source("exo", template="hopper", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    pm.hook.on_click(click=click("s1"))
+    convert(pm, "s1")
+    s2s.drain(timeout=5)
+    assert host.attempts[0].outcome == "failed" and "only http and https" in host.attempts[0].reason
+
+
+def test_long_answers_are_stored_truncated_with_a_flag(make_s2s, standin, host):
+    standin.set_default(Reply(200, "x" * 40_000))
+    pm, s2s = make_s2s()
+    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    pm.hook.on_click(click=click("s1"))
+    convert(pm, "s1")
+    s2s.drain(timeout=5)
+    (attempt,) = host.attempts
+    assert attempt.response_truncated and len(attempt.response_body) == 16 * 1024
+    with s2s.engine.connect() as conn:
+        stored = conn.execute(select(t.attempts.c.response_body, t.attempts.c.response_truncated)).one()
+    assert len(stored[0]) == 16 * 1024 and stored[1] is True
+
+
+def test_marked_secrets_are_sent_but_never_logged(make_s2s, standin, host):
+    pm, s2s = make_s2s()
+    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}&api_key=SeCrEt1&Token=SeCrEt2",
+                   statuses=["sale"], secrets=["api_key", "token"])
+    s2s.add_postback("summer", url=standin.url + "/events", method="POST", statuses=["sale", "lead"],
+                     body='{"click": "{external_id}", "auth": {"password": "SeCrEt3"}}', secrets=["password"])
+    pm.hook.on_click(click=click("s1", "X1"))
+    convert(pm, "s1", "lead")  # skipped by the source (lead not enabled): its log entry is redacted too
+    convert(pm, "s1", "sale")
+    s2s.drain(timeout=5)
+    sent = {r.path: r for r in standin.requests}
+    assert sent["/pb"].params["api_key"] == "SeCrEt1" and sent["/pb"].params["Token"] == "SeCrEt2"
+    assert sent["/events"].json()["auth"]["password"] == "SeCrEt3"
+    logged = " ".join(f"{a.url} {a.body} {a.reason}" for a in host.attempts)
+    with s2s.engine.connect() as conn:
+        logged += " ".join(f"{r.url} {r.body}" for r in conn.execute(select(t.attempts.c.url, t.attempts.c.body)))
+    logged += str(s2s.explain("s1")) + str(s2s.explain("s1").to_dict())
+    assert "SeCrEt" not in logged
+    assert "api_key=[REDACTED]" in logged and "c=X1" in logged and '"password": "[REDACTED]"' in logged
