@@ -55,6 +55,7 @@ def sale_for(click: Click, rules: list[PostbackRule]):
 @pytest.mark.parametrize("name", [n for n, t in sorted(LIBRARY.items()) if t.source_macro])
 def test_every_templates_own_macro_left_in_the_link_skips_with_the_fix(name: str) -> None:
     template = LIBRARY[name]
+    whose = template.title + ("'" if template.title.endswith("s") else "'s")
     click = Click(subid="s1", campaign_id="summer", source_id="src", params={"external_id": template.source_macro})
     rules = [PostbackRule(id="source:src", url=template.postback_url, statuses=("sale",), source_id="src", template=name),
              PostbackRule(id="postback:1", url="https://partner.example/?c={external_id}", campaign_id="summer")]
@@ -63,7 +64,7 @@ def test_every_templates_own_macro_left_in_the_link_skips_with_the_fix(name: str
         assert planned.state == "skipped"
         assert planned.reason == (
             f"{what} needs the source's click id, but the click's external_id is {template.source_macro!r}, "
-            f"{template.title}'s own macro, which the source did not substitute: the campaign link "
+            f"{whose} own macro, which the source did not substitute: the campaign link "
             f"(?external_id={template.source_macro}) was opened outside the source's campaign (a test click or a bot), "
             "so only clicks the source sends can be reported"
         )
