@@ -268,10 +268,10 @@ def test_classify_response_first_result_wins_and_the_body_is_in_the_reason(make_
     s2s.add_source("exo", template="exoclick", postback_url=standin.url + "/tag.php?tag={external_id}", statuses=["sale"])
     never = Classifier("delivered")
     with registered(pm, never, "never"), registered(pm, Classifier(errors_fail), "exo"):
-        for n in (1, 2):
+        for n in (1, 2):  # one after the other: the first answer scripted is the error
             pm.hook.on_click(click=make_click(f"s{n}", f"C{n}"))
             convert(pm, f"s{n}", "sale")
-            s2s.drain(timeout=5)  # one at a time: the scripted answers go out in order
+            s2s.drain(timeout=5)
     by_subid = {a.subid: a for a in host.attempts}
     assert by_subid["s1"].outcome == "failed"
     assert by_subid["s1"].reason == "plugin 'exo' judged the HTTP 200 answer 'ERROR: Tag is invalid!': failed"

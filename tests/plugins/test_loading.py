@@ -91,7 +91,8 @@ def test_an_implementation_with_unknown_arguments_is_skipped(fake_dist):
     fake_dist("args_s2s", WRONG_ARGUMENT)
     with pytest.warns(PluginLoadWarning, match=r"plugin 'args_s2s' .* was not loaded: PluginValidationError"):
         pm = make_plugin_manager()
-    assert "args_s2s" not in names(pm) and pm.hook.prepare_request.get_hookimpls() == []
+    assert "args_s2s" not in names(pm)
+    assert [i for i in pm.hook.prepare_request.get_hookimpls() if i.plugin_name == "args_s2s"] == []
 
 
 def test_strict_mode_re_raises_with_the_plugin_named(fake_dist, monkeypatch):
