@@ -312,7 +312,9 @@ class PostbackService:
         if conversion.payout is not None:
             # Hosts may pass floats or strings; a float must not leak noise into a postback.
             conversion = dataclasses.replace(conversion, payout=coerce_payout(conversion.payout))
-        click = conversion.click or self.store.load_click(conversion.subid)
+        # The click is loaded for postback_rules hooks only; the store loads it in its transaction.
+        has_rule_hooks = bool(self.pm.hook.postback_rules.get_hookimpls())
+        click = conversion.click or (self.store.load_click(conversion.subid) if has_rule_hooks else None)
         collected = hookcalls.call_collect(
             self.pm.hook.postback_rules,
             check=hookcalls.expect_list_of(PostbackRule, "PostbackRule"),
