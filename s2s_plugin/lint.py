@@ -50,6 +50,8 @@ _LEFTOVER_PATTERNS = [
     re.compile(r"^[A-Z][A-Z0-9_]*_(ID|KEY|NAME|TOKEN|LOGIN|UUID|HASH|CID)$"),  # GOAL_ID, API_KEY, EVENT_NAME
 ]
 _DOUBLE_BRACES = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# Other trackers' and sources' macro syntaxes: ${SUBID}, [CLICK_ID], %guid%, @@CLICK-ID@@, ##SUB_ID##.
+_FOREIGN_MACRO = re.compile(r"\$\{[^{}]+\}|\[[A-Za-z_][^\[\]]*\]|%[A-Za-z_][A-Za-z0-9_]*%|@@[^@]+@@|##[^#]+##")
 _WORD = re.compile(r"<[^<>/?&=#]+>|[A-Za-z0-9_\-]+")
 
 
@@ -118,7 +120,7 @@ def _check_leftovers(
     known = all_placeholders(library) | all_placeholders(builtin_templates()) | set(template.placeholders if template else ())
     found: list[str] = []
     pieces = _values_and_segments(url) + ([MACRO_RE.sub("", body)] if body else [])
-    for piece in pieces:
+    for piece in (_FOREIGN_MACRO.sub("", p) for p in pieces):  # a source's macro is reported as such
         for word in _WORD.findall(piece):
             if word in known or word in _GENERIC_LEFTOVERS or any(p.match(word) for p in _LEFTOVER_PATTERNS):
                 found.append(word)
@@ -195,7 +197,7 @@ def _check_macros(texts: Iterable[str], library: Mapping[str, SourceTemplate]) -
                 "and left empty when the click has none",
             ))
     # Macros of other syntaxes (${SUBID}, [CLICK_ID], %guid%) are sent literally.
-    for word in re.findall(r"\$\{[^{}]+\}|\[[A-Za-z_][^\[\]]*\]|%[A-Za-z_][A-Za-z0-9_]*%|@@[^@]+@@|##[^#]+##", joined):
+    for word in _FOREIGN_MACRO.findall(joined):
         if unsubstituted_macro(word):
             warnings.append(LintWarning(
                 "source-macro",
