@@ -101,6 +101,15 @@ def _opt_str(data: dict[str, Any], name: str) -> Optional[str]:
     return value
 
 
+def _amount(data: dict[str, Any], name: str) -> Optional[str]:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise HostError(f"{name!r} must be a number or a string")
+    return str(value)
+
+
 def _time_param(request: Request, name: str) -> Optional[dt.datetime]:
     return parse_time(request.query_params.get(name), name)
 
@@ -194,7 +203,8 @@ async def list_postbacks(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def add_postback(request: Request, tracker: Tracker) -> Any:
-    """``POST /api/campaigns/{alias}/postbacks`` ``{"url", "method", "statuses"}``."""
+    """``POST /api/campaigns/{alias}/postbacks`` ``{"url", "method", "statuses", "payout_mode",
+    "payout_value", "min_payout", "secrets"}``."""
     data = await _json_body(request)
     url = _opt_str(data, "url")
     if not url:
@@ -206,6 +216,10 @@ async def add_postback(request: Request, tracker: Tracker) -> Any:
             url=url,
             method=_opt_str(data, "method") or "GET",
             statuses=_str_list(data, "statuses"),
+            payout_mode=_opt_str(data, "payout_mode") or "real",
+            payout_value=_amount(data, "payout_value"),
+            min_payout=_amount(data, "min_payout"),
+            secrets=_str_list(data, "secrets"),
         )
     )
     return JSONResponse(rule_to_dict(rule), status_code=201)
@@ -240,13 +254,16 @@ async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def received_postbacks(request: Request, tracker: Tracker) -> Any:
-    """``GET /api/received-postbacks?subid=&outcome=&limit=``: every inbound postback, newest first."""
+    """``GET /api/received-postbacks?subid=&outcome=&since=&until=&limit=``: every inbound
+    postback, newest first."""
     q = request.query_params
     items = await run_in_threadpool(
         functools.partial(
             tracker.received_postbacks,
             subid=q.get("subid") or None,
             outcome=q.get("outcome") or None,
+            since=_time_param(request, "since"),
+            until=_time_param(request, "until"),
             limit=_limit_param(request),
         )
     )

@@ -87,7 +87,7 @@ def take(outdir: Path) -> list[Path]:
                 shots = [
                     ("campaigns", "/campaigns"),
                     ("campaign-postbacks", "/campaigns/exo-summer/postbacks"),
-                    ("sources", "/sources?template=exoclick"),
+                    ("sources", "/sources?template=clickadu"),
                     ("source", "/sources/trafficstars"),
                     ("sent", "/sent"),
                     ("attempt", f"/sent/{retried['id']}"),

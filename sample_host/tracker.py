@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hmac
 import logging
 import re
 import secrets
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 
 import hookspecs
 import s2s_plugin
-from hookspecs import Click, Conversion, PostbackRule
+from hookspecs import Click, PostbackRule
 from s2s_plugin.plugins import load_report, make_plugin_manager
 
 from . import credentials, db, inbound_settings
@@ -186,11 +185,14 @@ class Tracker:
         payout_mode: str = "real",
         payout_value: Any = None,
         min_payout: Any = None,
+        secrets: Optional[Sequence[str]] = None,
     ) -> PostbackRule:
         """Add or update a traffic source and its postback (from a template, a URL, or both).
 
         :param payout_mode: ``real`` (the conversion's payout), ``fixed`` (``payout_value``) or
             ``percent`` (``payout_value`` % of the payout); ``min_payout`` holds back smaller ones.
+        :param secrets: names of URL parameters (account keys, tokens) whose values logs and pages
+            mask, besides the template's own.
         """
         if not _ALIAS.match(source_id or ""):
             raise HostError(f"source id {source_id!r} must be letters, digits, '_', '-' or '.'")
@@ -202,7 +204,7 @@ class Tracker:
             raise NotFound(f"unknown template {template!r}: `sample-host sources templates` lists them")
         kwargs: dict[str, Any] = {"template": template, "postback_url": postback_url,
                                   "payout_mode": payout_mode or "real", "payout_value": payout_value,
-                                  "min_payout": min_payout}
+                                  "min_payout": min_payout, "secrets": list(secrets or ())}
         if statuses:
             kwargs["statuses"] = list(statuses)
         if method:
@@ -289,14 +291,15 @@ class Tracker:
         payout_mode: str = "real",
         payout_value: Any = None,
         min_payout: Any = None,
+        secrets: Optional[Sequence[str]] = None,
     ) -> PostbackRule:
         """Add an S2S postback to a campaign; it fires for the given statuses (default all).
 
-        Payout settings as for ``add_source``.
+        Payout settings and ``secrets`` as for ``add_source``.
         """
         self.campaign(alias)
         kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
-                                    payout_value=payout_value, min_payout=min_payout)
+                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()))
         if not statuses:
             del kwargs["statuses"]
         try:
@@ -322,13 +325,14 @@ class Tracker:
         payout_mode: str = "real",
         payout_value: Any = None,
         min_payout: Any = None,
+        secrets: Optional[Sequence[str]] = None,
     ) -> PostbackRule:
         """Change every setting of a campaign S2S postback; it needs at least one status."""
         rule = self.postback(postback_id)
         if not statuses:
             raise HostError("choose at least one status for the postback to fire on")
         kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
-                                    payout_value=payout_value, min_payout=min_payout)
+                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()))
         try:
             return self.s2s.update_postback(rule.id, **kwargs)
         except ValueError as exc:
@@ -548,10 +552,16 @@ class Tracker:
         return {**_sent_entry(row._mapping), "attempts": [_sent_entry(r._mapping) for r in siblings]}
 
     def received_postbacks(
-        self, *, subid: Optional[str] = None, outcome: Optional[str] = None, limit: int = 100
+        self,
+        *,
+        subid: Optional[str] = None,
+        outcome: Optional[str] = None,
+        since: Optional[dt.datetime] = None,
+        until: Optional[dt.datetime] = None,
+        limit: int = 100,
     ) -> list[dict[str, Any]]:
         """The Received postbacks log, newest first: every inbound postback and what became of it."""
-        filters = ReceivedFilter(subid=subid, outcome=outcome)
+        filters = ReceivedFilter(subid=subid, outcome=outcome, since=since, until=until)
         table = db.received_postbacks
         query = sa.select(table).where(*filters.where()).order_by(table.c.id.desc()).limit(max(1, min(limit, 10_000)))
         with self.engine.connect() as conn:

@@ -12,7 +12,7 @@ import hookspecs
 from s2s_plugin.money import PAYOUT_MODES
 
 from ..errors import Conflict, HostError, NotFound
-from .common import admin, call, form_list, form_values, tracker_of
+from .common import admin, call, flash_warnings, form_list, form_values, secret_names, tracker_of
 from .render import flash, page, see_other
 
 STATUSES = hookspecs.CANONICAL_STATUSES
@@ -67,11 +67,13 @@ async def add_campaign(request: Request) -> Response:
 def _campaign_context(request: Request, alias: str) -> dict[str, Any]:
     tracker = tracker_of(request)
     campaign = tracker.campaign(alias)
+    postbacks = tracker.postbacks(alias)
     return {
         "campaign": campaign,
         "link": tracker.campaign_link(alias, _base_url(request)),
         "sources": [s.source_id for s in tracker.sources()],
-        "postbacks": tracker.postbacks(alias),
+        "postbacks": postbacks,
+        "warnings": {rule.id: [str(w) for w in tracker.s2s.lint(rule)] for rule in postbacks},
         "title": f"Campaign {alias}",
         "section": "campaigns",
     }
@@ -116,6 +118,7 @@ def _postback_form(request: Request, values: dict[str, str], statuses: list[str]
         "payout_mode": values.get("payout_mode", "real"),
         "payout_value": values.get("payout_value", "").strip() or None,
         "min_payout": values.get("min_payout", "").strip() or None,
+        "secrets": secret_names(values.get("secrets")),
     }
 
 
@@ -130,7 +133,7 @@ def _postbacks_page(request: Request, alias: str, *, form: dict[str, Any], error
 
 
 NEW_POSTBACK = {"url": "", "method": "GET", "statuses": ["lead", "sale"], "payout_mode": "real",
-                "payout_value": None, "min_payout": None}
+                "payout_value": None, "min_payout": None, "secrets": []}
 
 
 @admin
@@ -154,6 +157,7 @@ async def add_postback(request: Request) -> Response:
     except HostError as exc:
         return await call(_postbacks_page, request, alias, form=values, error=str(exc), status=exc.http_status)
     flash(request, f"Postback {rule.id} added: it fires for {', '.join(rule.statuses)}.")
+    flash_warnings(request, rule)
     return see_other(f"/campaigns/{alias}/postbacks")
 
 
@@ -161,7 +165,8 @@ def _edit_page(request: Request, number: int, *, form: dict[str, Any] | None, er
                status: int = 200) -> Response:
     rule = tracker_of(request).postback(str(number))
     values = form or {"url": rule.url, "method": rule.method, "statuses": list(rule.statuses),
-                      "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout}
+                      "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout,
+                      "secrets": list(rule.secrets)}
     return page(request, "postback_edit.html", status_code=status, title=f"Postback {rule.id}", section="campaigns",
                 rule=rule, form=values, error=error, statuses=STATUSES, payout_modes=PAYOUT_MODES)
 
@@ -188,6 +193,7 @@ async def save_postback(request: Request) -> Response:
     except HostError as exc:
         return await call(_edit_page, request, number, form=values, error=str(exc), status=exc.http_status)
     flash(request, f"Postback {rule.id} saved.")
+    flash_warnings(request, rule)
     return see_other(f"/campaigns/{rule.campaign_id}/postbacks")
 
 

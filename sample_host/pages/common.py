@@ -14,6 +14,7 @@ from .. import credentials
 from ..errors import HostError
 from ..security import PageHandler, password_fingerprint, require_admin
 from ..tracker import Tracker
+from .render import flash
 
 T = TypeVar("T")
 
@@ -62,3 +63,14 @@ def int_param(request: Request, name: str) -> Optional[int]:
     if not value.isdigit():
         raise HostError(f"{name}={value!r} must be a whole number")
     return int(value)
+
+
+def flash_warnings(request: Request, rule: Any) -> None:
+    """Show what the template linter noticed in a postback just saved (saved anyway: warnings only)."""
+    for warning in getattr(rule, "warnings", ()):
+        flash(request, f"Check {rule.id}: {warning}", "warn")
+
+
+def secret_names(text: Optional[str]) -> list[str]:
+    """Secret parameter names from a form field (commas or spaces between them)."""
+    return [name for name in (text or "").replace(",", " ").split() if name]

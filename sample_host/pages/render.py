@@ -12,6 +12,8 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from s2s_plugin.redact import redact_url
+
 from ..security import CSRF_FIELD, csrf_token
 from ..tables import cell
 
@@ -48,6 +50,12 @@ def query(base: str, **params: Any) -> str:
     return f"{base}?{urlencode(kept)}" if kept else base
 
 
+def rule_url(rule: Any) -> str:
+    """A postback rule's URL with the values of its marked secrets (account keys, tokens) hidden,
+    for lists and headings; only the rule's own edit form shows them."""
+    return redact_url(rule.url, getattr(rule, "secrets", None) or ())
+
+
 def iso_local(value: Optional[dt.datetime]) -> str:
     """A time as a ``datetime-local`` input value (UTC, minutes)."""
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M") if value else ""
@@ -60,7 +68,7 @@ environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-environment.filters.update(when=when, shorten=shorten, mask=mask, iso_local=iso_local)
+environment.filters.update(when=when, shorten=shorten, mask=mask, iso_local=iso_local, rule_url=rule_url)
 environment.globals.update(query=query, OUTCOME_STYLES=OUTCOME_STYLES, CSRF_FIELD=CSRF_FIELD)
 
 

@@ -12,7 +12,7 @@ from s2s_plugin.money import PAYOUT_MODES
 
 from ..errors import Conflict, HostError, NotFound
 from .campaigns import STATUSES
-from .common import admin, call, form_list, form_values, tracker_of
+from .common import admin, call, flash_warnings, form_list, form_values, secret_names, tracker_of
 from .render import flash, page, see_other
 
 
@@ -41,10 +41,10 @@ def _new_form(request: Request, template_name: Optional[str]) -> dict[str, Any]:
     chosen = templates.get(template_name or "")
     if chosen is None:
         return {"id": "", "template": "", "postback_url": "", "method": "GET", "statuses": ["sale"],
-                "payout_mode": "real", "payout_value": None, "min_payout": None}
+                "payout_mode": "real", "payout_value": None, "min_payout": None, "secrets": []}
     return {"id": chosen.name, "template": chosen.name, "postback_url": chosen.postback_url,
             "method": chosen.method, "statuses": list(chosen.statuses), "payout_mode": "real",
-            "payout_value": None, "min_payout": None}
+            "payout_value": None, "min_payout": None, "secrets": list(chosen.secrets or ())}
 
 
 def _sources_page(request: Request, *, form: dict[str, Any], error: Optional[str], status: int = 200) -> Response:
@@ -73,6 +73,7 @@ def _source_values(values: dict[str, str], statuses: list[str]) -> dict[str, Any
         "payout_mode": values.get("payout_mode") or "real",
         "payout_value": values.get("payout_value", "").strip() or None,
         "min_payout": values.get("min_payout", "").strip() or None,
+        "secrets": secret_names(values.get("secrets")),
     }
 
 
@@ -89,11 +90,12 @@ async def add_source(request: Request) -> Response:
             raise HostError("choose at least one status for the source's postback")
         if await call(tracker.s2s.source, source_id) is not None:
             raise Conflict(f"source {source_id!r} exists already: open it to change its postback")
-        await call(tracker.add_source, source_id, template=values.get("template") or None,
-                   **_source_values(values, statuses))
+        rule = await call(tracker.add_source, source_id, template=values.get("template") or None,
+                          **_source_values(values, statuses))
     except HostError as exc:
         return await call(_sources_page, request, form=form, error=str(exc), status=exc.http_status)
     flash(request, f"Source {source_id} added. Campaigns bought from it need the link shown here.")
+    flash_warnings(request, rule)
     return see_other(f"/sources/{source_id}")
 
 
@@ -103,9 +105,11 @@ def _source_page(request: Request, source_id: str, *, form: Optional[dict[str, A
     rule = tracker.source(source_id)
     template = tracker.templates().get(rule.template or "")
     values = form or {"postback_url": rule.url, "method": rule.method, "statuses": list(rule.statuses),
-                      "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout}
+                      "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout,
+                      "secrets": list(rule.secrets)}
     return page(request, "source.html", status_code=status, title=f"Source {source_id}", section="sources",
                 rule=rule, template=template, links=_links(request, source_id),
+                warnings=[str(w) for w in tracker.s2s.lint(rule)],
                 link_suffix=_link_suffix(request, source_id), form=values, error=error, statuses=STATUSES,
                 payout_modes=PAYOUT_MODES)
 
@@ -133,13 +137,14 @@ async def save_source(request: Request) -> Response:
         changes = _source_values(values, statuses)
         if not changes["postback_url"]:
             raise HostError("the postback URL is required")
-        await call(tracker.add_source, source_id, template=rule.template, **changes)
+        rule = await call(tracker.add_source, source_id, template=rule.template, **changes)
     except NotFound as exc:
         return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
     except HostError as exc:
         return await call(_source_page, request, source_id, form=_source_values(values, statuses),
                           error=str(exc), status=exc.http_status)
     flash(request, f"Source {source_id} saved.")
+    flash_warnings(request, rule)
     return see_other(f"/sources/{source_id}")
 
 

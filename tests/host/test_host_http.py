@@ -288,3 +288,17 @@ def test_served_with_its_dispatcher_the_app_delivers_on_its_own(
         assert client.get(f"/{creds.postback_key}/postback", params={"subid": subid}).status_code == 200
     (request,) = standin.wait_for(1, timeout=10)
     assert request.raw_query == "tag=live"
+
+
+def test_api_takes_payout_settings_and_filters_received_postbacks_by_time(host: Host, exo_campaign: str) -> None:
+    created = host.api.post("/api/campaigns/summer/postbacks", json={
+        "url": "https://partner.example/pb?c={external_id}&k=S3CRET", "statuses": ["sale"],
+        "payout_mode": "percent", "payout_value": 40, "min_payout": "0.5", "secrets": ["k"]})
+    assert created.status_code == 201, created.text
+    rule = created.json()
+    assert (rule["payout_mode"], rule["payout_value"], rule["min_payout"], rule["secrets"]) == ("percent", "40", "0.5", ["k"])
+    bad = host.api.post("/api/campaigns/summer/postbacks", json={"url": "https://p.example/", "payout_value": [1]})
+    assert bad.status_code == 400 and "'payout_value' must be a number" in bad.json()["error"]
+    host.postback(subid=host.click("summer", external_id="x"))
+    assert len(host.received(since="2000-01-01T00:00:00Z")) == 1
+    assert host.received(until="2000-01-01T00:00:00Z") == []

@@ -38,6 +38,15 @@ def test_a_source_from_a_template_shows_the_exact_campaign_link(host: Host, admi
     assert expected in _text(admin.get("/campaigns"))
 
 
+def test_the_template_linter_warnings_are_shown_but_do_not_block(host: Host, admin: Admin) -> None:
+    saved = admin.post("/sources", {"id": "exo", "template": "exoclick", "statuses": "sale", "payout_mode": "real",
+                                    "postback_url": "https://s.magsrv.com/tag.php?goal=GOAL_ID&tag={externa_id}"})
+    assert saved.status_code == 303
+    page = _text(admin.get(saved.headers["location"]))
+    assert "Check source:exo:" in page and "GOAL_ID" in page and "did you mean {external_id}?" in page
+    assert host.tracker.source("exo").url.endswith("tag={externa_id}")  # kept as typed: a warning, not a refusal
+
+
 def test_source_form_errors_are_shown_with_a_4xx_and_keep_the_input(host: Host, admin: Admin) -> None:
     bad = admin.post("/sources", {"id": "exo", "template": "exoclick", "postback_url": "ftp://nope", "statuses": "sale"})
     assert bad.status_code == 400

@@ -193,6 +193,19 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+def test_a_sources_account_key_is_masked_outside_its_own_edit_form(host: Host, admin: Admin) -> None:
+    host.tracker.add_source("ts", template="trafficstars",
+                            postback_url="https://tsyndicate.example/api/v1/cpa/action?clickid={external_id}&key=ACCT-SECRET-1")
+    host.tracker.add_campaign("dating", source_id="ts", offer_url="https://offer.example/")
+    added = admin.post("/campaigns/dating/postbacks", {"url": "https://partner.example/pb?c={external_id}&api_key=PARTNER-2",
+                                                       "statuses": "sale", "payout_mode": "real", "secrets": "api_key"})
+    assert added.status_code == 303 and host.tracker.postbacks("dating")[0].secrets == ("api_key",)
+    for path in ("/sources", "/campaigns/dating/postbacks", "/rules/source:ts/test"):
+        text = admin.get(path).text
+        assert "ACCT-SECRET-1" not in text and "PARTNER-2" not in text and "[REDACTED]" in text, path
+    assert "ACCT-SECRET-1" in admin.get("/sources/ts").text  # the operator edits the URL there
+
+
 def test_the_access_log_never_shows_the_postback_key() -> None:
     key = "0123456789abcdef0123456789abcdef"
     access = logging.getLogger("uvicorn.access")
