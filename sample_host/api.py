@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .errors import HostError
+from .logs import parse_time
 from .tracker import Tracker, rule_to_dict
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def error_response(status: int, message: str, headers: Optional[dict[str, str]] 
     return JSONResponse({"error": " ".join(message.split())}, status_code=status, headers=headers)
 
 
-def _authorized(request: Request, tracker: Tracker) -> bool:
+def is_authorized(request: Request, tracker: Tracker) -> bool:
+    """Whether the request carries ``Authorization: Bearer <api_token>`` (constant-time check)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return False
@@ -48,7 +50,7 @@ def endpoint(handler: Callable[[Request, Tracker], Awaitable[Any]]) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: Request) -> Response:
         tracker: Tracker = request.app.state.tracker
-        if not await run_in_threadpool(_authorized, request, tracker):
+        if not await run_in_threadpool(is_authorized, request, tracker):
             return error_response(
                 401,
                 "missing or wrong API token: send 'Authorization: Bearer <api_token>' from `sample-host init`",
@@ -100,14 +102,7 @@ def _opt_str(data: dict[str, Any], name: str) -> Optional[str]:
 
 
 def _time_param(request: Request, name: str) -> Optional[dt.datetime]:
-    value = request.query_params.get(name)
-    if not value:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise HostError(f"{name}={value!r} is not an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return parse_time(request.query_params.get(name), name)
 
 
 def _limit_param(request: Request, default: int = 100) -> int:
@@ -225,8 +220,8 @@ async def delete_postback(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
-    """``GET /api/sent-postbacks?subid=&outcome=&source=&since=&until=&limit=``: the Sent
-    postbacks log, each item with every ``PostbackAttempt`` field."""
+    """``GET /api/sent-postbacks?subid=&outcome=&source=&campaign=&since=&until=&limit=``: the
+    Sent postbacks log, each item with every ``PostbackAttempt`` field."""
     q = request.query_params
     items = await run_in_threadpool(
         functools.partial(
@@ -234,6 +229,7 @@ async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
             subid=q.get("subid") or None,
             outcome=q.get("outcome") or None,
             source=q.get("source") or None,
+            campaign=q.get("campaign") or None,
             since=_time_param(request, "since"),
             until=_time_param(request, "until"),
             limit=_limit_param(request),
