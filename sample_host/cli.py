@@ -323,6 +323,8 @@ def sources_add(database_url: Optional[str], source_id: str, template: Optional[
         rule = tracker.add_source(source_id, template=template, postback_url=postback_url,
                                   statuses=statuses or None, method=method)
     click.echo(f"source {source_id}: {rule.method} {rule.url} (statuses: {', '.join(rule.statuses)})")
+    for warning in rule.warnings:  # the plugin's template linter: saved anyway, but worth fixing
+        click.echo(f"warning: {warning}", err=True)
 
 
 @sources.command("list")
@@ -430,6 +432,8 @@ def postbacks_add(database_url: Optional[str], alias: str, url: str, method: str
         rule = tracker.add_postback(alias, url=url, method=method, statuses=statuses or None)
     click.echo(f"postback {rule.id} on campaign {alias}: {rule.method} {rule.url} "
                f"(statuses: {', '.join(rule.statuses)})")
+    for warning in rule.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @postbacks.command("list")

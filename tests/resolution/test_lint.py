@@ -181,3 +181,21 @@ def test_cli_lint(tmp_path, make_s2s) -> None:
     ]
     missing = runner.invoke(main, ["lint"])
     assert missing.exit_code == 2 and "give a URL" in missing.stderr
+
+
+def test_sample_host_management_commands_show_the_warnings(tmp_path) -> None:
+    from sample_host.cli import main as host_main
+
+    db = f"sqlite:///{tmp_path / 'host.db'}"
+    runner = CliRunner()
+    assert runner.invoke(host_main, ["--db", db, "init"]).exit_code == 0
+    added = runner.invoke(host_main, ["--db", db, "sources", "add", "pa", "--template", "propellerads"])
+    assert added.exit_code == 0
+    assert added.stderr.splitlines() == [
+        "warning: AID is a placeholder from the propellerads template: replace it with your account's value, or the source will reject the postback",
+        "warning: TID is a placeholder from the propellerads template: replace it with your account's value, or the source will reject the postback",
+    ]
+    assert runner.invoke(host_main, ["--db", db, "campaigns", "add", "summer", "--source", "pa",
+                                     "--offer-url", "https://offer.example/?s={subid}"]).exit_code == 0
+    pb = runner.invoke(host_main, ["--db", db, "postbacks", "add", "summer", "--url", "https://p.example/?c={extrnal_id}"])
+    assert pb.exit_code == 0 and "warning: {extrnal_id} is not a known macro and renders empty: did you mean {external_id}?" in pb.stderr
