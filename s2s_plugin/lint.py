@@ -240,18 +240,26 @@ def _check_argument(name: str, argument: Optional[str], text: str) -> list[LintW
                 f"{text}: {', '.join(problems)} is not status=value with a status among {', '.join(CANONICAL_STATUSES)}, "
                 "e.g. {status:lead=0 sale=1 rejected=2}",
             )]
+    elif key in ("date", "conversion_datetime", "click_datetime") and "," not in argument and _is_zone(argument):
+        # {date:Europe/Kyiv} reads the zone as date letters: the format comes first.
+        return [LintWarning("bad-argument", f"{text}: write the format first, then the zone, e.g. {{{name}:Y-m-d H:i:s,{argument.strip()}}}")]
     elif key in ("date", "conversion_datetime", "click_datetime") and "," in argument:
         zone = argument.rpartition(",")[2].strip()
-        if "/" in zone or zone.upper() in ("UTC", "GMT"):
-            try:
-                zoneinfo.ZoneInfo(zone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                return [LintWarning("bad-argument", f"{text}: {zone!r} is not a time zone; use an IANA name such as Europe/Kyiv")]
+        if ("/" in zone or zone.upper() in ("UTC", "GMT")) and not _is_zone(zone):
+            return [LintWarning("bad-argument", f"{text}: {zone!r} is not a time zone; use an IANA name such as Europe/Kyiv")]
     elif key == "random":
         parts = [p.strip() for p in argument.split(",")]
         if not all(p.lstrip("-").isdigit() for p in parts) or len(parts) > 2:
             return [LintWarning("bad-argument", f"{text}: the range must be two whole numbers, e.g. {{random:1,999999}}")]
     return []
+
+
+def _is_zone(text: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(text.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _check_click_id(texts: Iterable[str]) -> list[LintWarning]:

@@ -23,8 +23,8 @@ def messages(url: str, **kwargs) -> list[str]:
 
 
 def test_a_good_url_has_no_findings() -> None:
-    assert lint("https://pb.example/pb?cid={external_id}&p={payout}&s={status:lead=0 sale=1}&d={date:U,Europe/Kyiv}",
-                library=LIBRARY) == []
+    assert lint("https://pb.example/pb?cid={external_id}&p={payout}&s={status:lead=0 sale=1}&d={date:U,Europe/Kyiv}"
+                "&e={date:d/m/Y}&f={random:99}", library=LIBRARY) == []
 
 
 def test_unknown_macro_with_did_you_mean() -> None:
@@ -112,6 +112,7 @@ def test_double_braces() -> None:
         ("{status:1}", "1 is not status=value"),
         ("{date:Y-m-d,Mars/Olympus}", "'Mars/Olympus' is not a time zone"),
         ("{random:a,b}", "the range must be two whole numbers"),
+        ("{date:Europe/Kyiv}", "write the format first, then the zone, e.g. {date:Y-m-d H:i:s,Europe/Kyiv}"),
     ],
 )
 def test_bad_arguments(macro: str, needle: str) -> None:
