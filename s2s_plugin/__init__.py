@@ -11,6 +11,7 @@ delivers the postbacks and reports each attempt through ``on_postback_sent``.
 
 from .errors import ConfigError, InputError, S2SError
 from .explain import Explanation
+from .plugins import load_plugins, make_plugin_manager
 from .service import PostbackService, install
 from .settings import DEFAULT_RETRY_SCHEDULE, DeliverySettings
 
@@ -18,6 +19,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "install",
+    "make_plugin_manager",
+    "load_plugins",
     "PostbackService",
     "Explanation",
     "DeliverySettings",

@@ -78,7 +78,7 @@ def describe_click_id_problem(
         in the fix so the operator knows exactly what to paste.
     :param source_name: the source's name for the sentence ("ExoClick").
     """
-    whose = f"{source_name}'s" if source_name else "the source's"
+    whose = (f"{source_name}'" if source_name.endswith("s") else f"{source_name}'s") if source_name else "the source's"
     macro = source_macro or "{click_id}"
     example = f"?{param}={macro}"
     if source_macro:

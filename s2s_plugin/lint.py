@@ -50,6 +50,8 @@ _LEFTOVER_PATTERNS = [
     re.compile(r"^[A-Z][A-Z0-9_]*_(ID|KEY|NAME|TOKEN|LOGIN|UUID|HASH|CID)$"),  # GOAL_ID, API_KEY, EVENT_NAME
 ]
 _DOUBLE_BRACES = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# Other trackers' and sources' macro syntaxes: ${SUBID}, [CLICK_ID], %guid%, @@CLICK-ID@@, ##SUB_ID##.
+_FOREIGN_MACRO = re.compile(r"\$\{[^{}]+\}|\[[A-Za-z_][^\[\]]*\]|%[A-Za-z_][A-Za-z0-9_]*%|@@[^@]+@@|##[^#]+##")
 _WORD = re.compile(r"<[^<>/?&=#]+>|[A-Za-z0-9_\-]+")
 
 
@@ -118,7 +120,7 @@ def _check_leftovers(
     known = all_placeholders(library) | all_placeholders(builtin_templates()) | set(template.placeholders if template else ())
     found: list[str] = []
     pieces = _values_and_segments(url) + ([MACRO_RE.sub("", body)] if body else [])
-    for piece in pieces:
+    for piece in (_FOREIGN_MACRO.sub("", p) for p in pieces):  # a source's macro is reported as such
         for word in _WORD.findall(piece):
             if word in known or word in _GENERIC_LEFTOVERS or any(p.match(word) for p in _LEFTOVER_PATTERNS):
                 found.append(word)
@@ -195,7 +197,7 @@ def _check_macros(texts: Iterable[str], library: Mapping[str, SourceTemplate]) -
                 "and left empty when the click has none",
             ))
     # Macros of other syntaxes (${SUBID}, [CLICK_ID], %guid%) are sent literally.
-    for word in re.findall(r"\$\{[^{}]+\}|\[[A-Za-z_][^\[\]]*\]|%[A-Za-z_][A-Za-z0-9_]*%|@@[^@]+@@|##[^#]+##", joined):
+    for word in _FOREIGN_MACRO.findall(joined):
         if unsubstituted_macro(word):
             warnings.append(LintWarning(
                 "source-macro",
@@ -238,18 +240,26 @@ def _check_argument(name: str, argument: Optional[str], text: str) -> list[LintW
                 f"{text}: {', '.join(problems)} is not status=value with a status among {', '.join(CANONICAL_STATUSES)}, "
                 "e.g. {status:lead=0 sale=1 rejected=2}",
             )]
+    elif key in ("date", "conversion_datetime", "click_datetime") and "," not in argument and _is_zone(argument):
+        # {date:Europe/Kyiv} reads the zone as date letters: the format comes first.
+        return [LintWarning("bad-argument", f"{text}: write the format first, then the zone, e.g. {{{name}:Y-m-d H:i:s,{argument.strip()}}}")]
     elif key in ("date", "conversion_datetime", "click_datetime") and "," in argument:
         zone = argument.rpartition(",")[2].strip()
-        if "/" in zone or zone.upper() in ("UTC", "GMT"):
-            try:
-                zoneinfo.ZoneInfo(zone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                return [LintWarning("bad-argument", f"{text}: {zone!r} is not a time zone; use an IANA name such as Europe/Kyiv")]
+        if ("/" in zone or zone.upper() in ("UTC", "GMT")) and not _is_zone(zone):
+            return [LintWarning("bad-argument", f"{text}: {zone!r} is not a time zone; use an IANA name such as Europe/Kyiv")]
     elif key == "random":
         parts = [p.strip() for p in argument.split(",")]
         if not all(p.lstrip("-").isdigit() for p in parts) or len(parts) > 2:
             return [LintWarning("bad-argument", f"{text}: the range must be two whole numbers, e.g. {{random:1,999999}}")]
     return []
+
+
+def _is_zone(text: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(text.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _check_click_id(texts: Iterable[str]) -> list[LintWarning]:

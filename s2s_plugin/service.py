@@ -89,7 +89,7 @@ class PostbackService:
             settings,
             Sender(settings, classify_hook=self._classify_hook),
             build=self._build_request,
-            report=lambda attempt: self.pm.hook.on_postback_sent(attempt=attempt),
+            report=self._report,
             on_gone=self.store.mark_rule_gone,
             attempt_from_rows=attempt_from_rows,
         )
@@ -352,6 +352,11 @@ class PostbackService:
 
         planned = plan(conversion, click, rules, templates=self.templates(), macro_hook=macro_hook)
         return [_with_notes(p, notes.get(p.rule.id)) for p in planned]
+
+    def _report(self, attempt: PostbackAttempt) -> None:
+        """``on_postback_sent`` to every implementation: one host log failing (logged, naming the
+        plugin) does not keep the attempt from the others."""
+        hookcalls.call_collect(self.pm.hook.on_postback_sent, attempt=attempt)
 
     def _classify_hook(self, request: PostbackRequest, response: Answer) -> Verdict:
         first = hookcalls.call_first(

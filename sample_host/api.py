@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .errors import HostError
+from .logs import parse_time
 from .tracker import Tracker, rule_to_dict
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def error_response(status: int, message: str, headers: Optional[dict[str, str]] 
     return JSONResponse({"error": " ".join(message.split())}, status_code=status, headers=headers)
 
 
-def _authorized(request: Request, tracker: Tracker) -> bool:
+def is_authorized(request: Request, tracker: Tracker) -> bool:
+    """Whether the request carries ``Authorization: Bearer <api_token>`` (constant-time check)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return False
@@ -48,7 +50,7 @@ def endpoint(handler: Callable[[Request, Tracker], Awaitable[Any]]) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: Request) -> Response:
         tracker: Tracker = request.app.state.tracker
-        if not await run_in_threadpool(_authorized, request, tracker):
+        if not await run_in_threadpool(is_authorized, request, tracker):
             return error_response(
                 401,
                 "missing or wrong API token: send 'Authorization: Bearer <api_token>' from `sample-host init`",
@@ -99,15 +101,17 @@ def _opt_str(data: dict[str, Any], name: str) -> Optional[str]:
     return value
 
 
-def _time_param(request: Request, name: str) -> Optional[dt.datetime]:
-    value = request.query_params.get(name)
-    if not value:
+def _amount(data: dict[str, Any], name: str) -> Optional[str]:
+    value = data.get(name)
+    if value is None:
         return None
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise HostError(f"{name}={value!r} is not an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise HostError(f"{name!r} must be a number or a string")
+    return str(value)
+
+
+def _time_param(request: Request, name: str) -> Optional[dt.datetime]:
+    return parse_time(request.query_params.get(name), name)
 
 
 def _limit_param(request: Request, default: int = 100) -> int:
@@ -199,7 +203,8 @@ async def list_postbacks(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def add_postback(request: Request, tracker: Tracker) -> Any:
-    """``POST /api/campaigns/{alias}/postbacks`` ``{"url", "method", "statuses"}``."""
+    """``POST /api/campaigns/{alias}/postbacks`` ``{"url", "method", "statuses", "payout_mode",
+    "payout_value", "min_payout", "secrets"}``."""
     data = await _json_body(request)
     url = _opt_str(data, "url")
     if not url:
@@ -211,6 +216,10 @@ async def add_postback(request: Request, tracker: Tracker) -> Any:
             url=url,
             method=_opt_str(data, "method") or "GET",
             statuses=_str_list(data, "statuses"),
+            payout_mode=_opt_str(data, "payout_mode") or "real",
+            payout_value=_amount(data, "payout_value"),
+            min_payout=_amount(data, "min_payout"),
+            secrets=_str_list(data, "secrets"),
         )
     )
     return JSONResponse(rule_to_dict(rule), status_code=201)
@@ -225,8 +234,8 @@ async def delete_postback(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
-    """``GET /api/sent-postbacks?subid=&outcome=&source=&since=&until=&limit=``: the Sent
-    postbacks log, each item with every ``PostbackAttempt`` field."""
+    """``GET /api/sent-postbacks?subid=&outcome=&source=&campaign=&since=&until=&limit=``: the
+    Sent postbacks log, each item with every ``PostbackAttempt`` field."""
     q = request.query_params
     items = await run_in_threadpool(
         functools.partial(
@@ -234,6 +243,7 @@ async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
             subid=q.get("subid") or None,
             outcome=q.get("outcome") or None,
             source=q.get("source") or None,
+            campaign=q.get("campaign") or None,
             since=_time_param(request, "since"),
             until=_time_param(request, "until"),
             limit=_limit_param(request),
@@ -244,13 +254,16 @@ async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def received_postbacks(request: Request, tracker: Tracker) -> Any:
-    """``GET /api/received-postbacks?subid=&outcome=&limit=``: every inbound postback, newest first."""
+    """``GET /api/received-postbacks?subid=&outcome=&since=&until=&limit=``: every inbound
+    postback, newest first."""
     q = request.query_params
     items = await run_in_threadpool(
         functools.partial(
             tracker.received_postbacks,
             subid=q.get("subid") or None,
             outcome=q.get("outcome") or None,
+            since=_time_param(request, "since"),
+            until=_time_param(request, "until"),
             limit=_limit_param(request),
         )
     )

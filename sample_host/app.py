@@ -1,27 +1,41 @@
-"""The sample host's web app: campaign links, the inbound postback endpoint and the JSON API."""
+"""The sample host's web app: campaign links, the inbound postback endpoint, the admin pages, the
+JSON API and ``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import logging
+from pathlib import Path
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Optional, Union
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from . import api
-from .errors import HostError
+from . import api, credentials, pages
+from .errors import HostError, TooLarge
+from .metrics import metrics_endpoint
+from .security import SESSION_COOKIE, SESSION_MAX_AGE, SecurityHeadersMiddleware, SignInThrottle
 from .tracker import Tracker
 
 log = logging.getLogger(__name__)
 
 #: Inbound postback bodies larger than this are refused: networks send a few parameters.
 MAX_POSTBACK_BODY = 64 * 1024
+
+#: Seconds between hand-overs of conversions the postback plugin did not take (see ``handoff``).
+HANDOFF_INTERVAL = 15.0
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _text(status: int, message: str) -> PlainTextResponse:
@@ -61,11 +75,11 @@ async def _postback_params(request: Request) -> Mapping[str, str]:
         return params
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_POSTBACK_BODY:
-        raise HostError(f"body is larger than {MAX_POSTBACK_BODY} bytes")
+        raise TooLarge(f"body is larger than {MAX_POSTBACK_BODY} bytes: send the postback's few parameters only")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if len(body) > MAX_POSTBACK_BODY:
-        raise HostError(f"body is larger than {MAX_POSTBACK_BODY} bytes")
+        raise TooLarge(f"body is larger than {MAX_POSTBACK_BODY} bytes: send the postback's few parameters only")
     if not body.strip():
         return params
     if content_type == "application/json" or (not content_type and body.lstrip()[:1] == b"{"):
@@ -91,12 +105,19 @@ async def _postback_params(request: Request) -> Mapping[str, str]:
 async def postback_endpoint(request: Request) -> Response:
     """``GET|POST /{postback_key}/postback``: a conversion from an affiliate network.
 
-    Never answers 500: bad input gets a 4xx with its reason, and an unexpected failure gets a 503
-    so the network sends the postback again.
+    The address and the key are checked before the body is read. Never answers 500: bad input
+    gets a 4xx with its reason, and a failure to record the conversion a 503, so the network sends
+    the postback again.
     """
     tracker: Tracker = request.app.state.tracker
     key = request.path_params["postback_key"]
     try:
+        refused = await run_in_threadpool(
+            functools.partial(tracker.refuse_postback, key, ip=_client_ip(request), method=request.method,
+                              params=dict(request.query_params))
+        )
+        if refused is not None:
+            return _text(refused.http_status, refused.text)
         try:
             params = await _postback_params(request)
         except HostError as exc:
@@ -114,21 +135,21 @@ async def postback_endpoint(request: Request) -> Response:
         return _text(503, "the postback could not be processed; send it again later")
 
 
-async def index(request: Request) -> Response:
-    """A plain pointer for people opening the tracker in a browser; nothing private here."""
-    return _text(200, "s2s-postback sample host: campaign links are /c/{alias}; JSON API under /api/")
-
-
 def create_app(
     tracker_or_db_url: Union[Tracker, str],
     *,
     run_dispatcher: bool = False,
+    secure_cookies: bool = False,
+    handoff_interval: float = HANDOFF_INTERVAL,
     **tracker_options: Any,
 ) -> Starlette:
     """The ASGI app for a tracker (or for a database URL, building the tracker and owning it).
 
     :param run_dispatcher: start the plugin's background delivery dispatcher with the app and stop
         it on shutdown (``sample-host serve``); tests leave it off and call ``drain()``.
+    :param secure_cookies: mark the session cookie ``Secure`` (set it when served over HTTPS).
+    :param handoff_interval: seconds between hand-overs of conversions the plugin has not taken
+        yet (also done once at start); see ``handoff``.
     :param tracker_options: passed to ``Tracker`` when a URL is given.
     """
     owns_tracker = not isinstance(tracker_or_db_url, Tracker)
@@ -139,20 +160,57 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if run_dispatcher:
             tracker.s2s.start()
+        recovery = asyncio.create_task(_hand_over_periodically(tracker, handoff_interval))
         try:
             yield
         finally:
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery
             if owns_tracker:
                 await run_in_threadpool(tracker.close)
             elif run_dispatcher:
                 await run_in_threadpool(tracker.s2s.close)
 
     routes = [
-        Route("/", index, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         Mount("/api", routes=api.routes()),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/c/{campaign_alias}", click_endpoint, methods=["GET"]),
+        *pages.routes(),
         Route("/{postback_key}/postback", postback_endpoint, methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(
+            SessionMiddleware,
+            secret_key=credentials.session_secret(tracker.engine),
+            session_cookie=SESSION_COOKIE,
+            max_age=SESSION_MAX_AGE,
+            same_site="lax",
+            https_only=secure_cookies,
+        ),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.tracker = tracker
+    app.state.signin_throttle = SignInThrottle()
     return app
+
+
+async def _hand_over_periodically(tracker: Tracker, interval: float) -> None:
+    """Hand the plugin the conversions it has not taken yet: now, then every ``interval`` seconds."""
+    while True:
+        try:
+            await run_in_threadpool(tracker.hand_over_waiting)
+        except Exception:  # noqa: BLE001  (the database may be down too: try again next round)
+            log.exception("handing waiting conversions to the postback plugin failed")
+        await asyncio.sleep(interval)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _text(404, f"nothing at {request.url.path}")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return _text(405, f"{request.method} is not allowed on {request.url.path}")

@@ -148,20 +148,63 @@ def init(database_url: Optional[str], as_json: bool, base_url: str) -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--secure-cookies", is_flag=True, help="Mark the session cookie Secure (when served over HTTPS).")
 @private_targets_option
-def serve(database_url: Optional[str], host: str, port: int, allow_private_targets: bool) -> None:
+def serve(database_url: Optional[str], host: str, port: int, secure_cookies: bool, allow_private_targets: bool) -> None:
     """Run the tracker's web app and its postback delivery dispatcher."""
     import uvicorn
 
     from .app import create_app
+    from .logfilter import hide_postback_key
 
     with open_tracker(database_url, allow_private_targets=allow_private_targets) as tracker:
         creds = tracker.init()
         if creds.admin_password:
             click.echo(f"initialised; admin password (shown only now): {creds.admin_password}", err=True)
-        click.echo(f"inbound postbacks: http://{host}:{port}/{creds.postback_key}/postback?subid=...", err=True)
-        app = create_app(tracker, run_dispatcher=True)
+        click.echo(f"pages: http://{host}:{port}/  (sign in as admin)", err=True)
+        click.echo(f"inbound postbacks: http://{host}:{port}/{creds.postback_key[:4]}.../postback?subid=... "
+                   "(full URL: `sample-host init`)", err=True)
+        hide_postback_key(creds.postback_key)  # access log lines carry the inbound postback's path
+        app = create_app(tracker, run_dispatcher=True, secure_cookies=secure_cookies)
         uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@main.command("reset-password")
+@db_option
+def reset_password(database_url: Optional[str]) -> None:
+    """Set a new random admin password, print it once, and sign out every session."""
+    from .credentials import reset_admin_password
+
+    with open_tracker(database_url) as tracker:
+        tracker.init()
+        password = reset_admin_password(tracker.engine)
+    click.echo(f"admin password: {password}  (shown only now: store it)")
+
+
+@main.command("settings")
+@db_option
+@click.option("--postback-allow-ip", "allow_ips", multiple=True, metavar="CIDR",
+              help="Only take inbound postbacks from this address or network; repeat for more.")
+@click.option("--postback-allow-any", is_flag=True, help="Take inbound postbacks from any address (with the key).")
+@click.option("--postback-response", default=None, metavar="TEXT",
+              help="The answer to an accepted inbound postback (default OK).")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+def settings_command(database_url: Optional[str], allow_ips: tuple[str, ...], postback_allow_any: bool,
+                     postback_response: Optional[str], as_json: bool) -> None:
+    """Show or change the inbound postback settings (answer text, allowed addresses)."""
+    if allow_ips and postback_allow_any:
+        raise UserError("give --postback-allow-ip or --postback-allow-any, not both")
+    with open_tracker(database_url) as tracker:
+        allowed = list(allow_ips) if allow_ips else ([] if postback_allow_any else None)
+        if allowed is not None or postback_response is not None:
+            current = tracker.set_inbound_settings(response_text=postback_response, allowed_ips=allowed)
+        else:
+            current = tracker.inbound_settings()
+    if as_json:
+        _print_json({"postback_response": current.response_text, "postback_allowed_ips": current.allowed_text})
+        return
+    click.echo(f"postback response:    {current.response_text}")
+    click.echo(f"postbacks allowed from: {', '.join(current.allowed_text) or 'any address (with the key)'}")
 
 
 @main.command()
@@ -169,14 +212,21 @@ def serve(database_url: Optional[str], host: str, port: int, allow_private_targe
 @private_targets_option
 def worker(database_url: Optional[str], allow_private_targets: bool) -> None:
     """Deliver due postbacks in the foreground until Ctrl-C (for a tracker that runs no `serve`)."""
+    from .app import HANDOFF_INTERVAL
+
     stop = threading.Event()
     with open_tracker(database_url, allow_private_targets=allow_private_targets) as tracker:
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         tracker.s2s.start()
         click.echo("delivering postbacks; Ctrl-C to stop", err=True)
         try:
-            while not stop.wait(0.5):
-                pass
+            # Conversions the plugin failed to take are handed over again here too.
+            while True:
+                handed = tracker.hand_over_waiting()
+                if handed.taken:
+                    click.echo(f"handed {handed.taken} waiting conversion(s) to the postback plugin", err=True)
+                if stop.wait(HANDOFF_INTERVAL):
+                    break
         except KeyboardInterrupt:
             pass
         finally:
@@ -215,13 +265,14 @@ def explain(database_url: Optional[str], subid: str, as_json: bool) -> None:
 @click.option("--outcome", type=click.Choice(["delivered", "retrying", "failed", "skipped"]), default=None,
               help="Only attempts with this outcome.")
 @click.option("--source", default=None, help="Only postbacks of this traffic source.")
+@click.option("--campaign", default=None, help="Only postbacks of this campaign.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000),
               help="Show the last N entries.")
 def logs(database_url: Optional[str], as_json: bool, subid: Optional[str], outcome: Optional[str],
-         source: Optional[str], limit: int) -> None:
+         source: Optional[str], campaign: Optional[str], limit: int) -> None:
     """The Sent postbacks log: every attempt and every skipped postback, oldest first."""
     with open_tracker(database_url) as tracker:
-        rows = tracker.sent_postbacks(subid=subid, outcome=outcome, source=source, limit=limit)
+        rows = tracker.sent_postbacks(subid=subid, outcome=outcome, source=source, campaign=campaign, limit=limit)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=str))
@@ -272,6 +323,8 @@ def sources_add(database_url: Optional[str], source_id: str, template: Optional[
         rule = tracker.add_source(source_id, template=template, postback_url=postback_url,
                                   statuses=statuses or None, method=method)
     click.echo(f"source {source_id}: {rule.method} {rule.url} (statuses: {', '.join(rule.statuses)})")
+    for warning in rule.warnings:  # the plugin's template linter: saved anyway, but worth fixing
+        click.echo(f"warning: {warning}", err=True)
 
 
 @sources.command("list")
@@ -379,6 +432,8 @@ def postbacks_add(database_url: Optional[str], alias: str, url: str, method: str
         rule = tracker.add_postback(alias, url=url, method=method, statuses=statuses or None)
     click.echo(f"postback {rule.id} on campaign {alias}: {rule.method} {rule.url} "
                f"(statuses: {', '.join(rule.statuses)})")
+    for warning in rule.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @postbacks.command("list")

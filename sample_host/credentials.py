@@ -1,4 +1,5 @@
-"""The host's secrets: the API token, the inbound postback key and the admin password hash.
+"""The host's secrets: the API token, the inbound postback key, the admin password hash and the
+key that signs session cookies.
 
 They are generated once by ``sample-host init`` and kept in the ``settings`` table. The admin
 password itself is never stored, only its scrypt hash, so it can be shown only when it is created.
@@ -93,3 +94,33 @@ def check_admin_password(engine: Engine, password: str) -> bool:
     """Whether ``password`` is the admin password of this database."""
     stored = _read(engine).get("admin_password_hash")
     return stored is not None and verify_password(password, stored)
+
+
+def admin_password_hash(engine: Engine) -> Optional[str]:
+    """The stored hash of the admin password (None before ``init``)."""
+    return _read(engine).get("admin_password_hash")
+
+
+def reset_admin_password(engine: Engine) -> str:
+    """Replace the admin password by a new random one and return it (shown once, then only its
+    hash is kept). Every signed-in session ends, since sessions carry the old hash's fingerprint."""
+    password = secrets.token_urlsafe(12)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(db.settings).where(db.settings.c.key == "admin_password_hash"))
+        conn.execute(sa.insert(db.settings).values(key="admin_password_hash", value=hash_password(password)))
+    return password
+
+
+def session_secret(engine: Engine) -> str:
+    """The key that signs session cookies, created on first use and kept in the database so
+    sessions survive a restart (and every process serving one database shares it)."""
+    existing = _read(engine).get("session_secret")
+    if existing:
+        return existing
+    created = secrets.token_urlsafe(32)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(db.settings).values(key="session_secret", value=created))
+    except sa.exc.IntegrityError:  # another process made it first: use theirs
+        pass
+    return _read(engine)["session_secret"]

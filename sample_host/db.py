@@ -128,6 +128,33 @@ sent_postbacks = sa.Table(
     sa.Column("response_truncated", sa.Boolean, nullable=False, default=False),
 )
 
+# Conversions recorded by the host but not yet taken by the postback plugin (its on_conversion
+# failed): the host hands them over again, oldest first, until the plugin takes them.
+handoffs = sa.Table(
+    "conversion_handoffs",
+    metadata,
+    sa.Column("conversion_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("subid", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("tries", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_tried_at", UtcDateTime, nullable=True),
+)
+
+# Inbound postbacks refused before their parameters were read (wrong key, address not allowed),
+# counted per kind and address instead of stored one by one: probes must not fill the database.
+refused_requests = sa.Table(
+    "refused_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False, default=1),
+    sa.Column("first_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("last_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("kind", "ip", name="uq_refused_requests_kind_ip"),
+)
+
 settings = sa.Table(
     "settings",
     metadata,

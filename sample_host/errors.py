@@ -29,3 +29,9 @@ class Conflict(HostError):
     """The thing to create already exists."""
 
     http_status = 409
+
+
+class TooLarge(HostError):
+    """The request is bigger than any honest one would be."""
+
+    http_status = 413

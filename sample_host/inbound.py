@@ -19,6 +19,9 @@ from .errors import HostError
 
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _MAX_VALUE = 500
+_MAX_NAME = 100
+_MAX_PARAMS = 100
+_MAX_PAYOUT = Decimal(10**12)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +50,14 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
     """Check and convert an inbound postback's parameters.
 
     :raises HostError: with a one-line reason when the subid is missing, the status unknown,
-        the payout not a number or the currency not a 3-letter code.
+        the payout (or ``revenue``) not a number, the currency not a 3-letter code, or the request
+        oversized (too many parameters, a name or value too long).
     """
+    if len(params) > _MAX_PARAMS:
+        raise HostError(f"too many parameters ({len(params)}): send at most {_MAX_PARAMS}")
     for name, value in params.items():
+        if len(str(name)) > _MAX_NAME:
+            raise HostError(f"parameter name {str(name)[:40]!r}... is longer than {_MAX_NAME} characters")
         if len(str(value)) > _MAX_VALUE:
             raise HostError(f"parameter {name!r} is longer than {_MAX_VALUE} characters")
     subid = _value(params, "subid")
@@ -59,9 +67,12 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
     mapping = status_mapping(params)
     try:
         status = map_inbound_status(original_status, mapping)
-        payout = parse_payout(_value(params, "payout"))
+        payout = parse_payout(_value(params, "payout") or _value(params, "revenue"))  # Keitaro: payout or revenue
     except ValueError as exc:
         raise HostError(str(exc)) from None
+    if payout is not None and payout > _MAX_PAYOUT:
+        # A number like 1e999999 parses, but no network pays it and it would print a million digits.
+        raise HostError(f"payout {payout:.3E} is larger than {_MAX_PAYOUT:,}: send the amount in currency units")
     currency = _value(params, "currency")
     if currency is not None:
         if not _CURRENCY.match(currency):

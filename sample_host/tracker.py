@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hmac
 import logging
 import re
 import secrets
@@ -22,14 +21,18 @@ import sqlalchemy as sa
 
 import hookspecs
 import s2s_plugin
-from hookspecs import Click, Conversion, PostbackRule
+from hookspecs import Click, PostbackRule
 from s2s_plugin.plugins import load_report, make_plugin_manager
 
-from . import credentials, db
+from . import credentials, db, inbound_settings
 from .credentials import Credentials
-from .errors import Forbidden, HostError, NotFound
+from .errors import Conflict, HostError, NotFound
+from .handoff import Handed, Handoffs
 from .hostplugin import ATTEMPT_FIELDS, SentPostbacksLog
-from .inbound import parse_postback
+from .inbound_settings import InboundSettings
+from .logs import LogPage, ReceivedFilter, SentFilter, read_page
+from .receiving import Receipt, Receiver
+from .refusals import RefusalLog
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +46,6 @@ DELIVERY_SETTINGS = (
     "max_concurrency",
     "per_host_concurrency",
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Receipt:
-    """The host's answer to an inbound postback: HTTP status and a one-line plain-text body."""
-
-    http_status: int
-    text: str
-    conversion_id: Optional[int] = None
 
 
 def new_subid() -> str:
@@ -78,6 +72,27 @@ def rule_to_dict(rule: PostbackRule) -> dict[str, Any]:
 
 def _row_dict(row: Any) -> dict[str, Any]:
     return _jsonable(dict(row._mapping))
+
+
+def _postback_id(postback_id: str) -> str:
+    return postback_id if postback_id.startswith("postback:") else f"postback:{postback_id}"
+
+
+def _postback_settings(**settings: Any) -> dict[str, Any]:
+    """A campaign postback's settings, checked the way the host checks them (URL, method)."""
+    _check_http_url(settings["url"], "postback URL")
+    method = (settings.get("method") or "GET").upper()
+    if method not in ("GET", "POST"):
+        raise HostError(f"method {method!r} must be GET or POST")
+    return {**settings, "url": settings["url"].strip(), "method": method,
+            "statuses": list(settings.get("statuses") or ()), "payout_mode": settings.get("payout_mode") or "real"}
+
+
+_SENT_FIELDS = ("id",) + ATTEMPT_FIELDS + ("logged_at", "response_truncated")
+
+
+def _sent_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _jsonable(row.get(name)) for name in _SENT_FIELDS}
 
 
 def _check_http_url(url: str, what: str) -> str:
@@ -124,6 +139,15 @@ class Tracker:
         )
         # A misspelt hook name in any registered plugin fails here, loudly, not silently later.
         self.pm.check_pending()
+        self.handoffs = Handoffs(self.engine, self.pm, self.click)
+        self.refusals = RefusalLog(self.engine)
+        self.receiver = Receiver(
+            self.engine,
+            postback_key=lambda: self.credentials().postback_key,
+            load_click=self.click,
+            handoffs=self.handoffs,
+            refusals=self.refusals,
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -158,8 +182,18 @@ class Tracker:
         postback_url: Optional[str] = None,
         statuses: Optional[Sequence[str]] = None,
         method: Optional[str] = None,
+        payout_mode: str = "real",
+        payout_value: Any = None,
+        min_payout: Any = None,
+        secrets: Optional[Sequence[str]] = None,
     ) -> PostbackRule:
-        """Add or update a traffic source and its postback (from a template, a URL, or both)."""
+        """Add or update a traffic source and its postback (from a template, a URL, or both).
+
+        :param payout_mode: ``real`` (the conversion's payout), ``fixed`` (``payout_value``) or
+            ``percent`` (``payout_value`` % of the payout); ``min_payout`` holds back smaller ones.
+        :param secrets: names of URL parameters (account keys, tokens) whose values logs and pages
+            mask, besides the template's own.
+        """
         if not _ALIAS.match(source_id or ""):
             raise HostError(f"source id {source_id!r} must be letters, digits, '_', '-' or '.'")
         if not template and not postback_url:
@@ -168,7 +202,9 @@ class Tracker:
             _check_http_url(postback_url, "postback URL")
         if template and template not in self.s2s.templates():
             raise NotFound(f"unknown template {template!r}: `sample-host sources templates` lists them")
-        kwargs: dict[str, Any] = {"template": template, "postback_url": postback_url}
+        kwargs: dict[str, Any] = {"template": template, "postback_url": postback_url,
+                                  "payout_mode": payout_mode or "real", "payout_value": payout_value,
+                                  "min_payout": min_payout, "secrets": list(secrets or ())}
         if statuses:
             kwargs["statuses"] = list(statuses)
         if method:
@@ -177,6 +213,22 @@ class Tracker:
             return self.s2s.add_source(source_id, **kwargs)
         except ValueError as exc:
             raise HostError(str(exc)) from None
+
+    def source(self, source_id: str) -> PostbackRule:
+        """One traffic source's postback rule; raises ``NotFound``."""
+        rule = self.s2s.source(source_id)
+        if rule is None:
+            raise NotFound(f"unknown source {source_id!r}")
+        return rule
+
+    def remove_source(self, source_id: str) -> None:
+        """Delete a traffic source; refused while campaigns still buy traffic from it."""
+        self.source(source_id)
+        using = [c["alias"] for c in self.campaigns() if c["source_id"] == source_id]
+        if using:
+            raise Conflict(f"source {source_id!r} is used by campaign(s) {', '.join(using)}: "
+                           "give them another source first")
+        self.s2s.remove_source(source_id)
 
     def sources(self) -> list[PostbackRule]:
         """Every traffic source with its postback rule."""
@@ -236,18 +288,53 @@ class Tracker:
         url: str,
         method: str = "GET",
         statuses: Optional[Sequence[str]] = None,
+        payout_mode: str = "real",
+        payout_value: Any = None,
+        min_payout: Any = None,
+        secrets: Optional[Sequence[str]] = None,
     ) -> PostbackRule:
-        """Add an S2S postback to a campaign; it fires for the given statuses (default all)."""
+        """Add an S2S postback to a campaign; it fires for the given statuses (default all).
+
+        Payout settings and ``secrets`` as for ``add_source``.
+        """
         self.campaign(alias)
-        _check_http_url(url, "postback URL")
-        method = (method or "GET").upper()
-        if method not in ("GET", "POST"):
-            raise HostError(f"method {method!r} must be GET or POST")
-        kwargs: dict[str, Any] = {"url": url, "method": method}
-        if statuses:
-            kwargs["statuses"] = list(statuses)
+        kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
+                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()))
+        if not statuses:
+            del kwargs["statuses"]
         try:
             return self.s2s.add_postback(alias, **kwargs)
+        except ValueError as exc:
+            raise HostError(str(exc)) from None
+
+    def postback(self, postback_id: str) -> PostbackRule:
+        """One campaign S2S postback by id (``postback:3`` or ``3``); raises ``NotFound``."""
+        rule_id = _postback_id(postback_id)
+        for rule in self.s2s.postbacks(campaign_id=None):
+            if rule.id == rule_id:
+                return rule
+        raise NotFound(f"unknown postback {rule_id!r}")
+
+    def update_postback(
+        self,
+        postback_id: str,
+        *,
+        url: str,
+        method: str,
+        statuses: Sequence[str],
+        payout_mode: str = "real",
+        payout_value: Any = None,
+        min_payout: Any = None,
+        secrets: Optional[Sequence[str]] = None,
+    ) -> PostbackRule:
+        """Change every setting of a campaign S2S postback; it needs at least one status."""
+        rule = self.postback(postback_id)
+        if not statuses:
+            raise HostError("choose at least one status for the postback to fire on")
+        kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
+                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()))
+        try:
+            return self.s2s.update_postback(rule.id, **kwargs)
         except ValueError as exc:
             raise HostError(str(exc)) from None
 
@@ -259,11 +346,36 @@ class Tracker:
 
     def remove_postback(self, postback_id: str) -> None:
         """Delete a campaign's S2S postback by id (``postback:3`` or ``3``)."""
-        if not postback_id.startswith("postback:"):
-            postback_id = f"postback:{postback_id}"
-        if not any(rule.id == postback_id for rule in self.s2s.postbacks(campaign_id=None)):
-            raise NotFound(f"unknown postback {postback_id!r}")
-        self.s2s.remove_postback(postback_id)
+        self.s2s.remove_postback(self.postback(postback_id).id)
+
+    def rule(self, rule_id: str) -> PostbackRule:
+        """A source's (``source:ID``) or campaign's (``postback:N``) postback rule; raises ``NotFound``."""
+        kind, _, key = rule_id.partition(":")
+        if kind == "source" and key:
+            return self.source(key)
+        if kind == "postback" and key:
+            return self.postback(rule_id)
+        raise NotFound(f"unknown postback rule {rule_id!r}: use source:ID or postback:N")
+
+    def test_send(
+        self,
+        rule_id: str,
+        *,
+        status: Optional[str] = None,
+        payout: Any = "1.00",
+        currency: Optional[str] = "USD",
+        external_id: str = "test-click-id",
+    ) -> Any:
+        """Send a rule now with sample values (a made-up click and conversion), outside the queue
+        and the logs, and return what the source answered (the plugin's ``TestSend``)."""
+        rule = self.rule(rule_id)
+        if status is not None and status not in hookspecs.CANONICAL_STATUSES:
+            raise HostError(f"status {status!r} must be one of {', '.join(hookspecs.CANONICAL_STATUSES)}")
+        try:
+            return self.s2s.test_send(rule.id, status=status, payout=payout, currency=currency or None,
+                                      external_id=external_id or "test-click-id")
+        except ValueError as exc:
+            raise HostError(str(exc)) from None
 
     # --- clicks and conversions --------------------------------------------------------------
 
@@ -342,79 +454,15 @@ class Tracker:
         ip: Optional[str] = None,
     ) -> Receipt:
         """Handle a conversion postback from an affiliate network; every call lands in the
-        Received postbacks log.
+        Received postbacks log (see ``receiving.Receiver.receive``)."""
+        return self.receiver.receive(postback_key, params, method=method, ip=ip)
 
-        A valid conversion is stored in the host's tables before ``on_conversion`` is called, so a
-        failing plugin cannot lose it; the network is then asked to send it again (503), which the
-        plugin's once-per-status rule makes harmless.
-        """
-        params = {str(k): str(v) for k, v in params.items()}
-        record = {
-            "received_at": db.utcnow(),
-            "method": method.upper()[:8],
-            "subid": (params.get("subid") or None),
-            "status": params.get("status"),
-            "params": params,
-            "ip": ip,
-        }
-        try:
-            expected = self.credentials().postback_key
-            if not hmac.compare_digest(postback_key.encode(), expected.encode()):
-                raise Forbidden("wrong postback key: use the postback URL shown by `sample-host init`")
-            inbound = parse_postback(params)
-            click = self.click(inbound.subid)
-        except HostError as exc:
-            self._log_received(record, "rejected", exc.http_status, str(exc))
-            return Receipt(exc.http_status, str(exc))
-
-        if inbound.status is None:
-            reason = f"status {inbound.original_status!r} is ignored (ignore_status)"
-            self._log_received(record, "ignored", 200, reason)
-            return Receipt(200, f"OK: {reason}")
-
-        conversion = Conversion(
-            subid=inbound.subid,
-            status=inbound.status,
-            payout=inbound.payout,
-            currency=inbound.currency,
-            tid=inbound.tid,
-            original_status=inbound.original_status,
-            params=inbound.params,
-            created_at=db.utcnow(),
-            click=click,
-        )
-        with self.engine.begin() as conn:
-            conversion_id = conn.execute(
-                sa.insert(db.conversions).values(
-                    subid=conversion.subid,
-                    tid=conversion.tid,
-                    status=conversion.status,
-                    original_status=conversion.original_status,
-                    payout=None if conversion.payout is None else str(conversion.payout),
-                    currency=conversion.currency,
-                    params=dict(conversion.params),
-                    created_at=conversion.created_at,
-                )
-            ).inserted_primary_key[0]
-            received_id = conn.execute(
-                sa.insert(db.received_postbacks).values(
-                    **record, outcome="accepted", http_status=200, conversion_id=conversion_id,
-                    reason=f"{conversion.status} recorded",
-                )
-            ).inserted_primary_key[0]
-        try:
-            self.pm.hook.on_conversion(conversion=conversion)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("on_conversion failed for subid %s", conversion.subid)
-            reason = "conversion recorded but its postbacks could not be queued; send it again later"
-            with self.engine.begin() as conn:
-                conn.execute(
-                    sa.update(db.received_postbacks)
-                    .where(db.received_postbacks.c.id == received_id)
-                    .values(outcome="error", http_status=503, reason=f"{reason} ({type(exc).__name__})")
-                )
-            return Receipt(503, reason, conversion_id)
-        return Receipt(200, "OK", conversion_id)
+    def refuse_postback(self, postback_key: str, *, ip: Optional[str], method: str = "GET",
+                        params: Optional[Mapping[str, str]] = None) -> Optional[Receipt]:
+        """The answer for an inbound postback that may not be read at all (address not allowed,
+        wrong key), or None when it may: checked before its body is read (``params`` are the
+        query's, for the log)."""
+        return self.receiver.refuse(postback_key, ip=ip, method=method, params=params)
 
     def reject_postback(
         self,
@@ -425,25 +473,31 @@ class Tracker:
         ip: Optional[str] = None,
     ) -> Receipt:
         """Log an inbound postback refused before its parameters could be read (a bad body)."""
-        params = {str(k): str(v) for k, v in params.items()}
-        record = {
-            "received_at": db.utcnow(),
-            "method": method.upper()[:8],
-            "subid": params.get("subid") or None,
-            "status": params.get("status"),
-            "params": params,
-            "ip": ip,
-        }
-        self._log_received(record, "rejected", error.http_status, str(error))
-        return Receipt(error.http_status, str(error))
+        return self.receiver.reject(error, params, method=method, ip=ip)
 
-    def _log_received(self, record: dict[str, Any], outcome: str, http_status: int, reason: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(db.received_postbacks).values(
-                    **record, outcome=outcome, http_status=http_status, reason=reason
-                )
-            )
+    def hand_over_waiting(self) -> Handed:
+        """Hand the plugin every recorded conversion it has not taken yet (its ``on_conversion``
+        failed before); run at start, periodically by ``serve``, and by ``worker``."""
+        return self.handoffs.hand_over_all()
+
+    def inbound_settings(self) -> InboundSettings:
+        """How inbound postbacks are answered and whom they are taken from."""
+        return inbound_settings.load(self.engine)
+
+    def set_inbound_settings(
+        self, *, response_text: Optional[str] = None, allowed_ips: Optional[Sequence[str]] = None
+    ) -> InboundSettings:
+        """Change the inbound settings; None keeps a setting, an empty list allows every address.
+
+        :raises HostError: for an entry of ``allowed_ips`` that is not an address or network.
+        """
+        current = self.inbound_settings()
+        changed = InboundSettings(
+            response_text=current.response_text if response_text is None else inbound_settings.clean_response_text(response_text),
+            allowed=current.allowed if allowed_ips is None else inbound_settings.parse_networks(allowed_ips),
+        )
+        inbound_settings.save(self.engine, changed)
+        return changed
 
     def conversions(self, subid: Optional[str] = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded conversions (every accepted status change), newest first."""
@@ -461,6 +515,7 @@ class Tracker:
         subid: Optional[str] = None,
         outcome: Optional[str] = None,
         source: Optional[str] = None,
+        campaign: Optional[str] = None,
         since: Optional[dt.datetime] = None,
         until: Optional[dt.datetime] = None,
         limit: int = 100,
@@ -469,38 +524,54 @@ class Tracker:
 
         Each entry has every ``PostbackAttempt`` field plus ``id`` and ``logged_at``.
         """
-        if outcome and outcome not in hookspecs.OUTCOMES:
-            raise HostError(f"outcome {outcome!r} must be one of {', '.join(hookspecs.OUTCOMES)}")
+        filters = SentFilter(subid=subid, source=source, campaign=campaign, outcome=outcome, since=since, until=until)
         table = db.sent_postbacks
-        query = sa.select(table).order_by(table.c.id.desc()).limit(max(1, min(limit, 10_000)))
-        if subid:
-            query = query.where(table.c.subid == subid)
-        if outcome:
-            query = query.where(table.c.outcome == outcome)
-        if source:
-            query = query.where(table.c.source_id == source)
-        if since:
-            query = query.where(table.c.logged_at >= since)
-        if until:
-            query = query.where(table.c.logged_at < until)
+        query = sa.select(table).where(*filters.where()).order_by(table.c.id.desc()).limit(max(1, min(limit, 10_000)))
         with self.engine.connect() as conn:
             rows = list(conn.execute(query))
         rows.reverse()
-        fields = ("id",) + ATTEMPT_FIELDS + ("logged_at",)
-        return [{name: _jsonable(row._mapping.get(name)) for name in fields} for row in rows]
+        return [_sent_entry(row._mapping) for row in rows]
+
+    def sent_page(self, filters: SentFilter, *, before: Optional[int] = None, after: Optional[int] = None,
+                  limit: int = 50) -> LogPage:
+        """One page of the Sent postbacks log, newest first (see ``logs.read_page``)."""
+        page = read_page(self.engine, db.sent_postbacks, filters.where(), before=before, after=after, limit=limit)
+        return dataclasses.replace(page, rows=[_sent_entry(row) for row in page.rows])
+
+    def sent_entry(self, entry_id: int) -> dict[str, Any]:
+        """One entry of the Sent postbacks log, with ``attempts``: every entry of its delivery,
+        oldest first. Raises ``NotFound``."""
+        table = db.sent_postbacks
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(table.c.id == entry_id)).first()
+            if row is None:
+                raise NotFound(f"no Sent postbacks entry #{entry_id}")
+            siblings = conn.execute(
+                sa.select(table).where(table.c.delivery_id == row.delivery_id).order_by(table.c.id)
+            ).all()
+        return {**_sent_entry(row._mapping), "attempts": [_sent_entry(r._mapping) for r in siblings]}
 
     def received_postbacks(
-        self, *, subid: Optional[str] = None, outcome: Optional[str] = None, limit: int = 100
+        self,
+        *,
+        subid: Optional[str] = None,
+        outcome: Optional[str] = None,
+        since: Optional[dt.datetime] = None,
+        until: Optional[dt.datetime] = None,
+        limit: int = 100,
     ) -> list[dict[str, Any]]:
         """The Received postbacks log, newest first: every inbound postback and what became of it."""
+        filters = ReceivedFilter(subid=subid, outcome=outcome, since=since, until=until)
         table = db.received_postbacks
-        query = sa.select(table).order_by(table.c.id.desc()).limit(max(1, min(limit, 10_000)))
-        if subid:
-            query = query.where(table.c.subid == subid)
-        if outcome:
-            query = query.where(table.c.outcome == outcome)
+        query = sa.select(table).where(*filters.where()).order_by(table.c.id.desc()).limit(max(1, min(limit, 10_000)))
         with self.engine.connect() as conn:
             return [_row_dict(r) for r in conn.execute(query)]
+
+    def received_page(self, filters: ReceivedFilter, *, before: Optional[int] = None, after: Optional[int] = None,
+                      limit: int = 50) -> LogPage:
+        """One page of the Received postbacks log, newest first."""
+        page = read_page(self.engine, db.received_postbacks, filters.where(), before=before, after=after, limit=limit)
+        return dataclasses.replace(page, rows=[_jsonable(row) for row in page.rows])
 
     def explain(self, subid: str) -> Any:
         """Why each postback for this click was sent, retried, skipped or failed (plugin's

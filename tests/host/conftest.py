@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class Host:
     tracker: Tracker
     api_token: str
     postback_key: str
+    admin_password: str
     client: httpx.Client
     api: httpx.Client
 
@@ -80,7 +82,7 @@ def host(tracker: Tracker, serve_asgi: Callable[..., str]) -> Iterator[Host]:
     with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10) as client, httpx.Client(
         base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10
     ) as api:
-        yield Host(base_url, tracker, creds.api_token, creds.postback_key, client, api)
+        yield Host(base_url, tracker, creds.api_token, creds.postback_key, creds.admin_password, client, api)
 
 
 @pytest.fixture
@@ -94,3 +96,50 @@ def exo_campaign(host: Host, standin: StandInSource) -> str:
     )
     host.tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/lp?click={subid}")
     return "summer"
+
+
+CSRF_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Admin:
+    """A signed-in session on the pages, without a browser: ``post`` sends forms with the session's
+    CSRF token, as the pages' own forms do."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self._token: str | None = None
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            found = CSRF_TOKEN.search(self.client.get("/campaigns").text)
+            assert found, "no CSRF token on the campaigns page"
+            self._token = found.group(1)
+        return self._token
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
+        return self.client.post(path, data={"csrf_token": self.token, **(data or {})}, **kwargs)
+
+
+def sign_in(base_url: str, password: str) -> httpx.Client:
+    """An httpx client signed in through the sign-in form (not following redirects)."""
+    client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=10)
+    form = client.get("/login")
+    token = CSRF_TOKEN.search(form.text)
+    assert token, form.text
+    answer = client.post("/login", data={"csrf_token": token.group(1), "password": password, "next": "/campaigns"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/campaigns", answer.text
+    return client
+
+
+@pytest.fixture
+def admin(host: Host) -> Iterator[Admin]:
+    """The host's pages, signed in as admin."""
+    client = sign_in(host.base_url, host.admin_password)
+    try:
+        yield Admin(client)
+    finally:
+        client.close()

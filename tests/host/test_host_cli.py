@@ -153,3 +153,68 @@ def test_demo_prints_a_log_with_deliveries_a_retry_and_a_skip() -> None:
     skipped_subid = skipped.split()[2]
     assert f"sample-host explain {skipped_subid}" in out
     assert "Traceback" not in out
+
+
+def test_settings_command_shows_and_changes_the_inbound_settings(run) -> None:
+    assert json.loads(_ok(run("settings", "--json"))) == {"postback_response": "OK", "postback_allowed_ips": []}
+    out = _ok(run("settings", "--postback-allow-ip", "203.0.113.0/24", "--postback-allow-ip", "198.51.100.7",
+                  "--postback-response", "accepted"))
+    assert "203.0.113.0/24, 198.51.100.7" in out and "accepted" in out
+    assert json.loads(_ok(run("settings", "--json")))["postback_allowed_ips"] == ["203.0.113.0/24", "198.51.100.7"]
+    assert "any address" in _ok(run("settings", "--postback-allow-any"))
+    bad = run("settings", "--postback-allow-ip", "somewhere")
+    assert bad.exit_code == 2 and "'somewhere' is not an IP address" in bad.stderr
+
+
+def test_reset_password_prints_a_new_one_that_signs_in(run, database_url: str) -> None:
+    first = json.loads(_ok(run("init", "--json")))["admin_password"]
+    out = _ok(run("reset-password"))
+    password = re.search(r"admin password: (\S+)", out).group(1)
+    from sample_host.credentials import check_admin_password
+    from sample_host.db import make_engine
+
+    engine = make_engine(database_url)
+    assert check_admin_password(engine, password) and not check_admin_password(engine, first)
+
+
+def test_worker_hands_over_conversions_the_plugin_did_not_take(database_url: str, standin: StandInSource) -> None:
+    """A conversion recorded while the plugin was failing is handed over and delivered by `worker`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import hookspecs
+
+    class Broken:
+        @hookspecs.hookimpl
+        def on_conversion(self, conversion):
+            raise RuntimeError("plugin down")
+
+    with Tracker(database_url, allow_private_targets=True, load_plugins=False) as tracker:
+        key = tracker.init().postback_key
+        tracker.add_source("exo", postback_url=f"{standin.url}/pb?c={{external_id}}")
+        tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
+        click, _ = tracker.record_click("summer", {"external_id": "late"})
+        tracker.pm.register(Broken(), name="broken")
+        assert tracker.receive_postback(key, {"subid": click.subid}).http_status == 200
+        assert tracker.handoffs.waiting() == 1
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "S2S_DISABLE_PLUGINS": "*"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "sample_host.cli", "worker", "--db", database_url, "--allow-private-targets"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        (request,) = standin.wait_for(1, timeout=20)
+        assert request.raw_query == "c=late"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=20)
+    assert worker.returncode == 0, err
+    assert "handed 1 waiting conversion(s) to the postback plugin" in err
+    with Tracker(database_url, load_plugins=False) as tracker:
+        assert tracker.handoffs.waiting() == 0

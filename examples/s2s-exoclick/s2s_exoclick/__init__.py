@@ -42,6 +42,10 @@ TEMPLATE = SourceTemplate(
         "ExoClick answers OK, or ERROR: ... with HTTP 200; the s2s-exoclick plugin reads the answer."
     ),
     citation="https://docs.exoclick.com/docs/conversion-tracking-api/",
+    placeholders=("GOAL_ID",),
+    # CPA bidding adds &skey=... (the account's secret key): never show it in the log.
+    secrets=("skey",),
+    confidence="high",
 )
 
 

@@ -70,6 +70,7 @@ def test_register_source_templates_gives_the_exoclick_template(pm):
     assert (template.name, template.source_macro, template.click_id_param) == ("exoclick", "{conversions_tracking}", "external_id")
     assert template.postback_url == "https://s.magsrv.com/tag.php?goal=GOAL_ID&tag={external_id}&value={revenue}"
     assert template.statuses == ("sale",) and template.success_body == "OK"
+    assert (template.placeholders, template.secrets) == (("GOAL_ID",), ("skey",))
 
 
 def test_the_plugin_implements_only_hooks_of_the_contract(pm):

@@ -60,6 +60,9 @@ TEMPLATE = SourceTemplate(
         "runs. TikTok adds ttclid to your campaign link itself; keep the parameter name ttclid."
     ),
     citation="https://business-api.tiktok.com/portal/docs (Events API 2.0: event/track)",
+    placeholders=("PIXEL_CODE",),
+    secrets=("access-token",),
+    confidence="medium",
 )
 
 

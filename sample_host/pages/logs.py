@@ -1,0 +1,100 @@
+"""The two logs: Sent postbacks (filters, pages, an attempt's detail, resend) and Received
+postbacks (every inbound postback, accepted or refused, with the reason)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+import hookspecs
+
+from ..errors import HostError, NotFound
+from ..logs import RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, parse_time
+from ..security import safe_next
+from .common import admin, call, form_values, int_param, tracker_of
+from .render import flash, page, see_other
+
+PER_PAGE = 50
+
+#: Sent log entries whose delivery can be sent again (a skipped postback never can).
+RESENDABLE = ("delivered", "retrying", "failed")
+
+
+def _filter_values(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: request.query_params.get(name, "").strip() for name in names}
+
+
+@admin
+async def sent(request: Request) -> Response:
+    """``GET /sent``: the Sent postbacks log, newest first, filtered and paged."""
+    values = _filter_values(request, ("subid", "source", "campaign", "outcome", "since", "until"))
+    tracker = tracker_of(request)
+    try:
+        filters = SentFilter(
+            subid=values["subid"] or None, source=values["source"] or None, campaign=values["campaign"] or None,
+            outcome=values["outcome"] or None, since=parse_time(values["since"], "since"),
+            until=parse_time(values["until"], "until"),
+        )
+        result = await call(tracker.sent_page, filters, before=int_param(request, "before"),
+                            after=int_param(request, "after"), limit=PER_PAGE)
+        error = None
+    except HostError as exc:
+        result, error = None, str(exc)
+    choices = await call(_choices, request)
+    return page(request, "sent.html", status_code=400 if error else 200, title="Sent postbacks", section="sent",
+                filters=values, result=result, error=error, outcomes=hookspecs.OUTCOMES, resendable=RESENDABLE,
+                **choices)
+
+
+def _choices(request: Request) -> dict[str, Any]:
+    tracker = tracker_of(request)
+    return {"source_ids": [s.source_id for s in tracker.sources()],
+            "campaign_aliases": [c["alias"] for c in tracker.campaigns()]}
+
+
+@admin
+async def sent_entry(request: Request) -> Response:
+    """``GET /sent/{entry_id}``: one attempt in full, beside the other attempts of its delivery."""
+    tracker = tracker_of(request)
+    try:
+        entry = await call(tracker.sent_entry, request.path_params["entry_id"])
+    except NotFound as exc:
+        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    latest = entry["attempts"][-1]
+    return page(request, "attempt.html", title=f"Attempt #{entry['id']}", section="sent", entry=entry,
+                resendable=latest["outcome"] in RESENDABLE)
+
+
+@admin
+async def resend(request: Request) -> Response:
+    """``POST /deliveries/{delivery_id}/resend``: make a delivery due again now, then go back."""
+    delivery_id = request.path_params["delivery_id"]
+    form = await form_values(request)
+    try:
+        await call(tracker_of(request).resend, delivery_id)
+        flash(request, f"Delivery #{delivery_id} is due again: it is sent within seconds and logged as a new attempt.")
+    except HostError as exc:
+        flash(request, str(exc), "bad")
+    return see_other(safe_next(form.get("next") or "/sent"))
+
+
+@admin
+async def received(request: Request) -> Response:
+    """``GET /received``: the Received postbacks log, newest first, and the refused probes."""
+    values = _filter_values(request, ("subid", "outcome", "since", "until"))
+    tracker = tracker_of(request)
+    try:
+        filters = ReceivedFilter(subid=values["subid"] or None, outcome=values["outcome"] or None,
+                                 since=parse_time(values["since"], "since"), until=parse_time(values["until"], "until"))
+        result = await call(tracker.received_page, filters, before=int_param(request, "before"),
+                            after=int_param(request, "after"), limit=PER_PAGE)
+        error = None
+    except HostError as exc:
+        result, error = None, str(exc)
+    refused = await call(tracker.refusals.summary)
+    waiting = await call(tracker.handoffs.waiting)
+    return page(request, "received.html", status_code=400 if error else 200, title="Received postbacks",
+                section="received", filters=values, result=result, error=error, outcomes=RECEIVED_OUTCOMES,
+                refused=refused, waiting=waiting)
