@@ -12,6 +12,9 @@ PAYOUT_MODES = ("real", "fixed", "percent")
 # Eight places covers every currency and crypto payout seen in postbacks; beyond that is float noise.
 _PLACES = Decimal("0.00000001")
 
+#: No real payout reaches a trillion; "1e999999" is a typo or an attack that would print a million digits.
+MAX_PAYOUT = Decimal(10) ** 12
+
 
 def parse_payout(text: Optional[str]) -> Optional[Decimal]:
     """Parse a payout as a network sends it ("2.5", "2,50", " 3 "); None or "" means no payout.
@@ -34,6 +37,8 @@ def parse_payout(text: Optional[str]) -> Optional[Decimal]:
         raise InputError(f"payout {text!r} is not a finite number")
     if value < 0:
         raise InputError(f"payout {text!r} is negative")
+    if value >= MAX_PAYOUT:
+        raise InputError(f"payout {text!r} is too large (a trillion or more)")
     if len(cleaned) > 40:
         raise InputError("payout is too long (more than 40 characters)")
     return value

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -56,11 +55,6 @@ def rule_url(rule: Any) -> str:
     return redact_url(rule.url, getattr(rule, "secrets", None) or ())
 
 
-def iso_local(value: Optional[dt.datetime]) -> str:
-    """A time as a ``datetime-local`` input value (UTC, minutes)."""
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M") if value else ""
-
-
 environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=True,
@@ -68,7 +62,7 @@ environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-environment.filters.update(when=when, shorten=shorten, mask=mask, iso_local=iso_local, rule_url=rule_url)
+environment.filters.update(when=when, shorten=shorten, mask=mask, rule_url=rule_url)
 environment.globals.update(query=query, OUTCOME_STYLES=OUTCOME_STYLES, CSRF_FIELD=CSRF_FIELD)
 
 

@@ -78,7 +78,7 @@ class Host:
 def host(tracker: Tracker, serve_asgi: Callable[..., str]) -> Iterator[Host]:
     """The tracker's ASGI app under uvicorn on a free loopback port (dispatcher off: tests drain)."""
     creds = tracker.init()
-    base_url = serve_asgi(create_app(tracker))
+    base_url = serve_asgi(create_app(tracker, handoff_interval=3600))  # tests hand over explicitly
     with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10) as client, httpx.Client(
         base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10
     ) as api:

@@ -78,3 +78,59 @@ def test_admin_password_is_stored_as_a_salted_hash() -> None:
     assert verify_password("correct horse", stored)
     assert not verify_password("wrong", stored)
     assert not verify_password("correct horse", "garbage")
+
+
+# --- inbound settings, sign-in redirects, log filters: pure parts --------------------------------
+
+
+def test_the_allow_list_matches_addresses_and_networks_of_both_families() -> None:
+    from sample_host.inbound_settings import InboundSettings, parse_networks
+
+    settings = InboundSettings(allowed=parse_networks(["203.0.113.0/24, 198.51.100.7", "2001:db8::/32"]))
+    assert settings.allows("203.0.113.250") and settings.allows("198.51.100.7") and settings.allows("2001:db8::1")
+    assert not settings.allows("198.51.100.8") and not settings.allows("10.0.0.1")
+    assert not settings.allows(None) and not settings.allows("not-an-ip")
+    assert InboundSettings().allows(None)  # no list: every address (the key still protects)
+    assert settings.allowed_text == ["203.0.113.0/24", "198.51.100.7", "2001:db8::/32"]
+
+
+def test_the_answer_text_is_one_printable_line() -> None:
+    from sample_host.inbound_settings import clean_response_text
+
+    assert clean_response_text("  OK\r\n  thanks\x00 ") == "OK thanks"
+    assert clean_response_text("") == "OK" and len(clean_response_text("x" * 500)) == 200
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [("/sent?outcome=failed", "/sent?outcome=failed"), ("//evil.example/", "/campaigns"),
+     ("https://evil.example/", "/campaigns"), ("/\\evil.example", "/campaigns"), (None, "/campaigns")],
+)
+def test_after_sign_in_only_local_paths(target, expected) -> None:
+    from sample_host.security import safe_next
+
+    assert safe_next(target) == expected
+
+
+def test_sign_in_throttle_counts_failures_per_address() -> None:
+    from sample_host.security import SignInThrottle
+
+    throttle = SignInThrottle(limit=2, window=60)
+    throttle.failed("a")
+    assert not throttle.blocked("a")
+    throttle.failed("a")
+    assert throttle.blocked("a") and not throttle.blocked("b")
+    throttle.succeeded("a")
+    assert not throttle.blocked("a")
+
+
+def test_log_filters_parse_times_and_check_outcomes() -> None:
+    from sample_host.logs import SentFilter, parse_time
+
+    assert parse_time("2024-05-01T12:00", "since") == dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone.utc)
+    assert parse_time("2024-05-01T12:00:00+02:00", "since").utcoffset() == dt.timedelta(hours=2)
+    assert parse_time(" ", "since") is None
+    with pytest.raises(HostError, match="since='soon' is not an ISO 8601 time"):
+        parse_time("soon", "since")
+    with pytest.raises(HostError, match="outcome 'lost' must be one of"):
+        SentFilter(outcome="lost")

@@ -221,3 +221,17 @@ def test_the_access_log_never_shows_the_postback_key() -> None:
         access.removeHandler(lines)
         access.setLevel(level)
     assert lines.lines == [f'203.0.113.9:5000 - "GET /{MASK}/postback?subid=1 HTTP/1.1" 200']
+
+
+def test_no_route_answers_500_to_a_signed_in_admin_with_odd_values(host: Host, admin: Admin) -> None:
+    for pattern, path, method in _routes(host):
+        if pattern in PUBLIC or pattern.startswith("/api") or pattern == "/logout":
+            continue
+        for odd in ("x", "%C3%A9%20%22", "postback:abc"):
+            concrete = path.replace("/x", f"/{odd}").replace("source:x", odd)
+            if method == "GET":
+                response = admin.get(concrete, params={"subid": odd, "before": "1", "template": odd})
+            else:
+                response = admin.post(concrete, {"url": odd, "statuses": odd, "payout_mode": odd, "id": odd,
+                                                 "offer_url": odd, "alias": odd, "allowed_ips": "1.2.3.4"})
+            assert response.status_code < 500, (method, concrete, response.status_code, response.text[:300])

@@ -99,7 +99,7 @@ def test_parse_payout(text: str | None, value: Decimal | None) -> None:
     assert parse_payout(text) == value
 
 
-@pytest.mark.parametrize("text", ["abc", "NaN", "-1", "Infinity", "1,000.5"])
+@pytest.mark.parametrize("text", ["abc", "NaN", "-1", "Infinity", "1,000.5", "1e999999", "1000000000000"])
 def test_parse_payout_refuses_bad_values(text: str) -> None:
     with pytest.raises(InputError):
         parse_payout(text)
