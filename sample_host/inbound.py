@@ -21,7 +21,6 @@ _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _MAX_VALUE = 500
 _MAX_NAME = 100
 _MAX_PARAMS = 100
-_MAX_PAYOUT = Decimal(10**12)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +69,6 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
         payout = parse_payout(_value(params, "payout") or _value(params, "revenue"))  # Keitaro: payout or revenue
     except ValueError as exc:
         raise HostError(str(exc)) from None
-    if payout is not None and payout > _MAX_PAYOUT:
-        # A number like 1e999999 parses, but no network pays it and it would print a million digits.
-        raise HostError(f"payout {payout:.3E} is larger than {_MAX_PAYOUT:,}: send the amount in currency units")
     currency = _value(params, "currency")
     if currency is not None:
         if not _CURRENCY.match(currency):
