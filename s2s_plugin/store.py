@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Optional
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+import threading
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hookspecs import Click, Conversion, PostbackRule
@@ -37,6 +39,52 @@ class Recorded:
     decision: StatusDecision
     queued: int = 0
     skipped: int = 0
+
+
+class _RuleCache:
+    """Postback rules by source and by campaign, kept while the configuration is unchanged.
+
+    Each ``on_conversion`` reads a fingerprint of the configuration tables (row counts and the sum
+    of ``updated_at`` of ``s2s_sources`` and ``s2s_postbacks``: one small query in the conversion's
+    own transaction). Every insert, update or delete changes it, whichever process made it, so a
+    rule changed by another process (an admin page, a CLI, another worker) is used by the very next
+    conversion. Entries are keyed by the fingerprint they were read under, so a slow reader can
+    never file old rules under a newer fingerprint. Shared by the stores of one database in a process.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fingerprint: Any = None
+        self.entries: dict[tuple[Any, str, Optional[str]], Any] = {}
+
+    def get(self, fingerprint: Any, kind: str, key: Optional[str]) -> Any:
+        """The cached value, or ``_MISSING``."""
+        with self.lock:
+            if fingerprint != self.fingerprint:
+                self.fingerprint = fingerprint
+                self.entries.clear()
+            return self.entries.get((fingerprint, kind, key), _MISSING)
+
+    def put(self, fingerprint: Any, kind: str, key: Optional[str], value: Any) -> None:
+        with self.lock:
+            if fingerprint == self.fingerprint:
+                self.entries[(fingerprint, kind, key)] = value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.fingerprint = None
+            self.entries.clear()
+
+
+_MISSING = object()
+_RULE_CACHES: dict[str, _RuleCache] = {}
+_RULE_CACHES_LOCK = threading.Lock()
+
+
+def _rule_cache(engine: Engine) -> _RuleCache:
+    key = engine.url.render_as_string(hide_password=False)
+    with _RULE_CACHES_LOCK:
+        return _RULE_CACHES.setdefault(key, _RuleCache())
 
 
 def _amount(value: Optional[Decimal]) -> Optional[str]:
@@ -73,6 +121,15 @@ class Store:
             .on_conflict_do_nothing(index_elements=["conversion_id", "status", "rule_id"])
             .returning(t.deliveries.c.id)
         )
+        # A new conversion's deliveries cannot conflict: one multi-row INSERT for all of them.
+        self._queue_new_deliveries = insert(t.deliveries).returning(t.deliveries.c.id, sort_by_parameter_order=True)
+        self._rule_cache = _rule_cache(engine)
+        self._config_fingerprint = select(
+            select(func.count()).select_from(t.sources).scalar_subquery(),
+            select(func.coalesce(func.sum(t.sources.c.updated_at), 0)).scalar_subquery(),
+            select(func.count()).select_from(t.postbacks).scalar_subquery(),
+            select(func.coalesce(func.sum(t.postbacks.c.updated_at), 0)).scalar_subquery(),
+        )
 
     def create_tables(self) -> None:
         """Bring the plugin's tables up to date: create them, or run the pending migrations."""
@@ -84,6 +141,7 @@ class Store:
 
     def upsert_source(self, source_id: str, values: dict[str, Any]) -> PostbackRule:
         """Create or replace the postback of source ``source_id``."""
+        self._rule_cache.clear()
         now = time.time()
         row = {**values, "source_id": source_id, "updated_at": now}
         stmt = self._insert(t.sources).values(**row, created_at=now)
@@ -94,6 +152,7 @@ class Store:
 
     def delete_source(self, source_id: str) -> bool:
         """Remove a source's postback; False when there was none."""
+        self._rule_cache.clear()
         with self.engine.begin() as conn:
             return conn.execute(delete(t.sources).where(t.sources.c.source_id == source_id)).rowcount > 0
 
@@ -110,6 +169,7 @@ class Store:
 
     def insert_postback(self, values: dict[str, Any]) -> PostbackRule:
         """Add a campaign S2S postback."""
+        self._rule_cache.clear()
         now = time.time()
         with self.engine.begin() as conn:
             pk = conn.execute(insert(t.postbacks).values(**values, created_at=now, updated_at=now)).inserted_primary_key[0]
@@ -120,6 +180,7 @@ class Store:
 
         :raises ConfigError: when there is no such postback.
         """
+        self._rule_cache.clear()
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(t.postbacks).where(t.postbacks.c.id == postback_id).values(**values, updated_at=time.time())
@@ -130,6 +191,7 @@ class Store:
 
     def delete_postback(self, postback_id: int) -> bool:
         """Remove a campaign S2S postback; False when there was none."""
+        self._rule_cache.clear()
         with self.engine.begin() as conn:
             return conn.execute(delete(t.postbacks).where(t.postbacks.c.id == postback_id)).rowcount > 0
 
@@ -143,6 +205,7 @@ class Store:
 
     def mark_rule_gone(self, rule_id: str) -> None:
         """Flag a rule whose target answered 410 Gone, for the operator to see."""
+        self._rule_cache.clear()
         kind, _, key = rule_id.partition(":")
         with self.engine.begin() as conn:
             if kind == "source":
@@ -154,12 +217,22 @@ class Store:
         """The click's source postback and its campaign's S2S postbacks."""
         if click is None:
             return []
+        cache = self._rule_cache
+        fingerprint = tuple(conn.execute(self._config_fingerprint).one())
         rules: list[PostbackRule] = []
         if click.source_id:
-            row = conn.execute(self._source, {"b_source": click.source_id}).first()
-            if row is not None:
-                rules.append(source_rule(row))
-        rules.extend(postback_rule(r) for r in conn.execute(self._campaign_postbacks, {"b_campaign": click.campaign_id}))
+            source = cache.get(fingerprint, "source", click.source_id)
+            if source is _MISSING:
+                row = conn.execute(self._source, {"b_source": click.source_id}).first()
+                source = source_rule(row) if row is not None else None
+                cache.put(fingerprint, "source", click.source_id, source)
+            if source is not None:
+                rules.append(source)
+        campaign = cache.get(fingerprint, "campaign", click.campaign_id)
+        if campaign is _MISSING:
+            campaign = [postback_rule(r) for r in conn.execute(self._campaign_postbacks, {"b_campaign": click.campaign_id})]
+            cache.put(fingerprint, "campaign", click.campaign_id, campaign)
+        rules.extend(campaign)
         return rules
 
     # --- clicks -------------------------------------------------------------------------
@@ -231,8 +304,14 @@ class Store:
             )
             rules = self.rules_for_click(conn, click) + list(extra_rules)
             queued = skipped = 0
-            for planned in planner(fired, click, rules):
-                delivery_id = self._queue(conn, fired, conversion_id, click, planned, now, first_delay)
+            plans = planner(fired, click, rules)
+            rows = [self._delivery_values(fired, conversion_id, click, planned, now, first_delay) for planned in plans]
+            if decision.kind == "new" and rows:
+                # A new conversion has no deliveries yet: nothing can conflict, one statement for all.
+                ids: list[Optional[int]] = list(conn.execute(self._queue_new_deliveries, rows).scalars().all())
+            else:
+                ids = [(lambda found: found[0] if found else None)(conn.execute(self._queue_delivery, v).first()) for v in rows]
+            for planned, delivery_id in zip(plans, ids):
                 if delivery_id is None:
                     continue  # already queued for this (conversion, status, rule)
                 if planned.state == "skipped":
@@ -283,16 +362,15 @@ class Store:
             )
         return decision.conversion_id
 
-    def _queue(
+    def _delivery_values(
         self,
-        conn: Connection,
         conversion: Conversion,
         conversion_id: int,
         click: Optional[Click],
         planned: PlannedPostback,
         now: float,
         first_delay: float,
-    ) -> Optional[int]:
+    ) -> dict[str, Any]:
         rule = planned.rule
         due = planned.state == "due"
         values = {
@@ -325,5 +403,4 @@ class Store:
             "created_at": now,
             "updated_at": now,
         }
-        row = conn.execute(self._queue_delivery, values).first()
-        return row[0] if row else None
+        return values
