@@ -15,6 +15,7 @@ have as many attempts in flight as allowed are left out of the claim.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Collection, Sequence
 from typing import Any, Optional
@@ -43,13 +44,44 @@ class Completion:
     reason: str
 
 
-def _pick(conn: Connection, where: list[Any], limit: int, order: Any) -> list[int]:
+@functools.lru_cache(maxsize=None)
+def _pick_query(dialect: str, kind: str, skip_hosts: bool, skip_ids: bool) -> Any:
+    """The claim's selects, built once per shape: building a statement costs more than running it."""
+    now = bindparam("b_now")
+    if kind == "expired":
+        where = [D.c.state == "leased", D.c.lease_until <= now]
+        order = D.c.lease_until
+    else:
+        where = [D.c.state == "due", D.c.next_attempt_at <= now, D.c.lane == (RETRY_LANE if kind == "retry" else FRESH)]
+        order = D.c.next_attempt_at
+    if skip_hosts:
+        where.append(D.c.host.not_in(bindparam("b_hosts", expanding=True)))
+    if skip_ids:
+        where.append(D.c.id.not_in(bindparam("b_ids", expanding=True)))
+    query = select(D.c.id).where(*where).order_by(order).limit(bindparam("b_limit"))
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return query
+
+
+def _pick(conn: Connection, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = ()) -> list[int]:
     if limit <= 0:
         return []
-    query = select(D.c.id).where(*where).order_by(order).limit(limit)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(conn.execute(query).scalars())
+    query = _pick_query(conn.dialect.name, kind, bool(hosts), bool(skip))
+    params: dict[str, Any] = {"b_now": now, "b_limit": limit}
+    if hosts:
+        params["b_hosts"] = hosts
+    if skip:
+        params["b_ids"] = list(skip)
+    return list(conn.execute(query, params).scalars())
+
+
+_LEASE = (
+    update(D)
+    .where(D.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(state="leased", lease_token=D.c.lease_token + 1, lease_until=bindparam("b_until"), updated_at=bindparam("b_now"))
+    .returning(*D.c)
+)
 
 
 def claim(
@@ -71,24 +103,17 @@ def claim(
     total = fresh + retries
     if total <= 0:
         return []
-    skip_hosts = [D.c.host.not_in(list(exclude_hosts))] if exclude_hosts else []
+    hosts = list(exclude_hosts)
     with engine.begin() as conn:
         # A worker died holding these: they were due before anything else.
-        ids = _pick(conn, [D.c.state == "leased", D.c.lease_until <= now, *skip_hosts], total, D.c.lease_until)
-        due = [D.c.state == "due", D.c.next_attempt_at <= now, *skip_hosts]
-        ids += _pick(conn, [*due, D.c.lane == RETRY_LANE], min(retries, total - len(ids)), D.c.next_attempt_at)
-        ids += _pick(conn, [*due, D.c.lane == FRESH], total - len(ids), D.c.next_attempt_at)
+        ids = _pick(conn, "expired", total, now, hosts)
+        ids += _pick(conn, "retry", min(retries, total - len(ids)), now, hosts)
+        ids += _pick(conn, "fresh", total - len(ids), now, hosts)
         if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
-            more = _pick(conn, [*due, D.c.lane == RETRY_LANE, D.c.id.not_in(ids)], total - len(ids), D.c.next_attempt_at)
-            ids += more
+            ids += _pick(conn, "retry", total - len(ids), now, hosts, skip=ids)
         if not ids:
             return []
-        rows = conn.execute(
-            update(D)
-            .where(D.c.id.in_(ids))
-            .values(state="leased", lease_token=D.c.lease_token + 1, lease_until=now + lease_seconds, updated_at=now)
-            .returning(*D.c)
-        ).all()
+        rows = conn.execute(_LEASE, {"b_ids": ids, "b_until": now + lease_seconds, "b_now": now}).all()
     order = {delivery_id: n for n, delivery_id in enumerate(ids)}
     return sorted(rows, key=lambda row: order[row.id])
 
@@ -109,6 +134,12 @@ _COMPLETE = (
 )
 
 
+_MARK_REPORTED = update(A).where(A.c.id.in_(bindparam("b_ids", expanding=True))).values(reported=True)
+_CURRENT = select(D.c.id, D.c.lease_token).where(D.c.id.in_(bindparam("b_ids", expanding=True)), D.c.state == "leased")
+_CURRENT_LOCKED = _CURRENT.with_for_update()
+_INSERT_ATTEMPTS = insert(A).returning(A.c.id, sort_by_parameter_order=True)
+
+
 def complete_many(
     engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()
 ) -> list[Optional[int]]:
@@ -123,11 +154,9 @@ def complete_many(
     now = time.time()
     with engine.begin() as conn:
         if reported:
-            conn.execute(update(A).where(A.c.id.in_(list(reported))).values(reported=True))
-        current = select(D.c.id, D.c.lease_token).where(D.c.id.in_([row.id for row, _ in done]), D.c.state == "leased")
-        if conn.dialect.name == "postgresql":
-            current = current.with_for_update()
-        tokens = {r.id: r.lease_token for r in conn.execute(current)}
+            conn.execute(_MARK_REPORTED, {"b_ids": list(reported)})
+        current = _CURRENT_LOCKED if conn.dialect.name == "postgresql" else _CURRENT
+        tokens = {r.id: r.lease_token for r in conn.execute(current, {"b_ids": [row.id for row, _ in done]})}
         winners = [(n, row, result) for n, (row, result) in enumerate(done) if tokens.get(row.id) == row.lease_token]
         if not winners:
             return [None] * len(done)
@@ -143,7 +172,7 @@ def complete_many(
             ],
         )
         ids = conn.execute(
-            insert(A).returning(A.c.id, sort_by_parameter_order=True),
+            _INSERT_ATTEMPTS,
             [{"delivery_id": row.id, **result.attempt} for _, row, result in winners],
         ).scalars().all()
     out: list[Optional[int]] = [None] * len(done)
@@ -236,7 +265,7 @@ def mark_reported(engine: Engine, attempt_ids: Sequence[int] | int) -> None:
     ids = [attempt_ids] if isinstance(attempt_ids, int) else list(attempt_ids)
     if ids:
         with engine.begin() as conn:
-            conn.execute(update(A).where(A.c.id.in_(ids)).values(reported=True))
+            conn.execute(_MARK_REPORTED, {"b_ids": ids})
 
 
 def make_due(engine: Engine, delivery_ids: Sequence[int], now: Optional[float] = None) -> int:
