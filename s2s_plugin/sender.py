@@ -102,10 +102,10 @@ class PinnedBackend(httpcore.SyncBackend):
 class _PinnedTransport(httpx.HTTPTransport):
     """httpx's transport over a connection pool that uses a ``PinnedBackend``."""
 
-    def __init__(self, backend: PinnedBackend, limits: httpx.Limits) -> None:
+    def __init__(self, backend: PinnedBackend, limits: httpx.Limits, ssl_context: Any) -> None:
         super().__init__(limits=limits, trust_env=False)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -127,6 +127,7 @@ class Sender:
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._lock = threading.Lock()
+        self._shared_ssl: Any = None
 
     def _client(self) -> tuple[httpx.Client, PinnedBackend]:
         client = getattr(self._local, "client", None)
@@ -136,7 +137,7 @@ class Sender:
             # thread talks to most) are all it can use.
             limits = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=30.0)
             client = httpx.Client(
-                transport=_PinnedTransport(backend, limits),
+                transport=_PinnedTransport(backend, limits, self._ssl_context()),
                 timeout=httpx.Timeout(self.settings.timeout, connect=self.settings.connect_timeout),
                 headers={"User-Agent": self.settings.user_agent},
                 follow_redirects=False,
@@ -147,6 +148,15 @@ class Sender:
             with self._lock:
                 self._clients.append(client)
         return client, self._local.backend
+
+    def _ssl_context(self) -> Any:
+        # One TLS context for every thread's client: building one loads the CA bundle (tens of
+        # milliseconds of CPU), which 32 threads starting at once turned into a second of delay
+        # for the first postbacks. An SSLContext is safe to share between connections and threads.
+        with self._lock:
+            if self._shared_ssl is None:
+                self._shared_ssl = httpx.create_ssl_context(trust_env=False)
+            return self._shared_ssl
 
     def close(self) -> None:
         """Close every thread's client."""
