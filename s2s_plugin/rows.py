@@ -42,15 +42,12 @@ def split_statuses(text: str) -> tuple[str, ...]:
     return tuple(part for part in (text or "").split(",") if part)
 
 
-def source_rule(row: Any) -> PostbackRule:
-    """The postback rule of a ``s2s_sources`` row."""
+def _rule(row: Any, **identity: Any) -> PostbackRule:
+    """The columns a source's postback and a campaign postback share, plus ``identity``."""
     return PostbackRule(
-        id=f"source:{row.source_id}",
         url=row.url,
         method=row.method,
         statuses=split_statuses(row.statuses),
-        source_id=row.source_id,
-        template=row.template,
         payout_mode=row.payout_mode,
         payout_value=to_decimal(row.payout_value),
         min_payout=to_decimal(row.min_payout),
@@ -58,29 +55,19 @@ def source_rule(row: Any) -> PostbackRule:
         headers=loads(row.headers),
         follow_redirects=bool(row.follow_redirects),
         enabled=bool(row.enabled),
-        name=row.template,
         secrets=parse_secrets(row.secrets),
+        **identity,
     )
+
+
+def source_rule(row: Any) -> PostbackRule:
+    """The postback rule of a ``s2s_sources`` row."""
+    return _rule(row, id=f"source:{row.source_id}", source_id=row.source_id, template=row.template, name=row.template)
 
 
 def postback_rule(row: Any) -> PostbackRule:
     """The postback rule of a ``s2s_postbacks`` row."""
-    return PostbackRule(
-        id=f"postback:{row.id}",
-        url=row.url,
-        method=row.method,
-        statuses=split_statuses(row.statuses),
-        campaign_id=row.campaign_id,
-        payout_mode=row.payout_mode,
-        payout_value=to_decimal(row.payout_value),
-        min_payout=to_decimal(row.min_payout),
-        body=row.body,
-        headers=loads(row.headers),
-        follow_redirects=bool(row.follow_redirects),
-        enabled=bool(row.enabled),
-        name=row.name,
-        secrets=parse_secrets(row.secrets),
-    )
+    return _rule(row, id=f"postback:{row.id}", campaign_id=row.campaign_id, name=row.name)
 
 
 def click_values(click: Click) -> dict[str, Any]:

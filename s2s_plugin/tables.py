@@ -20,26 +20,33 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+def _rule_columns() -> list[Column]:
+    """Columns every postback rule has, whether a source's or a campaign's (new objects per table)."""
+    return [
+        Column("url", Text, nullable=False),
+        Column("method", String(10), nullable=False, default="GET"),
+        Column("statuses", String(200), nullable=False),
+        Column("payout_mode", String(20), nullable=False, default="real"),
+        Column("payout_value", String(40)),
+        Column("min_payout", String(40)),
+        Column("body", Text),
+        Column("headers", Text),
+        Column("follow_redirects", Boolean, nullable=False, default=False),
+        Column("enabled", Boolean, nullable=False, default=True),
+        Column("gone", Boolean, nullable=False, default=False),  # the target answered 410 Gone
+        Column("secrets", Text),  # comma list of query/body/header names whose values the log redacts
+        Column("created_at", Float, nullable=False),
+        Column("updated_at", Float, nullable=False),
+    ]
+
+
 # Postback of a traffic source: fires for every campaign whose clicks come from the source.
 sources = Table(
     "s2s_sources",
     metadata,
     Column("source_id", String(100), primary_key=True),
     Column("template", String(100)),
-    Column("url", Text, nullable=False),
-    Column("method", String(10), nullable=False, default="GET"),
-    Column("statuses", String(200), nullable=False),
-    Column("payout_mode", String(20), nullable=False, default="real"),
-    Column("payout_value", String(40)),
-    Column("min_payout", String(40)),
-    Column("body", Text),
-    Column("headers", Text),
-    Column("follow_redirects", Boolean, nullable=False, default=False),
-    Column("enabled", Boolean, nullable=False, default=True),
-    Column("gone", Boolean, nullable=False, default=False),  # the source answered 410 Gone
-    Column("secrets", Text),  # comma list of query/body/header names whose values the log redacts
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    *_rule_columns(),
 )
 
 # A campaign's own S2S postbacks (Keitaro's "S2S postbacks" tab).
@@ -49,20 +56,7 @@ postbacks = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("campaign_id", String(200), nullable=False, index=True),
     Column("name", String(200)),
-    Column("url", Text, nullable=False),
-    Column("method", String(10), nullable=False, default="GET"),
-    Column("statuses", String(200), nullable=False),
-    Column("payout_mode", String(20), nullable=False, default="real"),
-    Column("payout_value", String(40)),
-    Column("min_payout", String(40)),
-    Column("body", Text),
-    Column("headers", Text),
-    Column("follow_redirects", Boolean, nullable=False, default=False),
-    Column("enabled", Boolean, nullable=False, default=True),
-    Column("gone", Boolean, nullable=False, default=False),
-    Column("secrets", Text),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    *_rule_columns(),
 )
 
 # What on_click remembered, so a conversion resolves by subid alone.

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.plugin_host import RecordingHost, install_for_test
 from tests.support import (
     BrowserSession,
     BrowserUnavailable,
@@ -59,6 +60,27 @@ def serve_asgi() -> Iterator[Callable[..., str]]:
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def host() -> RecordingHost:
+    """A host that records every ``on_postback_sent`` report."""
+    return RecordingHost()
+
+
+@pytest.fixture
+def make_s2s(tmp_path: Any, host: RecordingHost) -> Iterator[Callable[..., Any]]:
+    """``make_s2s(database_url=None, **settings) -> (pm, service)``; SQLite file by default; closed after."""
+    made: list[Any] = []
+
+    def factory(database_url: str | None = None, **settings: Any) -> tuple[Any, Any]:
+        pm, service = install_for_test(host, database_url or f"sqlite:///{tmp_path}/s2s.db", **settings)
+        made.append(service)
+        return pm, service
+
+    yield factory
+    for service in made:
+        service.close()
 
 
 @pytest.fixture(scope="session")
