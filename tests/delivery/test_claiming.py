@@ -83,10 +83,11 @@ def test_dead_source_does_not_starve_a_live_one(make_s2s, standin_factory, host)
     _queue_postbacks(pm, s2s, live.url, 10, source="live", prefix="l")
     s2s.start()
     started = time.monotonic()
-    live.wait_for(10, timeout=10)
+    live.wait_for(10, timeout=20)
     elapsed = time.monotonic() - started
-    # Behind 40 stalled postbacks at 2 at a time and 1.5 s each, the live source would wait 30 s.
-    assert elapsed < 5, elapsed
+    # Behind 40 stalled postbacks at 2 at a time and 1.5 s each, the live source would wait 30 s;
+    # the margin below that is for a busy 2-core machine.
+    assert elapsed < 12, elapsed
     # The dead source never had more than its 2 slots: 2 attempts per 1.5 s timeout at most.
     assert len(dead.requests) <= 2 * (int(elapsed / 1.5) + 1)
 
