@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import RecordingHost, host, make_s2s  # noqa: F401  (shared fixtures)
+from tests.support.plugin_host import RecordingHost  # noqa: F401  (host and make_s2s come from tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)
