@@ -160,6 +160,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if run_dispatcher:
             tracker.s2s.start()
+        # The first hand-over finishes before serving: a restart recovers waiting conversions first.
+        await _hand_over_once(tracker)
         recovery = asyncio.create_task(_hand_over_periodically(tracker, handoff_interval))
         try:
             yield
@@ -198,14 +200,19 @@ def create_app(
     return app
 
 
+async def _hand_over_once(tracker: Tracker) -> None:
+    """Hand the plugin the conversions it has not taken yet; a failure waits for the next round."""
+    try:
+        await run_in_threadpool(tracker.hand_over_waiting)
+    except Exception:  # noqa: BLE001  (the database may be down too: try again next round)
+        log.exception("handing waiting conversions to the postback plugin failed")
+
+
 async def _hand_over_periodically(tracker: Tracker, interval: float) -> None:
-    """Hand the plugin the conversions it has not taken yet: now, then every ``interval`` seconds."""
+    """Hand the plugin the conversions it has not taken yet, every ``interval`` seconds."""
     while True:
-        try:
-            await run_in_threadpool(tracker.hand_over_waiting)
-        except Exception:  # noqa: BLE001  (the database may be down too: try again next round)
-            log.exception("handing waiting conversions to the postback plugin failed")
         await asyncio.sleep(interval)
+        await _hand_over_once(tracker)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -4,7 +4,8 @@ No set-up: an embedded SQLite database in a temporary directory, a stand-in traf
 loopback playing three real sources (their template URLs, host pointed at the stand-in), clicks and
 conversions sent through the tracker's real web app, then the Sent postbacks log and one
 ``explain`` printed. One source answers 503 twice before it recovers, one click came without the
-source's click id, so the log shows a delivery, a retry and a skip side by side.
+source's click id, and one campaign postback still carries a placeholder its partner refuses, so the
+log shows a delivery, a retry, a skip and a failure side by side, and ``explain`` names each cause.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class DemoResult:
     sent_postbacks: list[dict[str, Any]]
     received_by_source: list[str]
     explain_text: str
+    explain_failed_text: str = ""
 
 
 def point_at_standin(template_url: str, base_url: str) -> str:
@@ -181,9 +183,15 @@ def _run(standin: StandInSource, database_url: str, echo: Echo, keep: bool) -> D
         partner_url = (f"{standin.url}/partner/s2s?click={{subid}}&status={{status}}"
                        "&payout={revenue}&currency={currency}&banner={sub_id_1}")
         tracker.add_postback("exo-summer", url=partner_url, statuses=["lead", "sale"])
+        # Pasted from an old set-up with its goal placeholder never filled in: the partner refuses it.
+        broken_url = f"{standin.url}/old-partner/pb?click={{subid}}&goal=REPLACE"
+        tracker.add_postback("ts-dating", url=broken_url, statuses=["sale"])
+        standin.script("/old-partner", [], default=(404, "unknown goal REPLACE"))
         echo("")
         echo("Campaigns: exo-summer, propeller-vpn, ts-dating; exo-summer also has an S2S postback (lead, sale):")
         echo(f"  {partner_url}")
+        echo("and ts-dating one whose goal placeholder was never filled in (sale):")
+        echo(f"  {broken_url}")
 
         subids = asyncio.run(_traffic(tracker, creds.postback_key, echo))
         echo("")
@@ -202,9 +210,13 @@ def _run(standin: StandInSource, database_url: str, echo: Echo, keep: bool) -> D
         echo("")
         echo(f"sample-host explain {subids['skipped']}   (the click that came without a click id)")
         echo(explanation)
+        failed_explanation = str(tracker.explain(subids["rejected"]))
+        echo("")
+        echo(f"sample-host explain {subids['rejected']}   (the click whose campaign postback failed)")
+        echo(failed_explanation)
         if keep:
             echo("")
             echo(f"Kept the demo database: sample-host --db {database_url} logs")
-        return DemoResult(database_url, subids, sent, received, explanation)
+        return DemoResult(database_url, subids, sent, received, explanation, failed_explanation)
     finally:
         tracker.close()

@@ -25,7 +25,7 @@ def convert(pm: Any, subid: str, status: str = "sale", payout: str = "2.5", **kw
 
 
 def process_env(**extra: str) -> dict[str, str]:
-    """Environment for a child process that imports this worktree's packages."""
+    """Environment for a child process that imports this checkout's packages."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra)
@@ -33,5 +33,5 @@ def process_env(**extra: str) -> dict[str, str]:
 
 
 def cli(*args: str) -> list[str]:
-    """The ``s2s-postback`` command line, run from this worktree."""
+    """The ``s2s-postback`` command line, run from this checkout."""
     return [sys.executable, "-m", "s2s_plugin", *args]

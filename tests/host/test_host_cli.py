@@ -128,7 +128,7 @@ def test_logs_shows_the_sent_postbacks_log(run, database_url: str, standin: Stan
     assert "accepted" in _ok(run("received"))
 
 
-def test_demo_prints_a_log_with_deliveries_a_retry_and_a_skip() -> None:
+def test_demo_prints_a_log_with_deliveries_a_retry_a_skip_and_a_failure() -> None:
     result = CliRunner().invoke(main, ["demo"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -152,6 +152,13 @@ def test_demo_prints_a_log_with_deliveries_a_retry_and_a_skip() -> None:
     assert "{conversions_tracking}" in skipped and "campaign link" in skipped
     skipped_subid = skipped.split()[2]
     assert f"sample-host explain {skipped_subid}" in out
+    explained = out.split(f"sample-host explain {skipped_subid}", 1)[1].splitlines()[1]
+    assert "external_id" in explained and "{conversions_tracking}" in explained
+    # The campaign postback with a placeholder never filled in: failed, and explain names the cause first.
+    (failed,) = row("postback:2", "failed", "404")
+    failed_subid = failed.split()[2]
+    explained = out.split(f"sample-host explain {failed_subid}", 1)[1].splitlines()[1]
+    assert "failed" in explained and "HTTP 404" in explained and "REPLACE is a placeholder" in explained
     assert "Traceback" not in out
 
 
