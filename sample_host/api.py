@@ -236,38 +236,23 @@ async def delete_postback(request: Request, tracker: Tracker) -> Any:
 async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
     """``GET /api/sent-postbacks?subid=&outcome=&source=&campaign=&since=&until=&limit=``: the
     Sent postbacks log, each item with every ``PostbackAttempt`` field."""
-    q = request.query_params
-    items = await run_in_threadpool(
-        functools.partial(
-            tracker.sent_postbacks,
-            subid=q.get("subid") or None,
-            outcome=q.get("outcome") or None,
-            source=q.get("source") or None,
-            campaign=q.get("campaign") or None,
-            since=_time_param(request, "since"),
-            until=_time_param(request, "until"),
-            limit=_limit_param(request),
-        )
-    )
-    return {"items": items}
+    filters = _log_filters(request, ("subid", "outcome", "source", "campaign"))
+    return {"items": await run_in_threadpool(functools.partial(tracker.sent_postbacks, **filters))}
 
 
 @endpoint
 async def received_postbacks(request: Request, tracker: Tracker) -> Any:
     """``GET /api/received-postbacks?subid=&outcome=&since=&until=&limit=``: every inbound
     postback, newest first."""
-    q = request.query_params
-    items = await run_in_threadpool(
-        functools.partial(
-            tracker.received_postbacks,
-            subid=q.get("subid") or None,
-            outcome=q.get("outcome") or None,
-            since=_time_param(request, "since"),
-            until=_time_param(request, "until"),
-            limit=_limit_param(request),
-        )
-    )
-    return {"items": items}
+    filters = _log_filters(request, ("subid", "outcome"))
+    return {"items": await run_in_threadpool(functools.partial(tracker.received_postbacks, **filters))}
+
+
+def _log_filters(request: Request, names: tuple[str, ...]) -> dict[str, Any]:
+    """A log endpoint's filters: the named text parameters, the time range and the limit."""
+    filters: dict[str, Any] = {name: request.query_params.get(name) or None for name in names}
+    return {**filters, "since": _time_param(request, "since"), "until": _time_param(request, "until"),
+            "limit": _limit_param(request)}
 
 
 @endpoint
