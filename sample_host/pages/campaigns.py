@@ -83,10 +83,7 @@ def _campaign_context(request: Request, alias: str) -> dict[str, Any]:
 async def campaign(request: Request) -> Response:
     """``GET /campaigns/{alias}``: the campaign's settings and its link."""
     alias = request.path_params["alias"]
-    try:
-        context = await call(_campaign_context, request, alias)
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    context = await call(_campaign_context, request, alias)
     return page(request, "campaign.html", tab="settings", form=context["campaign"], error=None, **context)
 
 
@@ -124,10 +121,7 @@ def _postback_form(request: Request, values: dict[str, str], statuses: list[str]
 
 def _postbacks_page(request: Request, alias: str, *, form: dict[str, Any], error: str | None,
                     status: int = 200) -> Response:
-    try:
-        context = _campaign_context(request, alias)
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    context = _campaign_context(request, alias)
     return page(request, "campaign.html", status_code=status, tab="postbacks", form=form, error=error,
                 statuses=STATUSES, payout_modes=PAYOUT_MODES, **context)
 
@@ -174,10 +168,7 @@ def _edit_page(request: Request, number: int, *, form: dict[str, Any] | None, er
 @admin
 async def edit_postback(request: Request) -> Response:
     """``GET /postbacks/{number}/edit``: a campaign postback's settings."""
-    try:
-        return await call(_edit_page, request, request.path_params["number"], form=None, error=None)
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    return await call(_edit_page, request, request.path_params["number"], form=None, error=None)
 
 
 @admin
@@ -201,10 +192,7 @@ async def save_postback(request: Request) -> Response:
 async def delete_postback(request: Request) -> Response:
     """``POST /postbacks/{number}/delete``: remove a campaign postback."""
     tracker = tracker_of(request)
-    try:
-        rule = await call(tracker.postback, str(request.path_params["number"]))
-        await call(tracker.remove_postback, rule.id)
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    rule = await call(tracker.postback, str(request.path_params["number"]))
+    await call(tracker.remove_postback, rule.id)
     flash(request, f"Postback {rule.id} deleted.")
     return see_other(f"/campaigns/{rule.campaign_id}/postbacks")

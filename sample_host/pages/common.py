@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from .. import credentials
-from ..errors import HostError
+from ..errors import HostError, NotFound
 from ..security import PageHandler, password_fingerprint, require_admin
 from ..tracker import Tracker
-from .render import flash
+from .render import flash, page
 
 T = TypeVar("T")
 
@@ -36,8 +36,20 @@ async def current_fingerprint(request: Request) -> Optional[str]:
 
 
 def admin(handler: PageHandler) -> PageHandler:
-    """A page only a signed-in admin may see; its POSTs must carry the CSRF token."""
-    return require_admin(current_fingerprint)(handler)
+    """A page only a signed-in admin may see; its POSTs must carry the CSRF token.
+
+    A campaign, source, postback or log entry the request names but the tracker lacks (``NotFound``)
+    becomes the 404 page here, once, instead of in every handler.
+    """
+
+    @functools.wraps(handler)
+    async def missing_as_404(request: Request) -> Any:
+        try:
+            return await handler(request)
+        except NotFound as exc:
+            return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+
+    return require_admin(current_fingerprint)(missing_as_404)
 
 
 async def form_values(request: Request) -> dict[str, str]:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 import hookspecs
 
-from ..errors import HostError, NotFound
+from ..errors import HostError
 from ..logs import RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, parse_time
 from ..security import safe_next
 from .common import admin, call, form_values, int_param, tracker_of
@@ -58,10 +58,7 @@ def _choices(request: Request) -> dict[str, Any]:
 async def sent_entry(request: Request) -> Response:
     """``GET /sent/{entry_id}``: one attempt in full, beside the other attempts of its delivery."""
     tracker = tracker_of(request)
-    try:
-        entry = await call(tracker.sent_entry, request.path_params["entry_id"])
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    entry = await call(tracker.sent_entry, request.path_params["entry_id"])
     latest = entry["attempts"][-1]
     return page(request, "attempt.html", title=f"Attempt #{entry['id']}", section="sent", entry=entry,
                 resendable=latest["outcome"] in RESENDABLE)

@@ -117,10 +117,7 @@ def _source_page(request: Request, source_id: str, *, form: Optional[dict[str, A
 @admin
 async def source(request: Request) -> Response:
     """``GET /sources/{source_id}``: the source's postback and its campaign links."""
-    try:
-        return await call(_source_page, request, request.path_params["source_id"], form=None, error=None)
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    return await call(_source_page, request, request.path_params["source_id"], form=None, error=None)
 
 
 @admin

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import HostError, NotFound
+from ..errors import HostError
 from .campaigns import STATUSES
 from .common import admin, call, form_values, tracker_of
 from .render import page
@@ -27,10 +27,7 @@ def _sample(rule: Any) -> dict[str, str]:
 async def test_form(request: Request) -> Response:
     """``GET /rules/{rule_id}/test``: the sample values to send the rule with."""
     tracker = tracker_of(request)
-    try:
-        rule = await call(tracker.rule, request.path_params["rule_id"])
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    rule = await call(tracker.rule, request.path_params["rule_id"])
     return page(request, "test_send.html", title=f"Test {rule.id}", section="sources" if rule.source_id else "campaigns",
                 rule=rule, back=_back(rule), form=_sample(rule), statuses=STATUSES, result=None, error=None)
 
@@ -40,10 +37,7 @@ async def test_send(request: Request) -> Response:
     """``POST /rules/{rule_id}/test``: send it, show the request and the answer."""
     tracker = tracker_of(request)
     values = await form_values(request)
-    try:
-        rule = await call(tracker.rule, request.path_params["rule_id"])
-    except NotFound as exc:
-        return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+    rule = await call(tracker.rule, request.path_params["rule_id"])
     form = {**_sample(rule), **{k: v.strip() for k, v in values.items() if k in ("status", "payout", "currency", "external_id")}}
     result, error = None, None
     try:
