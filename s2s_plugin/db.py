@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
+import weakref
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConfigError
+
+#: Per SQLite engine, the lock its write transactions take turns on (see ``make_engine``).
+_TURNS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
 def make_engine(database_url: str) -> Engine:
@@ -47,7 +51,7 @@ def make_engine(database_url: str) -> Engine:
     # SQLite answers a busy database by sleeping (1, 2, 5 ... 100 ms) and trying again: threads of
     # one process queue on this lock instead, so the dispatcher, the host's requests and on_conversion
     # take turns within microseconds. Other processes still meet the busy timeout.
-    turn = threading.Lock()
+    turn = _TURNS[engine] = threading.Lock()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
@@ -68,6 +72,11 @@ def make_engine(database_url: str) -> Engine:
             turn.release()
 
     return engine
+
+
+def write_turn(engine: Engine) -> "threading.Lock | None":
+    """The lock a SQLite engine's write transactions take turns on (None for other databases)."""
+    return _TURNS.get(engine)
 
 
 def is_postgres(engine: Engine) -> bool:
