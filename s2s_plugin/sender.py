@@ -17,7 +17,7 @@ import httpx
 from hookspecs import PostbackRequest
 
 from .policy import DELIVERED, FAILED, RETRY, classify_status, parse_retry_after
-from .safety import check_target
+from .safety import Resolver, check_target
 from .settings import DeliverySettings
 
 _MAX_REDIRECTS = 5
@@ -122,6 +122,7 @@ class Sender:
         self._timeouts = {
             "connect": settings.connect_timeout, "read": settings.timeout, "write": settings.timeout, "pool": settings.timeout,
         }
+        self._resolver = Resolver()
         self._default_headers = [(b"Accept", b"*/*"), (b"User-Agent", settings.user_agent.encode("latin-1", "replace"))]
 
     def _pool(self) -> tuple[httpcore.ConnectionPool, PinnedBackend]:
@@ -168,7 +169,7 @@ class Sender:
 
         url = request.url
         for _hop in range(_MAX_REDIRECTS + 1):
-            check = check_target(url, allow_private=self.settings.allow_private_targets)
+            check = check_target(url, allow_private=self.settings.allow_private_targets, resolver=self._resolver)
             if not check.ok:
                 return AttemptResult(RETRY if check.retryable else FAILED, check.reason or "target refused", duration_ms=elapsed())
             try:
