@@ -19,6 +19,7 @@ from hookspecs import PostbackRequest
 from .policy import DELIVERED, FAILED, RETRY, classify_status, parse_retry_after
 from .safety import Resolver, check_target
 from .settings import DeliverySettings
+from .wire import wire_url
 
 _MAX_REDIRECTS = 5
 _HOOK_OUTCOMES = {"delivered": DELIVERED, "retry": RETRY, "failed": FAILED}
@@ -78,11 +79,10 @@ class PinnedBackend(httpcore.SyncBackend):
     def __init__(self) -> None:
         self.pins: dict[tuple[str, int], tuple[str, ...]] = {}
 
-    def pin(self, url: "str | httpx.URL", addresses: tuple[str, ...]) -> None:
+    def pin(self, url: httpcore.URL, addresses: tuple[str, ...]) -> None:
         """Connections to ``url``'s host and port go to ``addresses`` (checked), in order."""
-        target = url if isinstance(url, httpx.URL) else httpx.URL(url)
-        port = target.port or (443 if target.scheme == "https" else 80)
-        self.pins[(target.host.lower(), port)] = addresses
+        port = url.port or (443 if url.scheme == b"https" else 80)
+        self.pins[(url.host.decode("ascii").lower(), port)] = addresses
 
     def connect_tcp(  # type: ignore[override]
         self, host: str, port: int, timeout: Optional[float] = None, local_address: Optional[str] = None,
@@ -193,9 +193,7 @@ class Sender:
     def _exchange(self, request: PostbackRequest, url: str, addresses: tuple[str, ...], started: float) -> Answer:
         limit = self.settings.max_response_bytes
         pool, backend = self._pool()
-        # httpx's URL parsing and normalisation (percent-encoding, IDNA), so what goes on the wire
-        # is what an httpx client would send.
-        target = httpx.URL(url)
+        target = wire_url(url)
         backend.pin(target, addresses)
         own = {name.lower() for name in request.headers}
         # A header the request sets replaces the default of that name.
@@ -203,7 +201,7 @@ class Sender:
         headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()]
         with pool.stream(
             request.method.encode("ascii"),
-            httpcore.URL(scheme=target.raw_scheme, host=target.raw_host, port=target.port, target=target.raw_path),
+            target,
             headers=headers,
             content=request.body,
             extensions={"timeout": self._timeouts},
