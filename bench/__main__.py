@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import httpx
 import pluggy
@@ -270,12 +270,15 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _wait_delivered(service: s2s_plugin.PostbackService, total: int, timeout: float, procs: list[subprocess.Popen]) -> float:
+def _wait_delivered(
+    service: s2s_plugin.PostbackService, total: int, timeout: float, procs: list[subprocess.Popen], started: Optional[float] = None
+) -> float:
+    """Seconds from ``started`` (default: now) until ``total`` deliveries are delivered."""
     from sqlalchemy import func, select
 
     from s2s_plugin import tables as t
 
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     deadline = time.monotonic() + timeout
     query = select(func.count()).where(t.deliveries.c.state == "delivered")
     while time.monotonic() < deadline:
@@ -324,8 +327,16 @@ def scenario_backlog_rss(quick: bool) -> None:
          delivered_per_s=round(total / elapsed, 1), target_peak_rss_mb=150)
 
 
+def _listening_workers(service: s2s_plugin.PostbackService) -> int:
+    """How many processes hold a ``LISTEN`` on the queue's channel: workers ready for work."""
+    from sqlalchemy import text
+
+    with service.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'")).scalar()
+
+
 def scenario_postgres(quick: bool) -> None:
-    total = 1000 if quick else 4000
+    total = 1500 if quick else 6000
     server = None
     base = os.environ.get("S2S_BENCH_POSTGRES_URL")
     if not base:
@@ -335,21 +346,35 @@ def scenario_postgres(quick: bool) -> None:
         server = PostgresServer().start()
     try:
         rates = {}
+        cpu = {}
         with sink(0.05) as url:
             for workers in (1, 2):
                 database_url = server.create_database() if server else base
                 pm, service = plugin(database_url)
                 try:
-                    if not server:  # an external database: start from an empty outbox
-                        from s2s_plugin import tables as t
+                    from s2s_plugin import queue
+                    from s2s_plugin import tables as t
 
+                    if not server:  # an external database: start from an empty outbox
                         with service.engine.begin() as conn:
                             conn.execute(t.attempts.delete())
                             conn.execute(t.deliveries.delete())
-                    queue_backlog(service, url, total)
                     procs = [_worker(database_url, "--max-concurrency", "32", "--per-host-concurrency", "32") for _ in range(workers)]
                     try:
-                        elapsed = _wait_delivered(service, total, 600, procs)
+                        # Time the draining, not the start-up: the workers are idle and listening
+                        # before the backlog appears (with the NOTIFY a host's enqueue sends).
+                        deadline = time.monotonic() + 60
+                        while _listening_workers(service) < workers:
+                            if time.monotonic() > deadline:
+                                raise RuntimeError("the workers did not start listening within 60 s")
+                            time.sleep(0.1)
+                        before = sum(_cpu_seconds(p.pid) for p in procs)
+                        started = time.perf_counter()
+                        queue_backlog(service, url, total)
+                        with service.engine.begin() as conn:
+                            queue.notify(conn)
+                        elapsed = _wait_delivered(service, total, 600, procs, started)
+                        cpu[workers] = round((sum(_cpu_seconds(p.pid) for p in procs) - before) / elapsed, 2)
                     finally:
                         for proc in procs:
                             proc.terminate()
@@ -362,7 +387,15 @@ def scenario_postgres(quick: bool) -> None:
             server.stop()
     emit("postgres_workers", sink_delay_ms=50, deliveries=total, max_concurrency_per_worker=32,
          one_worker_per_s=round(rates[1], 1), two_workers_per_s=round(rates[2], 1),
-         scaling=round(rates[2] / rates[1], 2), target_scaling=1.6)
+         scaling=round(rates[2] / rates[1], 2), workers_cpu_cores={"1": cpu[1], "2": cpu[2]},
+         cores=os.cpu_count(), target_scaling=1.6)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 SCENARIOS: dict[str, Callable[[bool], None]] = {
