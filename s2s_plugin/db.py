@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import threading
+import weakref
+from typing import Optional
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConfigError
+
+# Each SQLite engine's write turn (see make_engine), for code that begins transactions on the
+# DB-API connection itself (rawsql) and must take its turn like SQLAlchemy's "begin" event does.
+_TURNS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
 def make_engine(database_url: str) -> Engine:
@@ -48,6 +54,7 @@ def make_engine(database_url: str) -> Engine:
     # one process queue on this lock instead, so the dispatcher, the host's requests and on_conversion
     # take turns within microseconds. Other processes still meet the busy timeout.
     turn = threading.Lock()
+    _TURNS[engine] = turn
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
@@ -68,6 +75,12 @@ def make_engine(database_url: str) -> Engine:
             turn.release()
 
     return engine
+
+
+def write_turn(engine: Engine) -> Optional[threading.Lock]:
+    """The lock a thread holds while it has a write transaction open on a SQLite engine made by
+    ``make_engine``; None for PostgreSQL and for engines made elsewhere."""
+    return _TURNS.get(engine)
 
 
 def is_postgres(engine: Engine) -> bool:
