@@ -416,7 +416,7 @@ class Store:
             "host": host_key(planned.url),
             "lane": 0,
             "age_from": now,
-            "secrets": join_secrets(rule.secrets),
+            "secrets": join_secrets(rule.secrets) if rule.secrets else None,
             "created_at": now,
             "updated_at": now,
         }
