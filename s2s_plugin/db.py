@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Optional
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -12,8 +11,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConfigError
 
-# Each SQLite engine's write turn (see make_engine), for code that begins transactions on the
-# DB-API connection itself (rawsql) and must take its turn like SQLAlchemy's "begin" event does.
+#: Per SQLite engine, the lock its write transactions take turns on (see ``make_engine``).
 _TURNS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
@@ -53,8 +51,7 @@ def make_engine(database_url: str) -> Engine:
     # SQLite answers a busy database by sleeping (1, 2, 5 ... 100 ms) and trying again: threads of
     # one process queue on this lock instead, so the dispatcher, the host's requests and on_conversion
     # take turns within microseconds. Other processes still meet the busy timeout.
-    turn = threading.Lock()
-    _TURNS[engine] = turn
+    turn = _TURNS[engine] = threading.Lock()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
@@ -77,9 +74,8 @@ def make_engine(database_url: str) -> Engine:
     return engine
 
 
-def write_turn(engine: Engine) -> Optional[threading.Lock]:
-    """The lock a thread holds while it has a write transaction open on a SQLite engine made by
-    ``make_engine``; None for PostgreSQL and for engines made elsewhere."""
+def write_turn(engine: Engine) -> "threading.Lock | None":
+    """The lock a SQLite engine's write transactions take turns on (None for other databases)."""
     return _TURNS.get(engine)
 
 

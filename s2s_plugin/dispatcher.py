@@ -45,8 +45,10 @@ log = logging.getLogger("s2s_postback.delivery")
 _ORPHAN_REPORT_AFTER = 300.0
 #: How often the loop looks for skipped postbacks and orphaned attempts to report.
 _REPORT_EVERY = 1.0
-#: Finished attempts wait up to this long to be written together (one transaction for many).
+#: Finished attempts wait up to this long to be written together (one transaction for many)...
 _FLUSH_EVERY = 0.02
+#: ... or until this many are waiting: one write per batch, not per attempt, at any concurrency.
+_FLUSH_BATCH = 64
 
 Build = Callable[[Any], tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]]
 
@@ -245,8 +247,7 @@ class Dispatcher:
             room = 2 * settings.max_concurrency - held
             retries_held = self._retries_in_flight + sum(1 for row in self._waiting if row.lane)
             full = [h for h, n in self._held_per_host.items() if n >= 2 * settings.per_host_concurrency]
-            # Claim in batches, not one row per freed slot; but never leave the senders idle.
-            worth_it = room >= min(settings.claim_batch, settings.max_concurrency) or held < settings.max_concurrency
+            worth_it = self._claim_worth_it(held)
         if room > 0 and worth_it:
             room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
@@ -265,6 +266,13 @@ class Dispatcher:
             if extra:
                 queue.release_many(self.engine, extra)
         return self._start_waiting()
+
+    def _claim_worth_it(self, held: int) -> bool:
+        """Whether to claim with ``held`` deliveries claimed: in batches, not one row per freed
+        slot; but never leaving the senders idle."""
+        settings = self.settings
+        room = 2 * settings.max_concurrency - held
+        return room >= min(settings.claim_batch, settings.max_concurrency) or held < settings.max_concurrency
 
     def _start_waiting(self) -> int:
         started = 0
@@ -308,8 +316,17 @@ class Dispatcher:
                 if not self._results:
                     self._first_result_at = time.monotonic()
                 self._results.append(done)
+            # Wake the loop only when it has something to do: a first result to time a write by,
+            # a full batch to write, room to claim into, or nothing left in flight. Waking it for
+            # every attempt costs a thread switch per postback.
+            wake = (
+                len(self._results) in (1, _FLUSH_BATCH)
+                or not self._in_flight
+                or self._claim_worth_it(len(self._in_flight) + len(self._waiting))
+            )
         self._start_waiting()
-        self._wake.set()
+        if wake:
+            self._wake.set()
 
     def _finish_in_flight(self, grace: float) -> None:
         deadline = time.monotonic() + grace
@@ -334,7 +351,7 @@ class Dispatcher:
             with self._lock:
                 if not force and self._results and self._in_flight:
                     # More are about to finish: wait for a fuller batch, but not long.
-                    full = len(self._results) >= max(1, self.settings.max_concurrency // 2)
+                    full = len(self._results) >= _FLUSH_BATCH
                     if not full and time.monotonic() - (self._first_result_at or 0) < _FLUSH_EVERY:
                         return
                 batch = list(self._results)

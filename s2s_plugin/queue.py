@@ -14,14 +14,16 @@ have as many attempts in flight as allowed are left out of the claim.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import time
 from collections.abc import Collection, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, text, update
 
+from . import rawdb
 from . import tables as t
 
 D = t.deliveries
@@ -44,44 +46,42 @@ class Completion:
     reason: str
 
 
+_TABLE = D.name
+_COLUMNS = [c.name for c in D.c]
+
+#: A claimed delivery: the ``s2s_deliveries`` row with its new lease token, fields named as the columns.
+ClaimedDelivery = collections.namedtuple("ClaimedDelivery", _COLUMNS)  # type: ignore[misc]
+
+
 @functools.lru_cache(maxsize=None)
-def _pick_query(dialect: str, kind: str, skip_hosts: bool, skip_ids: bool) -> Any:
-    """The claim's selects, built once per shape: building a statement costs more than running it."""
-    now = bindparam("b_now")
+def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
+    """The claim's select of one kind, written once per shape (how many hosts and ids are left out)."""
     if kind == "expired":
-        where = [D.c.state == "leased", D.c.lease_until <= now]
-        order = D.c.lease_until
+        where, order = ["state = 'leased'", "lease_until <= ?"], "lease_until"
     else:
-        where = [D.c.state == "due", D.c.next_attempt_at <= now, D.c.lane == (RETRY_LANE if kind == "retry" else FRESH)]
-        order = D.c.next_attempt_at
-    if skip_hosts:
-        where.append(D.c.host.not_in(bindparam("b_hosts", expanding=True)))
-    if skip_ids:
-        where.append(D.c.id.not_in(bindparam("b_ids", expanding=True)))
-    query = select(D.c.id).where(*where).order_by(order).limit(bindparam("b_limit"))
-    if dialect == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return query
+        where, order = ["state = 'due'", "next_attempt_at <= ?", f"lane = {RETRY_LANE if kind == 'retry' else FRESH}"], "next_attempt_at"
+    if hosts:
+        where.append(f"host NOT IN ({rawdb.placeholders(hosts)})")
+    if skip:
+        where.append(f"id NOT IN ({rawdb.placeholders(skip)})")
+    sql = f"SELECT id FROM {_TABLE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+    # Concurrent workers take disjoint rows without waiting for each other.
+    return sql + " FOR UPDATE SKIP LOCKED" if postgres else sql
 
 
-def _pick(conn: Connection, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = ()) -> list[int]:
+def _pick(cur: rawdb.Cursor, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = ()) -> list[int]:
     if limit <= 0:
         return []
-    query = _pick_query(conn.dialect.name, kind, bool(hosts), bool(skip))
-    params: dict[str, Any] = {"b_now": now, "b_limit": limit}
-    if hosts:
-        params["b_hosts"] = hosts
-    if skip:
-        params["b_ids"] = list(skip)
-    return list(conn.execute(query, params).scalars())
+    sql = _pick_sql(cur.postgres, kind, len(hosts), len(skip))
+    return [r[0] for r in cur.execute(sql, [now, *hosts, *skip, limit]).fetchall()]
 
 
-_LEASE = (
-    update(D)
-    .where(D.c.id.in_(bindparam("b_ids", expanding=True)))
-    .values(state="leased", lease_token=D.c.lease_token + 1, lease_until=bindparam("b_until"), updated_at=bindparam("b_now"))
-    .returning(*D.c)
-)
+@functools.lru_cache(maxsize=None)
+def _lease_sql(count: int) -> str:
+    return (
+        f"UPDATE {_TABLE} SET state = 'leased', lease_token = lease_token + 1, lease_until = ?, updated_at = ? "
+        f"WHERE id IN ({rawdb.placeholders(count)}) RETURNING {', '.join(_COLUMNS)}"
+    )
 
 
 def claim(
@@ -97,47 +97,46 @@ def claim(
     first attempts (retry room left unused goes to first attempts), oldest due first.
 
     :param exclude_hosts: host keys to leave alone (their per-host limit is reached).
-    :return: the claimed rows, with their new lease tokens.
+    :return: the claimed rows (``ClaimedDelivery``), with their new lease tokens.
     """
     now = time.time() if now is None else now
     total = fresh + retries
     if total <= 0:
         return []
     hosts = list(exclude_hosts)
-    with engine.begin() as conn:
+    with rawdb.transaction(engine) as cur:
         # A worker died holding these: they were due before anything else.
-        ids = _pick(conn, "expired", total, now, hosts)
-        ids += _pick(conn, "retry", min(retries, total - len(ids)), now, hosts)
-        ids += _pick(conn, "fresh", total - len(ids), now, hosts)
+        ids = _pick(cur, "expired", total, now, hosts)
+        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts)
+        ids += _pick(cur, "fresh", total - len(ids), now, hosts)
         if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
-            ids += _pick(conn, "retry", total - len(ids), now, hosts, skip=ids)
+            ids += _pick(cur, "retry", total - len(ids), now, hosts, skip=ids)
         if not ids:
             return []
-        rows = conn.execute(_LEASE, {"b_ids": ids, "b_until": now + lease_seconds, "b_now": now}).all()
+        rows = [ClaimedDelivery._make(r) for r in cur.execute(_lease_sql(len(ids)), [now + lease_seconds, now, *ids]).fetchall()]
     order = {delivery_id: n for n, delivery_id in enumerate(ids)}
     return sorted(rows, key=lambda row: order[row.id])
 
 
 _COMPLETE = (
-    update(D)
-    .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
-    .values(
-        state=bindparam("b_state"),
-        attempts=D.c.attempts + 1,
-        next_attempt_at=bindparam("b_next"),
-        lease_until=None,
-        lane=bindparam("b_lane"),
-        reason=bindparam("b_reason"),
-        http_status=bindparam("b_http_status"),
-        updated_at=bindparam("b_now"),
-    )
+    f"UPDATE {_TABLE} SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, lane = ?, "
+    "reason = ?, http_status = ?, updated_at = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
+)
+_ATTEMPT_COLUMNS = [c.name for c in A.c if c.name != "id"]
+_INSERT_ATTEMPT = (
+    f"INSERT INTO {A.name} ({', '.join(_ATTEMPT_COLUMNS)}) VALUES ({rawdb.placeholders(len(_ATTEMPT_COLUMNS))}) RETURNING id"
 )
 
 
-_MARK_REPORTED = update(A).where(A.c.id.in_(bindparam("b_ids", expanding=True))).values(reported=True)
-_CURRENT = select(D.c.id, D.c.lease_token).where(D.c.id.in_(bindparam("b_ids", expanding=True)), D.c.state == "leased")
-_CURRENT_LOCKED = _CURRENT.with_for_update()
-_INSERT_ATTEMPTS = insert(A).returning(A.c.id, sort_by_parameter_order=True)
+@functools.lru_cache(maxsize=None)
+def _current_sql(postgres: bool, count: int) -> str:
+    sql = f"SELECT id, lease_token FROM {_TABLE} WHERE id IN ({rawdb.placeholders(count)}) AND state = 'leased'"
+    return sql + " FOR UPDATE" if postgres else sql
+
+
+@functools.lru_cache(maxsize=None)
+def _mark_reported_sql(count: int) -> str:
+    return f"UPDATE {A.name} SET reported = ? WHERE id IN ({rawdb.placeholders(count)})"
 
 
 def complete_many(
@@ -152,33 +151,37 @@ def complete_many(
         mark_reported(engine, reported)
         return []
     now = time.time()
-    with engine.begin() as conn:
-        if reported:
-            conn.execute(_MARK_REPORTED, {"b_ids": list(reported)})
-        current = _CURRENT_LOCKED if conn.dialect.name == "postgresql" else _CURRENT
-        tokens = {r.id: r.lease_token for r in conn.execute(current, {"b_ids": [row.id for row, _ in done]})}
+    with rawdb.transaction(engine) as cur:
+        _mark(cur, reported)
+        ids = [row.id for row, _ in done]
+        tokens = dict(cur.execute(_current_sql(cur.postgres, len(ids)), ids).fetchall())
         winners = [(n, row, result) for n, (row, result) in enumerate(done) if tokens.get(row.id) == row.lease_token]
         if not winners:
             return [None] * len(done)
-        conn.execute(
+        cur.executemany(
             _COMPLETE,
             [
-                {
-                    "b_id": row.id, "b_token": row.lease_token, "b_state": result.state, "b_next": result.next_attempt_at,
-                    "b_lane": RETRY_LANE if result.state == "due" else row.lane, "b_reason": result.reason,
-                    "b_http_status": result.http_status, "b_now": now,
-                }
+                (
+                    result.state, result.next_attempt_at, RETRY_LANE if result.state == "due" else row.lane, result.reason,
+                    result.http_status, now, row.id, row.lease_token,
+                )
                 for _, row, result in winners
             ],
         )
-        ids = conn.execute(
-            _INSERT_ATTEMPTS,
-            [{"delivery_id": row.id, **result.attempt} for _, row, result in winners],
-        ).scalars().all()
+        attempt_ids = cur.insert_returning_ids(
+            _INSERT_ATTEMPT,
+            [[row.id if name == "delivery_id" else result.attempt.get(name) for name in _ATTEMPT_COLUMNS] for _, row, result in winners],
+        )
     out: list[Optional[int]] = [None] * len(done)
-    for (n, _, _), attempt_id in zip(winners, ids):
+    for (n, _, _), attempt_id in zip(winners, attempt_ids):
         out[n] = attempt_id
     return out
+
+
+def _mark(cur: rawdb.Cursor, attempt_ids: Sequence[int]) -> None:
+    for start in range(0, len(attempt_ids), 500):
+        chunk = list(attempt_ids[start : start + 500])
+        cur.execute(_mark_reported_sql(len(chunk)), [True, *chunk])
 
 
 def complete(engine: Engine, row: Any, done: Completion) -> Optional[int]:
@@ -264,8 +267,8 @@ def mark_reported(engine: Engine, attempt_ids: Sequence[int] | int) -> None:
     """Note that attempts reached ``on_postback_sent``."""
     ids = [attempt_ids] if isinstance(attempt_ids, int) else list(attempt_ids)
     if ids:
-        with engine.begin() as conn:
-            conn.execute(_MARK_REPORTED, {"b_ids": ids})
+        with rawdb.transaction(engine) as cur:
+            _mark(cur, ids)
 
 
 def make_due(engine: Engine, delivery_ids: Sequence[int], now: Optional[float] = None) -> int:

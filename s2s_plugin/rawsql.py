@@ -1,14 +1,12 @@
-"""Statements run on the DB-API connection itself, for the few hot paths (``on_conversion``).
+"""Core statements compiled once and run on the DB-API connection, for ``on_conversion``.
 
 A SQLAlchemy Core ``execute`` costs 70-100 µs of Python (compiled-cache lookup, events, result
 set-up), more than SQLite takes to run a one-row statement, and ``Engine.begin()`` costs as much
-again. Here a Core statement is compiled once per dialect (``compile_raw``) into its SQL and the
-order of its parameters, and ``raw_transaction`` runs such statements on the pooled DB-API
-connection in one transaction, begun as ``make_engine``'s engines begin theirs (``BEGIN
-IMMEDIATE`` and the engine's write turn on SQLite; psycopg's implicit transaction on PostgreSQL).
-
-Database errors come out as SQLAlchemy's exceptions (``sqlalchemy.exc.OperationalError`` and so
-on), as they would from Core, and a connection the database dropped is invalidated in the pool.
+again. ``compile_raw`` compiles a Core statement once per dialect into its SQL and the order of
+its parameters (so the tables stay described in one place, tables.py, with their defaults), and
+``raw_transaction`` runs such statements in a ``rawdb.transaction`` (``BEGIN IMMEDIATE`` and the
+engine's write turn on SQLite), with named rows and SQLAlchemy's exceptions
+(``sqlalchemy.exc.IntegrityError``...) as Core would give.
 """
 
 from __future__ import annotations
@@ -17,18 +15,15 @@ import collections
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
-from .db import write_turn
+from . import rawdb
 
 _NO_VALUES: Mapping[str, Any] = {}
-
-# make_engine's "begin" event waits as long for the write turn (db.py).
-_TURN_TIMEOUT = 30.0
 
 
 @dataclasses.dataclass(eq=False)
@@ -114,24 +109,14 @@ class RawTransaction:
         self._dialect = dialect
         self._dbapi_error: type[BaseException] = dialect.loaded_dbapi.Error
         self.dialect_name: str = dialect.name
-        #: the database dropped the connection: it must not go back to the pool.
-        self.disconnected = False
 
     def execute(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """Run ``statement`` with ``values`` (by bind name); returns the DB-API cursor."""
-        parameters = statement.parameters(values)
-        try:
-            self._cursor.execute(statement.sql, parameters)
-        except self._dbapi_error as error:
-            self.raise_error(error, statement.sql, parameters)
-        return self._cursor
+        return self._run(statement.sql, statement.parameters(values))
 
     def execute_sql(self, sql: str) -> None:
-        """Run SQL that takes no parameters (``NOTIFY``, ``BEGIN IMMEDIATE``)."""
-        try:
-            self._cursor.execute(sql)
-        except self._dbapi_error as error:
-            self.raise_error(error, sql, None)
+        """Run SQL that takes no parameters (``NOTIFY``)."""
+        self._run(sql, None)
 
     def first(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The first row of ``statement``'s result, or None."""
@@ -153,12 +138,16 @@ class RawTransaction:
         row = self.execute(statement, values).fetchone()
         return None if row is None else row[0]
 
-    def raise_error(self, error: BaseException, sql: str, parameters: Any) -> NoReturn:
-        """Raise a DB-API ``error`` as the SQLAlchemy exception Core would raise for it."""
-        self.disconnected = self.disconnected or self._dialect.is_disconnect(error, None, self._cursor)
-        raise exc.DBAPIError.instance(
-            sql, parameters, error, self._dbapi_error, connection_invalidated=self.disconnected, dialect=self._dialect
-        ) from error
+    def _run(self, sql: str, parameters: Any) -> Any:
+        try:
+            if parameters is None:
+                self._cursor.execute(sql)
+            else:
+                self._cursor.execute(sql, parameters)
+        except self._dbapi_error as error:
+            # The exception Core would raise, so callers handle one family of errors.
+            raise exc.DBAPIError.instance(sql, parameters, error, self._dbapi_error, dialect=self._dialect) from error
+        return self._cursor
 
     @staticmethod
     def _row_type(statement: RawStatement, cursor: Any) -> Any:
@@ -170,49 +159,7 @@ class RawTransaction:
 
 @contextlib.contextmanager
 def raw_transaction(engine: Engine) -> Iterator[RawTransaction]:
-    """A transaction on a pooled DB-API connection of ``engine``: committed when the block ends,
-    rolled back when it raises.
-
-    On SQLite it begins with ``BEGIN IMMEDIATE`` and holds the engine's write turn (``db.write_turn``)
-    until it ends, exactly like a Core transaction of ``make_engine``'s engine.
-    """
-    dialect = engine.dialect
-    dbapi_error = dialect.loaded_dbapi.Error
-    try:
-        connection = engine.raw_connection()
-    except dbapi_error as error:
-        raise exc.DBAPIError.instance(None, None, error, dbapi_error, dialect=dialect) from error
-    turn = write_turn(engine)
-    # A thread that nests transactions would wait for itself: after the timeout it goes ahead
-    # without its turn and SQLite's own locking decides (as db.make_engine's "begin" event does).
-    took = turn.acquire(timeout=_TURN_TIMEOUT) if turn is not None else False
-    transaction: Optional[RawTransaction] = None
-    try:
-        transaction = RawTransaction(connection.cursor(), dialect)
-        if dialect.name == "sqlite":
-            # Take the write lock at BEGIN: read-then-write transactions never deadlock on upgrade.
-            transaction.execute_sql("BEGIN IMMEDIATE")
-        yield transaction
-        try:
-            connection.commit()
-        except dbapi_error as error:
-            transaction.raise_error(error, "COMMIT", None)
-    except BaseException:
-        _roll_back(connection, transaction)
-        raise
-    finally:
-        if took:
-            assert turn is not None
-            turn.release()
-        connection.close()
-
-
-def _roll_back(connection: Any, transaction: Optional[RawTransaction]) -> None:
-    """Roll back after a failure; a connection that cannot be rolled back leaves the pool."""
-    if transaction is not None and transaction.disconnected:
-        connection.invalidate()
-        return
-    try:
-        connection.rollback()
-    except Exception:  # the original error is the one worth raising
-        connection.invalidate()
+    """A ``rawdb.transaction`` of ``engine`` that runs ``RawStatement``s: committed when the block
+    ends, rolled back when it raises."""
+    with rawdb.transaction(engine) as cursor:
+        yield RawTransaction(cursor.raw, engine.dialect)

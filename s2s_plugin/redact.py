@@ -57,6 +57,8 @@ def join_secrets(names: Iterable[str]) -> Optional[str]:
 def redact_url(url: str, secrets: Iterable[str]) -> str:
     """``url`` with the values of secret query parameters (and a userinfo password) masked."""
     names = set(parse_secrets(list(secrets)))
+    if not names and "@" not in url:  # the common case: nothing that could need masking
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket
+import time
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -39,8 +40,41 @@ def is_forbidden_address(address: str) -> bool:
     )
 
 
-def check_target(url: str, *, allow_private: bool) -> TargetCheck:
-    """Check a postback URL before sending it (resolving its host name once)."""
+class Resolver:
+    """Host name lookups remembered for ``ttl`` seconds (successful ones only).
+
+    A source's postbacks all go to one or two host names: looking each up again for every postback
+    adds a DNS round trip to every attempt. Whatever the cache answers is checked like a fresh
+    answer, and the connection is pinned to it, so caching never lets an unchecked address through.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._known: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
+
+    def addresses(self, host: str, port: int) -> tuple[str, ...]:
+        """The addresses of ``host``, in the resolver's order.
+
+        :raises socket.gaierror: when the name does not resolve.
+        """
+        now = time.monotonic()
+        known = self._known.get((host, port))
+        if known is not None and known[0] > now:
+            return known[1]
+        addresses = _lookup(host, port)
+        if len(self._known) >= self.size:
+            self._known.clear()  # many names at once is rare: start over rather than track ages
+        self._known[(host, port)] = (now + self.ttl, addresses)
+        return addresses
+
+
+def _lookup(host: str, port: int) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)))
+
+
+def check_target(url: str, *, allow_private: bool, resolver: Optional[Resolver] = None) -> TargetCheck:
+    """Check a postback URL before sending it (resolving its host name once, or through ``resolver``)."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
         return TargetCheck(False, f"URL scheme {parts.scheme or 'none'!r} is refused: only http and https")
@@ -52,10 +86,9 @@ def check_target(url: str, *, allow_private: bool) -> TargetCheck:
     except ValueError:
         return TargetCheck(False, "the URL's port is not a number between 0 and 65535")
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        addresses = resolver.addresses(host, port) if resolver is not None else _lookup(host, port)
     except (socket.gaierror, UnicodeError) as exc:
         return TargetCheck(False, f"host {host} could not be resolved ({exc})", retryable=True)
-    addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
     if not allow_private:
         for address in addresses:
             if is_forbidden_address(address):

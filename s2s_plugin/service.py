@@ -378,15 +378,16 @@ class PostbackService:
             PostbackRequest(
                 method=row.method,
                 url=row.url,
-                headers=headers_of(row),
+                headers=headers_of(row) if row.headers else {},
                 body=row.body.encode("utf-8") if row.body else None,
+                template=row.template,
+                rule_id=row.rule_id,
             )
         )
         success_body = None
         if row.template:
             chosen = self.templates().get(row.template)
             success_body = chosen.success_body if chosen else None
-        request = dataclasses.replace(request, template=row.template, rule_id=row.rule_id)
         if not self.pm.hook.prepare_request.get_hookimpls():  # the common case: no click to load
             return request, None, success_body, None
         click = self.store.load_click(row.subid)

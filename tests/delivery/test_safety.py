@@ -4,6 +4,7 @@ hop by hop, truncated answers, marked secrets redacted everywhere the log keeps 
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy import select
 import hookspecs
 from s2s_plugin import safety
 from s2s_plugin import tables as t
-from s2s_plugin.safety import check_target
+from s2s_plugin.safety import Resolver, check_target
 from sample_host.standin import Reply
 
 from .conftest import click, convert
@@ -140,3 +141,33 @@ def test_marked_secrets_are_sent_but_never_logged(make_s2s, standin, host):
     logged += str(s2s.explain("s1")) + str(s2s.explain("s1").to_dict())
     assert "SeCrEt" not in logged
     assert "api_key=[REDACTED]" in logged and "c=X1" in logged and '"password": "[REDACTED]"' in logged
+
+
+def test_resolver_remembers_a_name_for_its_ttl_and_still_checks_the_answer(monkeypatch):
+    answers = {"source.example": "93.184.216.34", "inside.example": "10.0.0.7"}
+    lookups: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        lookups.append(host)
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (answers[host], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    resolver = Resolver(ttl=0.2)
+    for _ in range(3):
+        assert check_target("http://source.example/pb", allow_private=False, resolver=resolver).addresses == ("93.184.216.34",)
+    assert lookups == ["source.example"]
+    # A remembered private answer is refused every time, like a fresh one.
+    for _ in range(2):
+        verdict = check_target("http://inside.example/pb", allow_private=False, resolver=resolver)
+        assert not verdict.ok and "10.0.0.7" in verdict.reason
+    assert lookups.count("inside.example") == 1
+    # Failures are not remembered: the next attempt asks again.
+    for _ in range(2):
+        verdict = check_target("http://missing.example/pb", allow_private=False, resolver=resolver)
+        assert not verdict.ok and verdict.retryable
+    assert lookups.count("missing.example") == 2
+    time.sleep(0.25)
+    check_target("http://source.example/pb", allow_private=False, resolver=resolver)
+    assert lookups.count("source.example") == 2  # looked up again once its time was up
