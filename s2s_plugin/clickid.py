@@ -24,6 +24,8 @@ _UNSUBSTITUTED = [
     re.compile(r"^_~[^~]+~_$"),  # _~click_id~_
     re.compile(r"^<[^<>]+>$"),  # <click_id>
 ]
+# One pattern for all of them: a click id is checked for every postback of every conversion.
+_UNSUBSTITUTED_ANY = re.compile("|".join(f"(?:{pattern.pattern})" for pattern in _UNSUBSTITUTED))
 # Values that are certainly not a click id: empty markers from scripts, and macro names written
 # without their delimiters (copied from a documentation page).
 _JUNK = {
@@ -41,7 +43,7 @@ def unsubstituted_macro(value: Optional[str]) -> Optional[str]:
         return None
     text = value.strip()
     for candidate in dict.fromkeys((text, unquote(text).strip())):
-        if candidate and any(pattern.match(candidate) for pattern in _UNSUBSTITUTED):
+        if candidate and _UNSUBSTITUTED_ANY.match(candidate):
             return text
     return None
 

@@ -6,6 +6,7 @@ The values come from a lookup function, so the same renderer serves URLs, bodies
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -42,10 +43,21 @@ class Rendered:
 
 def find_macros(template: str) -> list[MacroUse]:
     """Every macro in ``template``, in order."""
-    return [
-        MacroUse(name=m.group(2), argument=m.group(3), raw=bool(m.group(1)), text=m.group(0))
-        for m in MACRO_RE.finditer(template or "")
-    ]
+    return [macro for _literal, macro in _parts(template or "") if macro is not None]
+
+
+# A rule's templates are rendered for every conversion: each is split into parts once.
+@functools.lru_cache(maxsize=1024)
+def _parts(template: str) -> tuple[tuple[str, Optional[MacroUse]], ...]:
+    """``template`` as (literal text, the macro after it) pairs; the last pair has no macro."""
+    parts: list[tuple[str, Optional[MacroUse]]] = []
+    start = 0
+    for m in MACRO_RE.finditer(template):
+        macro = MacroUse(name=m.group(2), argument=m.group(3), raw=bool(m.group(1)), text=m.group(0))
+        parts.append((template[start : m.start()], macro))
+        start = m.end()
+    parts.append((template[start:], None))
+    return tuple(parts)
 
 
 # Text that cannot be UTF-8 (a lone surrogate from a badly decoded click) becomes "?" instead of
@@ -91,23 +103,26 @@ def render(template: str, lookup: Lookup, *, encoding: str = "url") -> Rendered:
         JSON string), ``header`` (control characters dropped) or ``text``. ``{_name}`` values are
         inserted raw (in URLs minus what no URL may hold, in headers minus control characters).
     """
-    unknown: list[str] = []
     encode = ENCODERS[encoding]
-
-    def substitute(match: re.Match[str]) -> str:
-        raw, name, argument = bool(match.group(1)), match.group(2), match.group(3)
-        value = lookup(name, argument)
-        if value is None and raw:
+    parts = _parts(template or "")
+    if len(parts) == 1:
+        return Rendered(text=parts[0][0])
+    unknown: list[str] = []
+    pieces: list[str] = []
+    for literal, macro in parts:
+        pieces.append(literal)
+        if macro is None:
+            break
+        value = lookup(macro.name, macro.argument)
+        if value is None and macro.raw:
             # ``{_foo}`` where ``_foo`` itself is the name (a click parameter starting with "_").
-            value = lookup("_" + name, argument)
+            value = lookup("_" + macro.name, macro.argument)
         if value is None:
-            unknown.append(match.group(0))
-            return ""
-        if raw:
-            if encoding == "url":
-                return encode_raw_value(value)
-            return encode_header_value(value) if encoding == "header" else value
-        return encode(value)
-
-    text = MACRO_RE.sub(substitute, template or "")
-    return Rendered(text=text, unknown=tuple(unknown))
+            unknown.append(macro.text)
+        elif not macro.raw:
+            pieces.append(encode(value))
+        elif encoding == "url":
+            pieces.append(encode_raw_value(value))
+        else:
+            pieces.append(encode_header_value(value) if encoding == "header" else value)
+    return Rendered(text="".join(pieces), unknown=tuple(unknown))

@@ -7,6 +7,7 @@ one ``PlannedPostback`` per rule: due to be sent, or skipped with the reason an 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Optional
 from urllib.parse import urlsplit
@@ -47,7 +48,13 @@ def describe_rule(rule: PostbackRule) -> str:
 
 def uses_click_id(rule: PostbackRule) -> bool:
     """Whether the rule's URL or body needs the source's click id (``{external_id}`` or an alias)."""
-    return any(canonical_name(m.name) == "external_id" for m in find_macros(rule.url + (rule.body or "")))
+    return _uses_click_id(rule.url, rule.body)
+
+
+# Asked for every conversion of a rule: the answer depends on its templates only.
+@functools.lru_cache(maxsize=1024)
+def _uses_click_id(url: str, body: Optional[str]) -> bool:
+    return any(canonical_name(m.name) == "external_id" for m in find_macros(url + (body or "")))
 
 
 def body_encoding(body: str) -> str:
@@ -143,14 +150,16 @@ def plan_one(
         )
 
     values = MacroValues(click, conversion, rule, amount, click_id_param=param)
-    context = ResolveContext(click=click, conversion=conversion, rule=rule)
+    lookup: Callable[[str, Optional[str]], Optional[str]] = values.lookup
+    if macro_hook is not None:
+        hook = macro_hook
+        context = ResolveContext(click=click, conversion=conversion, rule=rule)
 
-    def lookup(name: str, argument: Optional[str]) -> Optional[str]:
-        if macro_hook is not None:
-            value = macro_hook(name, argument, context)
-            if value is not None:
-                return str(value)
-        return values.lookup(name, argument)
+        def hooked_lookup(name: str, argument: Optional[str]) -> Optional[str]:
+            value = hook(name, argument, context)
+            return str(value) if value is not None else values.lookup(name, argument)
+
+        lookup = hooked_lookup
 
     url = render(rule.url, lookup, encoding="url")
     body = render(rule.body, lookup, encoding=body_encoding(rule.body)) if rule.body else None

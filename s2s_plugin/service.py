@@ -311,7 +311,9 @@ class PostbackService:
         check_status(conversion.status)
         if conversion.payout is not None:
             # Hosts may pass floats or strings; a float must not leak noise into a postback.
-            conversion = dataclasses.replace(conversion, payout=coerce_payout(conversion.payout))
+            payout = coerce_payout(conversion.payout)
+            if payout is not conversion.payout:
+                conversion = dataclasses.replace(conversion, payout=payout)
         # The click is loaded for postback_rules hooks only; the store loads it in its transaction.
         has_rule_hooks = bool(self.pm.hook.postback_rules.get_hookimpls())
         click = conversion.click or (self.store.load_click(conversion.subid) if has_rule_hooks else None)
@@ -350,7 +352,9 @@ class PostbackService:
                     notes[context.rule.id].append(note)
             return first.value
 
-        planned = plan(conversion, click, rules, templates=self.templates(), macro_hook=macro_hook)
+        # Without resolve_macro implementations every macro has its built-in value: no hook call per macro.
+        hooked = bool(hookcalls.implementations(self.pm.hook.resolve_macro))
+        planned = plan(conversion, click, rules, templates=self.templates(), macro_hook=macro_hook if hooked else None)
         return [_with_notes(p, notes.get(p.rule.id)) for p in planned]
 
     def _report(self, attempt: PostbackAttempt) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import threading
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hookspecs import Click, Conversion, PostbackRule
@@ -22,7 +22,8 @@ from . import tables as t
 from .errors import ConfigError
 from .hosts import host_key
 from .money import format_amount
-from .queue import notify
+from .queue import CHANNEL
+from .rawsql import RawStatement, RawTransaction, compile_raw, raw_transaction
 from .redact import join_secrets, redact_body, redact_url
 from .resolve import PlannedPostback
 from .rows import click_from_row, click_values, dumps, epoch, postback_rule, source_rule
@@ -105,31 +106,48 @@ class Store:
         )
         click_query = select(t.clicks).where(t.clicks.c.subid == bindparam("b_subid"))
         self._click = click_query
+        self._rule_cache = _rule_cache(engine)
+        # on_conversion's statements run on the DB-API connection, compiled once (see rawsql).
+        dialect = engine.dialect
+        self._raw_upsert_click = compile_raw(self._upsert_click, dialect, [c.name for c in t.clicks.c])
         # Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
-        self._click_locked = click_query.with_for_update() if engine.dialect.name == "postgresql" else click_query
-        self._known = (
+        self._raw_click_locked = compile_raw(
+            click_query.with_for_update() if dialect.name == "postgresql" else click_query, dialect
+        )
+        self._raw_known = compile_raw(
             select(t.conversions.c.id, t.conversions.c.tid, t.conversions.c.status)
             .where(t.conversions.c.subid == bindparam("b_subid"))
-            .order_by(t.conversions.c.id)
+            .order_by(t.conversions.c.id),
+            dialect,
         )
-        self._source = select(t.sources).where(t.sources.c.source_id == bindparam("b_source"))
-        self._campaign_postbacks = (
-            select(t.postbacks).where(t.postbacks.c.campaign_id == bindparam("b_campaign")).order_by(t.postbacks.c.id)
+        self._raw_source = compile_raw(select(t.sources).where(t.sources.c.source_id == bindparam("b_source")), dialect)
+        self._raw_campaign_postbacks = compile_raw(
+            select(t.postbacks).where(t.postbacks.c.campaign_id == bindparam("b_campaign")).order_by(t.postbacks.c.id),
+            dialect,
         )
-        self._queue_delivery = (
+        self._raw_config_fingerprint = compile_raw(
+            select(
+                select(func.count()).select_from(t.sources).scalar_subquery(),
+                select(func.coalesce(func.sum(t.sources.c.updated_at), 0)).scalar_subquery(),
+                select(func.count()).select_from(t.postbacks).scalar_subquery(),
+                select(func.coalesce(func.sum(t.postbacks.c.updated_at), 0)).scalar_subquery(),
+            ),
+            dialect,
+        )
+        self._raw_new_conversion = compile_raw(
+            insert(t.conversions).returning(t.conversions.c.id), dialect, _NEW_CONVERSION_COLUMNS
+        )
+        self._raw_conversion_updates: dict[tuple[str, ...], RawStatement] = {}
+        self._raw_event = compile_raw(insert(t.events), dialect, [c.name for c in t.events.c if c.name != "id"])
+        # ON CONFLICT: a repeated status change finds its deliveries already queued.
+        self._raw_queue_delivery = compile_raw(
             self._insert(t.deliveries)
             .on_conflict_do_nothing(index_elements=["conversion_id", "status", "rule_id"])
-            .returning(t.deliveries.c.id)
+            .returning(t.deliveries.c.id),
+            dialect,
+            _DELIVERY_COLUMNS,
         )
-        # A new conversion's deliveries cannot conflict: one multi-row INSERT for all of them.
-        self._queue_new_deliveries = insert(t.deliveries).returning(t.deliveries.c.id, sort_by_parameter_order=True)
-        self._rule_cache = _rule_cache(engine)
-        self._config_fingerprint = select(
-            select(func.count()).select_from(t.sources).scalar_subquery(),
-            select(func.coalesce(func.sum(t.sources.c.updated_at), 0)).scalar_subquery(),
-            select(func.count()).select_from(t.postbacks).scalar_subquery(),
-            select(func.coalesce(func.sum(t.postbacks.c.updated_at), 0)).scalar_subquery(),
-        )
+        self._raw_skip_attempt = compile_raw(insert(t.attempts), dialect, _SKIP_ATTEMPT_COLUMNS)
 
     def create_tables(self) -> None:
         """Bring the plugin's tables up to date: create them, or run the pending migrations."""
@@ -213,46 +231,39 @@ class Store:
             elif kind == "postback" and key.isdigit():
                 conn.execute(update(t.postbacks).where(t.postbacks.c.id == int(key)).values(gone=True))
 
-    def rules_for_click(self, conn: Connection, click: Optional[Click]) -> list[PostbackRule]:
-        """The click's source postback and its campaign's S2S postbacks."""
+    def rules_for_click(self, tx: RawTransaction, click: Optional[Click]) -> list[PostbackRule]:
+        """The click's source postback and its campaign's S2S postbacks, read in transaction ``tx``."""
         if click is None:
             return []
         cache = self._rule_cache
-        fingerprint = tuple(conn.execute(self._config_fingerprint).one())
+        fingerprint = tuple(tx.first(self._raw_config_fingerprint))
         rules: list[PostbackRule] = []
         if click.source_id:
             source = cache.get(fingerprint, "source", click.source_id)
             if source is _MISSING:
-                row = conn.execute(self._source, {"b_source": click.source_id}).first()
+                row = tx.first(self._raw_source, {"b_source": click.source_id})
                 source = source_rule(row) if row is not None else None
                 cache.put(fingerprint, "source", click.source_id, source)
             if source is not None:
                 rules.append(source)
         campaign = cache.get(fingerprint, "campaign", click.campaign_id)
         if campaign is _MISSING:
-            campaign = [postback_rule(r) for r in conn.execute(self._campaign_postbacks, {"b_campaign": click.campaign_id})]
+            campaign = [postback_rule(r) for r in tx.all(self._raw_campaign_postbacks, {"b_campaign": click.campaign_id})]
             cache.put(fingerprint, "campaign", click.campaign_id, campaign)
         rules.extend(campaign)
         return rules
 
     # --- clicks -------------------------------------------------------------------------
 
-    def save_click(self, click: Click, conn: Optional[Connection] = None) -> None:
+    def save_click(self, click: Click) -> None:
         """Remember a click (a repeat of the same subid replaces it)."""
-        values = click_values(click)
-        if conn is not None:
-            conn.execute(self._upsert_click, values)
-            return
-        with self.engine.begin() as own:
-            own.execute(self._upsert_click, values)
+        with raw_transaction(self.engine) as tx:
+            tx.execute(self._raw_upsert_click, click_values(click))
 
-    def load_click(self, subid: str, conn: Optional[Connection] = None) -> Optional[Click]:
+    def load_click(self, subid: str) -> Optional[Click]:
         """The remembered click, or None."""
-        if conn is None:
-            with self.engine.connect() as own:
-                row = own.execute(self._click, {"b_subid": subid}).first()
-        else:
-            row = conn.execute(self._click_locked, {"b_subid": subid}).first()
+        with self.engine.connect() as own:
+            row = own.execute(self._click, {"b_subid": subid}).first()
         return click_from_row(row) if row else None
 
     # --- conversions and the outbox -----------------------------------------------------
@@ -272,23 +283,26 @@ class Store:
         when the conversion fires postbacks, so ``explain`` shows it.
         """
         now = time.time()
-        with self.engine.begin() as conn:
+        subid = conversion.subid
+        with raw_transaction(self.engine) as tx:
             if conversion.click is not None:
-                self.save_click(conversion.click, conn)
+                tx.execute(self._raw_upsert_click, click_values(conversion.click))
             # Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
-            click = self.load_click(conversion.subid, conn) or conversion.click
-            known = [KnownConversion(r.id, r.tid, r.status) for r in conn.execute(self._known, {"b_subid": conversion.subid})]
+            row = tx.first(self._raw_click_locked, {"b_subid": subid})
+            click = click_from_row(row) if row is not None else conversion.click
+            known = [KnownConversion(*r) for r in tx.all(self._raw_known, {"b_subid": subid})]
             decision = decide(known, conversion.tid, conversion.status)
-            conversion_id = self._apply_decision(conn, conversion, decision, now)
-            conn.execute(
-                insert(t.events),
+            payout = _amount(conversion.payout)
+            conversion_id = self._apply_decision(tx, conversion, decision, payout, now)
+            tx.execute(
+                self._raw_event,
                 {
-                    "subid": conversion.subid,
+                    "subid": subid,
                     "conversion_id": conversion_id,
                     "tid": conversion.tid,
                     "status": conversion.status,
                     "original_status": conversion.original_status,
-                    "payout": _amount(conversion.payout),
+                    "payout": payout,
                     "decision": decision.kind,
                     "reason": f"{decision.reason}; {note}" if note and decision.fires else decision.reason,
                     "created_at": now,
@@ -302,23 +316,18 @@ class Store:
                 conversion, status=decision.status, click=click,
                 original_status=conversion.original_status or conversion.status,
             )
-            rules = self.rules_for_click(conn, click) + list(extra_rules)
+            rules = self.rules_for_click(tx, click) + list(extra_rules)
             queued = skipped = 0
-            plans = planner(fired, click, rules)
-            rows = [self._delivery_values(fired, conversion_id, click, planned, now, first_delay) for planned in plans]
-            if decision.kind == "new" and rows:
-                # A new conversion has no deliveries yet: nothing can conflict, one statement for all.
-                ids: list[Optional[int]] = list(conn.execute(self._queue_new_deliveries, rows).scalars().all())
-            else:
-                ids = [(lambda found: found[0] if found else None)(conn.execute(self._queue_delivery, v).first()) for v in rows]
-            for planned, delivery_id in zip(plans, ids):
+            for planned in planner(fired, click, rules):
+                values = self._delivery_values(fired, conversion_id, click, planned, payout, now, first_delay)
+                delivery_id = tx.scalar(self._raw_queue_delivery, values)
                 if delivery_id is None:
                     continue  # already queued for this (conversion, status, rule)
                 if planned.state == "skipped":
                     skipped += 1
                     secrets = planned.rule.secrets
-                    conn.execute(
-                        insert(t.attempts),
+                    tx.execute(
+                        self._raw_skip_attempt,
                         {
                             "delivery_id": delivery_id, "attempt": 0, "outcome": "skipped", "method": planned.method,
                             "url": redact_url(planned.url, secrets), "body": redact_body(planned.body, secrets),
@@ -327,11 +336,14 @@ class Store:
                     )
                 else:
                     queued += 1
-            if queued:
-                notify(conn)
+            if queued and tx.dialect_name == "postgresql":
+                # Wakes listening PostgreSQL workers when the transaction commits.
+                tx.execute_sql(f"NOTIFY {CHANNEL}")
             return Recorded(decision, queued, skipped)
 
-    def _apply_decision(self, conn: Connection, conversion: Conversion, decision: StatusDecision, now: float) -> Optional[int]:
+    def _apply_decision(
+        self, tx: RawTransaction, conversion: Conversion, decision: StatusDecision, payout: Optional[str], now: float
+    ) -> Optional[int]:
         values = {
             "status": decision.status,
             "original_status": conversion.original_status,
@@ -339,28 +351,32 @@ class Store:
             "updated_at": now,
         }
         if conversion.payout is not None:
-            values["payout"] = _amount(conversion.payout)
+            values["payout"] = payout
         if decision.kind == "new":
-            return conn.execute(
-                insert(t.conversions),
-                {
-                    "subid": conversion.subid, "tid": (conversion.tid or "").strip(), "params": dumps(conversion.params),
-                    "created_at": now, "payout": _amount(conversion.payout), **values,
-                },
-            ).inserted_primary_key[0]
+            return tx.scalar(
+                self._raw_new_conversion,
+                {**values, "subid": conversion.subid, "tid": (conversion.tid or "").strip(),
+                 "params": dumps(conversion.params), "created_at": now, "payout": payout},
+            )
         if decision.kind == "change":
             if decision.adopt_tid:
                 values["tid"] = (conversion.tid or "").strip()
-            conn.execute(update(t.conversions).where(t.conversions.c.id == decision.conversion_id).values(**values))
+            tx.execute(self._conversion_update(tuple(values)), {**values, "b_id": decision.conversion_id})
         elif decision.adopt_tid and decision.conversion_id is not None:
             # A repeat or a reordered report that carried the tid the conversion lacked: keep the tid,
             # so the next new tid on this click is recognised as a rebill.
-            conn.execute(
-                update(t.conversions)
-                .where(t.conversions.c.id == decision.conversion_id)
-                .values(tid=(conversion.tid or "").strip(), updated_at=now)
-            )
+            values = {"tid": (conversion.tid or "").strip(), "updated_at": now}
+            tx.execute(self._conversion_update(tuple(values)), {**values, "b_id": decision.conversion_id})
         return decision.conversion_id
+
+    def _conversion_update(self, columns: tuple[str, ...]) -> RawStatement:
+        """``UPDATE s2s_conversions SET <columns> WHERE id = :b_id``, compiled on first use."""
+        statement = self._raw_conversion_updates.get(columns)
+        if statement is None:
+            update_one = update(t.conversions).where(t.conversions.c.id == bindparam("b_id"))
+            statement = compile_raw(update_one, self.engine.dialect, columns)
+            self._raw_conversion_updates[columns] = statement
+        return statement
 
     def _delivery_values(
         self,
@@ -368,12 +384,13 @@ class Store:
         conversion_id: int,
         click: Optional[Click],
         planned: PlannedPostback,
+        payout: Optional[str],
         now: float,
         first_delay: float,
     ) -> dict[str, Any]:
         rule = planned.rule
         due = planned.state == "due"
-        values = {
+        return {
             "conversion_id": conversion_id,
             "subid": conversion.subid,
             "tid": (conversion.tid or "").strip() or None,
@@ -383,7 +400,7 @@ class Store:
             "template": rule.template,
             "source_id": rule.source_id or (click.source_id if click else None),
             "campaign_id": rule.campaign_id or (click.campaign_id if click else None),
-            "payout": _amount(conversion.payout),
+            "payout": payout,
             "currency": conversion.currency,
             "method": planned.method,
             "url": planned.url,
@@ -399,8 +416,21 @@ class Store:
             "host": host_key(planned.url),
             "lane": 0,
             "age_from": now,
-            "secrets": join_secrets(rule.secrets),
+            "secrets": join_secrets(rule.secrets) if rule.secrets else None,
             "created_at": now,
             "updated_at": now,
         }
-        return values
+
+
+#: Columns of a new conversion row (all but its id).
+_NEW_CONVERSION_COLUMNS = ("subid", "tid", "status", "original_status", "payout", "currency", "params", "created_at", "updated_at")
+#: Columns ``_delivery_values`` gives (the others keep their defaults).
+_DELIVERY_COLUMNS = (
+    "conversion_id", "subid", "tid", "status", "rule_id", "rule_url", "template", "source_id", "campaign_id", "payout",
+    "currency", "method", "url", "body", "headers", "follow_redirects", "state", "attempts", "next_attempt_at",
+    "lease_token", "reason", "resolve_note", "host", "lane", "age_from", "secrets", "created_at", "updated_at",
+)
+#: Columns of the attempt a skipped delivery records.
+_SKIP_ATTEMPT_COLUMNS = (
+    "delivery_id", "attempt", "outcome", "method", "url", "body", "reason", "started_at", "reported", "response_truncated",
+)
