@@ -14,12 +14,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.dml import Insert
 
 from . import rawdb
 
@@ -43,8 +45,16 @@ class RawStatement:
     defaults: Mapping[str, Any]
     #: ``(position, convert)`` for the parameters whose type converts values for the driver.
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    #: how ``RawTransaction.insert`` learns the new row's id: ``lastrowid``, ``returning`` or "".
+    new_id: str = ""
     #: the row class of the results, made from the first result's column names.
     row_type: Optional[type] = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Picks the values out of a mapping in one C call (runs for every statement of every conversion).
+        self._pick: Callable[[Mapping[str, Any]], Any] = (
+            operator.itemgetter(*self.names) if len(self.names) > 1 else lambda values: tuple(values[n] for n in self.names)
+        )
 
     def parameters(self, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The driver's parameters for ``values`` (by bind name; unknown names are ignored).
@@ -54,12 +64,15 @@ class RawStatement:
         if self.defaults:
             values = {**self.defaults, **values}
         try:
-            ordered = [values[name] for name in self.names]
+            picked = self._pick(values)
         except KeyError as missing:
             raise ValueError(f"a value is required for parameter {missing.args[0]!r} of: {self.sql}") from None
-        for index, convert in self.processors:
-            ordered[index] = convert(ordered[index])
-        return ordered if self.positional else dict(zip(self.keys, ordered))
+        if self.processors:
+            ordered = list(picked)
+            for index, convert in self.processors:
+                ordered[index] = convert(ordered[index])
+            picked = ordered
+        return picked if self.positional else dict(zip(self.keys, picked))
 
 
 def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optional[Sequence[str]] = None) -> RawStatement:
@@ -97,6 +110,22 @@ def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optiona
     return RawStatement(compiled.string, names, keys, positional, defaults, tuple(processors))
 
 
+def compile_raw_insert(statement: Insert, dialect: Dialect, column_keys: Sequence[str]) -> RawStatement:
+    """Compile a one-row INSERT for ``RawTransaction.insert``, which returns the new row's id.
+
+    SQLite gives the id as the cursor's ``lastrowid`` (a ``RETURNING`` clause costs it more than
+    that); other databases answer ``RETURNING`` the primary key.
+    """
+    if dialect.name == "sqlite":
+        raw = compile_raw(statement, dialect, column_keys)
+        raw.new_id = "lastrowid"
+        return raw
+    (key,) = statement.table.primary_key.columns  # type: ignore[attr-defined]
+    raw = compile_raw(statement.returning(key), dialect, column_keys)
+    raw.new_id = "returning"
+    return raw
+
+
 class RawTransaction:
     """One open transaction on a DB-API connection (see ``raw_transaction``).
 
@@ -132,6 +161,15 @@ class RawTransaction:
             return []
         make = self._row_type(statement, cursor)._make
         return [make(row) for row in rows]
+
+    def insert(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Optional[int]:
+        """Run an INSERT made by ``compile_raw_insert``; the new row's id, or None when no row was
+        inserted (``ON CONFLICT DO NOTHING``)."""
+        cursor = self.execute(statement, values)
+        if statement.new_id == "lastrowid":
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+        row = cursor.fetchone()
+        return None if row is None else row[0]
 
     def scalar(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The first column of the first row, or None when there is no row."""

@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .hosts import host_key
 from .money import format_amount
 from .queue import CHANNEL
-from .rawsql import RawStatement, RawTransaction, compile_raw, raw_transaction
+from .rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert, raw_transaction
 from .redact import join_secrets, redact_body, redact_url
 from .resolve import PlannedPostback
 from .rows import click_from_row, click_values, dumps, epoch, postback_rule, source_rule
@@ -134,16 +134,12 @@ class Store:
             ),
             dialect,
         )
-        self._raw_new_conversion = compile_raw(
-            insert(t.conversions).returning(t.conversions.c.id), dialect, _NEW_CONVERSION_COLUMNS
-        )
+        self._raw_new_conversion = compile_raw_insert(insert(t.conversions), dialect, _NEW_CONVERSION_COLUMNS)
         self._raw_conversion_updates: dict[tuple[str, ...], RawStatement] = {}
         self._raw_event = compile_raw(insert(t.events), dialect, [c.name for c in t.events.c if c.name != "id"])
         # ON CONFLICT: a repeated status change finds its deliveries already queued.
-        self._raw_queue_delivery = compile_raw(
-            self._insert(t.deliveries)
-            .on_conflict_do_nothing(index_elements=["conversion_id", "status", "rule_id"])
-            .returning(t.deliveries.c.id),
+        self._raw_queue_delivery = compile_raw_insert(
+            self._insert(t.deliveries).on_conflict_do_nothing(index_elements=["conversion_id", "status", "rule_id"]),
             dialect,
             _DELIVERY_COLUMNS,
         )
@@ -320,7 +316,7 @@ class Store:
             queued = skipped = 0
             for planned in planner(fired, click, rules):
                 values = self._delivery_values(fired, conversion_id, click, planned, payout, now, first_delay)
-                delivery_id = tx.scalar(self._raw_queue_delivery, values)
+                delivery_id = tx.insert(self._raw_queue_delivery, values)
                 if delivery_id is None:
                     continue  # already queued for this (conversion, status, rule)
                 if planned.state == "skipped":
@@ -353,7 +349,7 @@ class Store:
         if conversion.payout is not None:
             values["payout"] = payout
         if decision.kind == "new":
-            return tx.scalar(
+            return tx.insert(
                 self._raw_new_conversion,
                 {**values, "subid": conversion.subid, "tid": (conversion.tid or "").strip(),
                  "params": dumps(conversion.params), "created_at": now, "payout": payout},

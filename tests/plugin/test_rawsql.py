@@ -170,3 +170,21 @@ def test_a_conversion_story_gives_the_same_rows_on_both_databases(engine: Any, m
     ]
     assert [outcome for outcome, _ in skipped] == ["skipped", "skipped"]
     assert events == decisions
+
+
+def test_insert_gives_the_new_id_or_none_when_the_row_was_already_there(engine: Any) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from s2s_plugin.rawsql import compile_raw_insert
+
+    dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    once = dialect_insert(t.deliveries).on_conflict_do_nothing(index_elements=["conversion_id", "status", "rule_id"])
+    statement = compile_raw_insert(once, engine.dialect, list(DELIVERY))
+    with raw_transaction(engine) as tx:
+        first = tx.insert(statement, DELIVERY)
+        again = tx.insert(statement, DELIVERY)
+        other = tx.insert(statement, {**DELIVERY, "rule_id": "postback:1"})
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(t.deliveries.c.id).order_by(t.deliveries.c.id)).scalars())
+    assert again is None
+    assert ids == [first, other]
