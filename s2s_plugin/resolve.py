@@ -122,12 +122,12 @@ def plan_one(
     def skipped(reason: str, url: str = rule.url) -> PlannedPostback:
         return PlannedPostback(rule, "skipped", method, url, rule.body, dict(rule.headers), reason)
 
-    what = describe_rule(rule)
+    # describe_rule() is called only for a skip reason: most postbacks are due.
     if not rule.enabled:
-        return skipped(f"{what} is disabled")
+        return skipped(f"{describe_rule(rule)} is disabled")
     if conversion.status not in rule.statuses:
         enabled = ", ".join(rule.statuses) or "none"
-        return skipped(f"status {conversion.status} is not enabled for {what} (enabled: {enabled})")
+        return skipped(f"status {conversion.status} is not enabled for {describe_rule(rule)} (enabled: {enabled})")
     if click is None:
         return skipped(
             f"click {conversion.subid} is unknown to the postback plugin: the host must call on_click "
@@ -142,11 +142,11 @@ def plan_one(
             source_macro=template.source_macro if template else None,
             source_name=(template.title or template.name) if template else None,
         )
-        return skipped(f"{what} needs the source's click id, but {problem}")
+        return skipped(f"{describe_rule(rule)} needs the source's click id, but {problem}")
     amount = apply_payout_mode(conversion.payout, rule.payout_mode, rule.payout_value)
     if rule.min_payout is not None and (amount is None or amount < rule.min_payout):
         return skipped(
-            f"payout {format_amount(amount) or 'none'} is below {what}'s minimum of {format_amount(rule.min_payout)}"
+            f"payout {format_amount(amount) or 'none'} is below {describe_rule(rule)}'s minimum of {format_amount(rule.min_payout)}"
         )
 
     values = MacroValues(click, conversion, rule, amount, click_id_param=param)
@@ -167,7 +167,7 @@ def plan_one(
     unknown = url.unknown + (body.unknown if body else ())
     scheme = urlsplit(url.text).scheme.lower()
     if scheme not in ("http", "https"):
-        return skipped(f"{what} has URL {url.text!r}: only http and https postbacks can be sent", url.text)
+        return skipped(f"{describe_rule(rule)} has URL {url.text!r}: only http and https postbacks can be sent", url.text)
     reason = None
     if unknown:
         reason = f"unknown macro{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} rendered empty"

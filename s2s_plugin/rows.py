@@ -29,6 +29,8 @@ def aware(seconds: Optional[float]) -> Optional[dt.datetime]:
 
 def dumps(value: Optional[Mapping[str, Any]]) -> str:
     """JSON text of a mapping (stable key order, unicode kept)."""
+    if not value:
+        return "{}"  # most conversions carry no parameters: skip the encoder
     return json.dumps(dict(value or {}), ensure_ascii=False, sort_keys=True, default=str)
 
 

@@ -26,7 +26,7 @@ from .queue import CHANNEL
 from .rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert, raw_transaction
 from .redact import join_secrets, redact_body, redact_url
 from .resolve import PlannedPostback
-from .rows import click_from_row, click_values, dumps, epoch, postback_rule, source_rule
+from .rows import click_from_row, click_values, dumps, postback_rule, source_rule
 from .statuses import KnownConversion, StatusDecision, decide
 
 #: ``planner(conversion, click, rules)``: resolution, injected so this module stays free of hooks.

@@ -67,6 +67,8 @@ PARAMETERISED = {
 }
 
 _DEFAULT_DATE = "Y-m-d H:i:s"
+# One for every postback (it reads os.urandom, so threads can share it).
+_SYSTEM_RANDOM = random.SystemRandom()
 
 
 def is_known(name: str) -> bool:
@@ -120,7 +122,7 @@ class MacroValues:
         self.rule = rule
         self.amount = amount
         self.click_id_param = click_id_param
-        self._rng = rng or random.SystemRandom()
+        self._rng = rng or _SYSTEM_RANDOM
 
     def click_param(self, name: str) -> Optional[str]:
         """A click parameter by its exact name, else a conversion parameter, else None."""
