@@ -255,10 +255,12 @@ def scenario_pickup(quick: bool) -> None:
 
 
 def _worker(database_url: str, *options: str) -> subprocess.Popen:
+    """An ``s2s-postback worker`` process with no third-party plugins loaded (only the plugin is measured,
+    as in the in-process scenarios)."""
     return subprocess.Popen(
         [sys.executable, "-m", "s2s_plugin", "worker", "--database-url", database_url, "--allow-private-targets",
          "--poll-interval", "0.2", *options],
-        cwd=ROOT, env=env(), stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env={**env(), "S2S_DISABLE_PLUGINS": "*"}, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
 
