@@ -29,7 +29,11 @@ def make_engine(database_url: str) -> Engine:
     try:
         if url.get_backend_name() != "sqlite":
             return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # Connections are cheap for SQLite, opening one is not (PRAGMAs, the WAL index): keep
+        # enough for every sending thread that reads a click, so none is opened and closed per read.
+        in_memory = not url.database or url.database == ":memory:" or url.query.get("mode") == "memory"
+        pooling = {} if in_memory else {"pool_size": 20, "max_overflow": 40}
+        engine = create_engine(url, connect_args={"timeout": 30}, **pooling)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigError(
             f"database URL {url.render_as_string(hide_password=True)!r} cannot be used ({exc}): "

@@ -93,3 +93,14 @@ def transaction(engine: Engine) -> Iterator[Cursor]:
                 turn.release()
     finally:
         pooled.close()
+
+
+@contextlib.contextmanager
+def reading(engine: Engine) -> Iterator[Cursor]:
+    """Reads on a pooled DB-API connection, without the write turn: SQLite in WAL mode lets readers
+    run beside a writer, so a read need not wait for (or hold up) one."""
+    pooled = engine.raw_connection()
+    try:
+        yield Cursor(pooled.driver_connection.cursor(), engine.dialect.name == "postgresql")
+    finally:
+        pooled.close()  # the pool ends the read (a rollback) as it takes the connection back

@@ -196,6 +196,13 @@ class RawTransaction:
 
 
 @contextlib.contextmanager
+def raw_read(engine: Engine) -> Iterator[RawTransaction]:
+    """A ``rawdb.reading`` of ``engine`` that runs ``RawStatement``s (reads only: nothing is committed)."""
+    with rawdb.reading(engine) as cursor:
+        yield RawTransaction(cursor.raw, engine.dialect)
+
+
+@contextlib.contextmanager
 def raw_transaction(engine: Engine) -> Iterator[RawTransaction]:
     """A ``rawdb.transaction`` of ``engine`` that runs ``RawStatement``s: committed when the block
     ends, rolled back when it raises."""

@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .hosts import host_key
 from .money import format_amount
 from .queue import CHANNEL
-from .rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert, raw_transaction
+from .rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert, raw_read, raw_transaction
 from .redact import join_secrets, redact_body, redact_url
 from .resolve import PlannedPostback
 from .rows import click_from_row, click_values, dumps, postback_rule, source_rule
@@ -105,11 +105,11 @@ class Store:
             index_elements=["subid"], set_={c.name: upsert.excluded[c.name] for c in t.clicks.c if c.name != "subid"}
         )
         click_query = select(t.clicks).where(t.clicks.c.subid == bindparam("b_subid"))
-        self._click = click_query
         self._rule_cache = _rule_cache(engine)
         # on_conversion's statements run on the DB-API connection, compiled once (see rawsql).
         dialect = engine.dialect
         self._raw_upsert_click = compile_raw(self._upsert_click, dialect, [c.name for c in t.clicks.c])
+        self._raw_click = compile_raw(click_query, dialect)
         # Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
         self._raw_click_locked = compile_raw(
             click_query.with_for_update() if dialect.name == "postgresql" else click_query, dialect
@@ -258,8 +258,10 @@ class Store:
 
     def load_click(self, subid: str) -> Optional[Click]:
         """The remembered click, or None."""
-        with self.engine.connect() as own:
-            row = own.execute(self._click, {"b_subid": subid}).first()
+        # Runs for every delivery when a prepare_request hook is installed: a plain read, not a
+        # transaction that waits for the write turn.
+        with raw_read(self.engine) as read:
+            row = read.first(self._raw_click, {"b_subid": subid})
         return click_from_row(row) if row else None
 
     # --- conversions and the outbox -----------------------------------------------------

@@ -188,3 +188,31 @@ def test_insert_gives_the_new_id_or_none_when_the_row_was_already_there(engine: 
         ids = list(conn.execute(select(t.deliveries.c.id).order_by(t.deliveries.c.id)).scalars())
     assert again is None
     assert ids == [first, other]
+
+
+def test_a_click_is_read_while_another_thread_holds_the_write_transaction(tmp_path: Any) -> None:
+    from s2s_plugin.rawdb import transaction
+    from s2s_plugin.store import Store
+
+    engine = make_engine(f"sqlite:///{tmp_path}/reads.db")
+    upgrade(engine)
+    store = Store(engine)
+    store.save_click(Click(subid="s1", campaign_id="c", source_id="exo", params={"external_id": "X1"}))
+    read: list[Any] = []
+    with transaction(engine):  # holds this process's write turn and SQLite's write lock
+        reader = threading.Thread(target=lambda: read.append(store.load_click("s1")))
+        reader.start()
+        reader.join(10)  # a read that waited for the turn would still be waiting (30 s)
+        assert not reader.is_alive()
+    assert read[0].params == {"external_id": "X1"}
+    engine.dispose()
+
+
+def test_a_sqlite_file_keeps_a_connection_for_each_sending_thread(tmp_path: Any) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/pool.db")
+    assert engine.pool.size() >= 20  # the default of 32 senders reading clicks opens none per read
+    engine.dispose()
+    memory = make_engine("sqlite://")  # one connection per thread: no pool size to set
+    with memory.connect():
+        pass
+    memory.dispose()
