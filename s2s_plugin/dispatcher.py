@@ -49,6 +49,8 @@ _REPORT_EVERY = 1.0
 _FLUSH_EVERY = 0.02
 #: ... or until this many are waiting: one write per batch, not per attempt, at any concurrency.
 _FLUSH_BATCH = 64
+#: The fewest claimed deliveries held whatever the concurrency (half of it per host).
+_MIN_HELD = 32
 
 Build = Callable[[Any], tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]]
 
@@ -108,6 +110,12 @@ class Dispatcher:
         self._report_at = 0.0
         self._renew_at = 0.0
         self._soonest_retry: Optional[float] = None
+        # Claimed deliveries held (in flight and waiting), in all and per host: twice the
+        # concurrency, so a sender never waits for the database; but never so few that claims
+        # come one or two rows at a time (a claim is a transaction, a wake-up, a turn of the loop).
+        # One host never holds more than half the floor: a stalled source leaves room for others.
+        self._held_cap = max(2 * settings.max_concurrency, _MIN_HELD)
+        self._held_per_host_cap = max(2 * settings.per_host_concurrency, _MIN_HELD // 2)
         # Retries may fill at most this many slots: the rest stay free for first attempts.
         self._retry_slots = max(1, settings.max_concurrency - max(1, settings.max_concurrency // 4))
 
@@ -244,12 +252,13 @@ class Dispatcher:
         settings = self.settings
         with self._lock:
             held = len(self._in_flight) + len(self._waiting)
-            room = 2 * settings.max_concurrency - held
+            room = self._held_cap - held
             retries_held = self._retries_in_flight + sum(1 for row in self._waiting if row.lane)
-            full = [h for h, n in self._held_per_host.items() if n >= 2 * settings.per_host_concurrency]
+            full = [h for h, n in self._held_per_host.items() if n >= self._held_per_host_cap]
             worth_it = self._claim_worth_it(held)
         if room > 0 and worth_it:
-            room = min(room, settings.claim_batch)
+            # No more than one host may hold: a claim of one host's rows beyond that is given back.
+            room = min(room, settings.claim_batch, self._held_per_host_cap)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
             rows = queue.claim(
                 self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease_seconds, exclude_hosts=full
@@ -258,7 +267,7 @@ class Dispatcher:
             with self._lock:
                 for row in rows:
                     host = _host_of(row)
-                    if self._held_per_host[host] >= 2 * settings.per_host_concurrency:
+                    if self._held_per_host[host] >= self._held_per_host_cap:
                         extra.append(row)  # this claim took more of one host than it may hold
                         continue
                     self._held_per_host[host] += 1
@@ -271,8 +280,8 @@ class Dispatcher:
         """Whether to claim with ``held`` deliveries claimed: in batches, not one row per freed
         slot; but never leaving the senders idle."""
         settings = self.settings
-        room = 2 * settings.max_concurrency - held
-        return room >= min(settings.claim_batch, settings.max_concurrency) or held < settings.max_concurrency
+        room = self._held_cap - held
+        return room >= min(settings.claim_batch, self._held_cap // 2) or held < settings.max_concurrency
 
     def _start_waiting(self) -> int:
         started = 0
