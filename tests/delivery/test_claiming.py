@@ -123,3 +123,18 @@ def test_close_releases_unstarted_claims(make_s2s, standin):
     # The attempt in flight finished and was recorded; nothing stays leased.
     assert "leased" not in states and states.count("delivered") >= 1 and states.count("due") >= 1
     assert len(standin.requests) == states.count("delivered")
+
+
+def test_one_sender_claims_a_batch_ahead_not_a_row_per_postback(make_s2s, standin):
+    from .workers import states
+
+    standin.set_default(Reply(200, "OK", delay=0.5))
+    pm, s2s = make_s2s(max_concurrency=1, per_host_concurrency=1)
+    _queue_postbacks(pm, s2s, standin.url, 40)
+    s2s.start()
+    standin.wait_for(1, timeout=5)
+    # While the first postback is in flight, the dispatcher holds a batch for the next ones
+    # (16 per host), not just the one or two its single sender can use at once.
+    assert states(s2s.engine).get("leased", 0) == 16
+    s2s.close()
+    assert states(s2s.engine).get("leased", 0) == 0  # unstarted claims were given back
