@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Optional
 from urllib.parse import urlsplit
@@ -18,6 +19,9 @@ from .clickid import click_id_of, describe_click_id_problem
 from .macros import find_macros, render
 from .money import apply_payout_mode, format_amount
 from .values import MacroValues, canonical_name, did_you_mean
+
+#: A URL that urlsplit would give the http or https scheme (checked without splitting it).
+_HTTP_START = re.compile(r"https?://", re.IGNORECASE)
 
 #: ``hook(name, argument, context)``: the ``resolve_macro`` hook, or None.
 MacroHook = Callable[[str, Optional[str], ResolveContext], Optional[str]]
@@ -165,7 +169,8 @@ def plan_one(
     body = render(rule.body, lookup, encoding=body_encoding(rule.body)) if rule.body else None
     headers = {key: render(value, lookup, encoding="header").text for key, value in rule.headers.items()}
     unknown = url.unknown + (body.unknown if body else ())
-    scheme = urlsplit(url.text).scheme.lower()
+    # Rendered URLs nearly always start with their scheme: urlsplit only for the others.
+    scheme = "http" if _HTTP_START.match(url.text) else urlsplit(url.text).scheme.lower()
     if scheme not in ("http", "https"):
         return skipped(f"{describe_rule(rule)} has URL {url.text!r}: only http and https postbacks can be sent", url.text)
     reason = None

@@ -54,3 +54,14 @@ def test_rendered_postback_urls_take_the_fast_path():
         "https://ad.propellerads.com/conversion.php?visitor_id=abc.def_ghi~1",
     ]:
         assert _PLAIN.fullmatch(url), url
+
+
+@settings(max_examples=1000, deadline=None)
+@given(urls())
+@example("http://user:pw@h:99/x")
+@example("http://h:bad/x")
+@example("http://h?q=1")
+def test_host_key_from_the_authority_alone_is_the_whole_urls(url):
+    from s2s_plugin.hosts import _key, host_key
+
+    assert host_key(url) == _key.__wrapped__(url)
