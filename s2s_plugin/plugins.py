@@ -133,6 +133,19 @@ def make_plugin_manager(
     return pm
 
 
+_STRICT_NOTE = "while loading s2s_postback plugin"
+
+
+def loading_failure(exc: BaseException) -> Optional[str]:
+    """One line for a plugin that failed to load in strict mode (the error ``load_plugins``
+    re-raised), for command lines to print instead of a traceback; None for any other error."""
+    notes = [note for note in getattr(exc, "__notes__", ()) if note.startswith(_STRICT_NOTE)]
+    if not notes:
+        return None
+    problem = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}{': ' + problem if problem else ''} ({notes[-1]})"
+
+
 def load_plugins(
     pm: pluggy.PluginManager,
     *,
@@ -173,7 +186,7 @@ def load_plugins(
                 pm.unregister(name=entry_point.name)  # a half-registered plugin must not answer hooks
             where = f"{dist_name} {version}" if dist_name else entry_point.value
             if strict:
-                exc.add_note(f"while loading s2s_postback plugin {entry_point.name!r} ({where}); unset {STRICT_ENV} to skip it")
+                exc.add_note(f"{_STRICT_NOTE} {entry_point.name!r} ({where}); unset {STRICT_ENV} to skip it")
                 raise
             reason = f"{type(exc).__name__}: {exc}"
             report.skipped.append(SkippedPlugin(entry_point.name, dist_name, version, entry_point.value, reason))

@@ -16,6 +16,8 @@ from typing import Any, Optional
 import click
 
 from . import DEFAULT_DATABASE_URL
+from s2s_plugin.plugins import loading_failure
+
 from .errors import HostError
 from .tables import RECEIVED_POSTBACK_COLUMNS, SENT_POSTBACK_COLUMNS, format_table
 
@@ -78,6 +80,11 @@ def open_tracker(database_url: Optional[str], *, allow_private_targets: bool = F
         tracker = Tracker(url, allow_private_targets=allow)
     except (ArgumentError, OperationalError) as exc:
         raise UserError(f"cannot open database {url!r}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:
+        failure = loading_failure(exc)  # S2S_PLUGINS_STRICT: a broken plugin stops the command
+        if failure is None:
+            raise
+        raise UserError(failure) from None
     try:
         with user_errors():
             yield tracker

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import S2SError
+from ..plugins import loading_failure
 from ..settings import database_url_from_env
 
 
@@ -37,5 +38,10 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except S2SError as exc:
             raise click.UsageError(str(exc)) from None
+        except Exception as exc:
+            failure = loading_failure(exc)  # S2S_PLUGINS_STRICT: a broken plugin stops the command
+            if failure is None:
+                raise
+            raise click.UsageError(failure) from None
 
     return wrapper

@@ -167,3 +167,22 @@ def test_the_s2s_postback_cli_uses_the_same_loading(fake_dist):
     with pytest.warns(PluginLoadWarning):
         templates = CliRunner().invoke(main, ["templates", "show", "acme"])
     assert "postback URL:  GET https://acme.example/pb?c={external_id}" in templates.output
+
+
+def test_strict_mode_stops_both_command_lines_with_one_line(fake_dist, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from s2s_plugin.cli import main as s2s_postback
+    from sample_host.cli import main as sample_host
+
+    fake_dist("broken_s2s", "raise ImportError('needs libfoo >= 2')")
+    monkeypatch.setenv("S2S_PLUGINS_STRICT", "1")
+    for command, args in (
+        (sample_host, ["--db", f"sqlite:///{tmp_path}/host.db", "plugins"]),
+        (s2s_postback, ["plugins"]),
+    ):
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code in (1, 2), (result.exit_code, result.output)
+        assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+        lines = [line for line in result.output.splitlines() if "needs libfoo" in line]
+        assert len(lines) == 1 and "ImportError: needs libfoo >= 2 (while loading s2s_postback plugin 'broken_s2s'" in lines[0]
