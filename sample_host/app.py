@@ -48,10 +48,21 @@ def _client_ip(request: Request) -> Optional[str]:
 
 
 async def click_endpoint(request: Request) -> Response:
-    """``GET /c/{campaign_alias}``: record a click, then redirect to the offer with its subid."""
+    """``GET /c/{campaign_alias}``: record a click, then redirect to the offer with its subid.
+
+    ``HEAD`` records nothing: 200 when the campaign exists, 404 when not.
+    """
     tracker: Tracker = request.app.state.tracker
     alias = request.path_params["campaign_alias"]
     params = dict(request.query_params)
+    if request.method == "HEAD":
+        # Link checkers and previews ask with HEAD: say whether the link works, record no click
+        # (a click no visitor made would skew the campaign and could fire a conversion's postback).
+        try:
+            await run_in_threadpool(tracker.campaign, alias)
+        except HostError as exc:
+            return Response(status_code=exc.http_status)
+        return Response(status_code=200)
     try:
         click, offer_url = await run_in_threadpool(
             tracker.record_click,

@@ -48,6 +48,15 @@ def test_unknown_campaign_is_a_404_with_one_line(host: Host) -> None:
     assert "unknown campaign 'nope'" in _one_line(response.text)
 
 
+def test_a_head_request_checks_the_link_without_recording_a_click(host: Host, exo_campaign: str) -> None:
+    with host.tracker.engine.connect() as conn:
+        before = conn.execute(sa.select(sa.func.count()).select_from(db.clicks)).scalar()
+    assert host.client.head("/c/summer", params={"external_id": "exo-1"}).status_code == 200
+    assert host.client.head("/c/nope").status_code == 404
+    with host.tracker.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.clicks)).scalar() == before
+
+
 # --- inbound postbacks and delivery ---------------------------------------------------------
 
 
