@@ -45,7 +45,7 @@ def make_engine(database_url: str) -> Engine:
         # Let SQLAlchemy's "begin" event issue BEGIN itself, so it can be BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if url.database and url.database != ":memory:":
+        if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable against process crashes in WAL mode; only an OS crash can lose the last commit.
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -8,6 +8,9 @@ from urllib.parse import urlsplit
 
 # Scheme and authority: all urlsplit needs to find the host and port (the rest of the URL varies
 # with every postback, the authority nearly never: the key is remembered per authority).
+#: The port a URL of each scheme uses when it writes none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
 _AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*")
 
 
@@ -21,7 +24,7 @@ def host_key(url: str) -> str:
 def _key(url: str) -> str:
     try:
         parts = urlsplit(url)
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower(), 0)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
     except ValueError:
         return ""
     host = (parts.hostname or "").lower()

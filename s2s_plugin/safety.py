@@ -9,6 +9,8 @@ import time
 from typing import Optional
 from urllib.parse import urlsplit
 
+from .hosts import DEFAULT_PORTS
+
 # Cloud metadata endpoints that are not inside the ranges ipaddress already calls private.
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
 
@@ -82,7 +84,7 @@ def check_target(url: str, *, allow_private: bool, resolver: Optional[Resolver] 
     if not host:
         return TargetCheck(False, "the URL has no host name")
     try:
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
     except ValueError:
         return TargetCheck(False, "the URL's port is not a number between 0 and 65535")
     try:

@@ -16,6 +16,7 @@ import httpx
 
 from hookspecs import PostbackRequest
 
+from .hosts import DEFAULT_PORTS
 from .policy import DELIVERED, FAILED, RETRY, classify_status, parse_retry_after
 from .safety import Resolver, check_target
 from .settings import DeliverySettings
@@ -81,7 +82,7 @@ class PinnedBackend(httpcore.SyncBackend):
 
     def pin(self, url: httpcore.URL, addresses: tuple[str, ...]) -> None:
         """Connections to ``url``'s host and port go to ``addresses`` (checked), in order."""
-        port = url.port or (443 if url.scheme == b"https" else 80)
+        port = url.port or DEFAULT_PORTS[url.scheme.decode("ascii")]
         self.pins[(url.host.decode("ascii").lower(), port)] = addresses
 
     def connect_tcp(  # type: ignore[override]
@@ -123,7 +124,11 @@ class Sender:
             "connect": settings.connect_timeout, "read": settings.timeout, "write": settings.timeout, "pool": settings.timeout,
         }
         self._resolver = Resolver()
-        self._default_headers = [(b"Accept", b"*/*"), (b"User-Agent", settings.user_agent.encode("latin-1", "replace"))]
+        #: lowercase name -> (name, value) as sent, unless the request sets a header of that name.
+        self._default_headers = {
+            "accept": (b"Accept", b"*/*"),
+            "user-agent": (b"User-Agent", settings.user_agent.encode("latin-1", "replace")),
+        }
 
     def _pool(self) -> tuple[httpcore.ConnectionPool, PinnedBackend]:
         pool = getattr(self._local, "pool", None)
@@ -197,7 +202,7 @@ class Sender:
         backend.pin(target, addresses)
         own = {name.lower() for name in request.headers}
         # A header the request sets replaces the default of that name.
-        headers = [(n, v) for n, v in self._default_headers if n.decode().lower() not in own]
+        headers = [header for name, header in self._default_headers.items() if name not in own]
         headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()]
         with pool.stream(
             request.method.encode("ascii"),

@@ -14,7 +14,8 @@ import re
 import httpcore
 import httpx
 
-_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+from .hosts import DEFAULT_PORTS
+
 
 # Only characters httpx leaves as they are: unreserved, sub-delims, ":" and "@" (and "/" in the
 # path, "/" and "?" in the query); "%" only as the start of a valid escape. No fragment, no
@@ -34,12 +35,12 @@ def wire_url(url: str) -> httpcore.URL:
     """
     plain = _PLAIN.fullmatch(url)
     if plain is not None and (plain["port"] is None or int(plain["port"]) <= 65535):
-        scheme = plain["scheme"].encode("ascii")
+        scheme = plain["scheme"]
         port = int(plain["port"]) if plain["port"] is not None else None
         return httpcore.URL(
-            scheme=scheme,
+            scheme=scheme.encode("ascii"),
             host=plain["host"].lower().encode("ascii"),
-            port=None if port == _DEFAULT_PORTS[scheme] else port,
+            port=None if port == DEFAULT_PORTS[scheme] else port,
             target=(plain["path"] or "/").encode("ascii") + (plain["query"] or "").encode("ascii"),
         )
     parsed = httpx.URL(url)
