@@ -6,7 +6,7 @@ import threading
 import weakref
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConfigError
@@ -31,7 +31,7 @@ def make_engine(database_url: str) -> Engine:
             return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         # Connections are cheap for SQLite, opening one is not (PRAGMAs, the WAL index): keep
         # enough for every sending thread that reads a click, so none is opened and closed per read.
-        in_memory = not url.database or url.database == ":memory:" or url.query.get("mode") == "memory"
+        in_memory = is_in_memory(url)
         pooling = {} if in_memory else {"pool_size": 20, "max_overflow": 40}
         engine = create_engine(url, connect_args={"timeout": 30}, **pooling)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -76,6 +76,11 @@ def make_engine(database_url: str) -> Engine:
             turn.release()
 
     return engine
+
+
+def is_in_memory(url: URL) -> bool:
+    """Whether a SQLite URL names an in-memory database (one per connection, not a file)."""
+    return not url.database or url.database == ":memory:" or url.query.get("mode") == "memory"
 
 
 def write_turn(engine: Engine) -> "threading.Lock | None":

@@ -123,7 +123,10 @@ class Dispatcher:
 
     def wake(self) -> None:
         """New work may be due: look now instead of at the next poll."""
-        self._wake.set()
+        # Setting a set event still takes its lock and notifies: skipped, as every conversion calls
+        # this. The loop clears the event before it looks for work, so a set one covers this too.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def report_soon(self) -> None:
         """Skipped postbacks were recorded: report them on the next turn of the loop."""

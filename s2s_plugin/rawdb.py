@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Optional
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
-from .db import write_turn
+from .db import is_in_memory, write_turn
 
 
 @functools.lru_cache(maxsize=256)
@@ -67,30 +69,121 @@ class Cursor:
         return ids
 
 
+class _Writer:
+    """The one DB-API connection a SQLite engine's raw write transactions run on.
+
+    SQLite lets one connection write at a time, and this process's writers already take turns on
+    ``db.write_turn``: whoever holds the turn may use this connection alone. So a write needs no
+    connection from the pool, whose check-out and check-in cost more Python than SQLite takes to
+    insert a row. The connection is taken out of the pool and closed when the engine is disposed.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        # Weak: the engine's listeners hold this writer, which must not keep the engine alive.
+        self._engine = weakref.ref(engine)
+        self._connection: Any = None
+        event.listen(engine, "engine_disposed", self._on_disposed)
+
+    def connection(self) -> Any:
+        """The DB-API connection (opened on first use); only for the holder of the write turn."""
+        if self._connection is None:
+            engine = self._engine()
+            assert engine is not None, "the engine is in use"
+            pooled = engine.raw_connection()
+            pooled.detach()  # ours for good: the pool neither resets nor recycles it
+            self._connection = pooled
+        return self._connection.dbapi_connection
+
+    def discard(self) -> None:
+        """Close the connection (after an error it may not survive); the next write opens another."""
+        pooled, self._connection = self._connection, None
+        if pooled is not None:
+            with contextlib.suppress(Exception):
+                pooled.close()
+
+    def _on_disposed(self, _engine: Engine) -> None:
+        self.discard()
+
+
+_WRITERS: "weakref.WeakKeyDictionary[Engine, Optional[_Writer]]" = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer(engine: Engine) -> Optional[_Writer]:
+    """The engine's writer, or None for an in-memory database (each connection its own database,
+    so writes stay on the connection the pool gives this thread)."""
+    try:
+        return _WRITERS[engine]
+    except KeyError:
+        with _WRITERS_LOCK:
+            if engine not in _WRITERS:
+                _WRITERS[engine] = None if is_in_memory(engine.url) else _Writer(engine)
+            return _WRITERS[engine]
+
+
 @contextlib.contextmanager
 def transaction(engine: Engine) -> Iterator[Cursor]:
-    """A write transaction on a pooled DB-API connection: committed on success, rolled back on error."""
+    """A write transaction on a DB-API connection: committed on success, rolled back on error.
+
+    On SQLite it runs on the engine's writer connection once this thread has the write turn; on
+    PostgreSQL (many writers at once) on a pooled connection.
+    """
+    turn = write_turn(engine)
+    # As the engine's "begin" event does: wait for this process's other threads first. A thread
+    # that nests write transactions gets no turn (see db.make_engine) and a pooled connection.
+    took = turn.acquire(timeout=30) if turn is not None else False
+    try:
+        writer = _writer(engine) if took else None
+        if writer is not None:
+            yield from _on_writer(writer)
+        else:
+            yield from _on_pooled(engine)
+    finally:
+        if took:
+            turn.release()
+
+
+def _on_writer(writer: _Writer) -> Iterator[Cursor]:
+    try:
+        connection = writer.connection()
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield Cursor(cursor, False)
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+    except BaseException:
+        if not _idle(writer):
+            # A failed COMMIT or ROLLBACK, or a broken connection: the next write gets a new one,
+            # not a transaction left open on the shared connection.
+            writer.discard()
+        raise
+
+
+def _idle(writer: _Writer) -> bool:
+    """Whether the writer's connection is usable and outside any transaction."""
+    try:
+        return not writer.connection().in_transaction
+    except Exception:
+        return False
+
+
+def _on_pooled(engine: Engine) -> Iterator[Cursor]:
     postgres = engine.dialect.name == "postgresql"
     pooled = engine.raw_connection()
     try:
         connection = pooled.driver_connection
-        turn = None if postgres else write_turn(engine)
-        if turn is not None:
-            # As the engine's "begin" event does: wait for this process's other threads first.
-            took = turn.acquire(timeout=30)
+        cursor = connection.cursor()
+        if not postgres:
+            cursor.execute("BEGIN IMMEDIATE")
         try:
-            cursor = connection.cursor()
-            if not postgres:
-                cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield Cursor(cursor, postgres)
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
-        finally:
-            if turn is not None and took:
-                turn.release()
+            yield Cursor(cursor, postgres)
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
     finally:
         pooled.close()
 

@@ -216,3 +216,33 @@ def test_a_sqlite_file_keeps_a_connection_for_each_sending_thread(tmp_path: Any)
     with memory.connect():
         pass
     memory.dispose()
+
+
+def test_sqlite_writes_share_one_connection_outside_the_pool_and_survive_a_broken_one(tmp_path: Any) -> None:
+    from s2s_plugin import rawdb
+
+    engine = make_engine(f"sqlite:///{tmp_path}/writer.db")
+    upgrade(engine)
+    statement = _delivery_insert(engine)
+    seen = []
+    for n in range(3):
+        with raw_transaction(engine) as tx:
+            # The write turn makes the writer connection this thread's alone: no pooled one is taken.
+            assert engine.pool.checkedout() == 0
+            seen.append(id(tx._cursor.connection))
+            tx.scalar(statement, {**DELIVERY, "subid": f"s{n}", "rule_id": f"r{n}"})
+    assert len(set(seen)) == 1
+    broken = rawdb._writer(engine)
+    assert broken is not None
+    broken.connection().close()  # as a connection that failed under us
+    with pytest.raises(Exception):
+        with raw_transaction(engine) as tx:
+            tx.scalar(statement, {**DELIVERY, "subid": "lost", "rule_id": "lost"})
+    with raw_transaction(engine) as tx:  # the next write opens a new connection
+        tx.scalar(statement, {**DELIVERY, "subid": "s3", "rule_id": "r3"})
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(t.deliveries.c.subid)).scalars()) == ["s0", "s1", "s2", "s3"]
+    writer_connection = rawdb._writer(engine).connection()  # type: ignore[union-attr]
+    engine.dispose()  # closes the writer's connection too
+    with pytest.raises(Exception, match="closed"):
+        writer_connection.execute("SELECT 1")
