@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import threading
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hookspecs import Click, Conversion, PostbackRule
@@ -45,35 +45,35 @@ class Recorded:
 class _RuleCache:
     """Postback rules by source and by campaign, kept while the configuration is unchanged.
 
-    Each ``on_conversion`` reads a fingerprint of the configuration tables (row counts and the sum
-    of ``updated_at`` of ``s2s_sources`` and ``s2s_postbacks``: one small query in the conversion's
-    own transaction). Every insert, update or delete changes it, whichever process made it, so a
-    rule changed by another process (an admin page, a CLI, another worker) is used by the very next
-    conversion. Entries are keyed by the fingerprint they were read under, so a slow reader can
-    never file old rules under a newer fingerprint. Shared by the stores of one database in a process.
+    Each ``on_conversion`` reads the configuration's version (``s2s_config_version``: one row, read
+    in the conversion's own transaction, whatever the number of rules). Triggers bump it on every
+    insert, update or delete of a rule, whichever process made it, so a rule changed by another
+    process (an admin page, a CLI, plain SQL) is used by the very next conversion. Entries are
+    keyed by the version they were read under, so a slow reader can never file old rules under a
+    newer version. Shared by the stores of one database in a process.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.fingerprint: Any = None
+        self.version: Any = None
         self.entries: dict[tuple[Any, str, Optional[str]], Any] = {}
 
-    def get(self, fingerprint: Any, kind: str, key: Optional[str]) -> Any:
+    def get(self, version: Any, kind: str, key: Optional[str]) -> Any:
         """The cached value, or ``_MISSING``."""
         with self.lock:
-            if fingerprint != self.fingerprint:
-                self.fingerprint = fingerprint
+            if version != self.version:
+                self.version = version
                 self.entries.clear()
-            return self.entries.get((fingerprint, kind, key), _MISSING)
+            return self.entries.get((version, kind, key), _MISSING)
 
-    def put(self, fingerprint: Any, kind: str, key: Optional[str], value: Any) -> None:
+    def put(self, version: Any, kind: str, key: Optional[str], value: Any) -> None:
         with self.lock:
-            if fingerprint == self.fingerprint:
-                self.entries[(fingerprint, kind, key)] = value
+            if version == self.version:
+                self.entries[(version, kind, key)] = value
 
     def clear(self) -> None:
         with self.lock:
-            self.fingerprint = None
+            self.version = None
             self.entries.clear()
 
 
@@ -125,14 +125,8 @@ class Store:
             select(t.postbacks).where(t.postbacks.c.campaign_id == bindparam("b_campaign")).order_by(t.postbacks.c.id),
             dialect,
         )
-        self._raw_config_fingerprint = compile_raw(
-            select(
-                select(func.count()).select_from(t.sources).scalar_subquery(),
-                select(func.coalesce(func.sum(t.sources.c.updated_at), 0)).scalar_subquery(),
-                select(func.count()).select_from(t.postbacks).scalar_subquery(),
-                select(func.coalesce(func.sum(t.postbacks.c.updated_at), 0)).scalar_subquery(),
-            ),
-            dialect,
+        self._raw_config_version = compile_raw(
+            select(t.config_version.c.version).where(t.config_version.c.id == 1), dialect
         )
         self._raw_new_conversion = compile_raw_insert(insert(t.conversions), dialect, _NEW_CONVERSION_COLUMNS)
         self._raw_conversion_updates: dict[tuple[str, ...], RawStatement] = {}
@@ -232,20 +226,22 @@ class Store:
         if click is None:
             return []
         cache = self._rule_cache
-        fingerprint = tuple(tx.first(self._raw_config_fingerprint))
+        version = tx.scalar(self._raw_config_version)
+        if version is None:  # the version row is gone: nothing tells a change, so cache nothing
+            cache = _RuleCache()
         rules: list[PostbackRule] = []
         if click.source_id:
-            source = cache.get(fingerprint, "source", click.source_id)
+            source = cache.get(version, "source", click.source_id)
             if source is _MISSING:
                 row = tx.first(self._raw_source, {"b_source": click.source_id})
                 source = source_rule(row) if row is not None else None
-                cache.put(fingerprint, "source", click.source_id, source)
+                cache.put(version, "source", click.source_id, source)
             if source is not None:
                 rules.append(source)
-        campaign = cache.get(fingerprint, "campaign", click.campaign_id)
+        campaign = cache.get(version, "campaign", click.campaign_id)
         if campaign is _MISSING:
             campaign = [postback_rule(r) for r in tx.all(self._raw_campaign_postbacks, {"b_campaign": click.campaign_id})]
-            cache.put(fingerprint, "campaign", click.campaign_id, campaign)
+            cache.put(version, "campaign", click.campaign_id, campaign)
         rules.extend(campaign)
         return rules
 

@@ -49,6 +49,15 @@ sources = Table(
     *_rule_columns(),
 )
 
+# One row (id 1) whose version every change to s2s_sources or s2s_postbacks bumps (triggers made by
+# migration 0003): on_conversion keeps the rules in memory while it stays the same.
+config_version = Table(
+    "s2s_config_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+)
+
 # A campaign's own S2S postbacks (Keitaro's "S2S postbacks" tab).
 postbacks = Table(
     "s2s_postbacks",

@@ -99,3 +99,24 @@ def test_cli_db_upgrade_and_current(tmp_path):
     assert current.stdout.strip() == migrate.head_revision()
     bad = run("db", "upgrade", "--database-url", "nope://")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "database URL" in bad.stderr
+
+
+def test_upgrade_from_0002_counts_rule_changes_and_downgrade_takes_it_back(database_url):
+    engine = make_engine(database_url)
+    migrate.upgrade(engine, "0002")
+    rule = "url, method, statuses, payout_mode, follow_redirects, enabled, gone, created_at, updated_at"
+    add_source = f"INSERT INTO s2s_sources (source_id, {rule}) VALUES ('exo', 'https://pb.example.net/', 'GET', 'sale', 'real', false, true, false, 1, 1)"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(add_source)
+    assert migrate.upgrade(engine) == ("0002", migrate.head_revision())
+    assert _schema_diff(engine) == []
+    with engine.begin() as conn:
+        assert conn.execute(select(t.config_version.c.id, t.config_version.c.version)).all() == [(1, 0)]
+        conn.exec_driver_sql("UPDATE s2s_sources SET statuses = 'lead'")
+        assert conn.execute(select(t.config_version.c.version)).scalar_one() == 1
+    migrate.downgrade(engine, "0002")
+    assert "s2s_config_version" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:  # no trigger left behind that would bump a missing table
+        conn.exec_driver_sql("UPDATE s2s_sources SET statuses = 'sale'")
+    migrate.upgrade(engine)
+    engine.dispose()
