@@ -42,7 +42,8 @@ def unsubstituted_macro(value: Optional[str]) -> Optional[str]:
     if value is None:
         return None
     text = value.strip()
-    for candidate in dict.fromkeys((text, unquote(text).strip())):
+    # Percent-decoded only when there is something to decode (this runs for every postback).
+    for candidate in dict.fromkeys((text, unquote(text).strip())) if "%" in text else (text,):
         if candidate and _UNSUBSTITUTED_ANY.match(candidate):
             return text
     return None

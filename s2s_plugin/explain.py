@@ -152,7 +152,7 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
 
     with service.engine.connect() as conn:
         events = conn.execute(select(t.events).where(t.events.c.subid == subid).order_by(t.events.c.id)).all()
-        deliveries = conn.execute(select(t.deliveries).where(t.deliveries.c.subid == subid).order_by(t.deliveries.c.id)).all()
+        deliveries = conn.execute(select(t.deliveries).where(t.of_subid(subid)).order_by(t.deliveries.c.id)).all()
         attempts = conn.execute(
             select(t.attempts)
             .where(t.attempts.c.delivery_id.in_([d.id for d in deliveries]))

@@ -89,9 +89,11 @@ def matching_deliveries(
         where.append(D.c.state.in_(RESEND_OUTCOMES[outcome]))
     else:
         where.append(D.c.state.in_(("failed", "delivered", "due")))
-    for column, value in ((D.c.source_id, source_id), (D.c.campaign_id, campaign_id), (D.c.rule_id, rule_id), (D.c.subid, subid)):
+    for column, value in ((D.c.source_id, source_id), (D.c.campaign_id, campaign_id), (D.c.rule_id, rule_id)):
         if value:
             where.append(column == value)
+    if subid:
+        where.append(t.of_subid(subid))
     start, end = to_epoch(since, "since"), to_epoch(until, "until")
     if start is not None:
         where.append(D.c.created_at >= start)

@@ -507,7 +507,7 @@ class PostbackService:
         A, D = t.attempts, t.deliveries
         query = select(A.c.id, D.c.id).select_from(A.join(D, D.c.id == A.c.delivery_id)).order_by(A.c.id.desc()).limit(limit)
         if subid:
-            query = query.where(D.c.subid == subid)
+            query = query.where(t.of_subid(subid))
         if outcome:
             query = query.where(A.c.outcome == outcome)
         if source_id:

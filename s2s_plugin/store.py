@@ -110,9 +110,13 @@ class Store:
         dialect = engine.dialect
         self._raw_upsert_click = compile_raw(self._upsert_click, dialect, [c.name for c in t.clicks.c])
         self._raw_click = compile_raw(click_query, dialect)
-        # Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
+        # The click a conversion is for, with the configuration's version (one statement less per
+        # conversion). Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
+        version = select(t.config_version.c.version).where(t.config_version.c.id == 1).scalar_subquery()
+        click_for_conversion = select(t.clicks, version.label("config_version")).where(t.clicks.c.subid == bindparam("b_subid"))
         self._raw_click_locked = compile_raw(
-            click_query.with_for_update() if dialect.name == "postgresql" else click_query, dialect
+            click_for_conversion.with_for_update(of=t.clicks) if dialect.name == "postgresql" else click_for_conversion,
+            dialect,
         )
         self._raw_known = compile_raw(
             select(t.conversions.c.id, t.conversions.c.tid, t.conversions.c.status)
@@ -124,9 +128,6 @@ class Store:
         self._raw_campaign_postbacks = compile_raw(
             select(t.postbacks).where(t.postbacks.c.campaign_id == bindparam("b_campaign")).order_by(t.postbacks.c.id),
             dialect,
-        )
-        self._raw_config_version = compile_raw(
-            select(t.config_version.c.version).where(t.config_version.c.id == 1), dialect
         )
         self._raw_new_conversion = compile_raw_insert(insert(t.conversions), dialect, _NEW_CONVERSION_COLUMNS)
         self._raw_conversion_updates: dict[tuple[str, ...], RawStatement] = {}
@@ -221,12 +222,12 @@ class Store:
             elif kind == "postback" and key.isdigit():
                 conn.execute(update(t.postbacks).where(t.postbacks.c.id == int(key)).values(gone=True))
 
-    def rules_for_click(self, tx: RawTransaction, click: Optional[Click]) -> list[PostbackRule]:
-        """The click's source postback and its campaign's S2S postbacks, read in transaction ``tx``."""
+    def rules_for_click(self, tx: RawTransaction, click: Optional[Click], version: Optional[int]) -> list[PostbackRule]:
+        """The click's source postback and its campaign's S2S postbacks, read in transaction ``tx``
+        unless cached under the configuration's ``version`` (read in ``tx`` too)."""
         if click is None:
             return []
         cache = self._rule_cache
-        version = tx.scalar(self._raw_config_version)
         if version is None:  # the version row is gone: nothing tells a change, so cache nothing
             cache = _RuleCache()
         rules: list[PostbackRule] = []
@@ -284,6 +285,7 @@ class Store:
             # Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
             row = tx.first(self._raw_click_locked, {"b_subid": subid})
             click = click_from_row(row) if row is not None else conversion.click
+            config_version = row.config_version if row is not None else None
             known = [KnownConversion(*r) for r in tx.all(self._raw_known, {"b_subid": subid})]
             decision = decide(known, conversion.tid, conversion.status)
             payout = _amount(conversion.payout)
@@ -310,7 +312,7 @@ class Store:
                 conversion, status=decision.status, click=click,
                 original_status=conversion.original_status or conversion.status,
             )
-            rules = self.rules_for_click(tx, click) + list(extra_rules)
+            rules = self.rules_for_click(tx, click, config_version) + list(extra_rules)
             queued = skipped = 0
             for planned in planner(fired, click, rules):
                 values = self._delivery_values(fired, conversion_id, click, planned, payout, now, first_delay)

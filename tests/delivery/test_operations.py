@@ -68,6 +68,16 @@ def test_resend_by_time_range(two_sources, host):
     assert len(s2s.resend_matching(outcome="failed", since=now - 60)) == 1
 
 
+def test_resend_and_the_log_by_subid_find_that_clicks_deliveries_only(two_sources):
+    pm, s2s, good, bad = two_sources
+    ids = s2s.resend_matching(subid="bad1", dry_run=True)
+    with s2s.engine.connect() as conn:
+        assert list(conn.execute(select(t.deliveries.c.subid).where(t.deliveries.c.id.in_(ids))).scalars()) == ["bad1"]
+    logged = s2s.attempts(subid="good2")
+    assert logged and {a.subid for a in logged} == {"good2"}
+    assert s2s.resend_matching(subid="nobody", dry_run=True) == []
+
+
 def test_resend_refuses_no_filter_and_bad_input(two_sources):
     pm, s2s, good, bad = two_sources
     with pytest.raises(InputError, match="needs a filter"):
