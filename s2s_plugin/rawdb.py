@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from sqlalchemy import Engine, event
 
+from .checkpoints import SAFETY_LIMIT_PAGES, Checkpointer
 from .db import is_in_memory, write_turn
 
 
@@ -76,12 +77,16 @@ class _Writer:
     ``db.write_turn``: whoever holds the turn may use this connection alone. So a write needs no
     connection from the pool, whose check-out and check-in cost more Python than SQLite takes to
     insert a row. The connection is taken out of the pool and closed when the engine is disposed.
+
+    Its WAL checkpoints run in a thread of their own (``checkpoints.Checkpointer``), so a commit
+    does not now and then take a few milliseconds more to copy the WAL back into the database.
     """
 
     def __init__(self, engine: Engine) -> None:
         # Weak: the engine's listeners hold this writer, which must not keep the engine alive.
         self._engine = weakref.ref(engine)
         self._connection: Any = None
+        self.checkpointer: Optional[Checkpointer] = None
         event.listen(engine, "engine_disposed", self._on_disposed)
 
     def connection(self) -> Any:
@@ -91,8 +96,16 @@ class _Writer:
             assert engine is not None, "the engine is in use"
             pooled = engine.raw_connection()
             pooled.detach()  # ours for good: the pool neither resets nor recycles it
+            pooled.dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={SAFETY_LIMIT_PAGES}")
             self._connection = pooled
+            if self.checkpointer is None:
+                self.checkpointer = Checkpointer(engine)
         return self._connection.dbapi_connection
+
+    def committed(self) -> None:
+        """A write transaction committed (its pages are in the WAL, to be checkpointed)."""
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     def discard(self) -> None:
         """Close the connection (after an error it may not survive); the next write opens another."""
@@ -102,6 +115,9 @@ class _Writer:
                 pooled.close()
 
     def _on_disposed(self, _engine: Engine) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         self.discard()
 
 
@@ -154,6 +170,7 @@ def _on_writer(writer: _Writer) -> Iterator[Cursor]:
             connection.rollback()
             raise
         connection.commit()
+        writer.committed()
     except BaseException:
         if not _idle(writer):
             # A failed COMMIT or ROLLBACK, or a broken connection: the next write gets a new one,
