@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -86,11 +87,17 @@ class _Writer:
         # Weak: the engine's listeners hold this writer, which must not keep the engine alive.
         self._engine = weakref.ref(engine)
         self._connection: Any = None
+        self._pid = 0  # the process that opened the connection
         self.checkpointer: Optional[Checkpointer] = None
         event.listen(engine, "engine_disposed", self._on_disposed)
 
     def connection(self) -> Any:
         """The DB-API connection (opened on first use); only for the holder of the write turn."""
+        if self._pid != os.getpid():
+            # A forked child must not use (or close) its parent's SQLite connection, and has no
+            # checkpoint thread: it opens its own of both.
+            self._connection = self.checkpointer = None
+            self._pid = os.getpid()
         if self._connection is None:
             engine = self._engine()
             assert engine is not None, "the engine is in use"
@@ -110,13 +117,14 @@ class _Writer:
     def discard(self) -> None:
         """Close the connection (after an error it may not survive); the next write opens another."""
         pooled, self._connection = self._connection, None
-        if pooled is not None:
+        if pooled is not None and self._pid == os.getpid():
             with contextlib.suppress(Exception):
                 pooled.close()
 
     def _on_disposed(self, _engine: Engine) -> None:
         if self.checkpointer is not None:
-            self.checkpointer.stop()
+            if self._pid == os.getpid():
+                self.checkpointer.stop()
             self.checkpointer = None
         self.discard()
 

@@ -246,3 +246,33 @@ def test_sqlite_writes_share_one_connection_outside_the_pool_and_survive_a_broke
     engine.dispose()  # closes the writer's connection too
     with pytest.raises(Exception, match="closed"):
         writer_connection.execute("SELECT 1")
+
+
+def test_a_forked_child_writes_on_a_connection_of_its_own(tmp_path: Any) -> None:
+    import os
+
+    from s2s_plugin import rawdb
+
+    engine = make_engine(f"sqlite:///{tmp_path}/fork.db")
+    upgrade(engine)
+    statement = _delivery_insert(engine)
+    with raw_transaction(engine) as tx:
+        tx.scalar(statement, {**DELIVERY, "subid": "parent1", "rule_id": "p1"})
+    parents = rawdb._writer(engine).connection()  # type: ignore[union-attr]
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only when its write landed on another connection
+        code = 1
+        try:
+            with raw_transaction(engine) as tx:
+                tx.scalar(statement, {**DELIVERY, "subid": "child", "rule_id": "c"})
+            code = 0 if rawdb._writer(engine).connection() is not parents else 3  # type: ignore[union-attr]
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    with raw_transaction(engine) as tx:  # the parent's connection was left alone
+        tx.scalar(statement, {**DELIVERY, "subid": "parent2", "rule_id": "p2"})
+    assert rawdb._writer(engine).connection() is parents  # type: ignore[union-attr]
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(t.deliveries.c.subid)).scalars()) == ["child", "parent1", "parent2"]
+    engine.dispose()
