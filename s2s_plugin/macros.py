@@ -64,7 +64,13 @@ def _parts(template: str) -> tuple[tuple[str, Optional[MacroUse]], ...]:
 # failing the whole conversion.
 def encode_url_value(value: str) -> str:
     """Percent-encode a value so it can never change a URL's structure (``&=#?/``, spaces, CR/LF, unicode)."""
+    if _UNRESERVED.match(value):
+        return value  # what quote() would return, without its work: most click ids, amounts, statuses
     return quote(value, safe="", errors="replace")
+
+
+# The characters quote() never escapes (RFC 3986 "unreserved").
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*\Z")
 
 
 def encode_raw_value(value: str) -> str:

@@ -145,46 +145,82 @@ def _writer(engine: Engine) -> Optional[_Writer]:
             return _WRITERS[engine]
 
 
-@contextlib.contextmanager
-def transaction(engine: Engine) -> Iterator[Cursor]:
-    """A write transaction on a DB-API connection: committed on success, rolled back on error.
+def transaction(engine: Engine) -> "Transaction":
+    """A write transaction on a DB-API connection, for a ``with`` block that gets a ``Cursor``:
+    committed when the block ends, rolled back when it raises.
 
     On SQLite it runs on the engine's writer connection once this thread has the write turn; on
     PostgreSQL (many writers at once) on a pooled connection.
     """
-    turn = write_turn(engine)
-    # As the engine's "begin" event does: wait for this process's other threads first. A thread
-    # that nests write transactions gets no turn (see db.make_engine) and a pooled connection.
-    took = turn.acquire(timeout=30) if turn is not None else False
-    try:
-        writer = _writer(engine) if took else None
-        if writer is not None:
-            yield from _on_writer(writer)
-        else:
-            yield from _on_pooled(engine)
-    finally:
-        if took:
-            turn.release()
+    return Transaction(engine)
 
 
-def _on_writer(writer: _Writer) -> Iterator[Cursor]:
-    try:
-        connection = writer.connection()
-        cursor = connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
+class Transaction:
+    """The context manager ``transaction`` returns.
+
+    A class rather than a generator: every conversion and every claim runs one, and a generator's
+    context manager costs several microseconds more to enter and leave.
+    """
+
+    __slots__ = ("_engine", "_turn", "_writer", "_pooled", "_connection")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._turn: Optional[threading.Lock] = None
+        self._writer: Optional[_Writer] = None
+        self._pooled: Any = None
+        self._connection: Any = None
+
+    def __enter__(self) -> Cursor:
+        engine = self._engine
+        turn = write_turn(engine)
+        # As the engine's "begin" event does: wait for this process's other threads first. A thread
+        # that nests write transactions gets no turn (see db.make_engine) and a pooled connection.
+        if turn is not None and turn.acquire(timeout=30):
+            self._turn = turn
+            self._writer = _writer(engine)
+        postgres = engine.dialect.name == "postgresql"
         try:
-            yield Cursor(cursor, False)
+            if self._writer is not None:
+                self._connection = self._writer.connection()
+            else:
+                self._pooled = engine.raw_connection()
+                self._connection = self._pooled.driver_connection
+            cursor = self._connection.cursor()
+            if not postgres:
+                cursor.execute("BEGIN IMMEDIATE")
         except BaseException:
-            connection.rollback()
+            self._end(failed=True)
             raise
-        connection.commit()
-        writer.committed()
-    except BaseException:
-        if not _idle(writer):
-            # A failed COMMIT or ROLLBACK, or a broken connection: the next write gets a new one,
-            # not a transaction left open on the shared connection.
-            writer.discard()
-        raise
+        return Cursor(cursor, postgres)
+
+    def __exit__(self, error_type: Any, _error: Any, _traceback: Any) -> None:
+        failed = True
+        try:
+            if error_type is None:
+                self._connection.commit()
+                if self._writer is not None:
+                    self._writer.committed()
+            else:
+                self._connection.rollback()
+            failed = error_type is not None
+        finally:
+            self._end(failed)
+
+    def _end(self, failed: bool) -> None:
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None and failed and not _idle(writer):
+                # A failed COMMIT or ROLLBACK, or a broken connection: the next write gets a new
+                # one, not a transaction left open on the shared connection.
+                writer.discard()
+            if self._pooled is not None:
+                self._pooled.close()
+                self._pooled = None
+        finally:
+            if self._turn is not None:
+                self._turn.release()
+                self._turn = None
 
 
 def _idle(writer: _Writer) -> bool:
@@ -193,24 +229,6 @@ def _idle(writer: _Writer) -> bool:
         return not writer.connection().in_transaction
     except Exception:
         return False
-
-
-def _on_pooled(engine: Engine) -> Iterator[Cursor]:
-    postgres = engine.dialect.name == "postgresql"
-    pooled = engine.raw_connection()
-    try:
-        connection = pooled.driver_connection
-        cursor = connection.cursor()
-        if not postgres:
-            cursor.execute("BEGIN IMMEDIATE")
-        try:
-            yield Cursor(cursor, postgres)
-        except BaseException:
-            connection.rollback()
-            raise
-        connection.commit()
-    finally:
-        pooled.close()
 
 
 @contextlib.contextmanager

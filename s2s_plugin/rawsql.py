@@ -202,9 +202,24 @@ def raw_read(engine: Engine) -> Iterator[RawTransaction]:
         yield RawTransaction(cursor.raw, engine.dialect)
 
 
-@contextlib.contextmanager
-def raw_transaction(engine: Engine) -> Iterator[RawTransaction]:
-    """A ``rawdb.transaction`` of ``engine`` that runs ``RawStatement``s: committed when the block
-    ends, rolled back when it raises."""
-    with rawdb.transaction(engine) as cursor:
-        yield RawTransaction(cursor.raw, engine.dialect)
+def raw_transaction(engine: Engine) -> "_RawTransactionBlock":
+    """A ``rawdb.transaction`` of ``engine`` that runs ``RawStatement``s (a ``RawTransaction`` for a
+    ``with`` block): committed when the block ends, rolled back when it raises."""
+    return _RawTransactionBlock(engine)
+
+
+class _RawTransactionBlock:
+    """``raw_transaction``'s context manager (a class: entered once per conversion, see rawdb)."""
+
+    __slots__ = ("_engine", "_transaction")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._transaction = rawdb.transaction(engine)
+
+    def __enter__(self) -> RawTransaction:
+        cursor = self._transaction.__enter__()
+        return RawTransaction(cursor.raw, self._engine.dialect)
+
+    def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:
+        self._transaction.__exit__(error_type, error, traceback)

@@ -222,3 +222,14 @@ def test_raw_values_never_carry_spaces_controls_or_unicode(value: str) -> None:
     click = Click(subid="p", campaign_id="summer", params={"v": value})
     url = render("https://pb.example/?v={_v}", MacroValues(click, CONV, RULE, None).lookup).text
     assert url.isascii() and not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.text(), st.text(alphabet="AZaz09_.~-%&=/?# "), st.from_regex(r"[A-Za-z0-9_.~-]*", fullmatch=True)))
+def test_url_values_are_encoded_exactly_as_quote_encodes_them(value: str) -> None:
+    from urllib.parse import quote
+
+    from s2s_plugin.macros import encode_url_value
+
+    # Values of unreserved characters only skip quote(): the result must not change.
+    assert encode_url_value(value) == quote(value, safe="", errors="replace")
