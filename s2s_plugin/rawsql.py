@@ -52,21 +52,27 @@ class RawStatement:
 
     def __post_init__(self) -> None:
         # Picks the values out of a mapping in one C call (runs for every statement of every conversion).
-        self._pick: Callable[[Mapping[str, Any]], Any] = (
-            operator.itemgetter(*self.names) if len(self.names) > 1 else lambda values: tuple(values[n] for n in self.names)
-        )
+        if len(self.names) > 1:
+            self._pick: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(*self.names)
+        elif self.names:
+            self._pick = lambda values, name=self.names[0]: (values[name],)
+        else:
+            self._pick = lambda values: ()
 
     def parameters(self, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The driver's parameters for ``values`` (by bind name; unknown names are ignored).
 
         :raises ValueError: when a value without a default is missing (a programming error).
         """
-        if self.defaults:
-            values = {**self.defaults, **values}
         try:
-            picked = self._pick(values)
+            picked = self._pick(values)  # every value given: the usual case, no merge
         except KeyError as missing:
-            raise ValueError(f"a value is required for parameter {missing.args[0]!r} of: {self.sql}") from None
+            if not self.defaults:
+                raise ValueError(f"a value is required for parameter {missing.args[0]!r} of: {self.sql}") from None
+            try:
+                picked = self._pick({**self.defaults, **values})
+            except KeyError as still_missing:
+                raise ValueError(f"a value is required for parameter {still_missing.args[0]!r} of: {self.sql}") from None
         if self.processors:
             ordered = list(picked)
             for index, convert in self.processors:
@@ -141,7 +147,12 @@ class RawTransaction:
 
     def execute(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """Run ``statement`` with ``values`` (by bind name); returns the DB-API cursor."""
-        return self._run(statement.sql, statement.parameters(values))
+        parameters = statement.parameters(values)
+        try:
+            self._cursor.execute(statement.sql, parameters)
+        except self._dbapi_error as error:
+            raise self._error(statement.sql, parameters, error) from error
+        return self._cursor
 
     def execute_sql(self, sql: str) -> None:
         """Run SQL that takes no parameters (``NOTIFY``)."""
@@ -183,9 +194,12 @@ class RawTransaction:
             else:
                 self._cursor.execute(sql, parameters)
         except self._dbapi_error as error:
-            # The exception Core would raise, so callers handle one family of errors.
-            raise exc.DBAPIError.instance(sql, parameters, error, self._dbapi_error, dialect=self._dialect) from error
+            raise self._error(sql, parameters, error) from error
         return self._cursor
+
+    def _error(self, sql: str, parameters: Any, error: BaseException) -> BaseException:
+        # The exception Core would raise, so callers handle one family of errors.
+        return exc.DBAPIError.instance(sql, parameters, error, self._dbapi_error, dialect=self._dialect)
 
     @staticmethod
     def _row_type(statement: RawStatement, cursor: Any) -> Any:

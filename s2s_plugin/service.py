@@ -314,19 +314,20 @@ class PostbackService:
             payout = coerce_payout(conversion.payout)
             if payout is not conversion.payout:
                 conversion = dataclasses.replace(conversion, payout=payout)
-        # The click is loaded for postback_rules hooks only; the store loads it in its transaction.
-        has_rule_hooks = bool(self.pm.hook.postback_rules.get_hookimpls())
-        click = conversion.click or (self.store.load_click(conversion.subid) if has_rule_hooks else None)
-        collected = hookcalls.call_collect(
-            self.pm.hook.postback_rules,
-            check=hookcalls.expect_list_of(PostbackRule, "PostbackRule"),
-            conversion=conversion,
-            click=click,
-        )
-        extra = [rule for _plugin, batch in collected.results for rule in batch]
-        # A failing postback_rules cannot be re-run later: say so on the conversion's event,
-        # where explain shows it, instead of failing the whole conversion.
-        note = "; ".join(f"{f.describe()}; its postback rules were not resolved" for f in collected.failures)
+        extra: list[PostbackRule] = []
+        note = ""
+        if self.pm.hook.postback_rules.get_hookimpls():
+            # The click is loaded for postback_rules hooks only; the store loads it in its transaction.
+            collected = hookcalls.call_collect(
+                self.pm.hook.postback_rules,
+                check=hookcalls.expect_list_of(PostbackRule, "PostbackRule"),
+                conversion=conversion,
+                click=conversion.click or self.store.load_click(conversion.subid),
+            )
+            extra = [rule for _plugin, batch in collected.results for rule in batch]
+            # A failing postback_rules cannot be re-run later: say so on the conversion's event,
+            # where explain shows it, instead of failing the whole conversion.
+            note = "; ".join(f"{f.describe()}; its postback rules were not resolved" for f in collected.failures)
         recorded = self.store.record_conversion(
             conversion,
             extra_rules=extra,
@@ -355,7 +356,7 @@ class PostbackService:
         # Without resolve_macro implementations every macro has its built-in value: no hook call per macro.
         hooked = bool(hookcalls.implementations(self.pm.hook.resolve_macro))
         planned = plan(conversion, click, rules, templates=self.templates(), macro_hook=macro_hook if hooked else None)
-        return [_with_notes(p, notes.get(p.rule.id)) for p in planned]
+        return [_with_notes(p, notes.get(p.rule.id)) for p in planned] if notes else planned
 
     def _report(self, attempt: PostbackAttempt) -> None:
         """``on_postback_sent`` to every implementation: one host log failing (logged, naming the

@@ -405,6 +405,7 @@ class Store:
             "follow_redirects": rule.follow_redirects,
             "state": "due" if due else "skipped",
             "attempts": 0,
+            "retry_base": 0,
             "next_attempt_at": now + first_delay if due else None,
             "lease_token": 0,
             "reason": planned.reason,
@@ -423,7 +424,7 @@ _NEW_CONVERSION_COLUMNS = ("subid", "tid", "status", "original_status", "payout"
 #: Columns ``_delivery_values`` gives (the others keep their defaults).
 _DELIVERY_COLUMNS = (
     "conversion_id", "subid", "tid", "status", "rule_id", "rule_url", "template", "source_id", "campaign_id", "payout",
-    "currency", "method", "url", "body", "headers", "follow_redirects", "state", "attempts", "next_attempt_at",
+    "currency", "method", "url", "body", "headers", "follow_redirects", "state", "attempts", "retry_base", "next_attempt_at",
     "lease_token", "reason", "resolve_note", "host", "lane", "age_from", "secrets", "created_at", "updated_at",
 )
 #: Columns of the attempt a skipped delivery records.
