@@ -3,7 +3,8 @@
 The delivery loop runs a few statements per batch, thousands of times a second. Through SQLAlchemy
 Core each costs 70-150 µs of Python (cache lookups, event dispatch, result set-up) on top of the
 few microseconds SQLite needs; here they are plain SQL strings written once, with ``?``
-placeholders (rewritten to ``%s`` for psycopg), run on the pooled DB-API connection.
+placeholders (rewritten to ``%s`` for psycopg), run on a DB-API connection: on SQLite the
+engine's one writer connection (see ``_Writer``), on PostgreSQL a pooled one.
 
 Transactions take the same turn as the engine's own (``db.write_turn``) and begin the same way
 (``BEGIN IMMEDIATE`` on SQLite), so they interleave safely with every SQLAlchemy transaction.
