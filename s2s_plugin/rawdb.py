@@ -115,6 +115,15 @@ class _Writer:
         if self.checkpointer is not None:
             self.checkpointer.committed()
 
+    def idle(self) -> bool:
+        """Whether the connection (if one is open) is usable and outside any transaction."""
+        if self._connection is None:
+            return True
+        try:
+            return not self._connection.dbapi_connection.in_transaction
+        except Exception:
+            return False
+
     def discard(self) -> None:
         """Close the connection (after an error it may not survive); the next write opens another."""
         pooled, self._connection = self._connection, None
@@ -191,12 +200,11 @@ class Transaction:
             if not postgres:
                 cursor.execute("BEGIN IMMEDIATE")
         except BaseException:
-            self._end(failed=True)
+            self._end()
             raise
         return Cursor(cursor, postgres)
 
     def __exit__(self, error_type: Any, _error: Any, _traceback: Any) -> None:
-        failed = True
         try:
             if error_type is None:
                 self._connection.commit()
@@ -204,14 +212,13 @@ class Transaction:
                     self._writer.committed()
             else:
                 self._connection.rollback()
-            failed = error_type is not None
         finally:
-            self._end(failed)
+            self._end()
 
-    def _end(self, failed: bool) -> None:
+    def _end(self) -> None:
         writer, self._writer = self._writer, None
         try:
-            if writer is not None and failed and not _idle(writer):
+            if writer is not None and not writer.idle():
                 # A failed COMMIT or ROLLBACK, or a broken connection: the next write gets a new
                 # one, not a transaction left open on the shared connection.
                 writer.discard()
@@ -222,14 +229,6 @@ class Transaction:
             if self._turn is not None:
                 self._turn.release()
                 self._turn = None
-
-
-def _idle(writer: _Writer) -> bool:
-    """Whether the writer's connection is usable and outside any transaction."""
-    try:
-        return not writer.connection().in_transaction
-    except Exception:
-        return False
 
 
 @contextlib.contextmanager

@@ -147,16 +147,11 @@ class RawTransaction:
 
     def execute(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """Run ``statement`` with ``values`` (by bind name); returns the DB-API cursor."""
-        parameters = statement.parameters(values)
-        try:
-            self._cursor.execute(statement.sql, parameters)
-        except self._dbapi_error as error:
-            raise self._error(statement.sql, parameters, error) from error
-        return self._cursor
+        return self._run(statement.sql, statement.parameters(values))
 
     def execute_sql(self, sql: str) -> None:
         """Run SQL that takes no parameters (``NOTIFY``)."""
-        self._run(sql, None)
+        self._run(sql, ())
 
     def first(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The first row of ``statement``'s result, or None."""
@@ -189,17 +184,11 @@ class RawTransaction:
 
     def _run(self, sql: str, parameters: Any) -> Any:
         try:
-            if parameters is None:
-                self._cursor.execute(sql)
-            else:
-                self._cursor.execute(sql, parameters)
+            self._cursor.execute(sql, parameters)
         except self._dbapi_error as error:
-            raise self._error(sql, parameters, error) from error
+            # The exception Core would raise, so callers handle one family of errors.
+            raise exc.DBAPIError.instance(sql, parameters, error, self._dbapi_error, dialect=self._dialect) from error
         return self._cursor
-
-    def _error(self, sql: str, parameters: Any, error: BaseException) -> BaseException:
-        # The exception Core would raise, so callers handle one family of errors.
-        return exc.DBAPIError.instance(sql, parameters, error, self._dbapi_error, dialect=self._dialect)
 
     @staticmethod
     def _row_type(statement: RawStatement, cursor: Any) -> Any:

@@ -111,12 +111,19 @@ def test_lease_is_renewed_while_a_slow_attempt_runs(make_s2s, standin, host):
     assert [a.outcome for a in host.attempts] == ["delivered"] and len(standin.requests) == 1
 
 
-def test_close_releases_unstarted_claims(make_s2s, standin):
-    standin.set_default(Reply(200, "OK", delay=0.3))
+def _one_sender_busy(make_s2s, standin, postbacks, delay):
+    """A started dispatcher with one sender, ``postbacks`` queued, the first in flight at a source
+    that answers after ``delay`` seconds."""
+    standin.set_default(Reply(200, "OK", delay=delay))
     pm, s2s = make_s2s(max_concurrency=1, per_host_concurrency=1)
-    _queue_postbacks(pm, s2s, standin.url, 5)
+    _queue_postbacks(pm, s2s, standin.url, postbacks)
     s2s.start()
     standin.wait_for(1, timeout=5)
+    return s2s
+
+
+def test_close_releases_unstarted_claims(make_s2s, standin):
+    s2s = _one_sender_busy(make_s2s, standin, postbacks=5, delay=0.3)
     s2s.dispatcher.close()
     with s2s.engine.connect() as conn:
         states = sorted(r.state for r in conn.execute(select(t.deliveries)))
@@ -128,11 +135,7 @@ def test_close_releases_unstarted_claims(make_s2s, standin):
 def test_one_sender_claims_a_batch_ahead_not_a_row_per_postback(make_s2s, standin):
     from .workers import states
 
-    standin.set_default(Reply(200, "OK", delay=0.5))
-    pm, s2s = make_s2s(max_concurrency=1, per_host_concurrency=1)
-    _queue_postbacks(pm, s2s, standin.url, 40)
-    s2s.start()
-    standin.wait_for(1, timeout=5)
+    s2s = _one_sender_busy(make_s2s, standin, postbacks=40, delay=0.5)
     # While the first postback is in flight, the dispatcher holds a batch for the next ones
     # (16 per host), not just the one or two its single sender can use at once.
     assert states(s2s.engine).get("leased", 0) == 16
