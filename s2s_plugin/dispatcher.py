@@ -34,7 +34,7 @@ from hookspecs import PostbackAttempt, PostbackRequest, ResolveContext
 from . import queue
 from .hosts import host_key
 from .policy import DELIVERED, RETRY, next_delay
-from .redact import parse_secrets, redact, redact_body, redact_url
+from .redact import parse_secrets, redact, redact_body, redact_url, secret_values
 from .rows import aware, loads
 from .sender import AttemptResult, Sender
 from .settings import DeliverySettings
@@ -412,9 +412,11 @@ class Dispatcher:
             reason = f"{reason}; {row.resolve_note}"
         # Marked names (the rule's secrets) and marked values (a prepare_request hook's) are
         # redacted wherever the attempt is recorded.
-        names, values_ = parse_secrets(row.secrets), request.secrets
-        reason = redact(reason, values_) or reason
+        names = parse_secrets(row.secrets)
         body = request.body.decode("utf-8", "replace") if request.body else None
+        # The marked values are masked everywhere, the answer too: a source may echo the request.
+        values_ = (*request.secrets, *secret_values(request.url, body, request.headers, names))
+        reason = redact(reason, values_) or reason
         values = {
             "attempt": attempt_no,
             "outcome": {"delivered": "delivered", "due": "retrying"}.get(state, "failed"),

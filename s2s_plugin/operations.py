@@ -17,7 +17,8 @@ from hookspecs import Click, Conversion, PostbackRequest, PostbackRule, ResolveC
 
 from . import tables as t
 from .errors import ConfigError, InputError
-from .redact import redact_body, redact_url
+from .redact import redact, redact_body, redact_url, secret_values
+from .resolve import fill_delivery_id
 from .rows import epoch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
 D, A = t.deliveries, t.attempts
 
 #: ``outcome`` filter values for resend, and the delivery states they select.
+#: The delivery id a test send renders and sends: no queued delivery has it.
+TEST_DELIVERY_ID = 0
+
 RESEND_OUTCOMES = {
     "failed": ("failed",),
     "delivered": ("delivered",),
@@ -177,6 +181,9 @@ def test_send(
     # A test send shows what the rule would send, even while it is disabled or not enabled for the status.
     trial = dataclasses.replace(rule, enabled=True, statuses=tuple(dict.fromkeys([*rule.statuses, chosen])))
     (planned,) = service._plan(conversion, click, [trial])
+    # A test send is no delivery: {delivery_id} (and the idempotency header) say 0, which no
+    # queued delivery ever has, so a de-duplicating source never mistakes it for a real one.
+    planned = fill_delivery_id(planned, TEST_DELIVERY_ID)
     secrets = rule.secrets
     if planned.state != "due":
         return TestSend(rule_id, "skipped", planned.method, redact_url(planned.url, secrets), redact_body(planned.body, secrets),
@@ -185,20 +192,23 @@ def test_send(
         planned.method, planned.url, dict(planned.headers), planned.body.encode() if planned.body else None,
         template=rule.template, rule_id=rule.id,
     )
-    request = service.with_content_type(request)
+    request = service.with_idempotency_key(service.with_content_type(request), TEST_DELIVERY_ID)
     context = ResolveContext(click=click, conversion=conversion, rule=rule)
     request, problem = service.prepare(request, context)
     template = service.templates().get(rule.template or "") if rule.template else None
     body = request.body.decode("utf-8", "replace") if request.body else None
+    # What a test send shows is masked as the attempt log is: the answer and errors too.
+    values = (*request.secrets, *secret_values(request.url, body, request.headers, secrets))
+    url, shown_body = redact(redact_url(request.url, secrets), values) or "", redact(redact_body(body, secrets), values)
     if problem:
-        return TestSend(rule_id, "failed", request.method, redact_url(request.url, secrets), redact_body(body, secrets), None, None, problem)
+        return TestSend(rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values))
     result = service.dispatcher.sender.send(
         request, success_body=template.success_body if template else None, follow_redirects=rule.follow_redirects
     )
     reason = result.reason + (f"; {planned.reason}" if planned.reason else "")
     return TestSend(
-        rule_id, result.outcome, request.method, redact_url(request.url, secrets), redact_body(body, secrets),
-        result.http_status, result.response_body, reason, result.duration_ms, result.error,
+        rule_id, result.outcome, request.method, url, shown_body, result.http_status,
+        redact(result.response_body, values), redact(reason, values) or reason, result.duration_ms, redact(result.error, values),
     )
 
 

@@ -17,6 +17,7 @@ The request is sent unchanged; the Sent postbacks log, ``on_postback_sent`` and 
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
@@ -26,9 +27,18 @@ REDACTED = "[REDACTED]"
 MASK = REDACTED
 
 
+#: Values of marked fields shorter than this are not searched for in answers and reasons: masking
+#: every "1" of a response because a field held "1" would garble the log and protect nothing.
+MIN_SECRET_LENGTH = 4
+
+
 def _forms(secret: str) -> set[str]:
-    # A secret may come back percent-encoded (in a URL) or JSON-escaped (echoed in an answer).
-    return {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
+    # A secret may come back percent-encoded (in a URL), JSON-escaped or HTML-escaped (a source
+    # echoing the request in its answer or its error page).
+    return {
+        secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1], html.escape(secret),
+    }
 
 
 def redact(text: Optional[str], secrets: Iterable[str]) -> Optional[str]:
@@ -96,6 +106,61 @@ def redact_body(body: Optional[str], secrets: Iterable[str]) -> Optional[str]:
                 f"{quote(name)}={MASK if name.lower() in names else quote(value)}" for name, value in pairs
             )
     return body
+
+
+def secret_values(
+    url: str, body: Optional[str], headers: Mapping[str, str], secrets: Iterable[str]
+) -> tuple[str, ...]:
+    """The values a request carries in its secret query parameters, form or JSON body fields and
+    headers (``Authorization`` always), so they can be masked wherever else they turn up: a source
+    that echoes the request in its answer, an error message quoting the URL."""
+    names = set(parse_secrets(list(secrets)))
+    found: list[str] = []
+    for key, value in headers.items():
+        if key.lower() in names or key.lower() in ("authorization", "proxy-authorization"):
+            found.append(value)
+            # "Bearer <token>": the token alone may be echoed too.
+            found.extend(value.split(None, 1)[1:])
+    if names:
+        try:
+            parts = urlsplit(url)
+            found.extend(v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() in names)
+            if parts.password:
+                found.append(unquote_plus(parts.password))
+        except ValueError:
+            pass
+        if body:
+            found.extend(_body_values(body, names))
+    elif "@" in url:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password:
+            found.append(unquote_plus(password))
+    return tuple(dict.fromkeys(v for v in found if len(v) >= MIN_SECRET_LENGTH))
+
+
+def _body_values(body: str, names: set[str]) -> list[str]:
+    stripped = body.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return list(_json_values(json.loads(body), names))
+        except ValueError:
+            return []
+    return [v for k, v in parse_qsl(body, keep_blank_values=True) if k.lower() in names]
+
+
+def _json_values(value: Any, names: set[str]) -> Iterable[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).lower() in names and isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                yield str(item)
+            else:
+                yield from _json_values(item, names)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_values(item, names)
 
 
 def redact_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:

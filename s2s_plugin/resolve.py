@@ -18,7 +18,7 @@ from hookspecs import Click, Conversion, PostbackRule, ResolveContext, SourceTem
 from .clickid import click_id_of, describe_click_id_problem
 from .macros import find_macros, render
 from .money import apply_payout_mode, format_amount
-from .values import MacroValues, canonical_name, did_you_mean
+from .values import DELIVERY_ID_PENDING, MacroValues, canonical_name, did_you_mean
 
 #: A URL that urlsplit would give the http or https scheme (checked without splitting it).
 _HTTP_START = re.compile(r"https?://", re.IGNORECASE)
@@ -181,4 +181,24 @@ def plan_one(
             reason += f" ({'; '.join(hints)})"
     return PlannedPostback(
         rule, "due", method, url.text, body.text if body else None, headers, reason, unknown
+    )
+
+
+def uses_delivery_id(planned: PlannedPostback) -> bool:
+    """Whether the rendered request still waits for its delivery's id (``{delivery_id}``)."""
+    return (
+        DELIVERY_ID_PENDING in planned.url
+        or (planned.body is not None and DELIVERY_ID_PENDING in planned.body)
+        or any(DELIVERY_ID_PENDING in value for value in planned.headers.values())
+    )
+
+
+def fill_delivery_id(planned: PlannedPostback, delivery_id: int | str) -> PlannedPostback:
+    """``planned`` with ``{delivery_id}`` rendered as ``delivery_id``, in the URL, body and headers."""
+    value = str(delivery_id)
+    return dataclasses.replace(
+        planned,
+        url=planned.url.replace(DELIVERY_ID_PENDING, value),
+        body=planned.body.replace(DELIVERY_ID_PENDING, value) if planned.body is not None else None,
+        headers={key: text.replace(DELIVERY_ID_PENDING, value) for key, text in planned.headers.items()},
     )

@@ -375,15 +375,18 @@ class PostbackService:
     def _build_request(self, row: Any) -> tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]:
         """The request for a claimed delivery, after ``prepare_request`` hooks; with the template's
         success text, and a problem sentence when a hook failed."""
-        request = self.with_content_type(
-            PostbackRequest(
-                method=row.method,
-                url=row.url,
-                headers=headers_of(row) if row.headers else {},
-                body=row.body.encode("utf-8") if row.body else None,
-                template=row.template,
-                rule_id=row.rule_id,
-            )
+        request = self.with_idempotency_key(
+            self.with_content_type(
+                PostbackRequest(
+                    method=row.method,
+                    url=row.url,
+                    headers=headers_of(row) if row.headers else {},
+                    body=row.body.encode("utf-8") if row.body else None,
+                    template=row.template,
+                    rule_id=row.rule_id,
+                )
+            ),
+            row.id,
         )
         success_body = None
         if row.template:
@@ -407,6 +410,14 @@ class PostbackService:
             kind = "application/json" if request.body.lstrip().startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
             request = dataclasses.replace(request, headers={**request.headers, "Content-Type": kind})
         return request
+
+    def with_idempotency_key(self, request: PostbackRequest, delivery_id: int) -> PostbackRequest:
+        """The request with the ``idempotency_header`` setting's header carrying the delivery's id
+        (the same for every retry and resend of it), unless the request sets that header itself."""
+        name = self.settings.idempotency_header
+        if not name or name.lower() in {key.lower() for key in request.headers}:
+            return request
+        return dataclasses.replace(request, headers={**request.headers, name: str(delivery_id)})
 
     def prepare(self, request: PostbackRequest, context: ResolveContext) -> tuple[PostbackRequest, Optional[str]]:
         """Run the ``prepare_request`` hooks in turn; the final request, and a problem sentence

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from .errors import ConfigError
+
+#: An HTTP header name (RFC 9110 token characters).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 #: Seconds before each attempt: the first at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -34,6 +38,9 @@ class DeliverySettings:
     lease_seconds: Optional[float] = None
     #: Deliveries claimed per database round trip.
     claim_batch: int = 64
+    #: A header sent with every postback carrying its delivery's id, the same on every retry and
+    #: resend (e.g. ``Idempotency-Key``), for sources that de-duplicate; None sends none.
+    idempotency_header: Optional[str] = None
 
     def __post_init__(self) -> None:
         schedule = tuple(float(s) for s in self.retry_schedule)
@@ -49,6 +56,8 @@ class DeliverySettings:
         for name in ("max_age", "poll_interval", "retry_after_cap"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
+        if self.idempotency_header is not None and not _HEADER_NAME.fullmatch(self.idempotency_header):
+            raise ConfigError(f"idempotency_header {self.idempotency_header!r} is not an HTTP header name")
         if not 0 <= self.jitter <= 1:
             raise ConfigError("jitter must be a fraction between 0 and 1")
         if self.lease_seconds is None:
@@ -86,7 +95,7 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, 
                 out[field.name] = _truthy(raw)
             elif field.name in ("max_concurrency", "per_host_concurrency", "max_response_bytes", "claim_batch"):
                 out[field.name] = int(raw)
-            elif field.name == "user_agent":
+            elif field.name in ("user_agent", "idempotency_header"):
                 out[field.name] = raw
             else:
                 out[field.name] = float(raw)

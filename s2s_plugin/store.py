@@ -25,7 +25,7 @@ from .money import format_amount
 from .queue import CHANNEL
 from .rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert, raw_read, raw_transaction
 from .redact import join_secrets, redact_body, redact_url
-from .resolve import PlannedPostback
+from .resolve import PlannedPostback, fill_delivery_id, uses_delivery_id
 from .rows import click_from_row, click_values, dumps, postback_rule, source_rule
 from .statuses import KnownConversion, StatusDecision, decide
 
@@ -139,6 +139,10 @@ class Store:
             _DELIVERY_COLUMNS,
         )
         self._raw_skip_attempt = compile_raw(insert(t.attempts), dialect, _SKIP_ATTEMPT_COLUMNS)
+        # {delivery_id} is known once the delivery is inserted: its request is rewritten at once.
+        self._raw_fill_delivery_id = compile_raw(
+            update(t.deliveries).where(t.deliveries.c.id == bindparam("b_id")), dialect, ("url", "body", "headers")
+        )
 
     def create_tables(self) -> None:
         """Bring the plugin's tables up to date: create them, or run the pending migrations."""
@@ -319,6 +323,13 @@ class Store:
                 delivery_id = tx.insert(self._raw_queue_delivery, values)
                 if delivery_id is None:
                     continue  # already queued for this (conversion, status, rule)
+                if uses_delivery_id(planned):
+                    planned = fill_delivery_id(planned, delivery_id)
+                    tx.execute(
+                        self._raw_fill_delivery_id,
+                        {"b_id": delivery_id, "url": planned.url, "body": planned.body,
+                         "headers": dumps(planned.headers) if planned.headers else None},
+                    )
                 if planned.state == "skipped":
                     skipped += 1
                     secrets = planned.rule.secrets

@@ -49,7 +49,7 @@ BUILTIN_NAMES = frozenset(
     {
         "subid", "external_id", "tid", "status", "original_status", "revenue", "cost", "profit",
         "currency", "campaign_id", "campaign_name", "source", "ip", "user_agent", "country",
-        "click_datetime", "conversion_datetime", "date", "random", "timestamp",
+        "click_datetime", "conversion_datetime", "date", "random", "timestamp", "delivery_id",
     }
     | {f"sub_id_{n}" for n in range(1, 31)}
 )
@@ -65,6 +65,11 @@ PARAMETERISED = {
     "click_datetime": "like date, for the click's time",
     "random": "a range: {random:1,999999}",
 }
+
+#: What ``{delivery_id}`` renders to while the delivery has no id yet. The store puts the id in its
+#: place in the same transaction that inserts the delivery (``fill_delivery_id``), so what is queued,
+#: sent, logged and resent carries the real id. Unreserved characters only: no encoding changes it.
+DELIVERY_ID_PENDING = "__s2s_delivery_id__"
 
 _DEFAULT_DATE = "Y-m-d H:i:s"
 # One for every postback (it reads os.urandom, so threads can share it).
@@ -184,6 +189,8 @@ class MacroValues:
             return str(int(conv.created_at.timestamp()))
         if key == "random":
             return str(self._rng.randint(1, 999_999_999))
+        if key == "delivery_id":
+            return DELIVERY_ID_PENDING
         return None
 
     def _parameterised(self, key: str, argument: str) -> Optional[str]:

@@ -33,6 +33,7 @@ def _schedule(text: Optional[str]) -> Optional[list[float]]:
 @click.option("--lease-seconds", type=float, help="How long a claim lasts unless renewed (S2S_LEASE_SECONDS).")
 @click.option("--max-age", type=float, help="Seconds after which an undelivered postback fails (S2S_MAX_AGE, 3 days).")
 @click.option("--poll-interval", type=float, help="Seconds between looks for due work (S2S_POLL_INTERVAL, 1).")
+@click.option("--idempotency-header", help="Send each postback's delivery id in this header, e.g. Idempotency-Key.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every attempt.")
 @user_errors
 def worker(database_url: str, retry_schedule: Optional[str], verbose: bool, **settings: object) -> None:
