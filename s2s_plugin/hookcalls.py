@@ -1,19 +1,26 @@
-"""Calling the extension hooks one implementation at a time, so one plugin's bug stays its own.
+"""Calling the extension hooks through pluggy, so one plugin's bug stays its own.
 
 ``pm.hook.NAME(...)`` stops at the first exception and loses every other plugin's answer. The
-plugin calls the extension hooks through these helpers instead: each implementation is called in
-pluggy's order (last registered first, ``tryfirst``/``trylast`` honoured), an exception or a
-wrong return value is caught and becomes a ``HookFailure`` naming the plugin, and the remaining
-implementations still run. What a failure means for a postback is decided by the caller
-(see docs/hooks.md, "When a plugin fails").
+plugin still calls every extension hook through pluggy (``hook(**kwargs)``), so whatever a host
+or a third party installed around pluggy sees each call: hook wrappers (``wrapper=True`` and old
+``hookwrapper=True``), ``pm.trace`` and ``pm.add_hookcall_monitoring``. What differs is that each
+implementation runs inside a guard, put on its ``HookImpl`` the first time the plugin calls the
+hook: while one of these helpers is calling, an exception or a wrong return value is caught,
+becomes a ``HookFailure`` naming the plugin, and counts as "no answer" (None), so pluggy goes on
+to the next implementation in its order (last registered first, ``tryfirst``/``trylast``
+honoured). Outside these helpers (a host calling ``pm.hook.classify_response`` itself) the guard
+does nothing: exceptions reach the caller as pluggy would let them.
 
-Wrappers (``wrapper=True``/``hookwrapper=True``) are not run by these helpers: an extension hook's
-implementations are independent answers, not a chain to wrap.
+A chain (``prepare_request``: each implementation gets the request the previous one returned) is
+one pluggy call too: the guard hands each implementation the chain's value so far. What a failure
+means for a postback is decided by the caller (see docs/hooks.md, "When a plugin fails").
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -90,16 +97,77 @@ def implementations(hook: HookCaller) -> list[HookImpl]:
     return [impl for impl in reversed(hook.get_hookimpls()) if not (impl.wrapper or impl.hookwrapper)]
 
 
-def _call(hook: HookCaller, impl: HookImpl, kwargs: dict[str, Any], check: Optional[Check]) -> Any:
-    # pluggy passes only the arguments an implementation names, positionally, in its order.
-    result = impl.function(*[kwargs[name] for name in impl.argnames])
-    if result is not None and check is not None:
-        result = check(result)
-    return result
+@dataclasses.dataclass
+class _Call:
+    """One guarded call of one hook, as the guards of its implementations see it."""
+
+    hook: str
+    check: Optional[Check]
+    answers: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    failures: list[HookFailure] = dataclasses.field(default_factory=list)
+    #: For a chain: the argument that carries the value, and the value so far.
+    chain_key: Optional[str] = None
+    chain_value: Any = None
 
 
-def _failed(hook: HookCaller, impl: HookImpl, exc: BaseException) -> HookFailure:
-    failure = HookFailure(hook.name, impl.plugin_name, exc)
+#: The guarded call in progress in this thread (or task), if any.
+_current: contextvars.ContextVar[Optional[_Call]] = contextvars.ContextVar("s2s_hook_call", default=None)
+
+#: Set on a guard, so an implementation is guarded once however often its hook is called.
+_GUARDED = "__s2s_guarded__"
+
+
+def _guard(hook_name: str, impl: HookImpl) -> Callable[..., Any]:
+    """``impl.function`` inside a guard: see the module docstring."""
+    function, argnames, plugin = impl.function, tuple(impl.argnames), impl.plugin_name
+
+    @functools.wraps(function)
+    def guarded(*args: Any) -> Any:
+        call = _current.get()
+        if call is None or call.hook != hook_name:
+            return function(*args)  # not our call: pluggy's own behaviour
+        if call.chain_key is not None and call.chain_key in argnames:
+            args = tuple(call.chain_value if name == call.chain_key else arg for name, arg in zip(argnames, args))
+        try:
+            result = function(*args)
+            if result is not None and call.check is not None:
+                result = call.check(result)
+        except Exception as exc:  # noqa: BLE001  (foreign code: any failure is reported, not fatal)
+            call.failures.append(_failed(hook_name, plugin, exc))
+            return None
+        if result is not None:
+            call.answers.append((plugin, result))
+            if call.chain_key is not None:
+                call.chain_value = result
+        return result
+
+    setattr(guarded, _GUARDED, True)
+    return guarded
+
+
+def _guard_all(hook: HookCaller) -> None:
+    """Guard every implementation of ``hook`` not guarded yet (plugins may register at any time)."""
+    for impl in hook.get_hookimpls():
+        if not (impl.wrapper or impl.hookwrapper) and not getattr(impl.function, _GUARDED, False):
+            impl.function = _guard(hook.name, impl)
+
+
+def _run(hook: HookCaller, call: _Call, kwargs: dict[str, Any]) -> _Call:
+    """Call ``hook`` through pluggy with ``call`` as the guards' context."""
+    _guard_all(hook)
+    token = _current.set(call)
+    try:
+        hook(**kwargs)
+    except Exception as exc:  # noqa: BLE001  a wrapper raised: the answers gathered so far stand
+        wrappers = [impl.plugin_name for impl in hook.get_hookimpls() if impl.wrapper or impl.hookwrapper]
+        call.failures.append(_failed(hook.name, ", ".join(wrappers) or "a hook wrapper", exc))
+    finally:
+        _current.reset(token)
+    return call
+
+
+def _failed(hook: str, plugin: str, exc: BaseException) -> HookFailure:
+    failure = HookFailure(hook, plugin, exc)
     # The traceback helps the plugin's author; a wrong answer is fully said in one line.
     log.warning("%s", failure.describe(), exc_info=None if isinstance(exc, BadAnswer) else exc)
     return failure
@@ -107,31 +175,17 @@ def _failed(hook: HookCaller, impl: HookImpl, exc: BaseException) -> HookFailure
 
 def call_collect(hook: HookCaller, *, check: Optional[Check] = None, **kwargs: Any) -> Collected[Any]:
     """Call every implementation (a "collect" hook); keep each answer that is not None."""
-    results: list[tuple[str, Any]] = []
-    failures: list[HookFailure] = []
-    for impl in implementations(hook):
-        try:
-            value = _call(hook, impl, kwargs, check)
-        except Exception as exc:  # noqa: BLE001  (foreign code: any failure is reported, not fatal)
-            failures.append(_failed(hook, impl, exc))
-            continue
-        if value is not None:
-            results.append((impl.plugin_name, value))
-    return Collected(results, failures)
+    call = _run(hook, _Call(hook.name, check), kwargs)
+    return Collected(call.answers, call.failures)
 
 
 def call_first(hook: HookCaller, *, check: Optional[Check] = None, **kwargs: Any) -> First[Any]:
     """Call implementations until one answers (a ``firstresult`` hook); a failing one is passed over."""
-    failures: list[HookFailure] = []
-    for impl in implementations(hook):
-        try:
-            value = _call(hook, impl, kwargs, check)
-        except Exception as exc:  # noqa: BLE001
-            failures.append(_failed(hook, impl, exc))
-            continue
-        if value is not None:
-            return First(value, impl.plugin_name, failures)
-    return First(None, None, failures)
+    call = _run(hook, _Call(hook.name, check), kwargs)
+    if call.answers:
+        plugin, value = call.answers[0]
+        return First(value, plugin, call.failures)
+    return First(None, None, call.failures)
 
 
 def call_chain(hook: HookCaller, *, key: str, check: Optional[Check] = None, **kwargs: Any) -> Chained[Any]:
@@ -140,19 +194,8 @@ def call_chain(hook: HookCaller, *, key: str, check: Optional[Check] = None, **k
     None keeps the value unchanged; a failing implementation leaves it as it was and the next one
     still runs, so every failing plugin is reported at once.
     """
-    value = kwargs[key]
-    changed_by: list[str] = []
-    failures: list[HookFailure] = []
-    for impl in implementations(hook):
-        try:
-            result = _call(hook, impl, {**kwargs, key: value}, check)
-        except Exception as exc:  # noqa: BLE001
-            failures.append(_failed(hook, impl, exc))
-            continue
-        if result is not None:
-            value = result
-            changed_by.append(impl.plugin_name)
-    return Chained(value, changed_by, failures)
+    call = _run(hook, _Call(hook.name, check, chain_key=key, chain_value=kwargs[key]), kwargs)
+    return Chained(call.chain_value, [plugin for plugin, _ in call.answers], call.failures)
 
 
 def expect(kind: type, what: str) -> Check:
