@@ -116,8 +116,22 @@ def _rule_rows(rules: list[Any]) -> list[dict[str, Any]]:
 @click.pass_context
 def main(ctx: click.Context, database_url: Optional[str]) -> None:
     """A small ad tracker that sends S2S postbacks to traffic sources through s2s-postback."""
+    _require_web_stack()
     ctx.ensure_object(dict)
     ctx.obj["database_url"] = database_url
+
+
+def _require_web_stack() -> None:
+    """Stop with one line when the sample host's extra is not installed (a plugin-only install)."""
+    import importlib.util
+
+    missing = [name for name in ("starlette", "uvicorn", "jinja2", "multipart", "itsdangerous")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"the sample host needs its web stack ({', '.join(missing)} missing): "
+            "pip install 's2s-postback[sample-host]'"
+        )
 
 
 @main.command()

@@ -1,0 +1,53 @@
+"""What ``pip install s2s-postback`` brings: the plugin's needs only; the sample host's web stack
+is the ``sample-host`` extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_STACK = ("starlette", "uvicorn", "jinja2", "python-multipart", "itsdangerous")
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {req.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower() for req in requirements}
+
+
+def test_the_plugin_requires_no_web_stack_and_the_extra_brings_it():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not _names(project["dependencies"]) & set(WEB_STACK)
+    assert _names(project["optional-dependencies"]["sample-host"]) == set(WEB_STACK)
+
+
+def test_importing_every_plugin_module_imports_no_web_stack():
+    # A fresh interpreter: what the plugin's own modules (CLI included) import, and nothing else.
+    code = (
+        "import pkgutil, sys, importlib, hookspecs, s2s_plugin\n"
+        "for m in pkgutil.walk_packages(s2s_plugin.__path__, 's2s_plugin.'):\n"
+        "    if '.migrations' not in m.name and not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        f"print(sorted(n for n in sys.modules if n.split('.')[0] in {('starlette', 'uvicorn', 'jinja2', 'multipart', 'itsdangerous')!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_sample_host_names_its_extra_when_the_web_stack_is_missing():
+    # Hide the web stack from a fresh interpreter, then run the sample host's command line.
+    code = (
+        "import sys\n"
+        f"for name in {('starlette', 'uvicorn', 'jinja2', 'multipart', 'itsdangerous')!r}: sys.modules[name] = None\n"
+        "import importlib.util\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name in sys.modules and sys.modules[name] is None else real(name, *a)\n"
+        "from sample_host.cli import main\n"
+        "main(['plugins'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "Error: the sample host needs its web stack (starlette, uvicorn, jinja2, multipart, itsdangerous missing): "
+        "pip install 's2s-postback[sample-host]'"
+    ]
