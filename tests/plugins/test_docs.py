@@ -104,10 +104,20 @@ def test_every_hook_has_a_test() -> None:
     assert not missing, f"hooks without a test named test_<hook>_...: {missing}"
 
 
-def test_the_readme_points_plugin_authors_to_the_docs() -> None:
+def test_the_host_developers_page_points_plugin_authors_to_the_docs() -> None:
+    page = (ROOT / "docs" / "hosts.md").read_text("utf-8")
+    section = page.split("## Writing a source plugin", 1)[1].split("\n## ", 1)[0]
+    assert "(writing-a-plugin.md)" in section and "(hooks.md)" in section
+
+
+def test_the_readme_is_a_landing_page_and_the_site_home_is_the_same_text() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
-    section = readme.split("## Writing a source plugin", 1)[1].split("\n## ", 1)[0]
-    assert "docs/writing-a-plugin.md" in section and "docs/hooks.md" in section
+    assert len(readme.splitlines()) <= 200
+    # Every manual page is linked from the README, and exists.
+    for page in ("operators", "macros", "hosts", "hooks", "writing-a-plugin", "delivery", "performance", "development"):
+        assert f"(docs/{page}.md)" in readme and (ROOT / "docs" / f"{page}.md").is_file()
+    home = (ROOT / "docs" / "index.md").read_text("utf-8")
+    assert home == readme.replace("](docs/", "](")
 
 
 # --- the tutorial, followed to the letter -----------------------------------------------------
