@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
-from typing import Optional
+import typing
+from collections.abc import Callable
+from typing import Any, Optional
 
 import click
 
+from ..settings import DeliverySettings
 from .base import database_option, main, user_errors
 from .service import open_service
 
@@ -22,18 +26,48 @@ def _schedule(text: Optional[str]) -> Optional[list[float]]:
         raise click.BadParameter(f"{text!r} is not a comma list of seconds, e.g. 0,5,300") from None
 
 
+#: Help for the worker's options; every delivery setting is an option (see ``_setting_options``).
+_HELP = {
+    "retry_schedule": "Seconds before each attempt, e.g. 0,5,300.",
+    "connect_timeout": "Seconds to connect (default 5).",
+    "timeout": "Seconds for a whole attempt (default 15).",
+    "max_concurrency": "Attempts in flight (default 32).",
+    "per_host_concurrency": "Attempts in flight per source host, at most.",
+    "allow_private_targets": "Allow loopback and private addresses.",
+    "retry_after_cap": "Longest Retry-After honoured, in seconds (default 3600).",
+    "jitter": "Fraction of a retry's delay added at random (default 0.1).",
+    "max_response_bytes": "Bytes of an answer kept in the log (default 16384).",
+    "poll_interval": "Seconds between looks for due work (default 1).",
+    "user_agent": "User-Agent of every postback.",
+    "max_age": "Seconds after which an undelivered postback fails (default 3 days).",
+    "lease_seconds": "How long a claim lasts unless renewed.",
+    "claim_batch": "Deliveries claimed per database round trip (default 64).",
+    "idempotency_header": "Send each postback's delivery id in this header, e.g. Idempotency-Key.",
+}
+
+
+def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per delivery setting, named after it (``--retry-after-cap``), typed as the setting,
+    with its ``S2S_*`` variable in the help: a new setting is a worker option without more code."""
+    hints = typing.get_type_hints(DeliverySettings)
+    for field in reversed(dataclasses.fields(DeliverySettings)):
+        env = f"S2S_{field.name.upper()}"
+        help_text = f"{_HELP.get(field.name, field.name.replace('_', ' ').capitalize() + '.')} ({env})"
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        if field.name == "retry_schedule":
+            command = click.option(flag, help=help_text)(command)
+        elif kind is bool:
+            command = click.option(flag, is_flag=True, default=None, help=help_text)(command)
+        else:
+            base = next((t for t in (int, float, str) if t is kind or t in typing.get_args(kind)), str)
+            command = click.option(flag, type=base, help=help_text)(command)
+    return command
+
+
 @main.command()
 @database_option
-@click.option("--retry-schedule", help="Seconds before each attempt, e.g. 0,5,300 (S2S_RETRY_SCHEDULE).")
-@click.option("--connect-timeout", type=float, help="Seconds to connect (S2S_CONNECT_TIMEOUT, default 5).")
-@click.option("--timeout", type=float, help="Seconds for a whole attempt (S2S_TIMEOUT, default 15).")
-@click.option("--max-concurrency", type=int, help="Attempts in flight (S2S_MAX_CONCURRENCY, default 32).")
-@click.option("--per-host-concurrency", type=int, help="Attempts in flight per source host (default 8).")
-@click.option("--allow-private-targets", is_flag=True, default=None, help="Allow loopback and private addresses.")
-@click.option("--lease-seconds", type=float, help="How long a claim lasts unless renewed (S2S_LEASE_SECONDS).")
-@click.option("--max-age", type=float, help="Seconds after which an undelivered postback fails (S2S_MAX_AGE, 3 days).")
-@click.option("--poll-interval", type=float, help="Seconds between looks for due work (S2S_POLL_INTERVAL, 1).")
-@click.option("--idempotency-header", help="Send each postback's delivery id in this header, e.g. Idempotency-Key.")
+@_setting_options
 @click.option("-v", "--verbose", is_flag=True, help="Log every attempt.")
 @user_errors
 def worker(database_url: str, retry_schedule: Optional[str], verbose: bool, **settings: object) -> None:
