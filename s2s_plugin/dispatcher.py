@@ -33,7 +33,7 @@ from hookspecs import PostbackAttempt, PostbackRequest, ResolveContext
 
 from . import queue
 from .hosts import host_key
-from .policy import DELIVERED, RETRY, next_delay
+from .policy import DELIVERED, FAILED, RETRY, next_delay
 from .redact import parse_secrets, redact, redact_body, redact_url, secret_values
 from .rows import aware, loads
 from .sender import AttemptResult, Sender
@@ -312,30 +312,34 @@ class Dispatcher:
         return started
 
     def _run_one(self, row: Any) -> None:
+        done: Optional[_Done] = None
         try:
             done = self._deliver(row)
-        except Exception:  # a bug, not a network failure: keep the claim; the lease expires and it is retried
+        except Exception as exc:  # _deliver records its own failures: this is a bug in that code itself
             log.exception("delivery %s crashed", row.id)
-            done = None
-        with self._lock:
-            self._in_flight.pop(row.id, None)
-            host = _host_of(row)
-            self._per_host[host] -= 1
-            self._held_per_host[host] -= 1
-            if row.lane:
-                self._retries_in_flight -= 1
-            if done is not None:
-                if not self._results:
-                    self._first_result_at = time.monotonic()
-                self._results.append(done)
-            # Wake the loop only when it has something to do: a first result to time a write by,
-            # a full batch to write, room to claim into, or nothing left in flight. Waking it for
-            # every attempt costs a thread switch per postback.
-            wake = (
-                len(self._results) in (1, _FLUSH_BATCH)
-                or not self._in_flight
-                or self._claim_worth_it(len(self._in_flight) + len(self._waiting))
-            )
+            done = _last_resort(row, exc)
+        finally:
+            # Whatever happened, the claim leaves the books: a result to write, never a lease left
+            # to expire (an expired lease sends the postback again, unseen).
+            with self._lock:
+                self._in_flight.pop(row.id, None)
+                host = _host_of(row)
+                self._per_host[host] -= 1
+                self._held_per_host[host] -= 1
+                if row.lane:
+                    self._retries_in_flight -= 1
+                if done is not None:
+                    if not self._results:
+                        self._first_result_at = time.monotonic()
+                    self._results.append(done)
+                # Wake the loop only when it has something to do: a first result to time a write by,
+                # a full batch to write, room to claim into, or nothing left in flight. Waking it for
+                # every attempt costs a thread switch per postback.
+                wake = (
+                    len(self._results) in (1, _FLUSH_BATCH)
+                    or not self._in_flight
+                    or self._claim_worth_it(len(self._in_flight) + len(self._waiting))
+                )
         self._start_waiting()
         if wake:
             self._wake.set()
@@ -395,9 +399,15 @@ class Dispatcher:
     # --- one delivery -------------------------------------------------------------------
 
     def _deliver(self, row: Any) -> _Done:
+        """One attempt of a claimed delivery, ending as a result to write whatever fails on the way."""
         started_at = time.time()
         expired = self._expired(row, started_at)
-        request, _context, success_body, problem = self._build(row)
+        try:
+            request, _context, success_body, problem = self._build(row)
+        except Exception as exc:  # a plugin, a template or the database, before anything was sent
+            log.exception("delivery %s: the request could not be built", row.id)
+            request, success_body, problem = stored_request(row), None, internal_error(exc)
+        sent = False
         if expired:
             result = AttemptResult("failed", expired)
         elif problem:
@@ -405,7 +415,31 @@ class Dispatcher:
             # delivery retries on its schedule, so a fixed plugin or setting still delivers it.
             result = AttemptResult(RETRY, f"not sent: {problem}", error=problem)
         else:
-            result = self.sender.send(request, success_body=success_body, follow_redirects=bool(row.follow_redirects))
+            sent = True
+            result = self._send(row, request, success_body)
+        try:
+            return self._recorded(row, request, result, started_at)
+        except Exception as exc:  # deciding or redacting failed: record what is known for sure
+            log.exception("delivery %s: the attempt could not be recorded in full", row.id)
+            return _recorded_plainly(row, request, result, started_at, exc, sent)
+
+    def _send(self, row: Any, request: PostbackRequest, success_body: Optional[str]) -> AttemptResult:
+        """``sender.send``, with an exception turned into a failed attempt."""
+        started = time.perf_counter()
+        try:
+            return self.sender.send(request, success_body=success_body, follow_redirects=bool(row.follow_redirects))
+        except Exception as exc:
+            log.exception("delivery %s: sending failed", row.id)
+            error = internal_error(exc)
+            # The request may have reached the source before the error (decoding or judging its
+            # answer): sending it again could count the conversion twice, so only a resend does.
+            return AttemptResult(
+                FAILED, f"{error}; not retried, as the source may have received it: resend it once the cause is fixed",
+                error=error, duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    def _recorded(self, row: Any, request: PostbackRequest, result: AttemptResult, started_at: float) -> _Done:
+        """The attempt's record and the delivery's next state."""
         attempt_no = row.attempts + 1
         state, next_at, reason = self._decide(row, result, attempt_no)
         if row.resolve_note:
@@ -484,6 +518,88 @@ class Dispatcher:
             self._report(attempt)
         except Exception:  # a host's log failing must not stop delivery
             log.exception("on_postback_sent failed for delivery %s attempt %s", attempt.delivery_id, attempt.attempt)
+
+
+def internal_error(exc: BaseException) -> str:
+    """An attempt's reason for an error in the plugin's own code or the database, naming it:
+    ``internal error: LookupError: unknown encoding: base64``."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"internal error: {type(exc).__name__}: {message}" if message else f"internal error: {type(exc).__name__}"
+
+
+def stored_request(row: Any) -> PostbackRequest:
+    """The request as the delivery row stores it, before any ``prepare_request`` hook."""
+    return PostbackRequest(
+        method=row.method, url=row.url, headers=headers_of(row) if row.headers else {},
+        body=row.body.encode("utf-8") if row.body else None, template=row.template, rule_id=row.rule_id,
+    )
+
+
+def _guarded(make: Callable[[], Optional[str]]) -> Optional[str]:
+    """A redacted value, or None when redacting it fails (nothing unredacted is ever recorded)."""
+    try:
+        return make()
+    except Exception:
+        return None
+
+
+def _recorded_plainly(
+    row: Any, request: PostbackRequest, result: AttemptResult, started_at: float, exc: BaseException, sent: bool
+) -> _Done:
+    """The attempt's record when deciding or redacting failed: a request that may have reached the
+    source is not retried (delivered if it was), one that was not sent fails, with the error named."""
+    names = parse_secrets(row.secrets)
+    try:
+        body = request.body.decode("utf-8", "replace") if request.body else None
+        masked = (*request.secrets, *secret_values(request.url, body, request.headers, names))
+    except Exception:  # the secrets cannot be known: record no text that could hold one
+        masked = None
+
+    def masking(text: Optional[str]) -> Optional[str]:
+        return None if masked is None else _guarded(lambda: redact(text, masked))
+
+    error = masking(internal_error(exc)) or f"internal error: {type(exc).__name__}"
+    said = masking(result.reason)
+    if result.outcome == DELIVERED:
+        state, outcome = "delivered", "delivered"
+    else:
+        state, outcome = "failed", "failed"
+    reason = f"{error}, while recording the attempt" + (f"; {said}" if said else "") + (
+        "; not retried, as the source may have received it: resend it once the cause is fixed" if sent and state == "failed" else ""
+    )
+    values = {
+        "attempt": row.attempts + 1,
+        "outcome": outcome,
+        "method": request.method,
+        "url": masking(_guarded(lambda: redact_url(request.url, names))),
+        "body": None,
+        "http_status": result.http_status,
+        "response_body": None,
+        "response_truncated": bool(result.response_truncated),
+        "error": error,
+        "reason": reason,
+        "duration_ms": result.duration_ms,
+        "started_at": started_at,
+        "next_attempt_at": None,
+        "reported": False,
+    }
+    return _Done(row, queue.Completion(state, None, values, result.http_status, reason), False)
+
+
+def _last_resort(row: Any, exc: BaseException) -> _Done:
+    """The record of an attempt whose own handling failed: whether it was sent is unknown, so it is
+    not retried."""
+    # The message may quote the request: masked like any attempt's text, or left out.
+    error = _guarded(
+        lambda: redact(internal_error(exc), secret_values(row.url, row.body, headers_of(row) if row.headers else {}, parse_secrets(row.secrets)))
+    ) or f"internal error: {type(exc).__name__}"
+    reason = f"{error}; the attempt's outcome is unknown and it is not retried: resend it once the cause is fixed"
+    values = {
+        "attempt": row.attempts + 1, "outcome": "failed", "method": row.method, "url": None, "body": None,
+        "http_status": None, "response_body": None, "response_truncated": False, "error": error, "reason": reason,
+        "duration_ms": None, "started_at": time.time(), "next_attempt_at": None, "reported": False,
+    }
+    return _Done(row, queue.Completion("failed", None, values, None, reason), False)
 
 
 def _attempt(row: Any, done: queue.Completion) -> PostbackAttempt:
