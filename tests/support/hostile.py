@@ -95,12 +95,20 @@ def reset(sock: socket.socket) -> None:
         pass
 
 
-def response(status: int = 200, body: bytes = b"OK", headers: Iterable[tuple[str, str]] = (), *, reason: str = "OK") -> bytes:
-    """A well-formed HTTP/1.1 answer; a Content-Length is added unless ``headers`` frame the body."""
+def response(
+    status: int = 200, body: bytes = b"OK", headers: Iterable[tuple[str, str]] = (), *, reason: str = "OK", close: bool = True,
+) -> bytes:
+    """A well-formed HTTP/1.1 answer; a Content-Length is added unless ``headers`` frame the body.
+
+    ``close`` says ``Connection: close``, as a server that closes after answering must: else the
+    client may send its next request on the connection as it closes, and see a reset.
+    """
     headers = list(headers)
     names = {name.lower() for name, _ in headers}
     if "content-length" not in names and "transfer-encoding" not in names:
         headers.append(("Content-Length", str(len(body))))
+    if close:
+        headers.append(("Connection", "close"))
     head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
     return head.encode("latin-1") + body
 
@@ -308,7 +316,7 @@ def _bomb(coding: str) -> Answer:
 
 def _short_length(exchange: Exchange) -> None:
     # Content-Length says 2; the rest stays on the connection as if it were the next answer.
-    exchange.send(response(200, b"OK, and bytes past the length", [("Content-Length", "2")]))
+    exchange.send(response(200, b"OK, and bytes past the length", [("Content-Length", "2")], close=False))
     exchange.keep_alive = True
 
 
