@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -19,20 +20,98 @@ if TYPE_CHECKING:  # pragma: no cover
     import pluggy
 
 
+#: The confidence a built-in template may state: how well its format is documented.
+CONFIDENCE_LEVELS = ("high", "medium", "low")
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateFacts:
+    """What the library knows about a built-in template beyond its ``SourceTemplate``.
+
+    ``citations`` are pages or repository files a user can open (URLs); ``legacy`` marks a network
+    kept for existing sources whose endpoint may no longer answer; ``formats`` are the source's ad
+    formats (push, pop, native...).
+    """
+
+    citations: tuple[str, ...] = ()
+    legacy: bool = False
+    formats: tuple[str, ...] = ()
+
+
+#: How the citations of one template are joined in ``SourceTemplate.citation``.
+CITATION_SEPARATOR = " ; "
+
+
 @functools.lru_cache(maxsize=1)
+def _builtin() -> tuple[dict[str, SourceTemplate], dict[str, TemplateFacts]]:
+    raw = json.loads(resources.files(__package__).joinpath("data/templates.json").read_text("utf-8"))
+    templates: dict[str, SourceTemplate] = {}
+    facts: dict[str, TemplateFacts] = {}
+    for entry in raw:
+        templates[entry["name"]], facts[entry["name"]] = _template(entry)
+    return templates, facts
+
+
 def builtin_templates() -> dict[str, SourceTemplate]:
     """The templates shipped with the plugin, by name."""
-    raw = json.loads(resources.files(__package__).joinpath("data/templates.json").read_text("utf-8"))
-    return {entry["name"]: _template(entry) for entry in raw}
+    return _builtin()[0]
 
 
-def _template(entry: dict[str, Any]) -> SourceTemplate:
+def builtin_facts() -> dict[str, TemplateFacts]:
+    """Citations, legacy mark and ad formats of the shipped templates, by name."""
+    return _builtin()[1]
+
+
+def _template(entry: dict[str, Any]) -> tuple[SourceTemplate, TemplateFacts]:
+    name = entry.get("name", "?")
+    citations = tuple(entry.get("citations", ()))
+    # Shipped data is checked when it loads: a template that states no confidence, or cites
+    # something a user cannot open, is a packaging mistake, not something to show.
+    if entry.get("confidence") not in CONFIDENCE_LEVELS:
+        raise ValueError(f"built-in template {name}: confidence must be one of {', '.join(CONFIDENCE_LEVELS)}")
+    for citation in citations:
+        if not re.match(r"https?://[^\s;]+$", citation):
+            raise ValueError(f"built-in template {name}: citation {citation!r} is not a URL")
     known = {f for f in SourceTemplate.__dataclass_fields__}
     fields = {k: v for k, v in entry.items() if k in known}
-    for name in ("statuses", "secrets", "placeholders"):
-        if name in fields:
-            fields[name] = tuple(fields[name])
-    return SourceTemplate(**fields)
+    for field in ("statuses", "secrets", "placeholders"):
+        if field in fields:
+            fields[field] = tuple(fields[field])
+    fields["citation"] = CITATION_SEPARATOR.join(citations) or None
+    facts = TemplateFacts(citations=citations, legacy=bool(entry.get("legacy")), formats=tuple(entry.get("formats", ())))
+    return SourceTemplate(**fields), facts
+
+
+def template_citations(template: SourceTemplate) -> list[str]:
+    """The template's citations one by one (a plugin's free-text citation is one item)."""
+    if not template.citation:
+        return []
+    return [part.strip() for part in template.citation.split(CITATION_SEPARATOR) if part.strip()]
+
+
+def describe_template(template: SourceTemplate) -> dict[str, Any]:
+    """Everything known about ``template`` as plain JSON-ready data (``templates list --json``)."""
+    facts = builtin_facts().get(template.name) if builtin_templates().get(template.name) is template else None
+    facts = facts or TemplateFacts()
+    return {
+        "name": template.name,
+        "title": template.title,
+        "builtin": builtin_templates().get(template.name) is template,
+        "legacy": facts.legacy,
+        "confidence": template.confidence,
+        "formats": list(facts.formats),
+        "method": template.method,
+        "postback_url": template.postback_url,
+        "click_id_param": template.click_id_param,
+        "source_macro": template.source_macro,
+        "statuses": list(template.statuses),
+        "placeholders": list(template.placeholders),
+        "secrets": list(template.secrets),
+        "success_body": template.success_body,
+        "follow_redirects": template.follow_redirects,
+        "notes": template.notes,
+        "citations": template_citations(template),
+    }
 
 
 def build_library(extra: Iterable[Iterable[SourceTemplate]] = ()) -> dict[str, SourceTemplate]:

@@ -42,13 +42,21 @@ def _library() -> dict:
 
 
 @templates.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print every template's facts as a JSON list.")
 @user_errors
-def templates_list() -> None:
-    """List the templates: name, the source's click-id macro, the postback URL."""
+def templates_list(as_json: bool) -> None:
+    """List the templates: name, confidence, the source's click-id macro, the postback URL."""
+    from ..templates import builtin_facts, describe_template
+
     library = _library()
+    if as_json:
+        click.echo(json.dumps([describe_template(t) for _, t in sorted(library.items())], indent=2, ensure_ascii=False))
+        return
     width = max(len(name) for name in library)
+    facts = builtin_facts()
     for name, template in sorted(library.items()):
-        click.echo(f"{name:<{width}}  {template.source_macro or '-':<24}  {template.postback_url}")
+        confidence = (template.confidence or "-") + (" legacy" if name in facts and facts[name].legacy else "")
+        click.echo(f"{name:<{width}}  {confidence:<11}  {template.source_macro or '-':<24}  {template.postback_url}")
 
 
 @templates.command("show")
@@ -56,13 +64,16 @@ def templates_list() -> None:
 @user_errors
 def templates_show(name: str) -> None:
     """Show one template: its postback URL, the placeholders to replace, the campaign link to give
-    the source, and what is known about the source's answers."""
-    from ..templates import campaign_link, find_template
+    the source, what is known about the source's answers, and where that is documented."""
+    from ..templates import campaign_link, describe_template, find_template
 
     template = find_template(_library(), name)
+    facts = describe_template(template)
     rows = [
         ("name", template.name),
         ("title", template.title),
+        ("legacy", "yes: kept for existing sources; its endpoint may no longer answer" if facts["legacy"] else None),
+        ("formats", ", ".join(facts["formats"])),
         ("postback URL", f"{template.method} {template.postback_url}"),
         ("replace", ", ".join(template.placeholders)),
         ("source macro", template.source_macro or "unknown (see the source's documentation)"),
@@ -72,8 +83,10 @@ def templates_show(name: str) -> None:
         ("secrets", ", ".join(template.secrets)),
         ("notes", template.notes),
         ("confidence", template.confidence),
-        ("sources", template.citation),
     ]
     for key, value in rows:
         if value:
             click.echo(f"{key + ':':<15}{value}")
+    citations = facts["citations"]
+    for index, citation in enumerate(citations or ["none that can be opened (see the notes)"]):
+        click.echo(f"{'sources:' if index == 0 else '':<15}{citation}")

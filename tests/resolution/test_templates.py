@@ -2,56 +2,61 @@
 
 from __future__ import annotations
 
+import json
+import re
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from click.testing import CliRunner
 
-from hookspecs import Click, Conversion, PostbackRule
+from hookspecs import Click, Conversion, PostbackRule, SourceTemplate
 from s2s_plugin import ConfigError
 from s2s_plugin.cli import main
 from s2s_plugin.clickid import unsubstituted_macro
 from s2s_plugin.lint import lint
 from s2s_plugin.resolve import plan_one
+from s2s_plugin.statuses import CANONICAL_STATUSES
 from s2s_plugin.templates import (
-    UNKNOWN_SOURCE_MACRO, builtin_templates, campaign_link, fill_placeholders, placeholders_left,
+    CONFIDENCE_LEVELS, UNKNOWN_SOURCE_MACRO, builtin_facts, builtin_templates, campaign_link, fill_placeholders,
+    placeholders_left,
 )
 
 LIBRARY = builtin_templates()
+FACTS = builtin_facts()
 CLICK = Click(subid="K1", campaign_id="summer", source_id="src", params={"external_id": "CLK 42/é", "sub_id_1": "trk-7"})
 SALE = Conversion(subid="K1", status="sale", payout=Decimal("1.50"), currency="EUR", tid="T9")
 
-# Every template rendered with the click above, a 1.50 sale, and each placeholder filled with
-# its own name in lower case ("GOAL_ID" -> "goal-id-v").
+# The exact request every template makes for the click above and a 1.50 EUR sale, each placeholder
+# filled with its own name in lower case ("GOAL_ID" -> "goal-id-v"): method and URL (no body: all GET).
 EXPECTED = {
-    "exoclick": "https://s.magsrv.com/tag.php?goal=goal-id-v&tag=CLK%2042%2F%C3%A9&value=1.5",
-    "propellerads": "https://ad.propellerads.com/conversion.php?aid=aid-v&pid=&tid=tid-v&visitor_id=CLK%2042%2F%C3%A9&payout=1.5",
-    "trafficstars": "https://tsyndicate.com/api/v1/cpa/action?clickid=CLK%2042%2F%C3%A9&value=1.5&key=key-v",
-    "zeropark": "http://postback.zeroredirect1.com/zppostback/account-uuid-v?cid=CLK%2042%2F%C3%A9&payout=1.5",
-    "richads": "https://us.ahows.co/log?action=conversion&key=CLK%2042%2F%C3%A9&price=1.5",
-    "clickadu": "https://sconvtrk.com/conversion/hash-v/?visitor_id=CLK%2042%2F%C3%A9&aid=aid-v&payout=1.5",
-    "adsterra": "https://www.pbterra.com/name/advertiser-login-v/at?subid_short=CLK%2042%2F%C3%A9&atpay=1.5",
-    "hilltopads": "https://postback.hilltopads.com/close/?token=CLK%2042%2F%C3%A9&price=1.5&currency=USD&advertiserId=advertiser-id-v",
-    "galaksion": "http://postback.info/postback.php?cid=goal-cid-v&click_id=CLK%2042%2F%C3%A9",
-    "mgid": "https://a.mgid.com/postback?c=CLK%2042%2F%C3%A9&e=eventname-v&r=1.5",
-    "outbrain": "https://tr.outbrain.com/unifiedPixel?ob_click_id=CLK%2042%2F%C3%A9&name=event-name-v&orderValue=1.5&currency=USD",
-    "kadam": "http://kdtrk.net/ru/postback/?data=CLK%2042%2F%C3%A9",
-    "evadav": "https://evadav.com/phpb?click_id=CLK%2042%2F%C3%A9&payout=1.5",
-    "mondiad": "https://postback.mondiad.com/track?uid=uid-v&clickid=CLK%2042%2F%C3%A9&payout=1.5",
-    "adcash": "https://www.imcounting.com/et/event.php?advertiser=advertiser-id-v&cid=CLK%2042%2F%C3%A9&id=event-id-v",
-    "popads": "https://serve.popads.net/cpixel.php?s2s=1&aid=aid-v&id=CLK%2042%2F%C3%A9&value=1.5",
-    "popcash": "https://ct.popcash.net/click?aid=aid-v&clickid=CLK%2042%2F%C3%A9&payout=1.5",
-    "trafficforce": "http://delivery.trafficforce.com/conv.php?click_id=CLK%2042%2F%C3%A9",
-    "revcontent": "https://trends.revcontent.com/api/v1/conversion.php?api_key=api-key-v&rc_uuid=CLK%2042%2F%C3%A9&amount=1.5",
-    "clickadilla": "https://tracking.clickadilla.com/in/postbacks/?token=token-v&campaign_id=campaign-id-v&click_id=CLK%2042%2F%C3%A9&payout=1.5",
-    "adxad": "http://conv.adxadserv.com/?clickid=CLK%2042%2F%C3%A9&payout=1.5&type=goal1",
-    "eroadvertising": "https://tracker.ero-advertising.com/tracking/conv.php?cid=CLK%2042%2F%C3%A9",
-    "go2mobi": "http://pb.g2trk.com/pb/?api_key=replace-v&clickid=CLK%2042%2F%C3%A9&payout=1.5",
-    "airpush": "http://api.airpush.com/track/?guid=CLK%2042%2F%C3%A9",
-    "leadbolt": "http://ad.leadbolt.net/conv/?track_id=trk-7&clk_id=CLK%2042%2F%C3%A9",
-    "selfadvertiser": "http://clkpback3.com/adServe/ssapixel?subid=CLK%2042%2F%C3%A9&price=1.5",
-    "trafficvance": "https://tracking.trafficvance.com/?id=replace-v&value=1.5&token=CLK%2042%2F%C3%A9",
+    "adcash": ("GET", "https://www.pixelhere.com/et/event.php?advertiser=advertiser-id-v&cid=CLK%2042%2F%C3%A9&id=event-id-v&campagne=campaign-id-v&type=CPAtarget"),
+    "adsterra": ("GET", "https://www.pbterra.com/name/advertiser-login-v/at?subid_short=CLK%2042%2F%C3%A9&atpay=1.5"),
+    "adxad": ("GET", "http://conv.adxadserv.com/?clickid=CLK%2042%2F%C3%A9&payout=1.5&type=goal1"),
+    "airpush": ("GET", "http://api.airpush.com/track/?guid=CLK%2042%2F%C3%A9"),
+    "clickadilla": ("GET", "https://tracking.clickadilla.com/in/postbacks/?token=token-v&campaign_id=campaign-id-v&click_id=CLK%2042%2F%C3%A9&payout=1.5"),
+    "clickadu": ("GET", "https://sconvtrk.com/conversion/hash-v/?visitor_id=CLK%2042%2F%C3%A9&aid=aid-v&payout=1.5"),
+    "eroadvertising": ("GET", "https://tracker.ero-advertising.com/tracking/conv.php?cid=CLK%2042%2F%C3%A9"),
+    "evadav": ("GET", "https://evadav.com/phpb?click_id=CLK%2042%2F%C3%A9&payout=1.5"),
+    "exoclick": ("GET", "https://s.magsrv.com/tag.php?goal=goal-id-v&tag=CLK%2042%2F%C3%A9&value=1.5"),
+    "galaksion": ("GET", "http://postback.report/postback?cid=goal-cid-v&click_id=CLK%2042%2F%C3%A9"),
+    "go2mobi": ("GET", "http://pb.g2trk.com/pb/?api_key=replace-v&clickid=CLK%2042%2F%C3%A9&payout=1.5"),
+    "hilltopads": ("GET", "https://postback.hilltopads.com/close/?token=CLK%2042%2F%C3%A9&price=1.5&currency=USD&advertiserId=advertiser-id-v"),
+    "kadam": ("GET", "http://kdtrk.net/ru/postback/?data=CLK%2042%2F%C3%A9"),
+    "leadbolt": ("GET", "http://ad.leadbolt.net/conv/?track_id=trk-7&clk_id=CLK%2042%2F%C3%A9"),
+    "mgid": ("GET", "https://a.mgid.com/postback?c=CLK%2042%2F%C3%A9&e=eventname-v&r=1.5"),
+    "mondiad": ("GET", "https://postback.mondiad.com/track?uid=uid-v&clickid=CLK%2042%2F%C3%A9&payout=1.5"),
+    "outbrain": ("GET", "https://tr.outbrain.com/unifiedPixel?ob_click_id=CLK%2042%2F%C3%A9&name=event-name-v&orderValue=1.5&currency=USD"),
+    "popads": ("GET", "https://serve.popads.net/cpixel.php?s2s=1&aid=aid-v&id=CLK%2042%2F%C3%A9&value=1.5"),
+    "popcash": ("GET", "https://ct.popcash.net/click?aid=aid-v&clickid=CLK%2042%2F%C3%A9&payout=1.5"),
+    "propellerads": ("GET", "https://ad.propellerads.com/conversion.php?aid=aid-v&pid=&tid=tid-v&visitor_id=CLK%2042%2F%C3%A9&payout=1.5"),
+    "revcontent": ("GET", "https://trends.revcontent.com/api/v1/conversion.php?api_key=api-key-v&rc_uuid=CLK%2042%2F%C3%A9&amount=1.5"),
+    "richads": ("GET", "http://xml.auxml.com/log?action=conversion&key=CLK%2042%2F%C3%A9&price=1.5"),
+    "selfadvertiser": ("GET", "http://clkpback3.com/adServe/ssapixel?subid=CLK%2042%2F%C3%A9&price=1.5"),
+    "trafficforce": ("GET", "http://delivery.trafficforce.com/conv.php?click_id=CLK%2042%2F%C3%A9"),
+    "trafficstars": ("GET", "https://tsyndicate.com/api/v1/cpa/action?clickid=CLK%2042%2F%C3%A9&value=1.5&key=key-v"),
+    "trafficvance": ("GET", "https://tracking.trafficvance.com/?id=replace-v&value=1.5&token=CLK%2042%2F%C3%A9"),
+    "zeropark": ("GET", "http://postback.zeroredirect1.com/zppostback/account-uuid-v?cid=CLK%2042%2F%C3%A9&payout=1.5"),
 }
 
 
@@ -60,40 +65,71 @@ def filled(name: str) -> str:
     return fill_placeholders(template.postback_url, template, {p: p.lower().replace("_", "-") + "-v" for p in template.placeholders})
 
 
-def test_every_template_has_an_expected_url() -> None:
+def test_every_template_has_an_expected_request() -> None:
     assert sorted(EXPECTED) == sorted(LIBRARY)
-    assert len(LIBRARY) == 27  # every usable entry of the traffic-source facts (a postback URL template)
+    assert len(LIBRARY) >= 27
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_template_renders_exactly(name: str) -> None:
-    rule = PostbackRule(id="source:src", url=filled(name), statuses=("sale",), source_id="src", template=name)
+    template = LIBRARY[name]
+    rule = PostbackRule(id="source:src", url=filled(name), statuses=template.statuses, source_id="src", template=name)
     planned = plan_one(SALE, CLICK, rule, templates=LIBRARY)
     assert (planned.state, planned.reason) == ("due", None)
-    assert planned.url == EXPECTED[name]
-    assert planned.method == "GET"
+    assert (planned.method, planned.url, planned.body) == (*EXPECTED[name], None)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_template_facts(name: str) -> None:
     template = LIBRARY[name]
-    assert template.click_id_param == "external_id" and template.statuses == ("sale",)
-    assert "{external_id}" in template.postback_url
-    # Every placeholder is in the URL, and nothing but placeholders and plain http worries the linter.
+    # The click id: the source's macro goes into external_id, and the postback sends it back.
+    assert template.click_id_param == "external_id" and "{external_id}" in template.postback_url
+    assert template.source_macro and unsubstituted_macro(template.source_macro) == template.source_macro
+    assert campaign_link(template, "https://t.example", "c") == f"https://t.example/c/c?external_id={template.source_macro}"
+    assert template.method == "GET" and template.statuses and set(template.statuses) <= set(CANONICAL_STATUSES)
+    # Every macro is one the plugin knows, every placeholder is in the URL, and nothing but
+    # placeholders and plain http worries the linter.
     assert placeholders_left(template.postback_url, template.placeholders) == list(template.placeholders)
     codes = {w.code for w in lint(template.postback_url, template=template, library=LIBRARY)}
     assert codes <= {"leftover", "plain-http"}
     assert ("leftover" in codes) == bool(template.placeholders)
     assert ("plain-http" in codes) == template.postback_url.startswith("http://")
-    # A filled template has nothing left to replace.
     assert not {w.code for w in lint(filled(name), template=template, library=LIBRARY)} - {"plain-http"}
-    # The macro the source writes is recognised when the source leaves it unsubstituted.
-    if template.source_macro:
-        assert unsubstituted_macro(template.source_macro) == template.source_macro
-    # Secret parameters are really parameters of the URL.
+    # Secret parameters are really parameters of the URL (ExoClick's skey is added for CPA bidding).
     names = {k for k, _ in parse_qsl(urlsplit(template.postback_url).query, keep_blank_values=True)}
     assert set(template.secrets) - {"skey"} <= names
-    assert template.title and template.notes and template.confidence and template.citation
+    assert template.title and template.notes and template.confidence in CONFIDENCE_LEVELS
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_template_citations_can_be_opened(name: str) -> None:
+    template, facts = LIBRARY[name], FACTS[name]
+    for citation in facts.citations:
+        assert re.fullmatch(r"https?://[^\s;]+", citation), citation
+        if "github.com/" in citation:  # a repository file: owner/name/blob/ref/path
+            assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/blob/[\w.-]+/\S+", citation), citation
+    assert template.citation == (" ; ".join(facts.citations) or None)
+    if not facts.citations:  # allowed only when it is said, and the confidence says so
+        assert template.confidence == "low" and "no page can be cited" in template.notes
+    if facts.legacy:
+        assert template.confidence == "low" and "Legacy network" in template.notes
+
+
+def test_legacy_networks_are_marked() -> None:
+    assert sorted(n for n, f in FACTS.items() if f.legacy) == [
+        "airpush", "eroadvertising", "go2mobi", "leadbolt", "selfadvertiser", "trafficvance",
+    ]
+
+
+def test_shipped_data_is_checked_when_it_loads() -> None:
+    from s2s_plugin.templates import _template
+
+    good = {"name": "x", "postback_url": "https://x.example/?c={external_id}", "confidence": "low", "citations": []}
+    assert _template(good)[0] == SourceTemplate(name="x", postback_url=good["postback_url"], confidence="low")
+    with pytest.raises(ValueError, match="confidence must be one of high, medium, low"):
+        _template({**good, "confidence": "medium-high"})
+    with pytest.raises(ValueError, match="citation 'search-index id 37447522603' is not a URL"):
+        _template({**good, "citations": ["search-index id 37447522603"]})
 
 
 def test_exoclick_success_rule_and_macro() -> None:
@@ -101,9 +137,9 @@ def test_exoclick_success_rule_and_macro() -> None:
     assert (exo.source_macro, exo.success_body, exo.placeholders) == ("{conversions_tracking}", "OK", ("GOAL_ID",))
 
 
-def test_sources_without_a_known_macro_say_so_in_the_link() -> None:
-    assert [n for n, t in LIBRARY.items() if not t.source_macro] == ["galaksion", "mondiad"]
-    assert campaign_link(LIBRARY["mondiad"], "https://t.example", "summer") == f"https://t.example/c/summer?external_id={UNKNOWN_SOURCE_MACRO}"
+def test_a_source_without_a_known_macro_says_so_in_the_link() -> None:
+    custom = SourceTemplate(name="custom", postback_url="https://pb.example/?c={external_id}")
+    assert campaign_link(custom, "https://t.example", "summer") == f"https://t.example/c/summer?external_id={UNKNOWN_SOURCE_MACRO}"
     assert unsubstituted_macro(UNKNOWN_SOURCE_MACRO)
 
 
@@ -170,7 +206,7 @@ def test_cli_campaign_link_and_templates_show(tmp_path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["campaign-link", "summer", "--base-url", "https://t.example", "--template", "propellerads"])
     assert (result.exit_code, result.stdout) == (0, "https://t.example/c/summer?external_id=${SUBID}\n")
-    unknown = runner.invoke(main, ["campaign-link", "summer", "--base-url", "https://t.example", "--template", "galaksion"])
+    unknown = runner.invoke(main, ["campaign-link", "summer", "--base-url", "https://t.example"])
     assert unknown.stdout == f"https://t.example/c/summer?external_id={UNKNOWN_SOURCE_MACRO}\n"
     assert "not known" in unknown.stderr
     shown = runner.invoke(main, ["templates", "show", "clickadu"])
@@ -188,3 +224,56 @@ def test_cli_campaign_link_for_a_configured_source(tmp_path, make_s2s) -> None:
     result = CliRunner().invoke(main, ["campaign-link", "summer", "--base-url", "https://t.example", "--source", "hill",
                                        "--database-url", database_url])
     assert (result.exit_code, result.stdout) == (0, "https://t.example/c/summer?external_id={{ctoken}}\n")
+
+
+@pytest.fixture
+def builtins_only(monkeypatch) -> None:
+    """The command line without installed plugins (an example plugin replaces exoclick)."""
+    monkeypatch.setenv("S2S_DISABLE_PLUGINS", "*")
+
+
+def test_cli_templates_list_json_describes_every_template(builtins_only) -> None:
+    result = CliRunner().invoke(main, ["templates", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {item["name"]: item for item in json.loads(result.stdout)}
+    assert sorted(listed) == sorted(LIBRARY)
+    for name, template in LIBRARY.items():
+        item = listed[name]
+        assert item["builtin"] is True
+        assert (item["title"], item["method"], item["postback_url"], item["source_macro"]) == (
+            template.title, template.method, template.postback_url, template.source_macro)
+        assert (item["confidence"], item["legacy"], item["citations"], item["placeholders"]) == (
+            template.confidence, FACTS[name].legacy, list(FACTS[name].citations), list(template.placeholders))
+        assert item["click_id_param"] == "external_id" and item["notes"] == template.notes
+
+
+def test_cli_templates_list_shows_confidence_and_legacy(builtins_only) -> None:
+    result = CliRunner().invoke(main, ["templates", "list"])
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    for name, template in LIBRARY.items():
+        assert lines[name].split()[1] == template.confidence
+        assert ("legacy" in lines[name].split()) == FACTS[name].legacy
+        assert lines[name].endswith(template.postback_url)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_cli_templates_show_prints_every_fact_cleanly(name: str, builtins_only) -> None:
+    template, facts = LIBRARY[name], FACTS[name]
+    result = CliRunner().invoke(main, ["templates", "show", name])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"postback URL:  GET {template.postback_url}\n" in out
+    assert f"confidence:    {template.confidence}\n" in out
+    assert f"campaign link: https://TRACKER/c/CAMPAIGN?external_id={template.source_macro}\n" in out
+    sources = out[out.index("sources:"):].splitlines()
+    assert [line[15:] for line in sources] == (list(facts.citations) or ["none that can be opened (see the notes)"])
+    assert ("legacy:" in out) == facts.legacy
+    assert "None" not in out and "search-index" not in out
+    assert all(len(line) > 15 and line[:15].rstrip() in {"", *KEYS} for line in out.splitlines())
+
+
+KEYS = {f"{key}:" for key in (
+    "name", "title", "legacy", "formats", "postback URL", "replace", "source macro", "campaign link", "statuses",
+    "success", "secrets", "notes", "confidence", "sources",
+)}
