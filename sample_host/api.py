@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import functools
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
@@ -20,8 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .bodies import read_body
 from .errors import HostError
 from .logs import parse_time
+from .params import check_text, parse_json, whole_number
 from .tracker import Tracker, rule_to_dict
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def endpoint(handler: Callable[[Request, Tracker], Awaitable[Any]]) -> Handler:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         try:
+            check_text(request.path_params.items(), "path parameter")
+            check_text(request.query_params.multi_items(), "query parameter")
             result = await handler(request, tracker)
         except HostError as exc:
             return error_response(exc.http_status, str(exc))
@@ -70,12 +73,13 @@ def endpoint(handler: Callable[[Request, Tracker], Awaitable[Any]]) -> Handler:
     return wrapper
 
 
+#: API request bodies are a few settings; anything larger is a mistake or an attack.
+MAX_API_BODY = 256 * 1024
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        raise HostError("request body is not valid JSON") from None
+    body = await read_body(request, MAX_API_BODY)
+    data = parse_json(body or b"{}", "request body")
     if not isinstance(data, dict):
         raise HostError("request body must be a JSON object")
     return data
@@ -115,12 +119,8 @@ def _time_param(request: Request, name: str) -> Optional[dt.datetime]:
 
 
 def _limit_param(request: Request, default: int = 100) -> int:
-    value = request.query_params.get("limit")
-    if not value:
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= 10_000:
-        raise HostError(f"limit={value!r} must be a number from 1 to 10000")
-    return int(value)
+    limit = whole_number(request.query_params.get("limit"), "limit", low=1, high=10_000)
+    return default if limit is None else limit
 
 
 @endpoint

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 from pathlib import Path
 from collections.abc import AsyncIterator, Mapping
@@ -22,8 +21,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import api, credentials, pages
-from .errors import HostError, TooLarge
+from .bodies import read_body, replayed
+from .errors import HostError
 from .metrics import metrics_endpoint
+from .params import parse_json
 from .security import SESSION_COOKIE, SESSION_MAX_AGE, SecurityHeadersMiddleware, SignInThrottle
 from .tracker import Tracker
 
@@ -80,24 +81,17 @@ async def click_endpoint(request: Request) -> Response:
 
 
 async def _postback_params(request: Request) -> Mapping[str, str]:
-    """Query parameters, overlaid with a POST's form or JSON body."""
+    """Query parameters, overlaid with a POST's form or JSON body (at most ``MAX_POSTBACK_BODY``
+    bytes, counted while it streams in)."""
     params: dict[str, str] = dict(request.query_params)
     if request.method != "POST":
         return params
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_POSTBACK_BODY:
-        raise TooLarge(f"body is larger than {MAX_POSTBACK_BODY} bytes: send the postback's few parameters only")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > MAX_POSTBACK_BODY:
-        raise TooLarge(f"body is larger than {MAX_POSTBACK_BODY} bytes: send the postback's few parameters only")
+    body = await read_body(request, MAX_POSTBACK_BODY)
     if not body.strip():
         return params
     if content_type == "application/json" or (not content_type and body.lstrip()[:1] == b"{"):
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise HostError("body is not valid JSON") from None
+        data = parse_json(body)
         if not isinstance(data, dict):
             raise HostError("JSON body must be an object of parameters")
         for key, value in data.items():
@@ -106,7 +100,7 @@ async def _postback_params(request: Request) -> Mapping[str, str]:
             params[str(key)] = "" if value is None else str(value)
         return params
     try:
-        form = await request.form()
+        form = await replayed(request, body).form()
     except Exception:  # noqa: BLE001  (malformed multipart is the sender's mistake, not ours)
         raise HostError("body is not a valid form: send application/x-www-form-urlencoded or JSON") from None
     params.update({k: v for k, v in form.items() if isinstance(v, str)})

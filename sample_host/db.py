@@ -12,6 +12,8 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .errors import HostError
+
 metadata = sa.MetaData()
 
 
@@ -161,6 +163,21 @@ settings = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+
+def check_lengths(table: sa.Table, values: dict[str, Any], shown: Optional[dict[str, str]] = None) -> None:
+    """Refuse text longer than its column before it is written.
+
+    SQLite stores any length; PostgreSQL refuses the whole statement. Checking first makes both
+    answer the same: a one-line 400 naming the value, not a database error.
+
+    :param shown: the name a value has for the user, where it differs from its column's.
+    :raises HostError: naming the first value that does not fit.
+    """
+    for name, value in values.items():
+        length = getattr(table.c[name].type, "length", None) if name in table.c else None
+        if length and isinstance(value, str) and len(value) > length:
+            raise HostError(f"{(shown or {}).get(name, name)} is {len(value)} characters long: at most {length} fit")
 
 
 def make_engine(database_url: str) -> Engine:

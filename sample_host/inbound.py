@@ -15,7 +15,9 @@ from typing import Optional
 from s2s_plugin.money import parse_payout
 from s2s_plugin.statuses import map_inbound_status, status_mapping
 
+from . import db
 from .errors import HostError
+from .params import check_text
 
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _MAX_VALUE = 500
@@ -59,6 +61,7 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
             raise HostError(f"parameter name {str(name)[:40]!r}... is longer than {_MAX_NAME} characters")
         if len(str(value)) > _MAX_VALUE:
             raise HostError(f"parameter {name!r} is longer than {_MAX_VALUE} characters")
+    check_text(params.items(), "parameter")
     subid = _value(params, "subid")
     if subid is None:
         raise HostError("subid is missing: send the click's subid as ?subid={subid}")
@@ -74,12 +77,16 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
         if not _CURRENCY.match(currency):
             raise HostError(f"currency {currency!r} is not a 3-letter code such as USD")
         currency = currency.upper()
+    tid = _value(params, "tid")
+    # The conversion's columns bound these; refusing here answers the same on every database.
+    db.check_lengths(db.conversions, {"subid": subid, "tid": tid, "original_status": original_status},
+                     shown={"original_status": "status"})
     return InboundPostback(
         subid=subid,
         status=status,
         original_status=original_status,
         payout=payout,
         currency=currency,
-        tid=_value(params, "tid"),
+        tid=tid,
         params=dict(params),
     )

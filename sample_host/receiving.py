@@ -45,7 +45,7 @@ class Receipt:
 def _clip(value: Any, size: int) -> Optional[str]:
     if value is None or value == "":
         return None
-    text = str(value)
+    text = str(value).replace("\x00", "\ufffd")  # PostgreSQL stores no NUL: the log shows where it was
     return text if len(text) <= size else text[: size - 1] + "…"
 
 

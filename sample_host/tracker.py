@@ -30,6 +30,7 @@ from .errors import Conflict, HostError, NotFound
 from .handoff import Handed, Handoffs
 from .hostplugin import ATTEMPT_FIELDS, SentPostbacksLog
 from .inbound_settings import InboundSettings
+from .params import row_id_in_range
 from .logs import LogPage, ReceivedFilter, SentFilter, read_page
 from .receiving import Receipt, Receiver
 from .refusals import RefusalLog
@@ -80,7 +81,7 @@ def _postback_id(postback_id: str) -> str:
 
 def _postback_settings(**settings: Any) -> dict[str, Any]:
     """A campaign postback's settings, checked the way the host checks them (URL, method)."""
-    _check_http_url(settings["url"], "postback URL")
+    _check_http_url(settings["url"], "postback URL", fixed_host=True)
     method = (settings.get("method") or "GET").upper()
     if method not in ("GET", "POST"):
         raise HostError(f"method {method!r} must be GET or POST")
@@ -95,11 +96,22 @@ def _sent_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _jsonable(row.get(name)) for name in _SENT_FIELDS}
 
 
-def _check_http_url(url: str, what: str) -> str:
+def _check_http_url(url: str, what: str, *, fixed_host: bool = False) -> str:
+    """``url`` stripped, if it is an http(s) URL with a host (and a valid port).
+
+    :param fixed_host: refuse a macro in the host name (a postback URL's values are the click's
+        and the network's: they must never choose where the postback goes).
+    """
     url = (url or "").strip()
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise HostError(f"{what} {url!r} is not an http:// or https:// URL: it cannot be parsed") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HostError(f"{what} {url!r} is not an http:// or https:// URL")
+    if fixed_host and ("{" in parts.netloc or "}" in parts.netloc):
+        raise HostError(f"{what} {url!r} has a macro in its host: write the source's own host name there")
     return url
 
 
@@ -199,7 +211,7 @@ class Tracker:
         if not template and not postback_url:
             raise HostError("give the source a --template or a --postback-url")
         if postback_url:
-            _check_http_url(postback_url, "postback URL")
+            _check_http_url(postback_url, "postback URL", fixed_host=True)
         if template and template not in self.s2s.templates():
             raise NotFound(f"unknown template {template!r}: `sample-host sources templates` lists them")
         kwargs: dict[str, Any] = {"template": template, "postback_url": postback_url,
@@ -248,6 +260,7 @@ class Tracker:
         if source_id and self.s2s.source(source_id) is None:
             raise NotFound(f"unknown source {source_id!r}: add it first with `sample-host sources add`")
         values = {"name": name or alias, "source_id": source_id or None, "offer_url": offer_url}
+        db.check_lengths(db.campaigns, values)
         with self.engine.begin() as conn:
             updated = conn.execute(
                 sa.update(db.campaigns).where(db.campaigns.c.alias == alias).values(**values)
@@ -542,6 +555,8 @@ class Tracker:
         """One entry of the Sent postbacks log, with ``attempts``: every entry of its delivery,
         oldest first. Raises ``NotFound``."""
         table = db.sent_postbacks
+        if not row_id_in_range(entry_id):
+            raise NotFound(f"no Sent postbacks entry #{entry_id}")
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(table).where(table.c.id == entry_id)).first()
             if row is None:
@@ -581,6 +596,8 @@ class Tracker:
 
     def resend(self, delivery_id: int) -> None:
         """Make a delivery due again now (the dispatcher or the next ``drain`` sends it)."""
+        if not row_id_in_range(delivery_id):
+            raise NotFound(f"unknown delivery {delivery_id}")
         try:
             done = self.s2s.resend(delivery_id)
         except ValueError as exc:

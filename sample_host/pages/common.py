@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from .. import credentials
 from ..errors import HostError, NotFound
+from ..params import check_text, whole_number
 from ..security import PageHandler, password_fingerprint, require_admin
 from ..tracker import Tracker
 from .render import flash, page
@@ -38,23 +39,30 @@ async def current_fingerprint(request: Request) -> Optional[str]:
 def admin(handler: PageHandler) -> PageHandler:
     """A page only a signed-in admin may see; its POSTs must carry the CSRF token.
 
-    A campaign, source, postback or log entry the request names but the tracker lacks (``NotFound``)
-    becomes the 404 page here, once, instead of in every handler.
+    Odd input becomes a page with its 4xx here, once, instead of in every handler: a campaign,
+    source, postback or log entry the request names but the tracker lacks (``NotFound``) the 404
+    page, and any other ``HostError`` (a NUL byte in the path or query, a bad number) the error
+    page with its status.
     """
 
     @functools.wraps(handler)
-    async def missing_as_404(request: Request) -> Any:
+    async def refused_as_4xx(request: Request) -> Any:
         try:
+            check_text(request.path_params.items(), "path parameter")
+            check_text(request.query_params.multi_items(), "query parameter")
             return await handler(request)
         except NotFound as exc:
             return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
+        except HostError as exc:
+            return page(request, "error.html", status_code=exc.http_status, title="Not accepted", message=str(exc))
 
-    return require_admin(current_fingerprint)(missing_as_404)
+    return require_admin(current_fingerprint)(refused_as_4xx)
 
 
 async def form_values(request: Request) -> dict[str, str]:
     """A submitted form's single values (the last one of a repeated name)."""
     form = await request.form()
+    check_text(form.multi_items(), "form field")
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
@@ -65,16 +73,11 @@ async def form_list(request: Request, name: str) -> list[str]:
 
 
 def int_param(request: Request, name: str) -> Optional[int]:
-    """A query parameter that must be a whole number, None when absent.
+    """A query parameter that must be a whole number (a row id), None when absent.
 
     :raises HostError: for anything else.
     """
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    if not value.isdigit():
-        raise HostError(f"{name}={value!r} must be a whole number")
-    return int(value)
+    return whole_number(request.query_params.get(name), name)
 
 
 def flash_warnings(request: Request, rule: Any) -> None:

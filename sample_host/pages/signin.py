@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import credentials
+from ..errors import HostError
 from ..security import client_address, csrf_ok, password_fingerprint, safe_next, sign_in, sign_out
 from .common import admin, call, form_values, tracker_of
 from .render import page, see_other
@@ -18,7 +19,10 @@ async def signin_form(request: Request) -> Response:
 
 async def signin(request: Request) -> Response:
     """``POST /login``: check the password (throttled per address), then start a fresh session."""
-    form = await form_values(request)
+    try:
+        form = await form_values(request)
+    except HostError as exc:
+        return page(request, "signin.html", title="Sign in", next="/campaigns", error=str(exc), status_code=400)
     target = safe_next(form.get("next"))
     address = client_address(request)
     throttle = request.app.state.signin_throttle

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
@@ -25,17 +26,40 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tracker.db'}"
 
 
-@pytest.fixture
-def tracker(database_url: str) -> Iterator[Tracker]:
-    """A tracker that may post to loopback, with fast retries, closed after the test."""
-    with Tracker(
+def test_tracker(database_url: str) -> Tracker:
+    """A tracker that may post to loopback, with fast retries (the caller closes it)."""
+    return Tracker(
         database_url,
         allow_private_targets=True,
         retry_schedule=FAST_RETRIES,
         connect_timeout=2.0,
         timeout=5.0,
         load_plugins=False,
-    ) as instance:
+    )
+
+
+test_tracker.__test__ = False  # a factory, not a test
+
+
+@pytest.fixture
+def tracker(database_url: str) -> Iterator[Tracker]:
+    """A tracker that may post to loopback, with fast retries, closed after the test."""
+    with test_tracker(database_url) as instance:
+        yield instance
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database for this test, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tracker.db'}"
+    return request.getfixturevalue("fresh_pg_url")
+
+
+@pytest.fixture
+def any_tracker(any_database_url: str) -> Iterator[Tracker]:
+    """``tracker`` on SQLite and on PostgreSQL."""
+    with test_tracker(any_database_url) as instance:
         yield instance
 
 
@@ -74,15 +98,31 @@ class Host:
         return response.json()["items"]
 
 
-@pytest.fixture
-def host(tracker: Tracker, serve_asgi: Callable[..., str]) -> Iterator[Host]:
-    """The tracker's ASGI app under uvicorn on a free loopback port (dispatcher off: tests drain)."""
+@contextlib.contextmanager
+def serve_host(tracker: Tracker, serve_asgi: Callable[..., str], **app_options: Any) -> Iterator[Host]:
+    """The tracker's ASGI app under uvicorn on a free loopback port (dispatcher off: tests drain),
+    with its clients, closed on exit."""
     creds = tracker.init()
-    base_url = serve_asgi(create_app(tracker, handoff_interval=3600))  # tests hand over explicitly
+    app_options.setdefault("handoff_interval", 3600)  # tests hand over explicitly
+    base_url = serve_asgi(create_app(tracker, **app_options))
     with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10) as client, httpx.Client(
         base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10
     ) as api:
         yield Host(base_url, tracker, creds.api_token, creds.postback_key, creds.admin_password, client, api)
+
+
+@pytest.fixture
+def host(tracker: Tracker, serve_asgi: Callable[..., str]) -> Iterator[Host]:
+    """The tracker's ASGI app under uvicorn on a free loopback port (dispatcher off: tests drain)."""
+    with serve_host(tracker, serve_asgi) as served:
+        yield served
+
+
+@pytest.fixture
+def any_host(any_tracker: Tracker, serve_asgi: Callable[..., str]) -> Iterator[Host]:
+    """``host`` on SQLite and on PostgreSQL."""
+    with serve_host(any_tracker, serve_asgi) as served:
+        yield served
 
 
 @pytest.fixture
