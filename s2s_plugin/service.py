@@ -20,6 +20,7 @@ from .db import make_engine
 from .dispatcher import Dispatcher, headers_of
 from .errors import ConfigError, InputError
 from .explain import Explanation, explain_subid
+from .platforms import register_platforms
 from .money import check_payout_settings, coerce_payout
 from .redact import join_secrets
 from .resolve import PlannedPostback, plan
@@ -79,6 +80,8 @@ class PostbackService:
     def __init__(self, pm: pluggy.PluginManager, database_url: str, settings: DeliverySettings) -> None:
         self.pm = pm
         self.settings = settings
+        # The ad platforms' conversion APIs are built in: their templates and hooks come with the plugin.
+        register_platforms(pm)
         self.engine = make_engine(database_url)
         self.store = Store(self.engine)
         self._library: Optional[dict[str, SourceTemplate]] = None
