@@ -30,32 +30,73 @@ SALE = Conversion(subid="K1", status="sale", payout=Decimal("1.50"), currency="E
 # The exact request every template makes for the click above and a 1.50 EUR sale, each placeholder
 # filled with its own name in lower case ("GOAL_ID" -> "goal-id-v"): method and URL (no body: all GET).
 EXPECTED = {
+    "activerevenue": ("GET", "http://xml.activerevenue.com/conversion?c=CLK%2042%2F%C3%A9&count=1&value=1.5"),
     "adcash": ("GET", "https://www.pixelhere.com/et/event.php?advertiser=advertiser-id-v&cid=CLK%2042%2F%C3%A9&id=event-id-v&campagne=campaign-id-v&type=CPAtarget"),
+    "admaven": ("GET", "http://pop.rtb-passthrough.com/conversion?c=CLK%2042%2F%C3%A9&count=1&value=1.5"),
+    "adoperator": ("GET", "https://s2s.adoperator.com/conversion?c=CLK%2042%2F%C3%A9&value=1.5"),
+    "adscompass": ("GET", "https://clickco.net/sst?clickid=CLK%2042%2F%C3%A9&price=1.5"),
+    "adskeeper": ("GET", "https://a.adskeeper.co.uk/postback?c=CLK%2042%2F%C3%A9&e=event-name-v&r=1.5"),
     "adsterra": ("GET", "https://www.pbterra.com/name/advertiser-login-v/at?subid_short=CLK%2042%2F%C3%A9&atpay=1.5"),
+    "adsupply": ("GET", "https://engine.4dsply.com/conversion.engine?s2sParam=CLK%2042%2F%C3%A9"),
+    "advertizer": ("GET", "http://postback.advertizer.com/pb.php?clickid=CLK%2042%2F%C3%A9&amount=1.5&advertiser_id=advertiser-id-v&key=key-v"),
     "adxad": ("GET", "http://conv.adxadserv.com/?clickid=CLK%2042%2F%C3%A9&payout=1.5&type=goal1"),
+    "adxpansion": ("GET", "https://api.adxpansion.com/v1/conversions/log?token=token-v&id=CLK%2042%2F%C3%A9"),
     "airpush": ("GET", "http://api.airpush.com/track/?guid=CLK%2042%2F%C3%A9"),
+    "bidvertiser": ("GET", "http://secure.bidvertiser.com/performance/pc.dbm?ver=1.0&AID=aid-from-dashboard-v&CLICKID=CLK%2042%2F%C3%A9&revenue=1.5"),
+    "bitmedia": ("GET", "https://api.bitmediacdn.com/conversion?eventName=event-name-v&eventValue=1.5&conversionID=conversion-id-v&clickID=CLK%2042%2F%C3%A9"),
     "clickadilla": ("GET", "https://tracking.clickadilla.com/in/postbacks/?token=token-v&campaign_id=campaign-id-v&click_id=CLK%2042%2F%C3%A9&payout=1.5"),
     "clickadu": ("GET", "https://sconvtrk.com/conversion/hash-v/?visitor_id=CLK%2042%2F%C3%A9&aid=aid-v&payout=1.5"),
+    "daoad": ("GET", "http://api.daopush-api.info/api/postback/campaign?key=key-v&sum=1.5&click-id=CLK%2042%2F%C3%A9"),
+    "epicads": ("GET", "https://epicapi.net/api/postback?click_id=CLK%2042%2F%C3%A9&amount=1.5"),
     "eroadvertising": ("GET", "https://tracker.ero-advertising.com/tracking/conv.php?cid=CLK%2042%2F%C3%A9"),
     "evadav": ("GET", "https://evadav.com/phpb?click_id=CLK%2042%2F%C3%A9&payout=1.5"),
     "exoclick": ("GET", "https://s.magsrv.com/tag.php?goal=goal-id-v&tag=CLK%2042%2F%C3%A9&value=1.5"),
+    "explorads": ("GET", "http://xml.leoyard.com/conversion?c=CLK%2042%2F%C3%A9&count=1&value=1.5"),
+    "ezmob": ("GET", "https://xml.ezmob.com/conversion?c=CLK%2042%2F%C3%A9&value=1.5"),
     "galaksion": ("GET", "http://postback.report/postback?cid=goal-cid-v&click_id=CLK%2042%2F%C3%A9"),
+    "geospotmedia": ("GET", "https://api-events.geospotmedia.com/v1/ev?tp=direct&api_key=api-key-v&app_event=event-name-v&can_claim=1&view_through=0&bid_id=CLK%2042%2F%C3%A9&revenue_USD=1.5"),
+    "geozo": ("GET", "https://postbacks.geozo.com/click/postback/keitaro?click_uuid=CLK%2042%2F%C3%A9&money=1.5&status=dep"),
     "go2mobi": ("GET", "http://pb.g2trk.com/pb/?api_key=replace-v&clickid=CLK%2042%2F%C3%A9&payout=1.5"),
     "hilltopads": ("GET", "https://postback.hilltopads.com/close/?token=CLK%2042%2F%C3%A9&price=1.5&currency=USD&advertiserId=advertiser-id-v"),
+    "juicyads": ("GET", "https://ck.juicyads.com/ilikeitjuicy.php?c=21519&s2s=CLK%2042%2F%C3%A9&amount=1.5&token=token-v&data=data-v&goal=goal-v"),
     "kadam": ("GET", "http://kdtrk.net/ru/postback/?data=CLK%2042%2F%C3%A9"),
     "leadbolt": ("GET", "http://ad.leadbolt.net/conv/?track_id=trk-7&clk_id=CLK%2042%2F%C3%A9"),
+    "luckyads": ("GET", "https://kipyn.com/v1/click/postback/?click_uuid=CLK%2042%2F%C3%A9&money=1.5&status=sale"),
+    "megapush": ("GET", "https://megapu.sh/pb?cid=CLK%2042%2F%C3%A9&p=1.5&currency=EUR"),
     "mgid": ("GET", "https://a.mgid.com/postback?c=CLK%2042%2F%C3%A9&e=eventname-v&r=1.5"),
     "mondiad": ("GET", "https://postback.mondiad.com/track?uid=uid-v&clickid=CLK%2042%2F%C3%A9&payout=1.5"),
+    "mybid": ("GET", "https://postback.mb-d.com/api/v1/postback?click_id=CLK%2042%2F%C3%A9&cost=1.5&goal_id=mybid-goal-id-v"),
+    "noviclick": ("GET", "https://panel.noviclick.com/postback?cid=CLK%2042%2F%C3%A9&payout=1.5&key=key-v"),
+    "octoclick": ("GET", "https://s2s.octoclick.com/postback?uuid=CLK%2042%2F%C3%A9&cost=1.5&status=approved&currency=USD&a_s=approved&p_s=process&c_s=canceled"),
+    "onclicka": ("GET", "https://tracking.onclicka.com/in/postbacks/?token=token-v&campaign_id=campaign-id-v&click_id=CLK%2042%2F%C3%A9&payout=1.5"),
     "outbrain": ("GET", "https://tr.outbrain.com/unifiedPixel?ob_click_id=CLK%2042%2F%C3%A9&name=event-name-v&orderValue=1.5&currency=USD"),
     "popads": ("GET", "https://serve.popads.net/cpixel.php?s2s=1&aid=aid-v&id=CLK%2042%2F%C3%A9&value=1.5"),
     "popcash": ("GET", "https://ct.popcash.net/click?aid=aid-v&clickid=CLK%2042%2F%C3%A9&payout=1.5"),
     "propellerads": ("GET", "https://ad.propellerads.com/conversion.php?aid=aid-v&pid=&tid=tid-v&visitor_id=CLK%2042%2F%C3%A9&payout=1.5"),
+    "pushground": ("GET", "https://lupush.com/conversion?click_id=CLK%2042%2F%C3%A9&amount=1.5"),
+    "pushhouse": ("GET", "http://api.push.house/v1/postback?click_id=CLK%2042%2F%C3%A9&cost=1.5"),
+    "reacheffect": ("GET", "https://go1.reacheffecti.work/conversion.go?pid=user-id-v&cid=CLK%2042%2F%C3%A9&conv_type=b"),
+    "realpush": ("GET", "https://click-adc.realsh.xyz/sst?clickid=CLK%2042%2F%C3%A9&price=1.5"),
+    "reklamstore": ("GET", "http://pxl.reklamselfie.com/log?action=conversion&key=CLK%2042%2F%C3%A9&price=1.5"),
     "revcontent": ("GET", "https://trends.revcontent.com/api/v1/conversion.php?api_key=api-key-v&rc_uuid=CLK%2042%2F%C3%A9&amount=1.5"),
     "richads": ("GET", "http://xml.auxml.com/log?action=conversion&key=CLK%2042%2F%C3%A9&price=1.5"),
+    "rivertraffic": ("GET", "https://callback.rivertraffic.com/callback/account-name-v?click_id=CLK%2042%2F%C3%A9"),
+    "rollerads": ("GET", "https://trk.roller.ad/conversion/aid/account-number-v/tracking-key-v?click_id=CLK%2042%2F%C3%A9"),
     "selfadvertiser": ("GET", "http://clkpback3.com/adServe/ssapixel?subid=CLK%2042%2F%C3%A9&price=1.5"),
+    "smartyads": ("GET", "https://conversions.smartyads.com/postback?type=global&uid=uid-v&clid=CLK%2042%2F%C3%A9"),
+    "taboola": ("GET", "https://trc.taboola.com/actions-handler/log/3/s2s-action?click-id=CLK%2042%2F%C3%A9&name=event-name-v&revenue=1.5"),
+    "tacoloco": ("GET", "https://postback.tacolo.co/conversion?user=user-id-v&cid=CLK%2042%2F%C3%A9&sum=1.5"),
+    "targeleon": ("GET", "https://clickco.net/sst?clickid=CLK%2042%2F%C3%A9&price=1.5"),
+    "tonic": ("GET", "https://tnccv.com/conversion/postback?value=1.5&clickid=CLK%2042%2F%C3%A9"),
     "trafficforce": ("GET", "http://delivery.trafficforce.com/conv.php?click_id=CLK%2042%2F%C3%A9"),
+    "traffichunt": ("GET", "http://ads.traffichunt.com/adx-dir-d/servlet/WebF_AdManager.AdActionManager?nid=traffichunt-id-v&txn_id=CLK%2042%2F%C3%A9"),
+    "trafficnomads": ("GET", "https://node2.trafficnomads.com/conv/?clickid=CLK%2042%2F%C3%A9&payout=1.5"),
+    "trafficshop": ("GET", "https://ad.trafficshop.com/track.php?track_id=track-id-v&ts_subid=CLK%2042%2F%C3%A9&atpay=1.5"),
     "trafficstars": ("GET", "https://tsyndicate.com/api/v1/cpa/action?clickid=CLK%2042%2F%C3%A9&value=1.5&key=key-v"),
     "trafficvance": ("GET", "https://tracking.trafficvance.com/?id=replace-v&value=1.5&token=CLK%2042%2F%C3%A9"),
+    "traforama": ("GET", "https://p.pa5ka.com/api/click/CLK%2042%2F%C3%A9?subid=traforama-subid-v&c=1&cpa=1.5"),
+    "twinred": ("GET", "https://ad.twinrdengine.com/conversion/tracker-name-v?id=CLK%2042%2F%C3%A9"),
+    "vimmy": ("GET", "https://vmmpb.com/ic?id=CLK%2042%2F%C3%A9&payout=1.5"),
     "zeropark": ("GET", "http://postback.zeroredirect1.com/zppostback/account-uuid-v?cid=CLK%2042%2F%C3%A9&payout=1.5"),
 }
 
@@ -67,7 +108,7 @@ def filled(name: str) -> str:
 
 def test_every_template_has_an_expected_request() -> None:
     assert sorted(EXPECTED) == sorted(LIBRARY)
-    assert len(LIBRARY) >= 27
+    assert len(LIBRARY) >= 60
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -90,6 +131,8 @@ def test_template_facts(name: str) -> None:
     # Every macro is one the plugin knows, every placeholder is in the URL, and nothing but
     # placeholders and plain http worries the linter.
     assert placeholders_left(template.postback_url, template.placeholders) == list(template.placeholders)
+    query = urlsplit(template.postback_url).query
+    assert not set(template.placeholders) & {k for k, _ in parse_qsl(query)}  # a value, never a parameter's name
     codes = {w.code for w in lint(template.postback_url, template=template, library=LIBRARY)}
     assert codes <= {"leftover", "plain-http"}
     assert ("leftover" in codes) == bool(template.placeholders)
