@@ -427,7 +427,9 @@ class Dispatcher:
         """``sender.send``, with an exception turned into a failed attempt."""
         started = time.perf_counter()
         try:
-            return self.sender.send(request, success_body=success_body, follow_redirects=bool(row.follow_redirects))
+            return self.sender.send(
+                request, success_body=success_body, follow_redirects=bool(row.follow_redirects), secret_names=parse_secrets(row.secrets),
+            )
         except Exception as exc:
             log.exception("delivery %s: sending failed", row.id)
             error = internal_error(exc)

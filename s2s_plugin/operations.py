@@ -203,7 +203,8 @@ def test_send(
     if problem:
         return TestSend(rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values))
     result = service.dispatcher.sender.send(
-        request, success_body=template.success_body if template else None, follow_redirects=rule.follow_redirects
+        request, success_body=template.success_body if template else None, follow_redirects=rule.follow_redirects,
+        secret_names=secrets,
     )
     reason = result.reason + (f"; {planned.reason}" if planned.reason else "")
     return TestSend(

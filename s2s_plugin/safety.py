@@ -1,9 +1,11 @@
-"""Target checks: only http(s), and no private, loopback, link-local or metadata addresses unless allowed."""
+"""Target checks: only http(s), and only globally routable addresses unless private ones are allowed."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
+import re
 import socket
 import time
 from typing import Optional
@@ -11,8 +13,27 @@ from urllib.parse import urlsplit
 
 from .hosts import DEFAULT_PORTS
 
-# Cloud metadata endpoints that are not inside the ranges ipaddress already calls private.
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
+# Cloud metadata endpoints, refused whatever ipaddress makes of them (in some Python versions
+# 100.100.100.200 and fd00:ec2::254 fall in no range it calls private).
+_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")})
+
+# NAT64's well-known prefix (RFC 6052): an IPv6-only host's DNS64 answers 64:ff9b::a.b.c.d for
+# an IPv4-only source, and the gateway delivers to a.b.c.d, so that address decides.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not global, whatever a Python version's ipaddress says (its lists changed in 3.11.10/3.12.4
+# and 3.13): local-use NAT64 (RFC 8215), site-local (deprecated, still routed inside some
+# networks), IETF protocol assignments, carrier-grade NAT, the IPv6 documentation range of 2024.
+_NEVER_GLOBAL = (
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("fec0::/10"),
+    ipaddress.ip_network("3fff::/20"),
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("100.64.0.0/10"),
+)
+
+
+# Characters no host name (nor IP literal) holds; "{" and "}" mostly come from a raw macro.
+_NOT_IN_A_NAME = re.compile(r"[\s{}<>\[\]\"'`\\^|%/?#@]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,21 +46,48 @@ class TargetCheck:
     addresses: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=4096)
 def is_forbidden_address(address: str) -> bool:
-    """Whether an IP address is private, loopback, link-local, reserved, multicast or a metadata endpoint."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Whether an IP address is anything but globally routable: private, loopback, link-local,
+    site-local, shared (CGNAT), reserved, multicast, unspecified or a metadata endpoint; or an
+    IPv6 address that carries such an IPv4 address (IPv4-mapped or -compatible, 6to4, Teredo,
+    NAT64). Unparsable addresses are forbidden too.
+
+    Remembered per address: a source's few addresses come up with every postback.
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
+            return is_forbidden_address(str(ip.ipv4_mapped))
+        if ip in _NAT64:
+            return is_forbidden_address(str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+        if any(is_forbidden_address(str(v4)) for v4 in _embedded_v4(ip)):
+            return True
+        # IPv4-compatible addresses (::a.b.c.d, deprecated) fall in ::/8, reserved: refused below.
     return (
         ip in _METADATA
+        or not ip.is_global
         or ip.is_private
         or ip.is_loopback
         or ip.is_link_local
         or ip.is_reserved
         or ip.is_multicast
         or ip.is_unspecified
-        or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+        or any(ip.version == net.version and ip in net for net in _NEVER_GLOBAL)
     )
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries (where its packets really go)."""
+    if ip.sixtofour is not None:
+        return (ip.sixtofour,)
+    if ip.teredo is not None:
+        return ip.teredo  # (server, client)
+    return ()
 
 
 class Resolver:
@@ -77,12 +125,18 @@ def _lookup(host: str, port: int) -> tuple[str, ...]:
 
 def check_target(url: str, *, allow_private: bool, resolver: Optional[Resolver] = None) -> TargetCheck:
     """Check a postback URL before sending it (resolving its host name once, or through ``resolver``)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # "http://[::1/pb", a raw macro in the host part
+        return TargetCheck(False, f"the URL cannot be parsed ({exc}): fix the postback URL")
     if parts.scheme.lower() not in ("http", "https"):
         return TargetCheck(False, f"URL scheme {parts.scheme or 'none'!r} is refused: only http and https")
-    host = parts.hostname
     if not host:
         return TargetCheck(False, "the URL has no host name")
+    if _NOT_IN_A_NAME.search(host):
+        # Not a name any DNS answers: trying again later cannot help.
+        return TargetCheck(False, f"the URL's host {host!r} is not a host name (a macro left unfilled?): fix the postback URL")
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
     except ValueError:

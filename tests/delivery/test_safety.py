@@ -171,3 +171,60 @@ def test_resolver_remembers_a_name_for_its_ttl_and_still_checks_the_answer(monke
     time.sleep(0.25)
     check_target("http://source.example/pb", allow_private=False, resolver=resolver)
     assert lookups.count("source.example") == 2  # looked up again once its time was up
+
+
+class FixedResolver:
+    """Every name resolves to the given addresses."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.answer = addresses
+
+    def addresses(self, host: str, port: int) -> tuple[str, ...]:
+        return self.answer
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200", "100.64.0.1",
+    "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "255.255.255.255", "192.0.0.8", "192.0.2.1", "198.18.0.1",
+    "198.51.100.7", "203.0.113.9", "240.0.0.1",
+    "::1", "::", "fe80::1%eth0", "fc00::1", "fd00:ec2::254", "ff02::1", "2001:db8::1", "100::1", "3fff::1",
+    "fec0::1",  # site-local (deprecated, still routed inside some networks)
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::127.0.0.1", "::8.8.8.8",  # IPv4-mapped and -compatible
+    "2002:7f00:1::", "2002:a9fe:a9fe::1", "2002:0a00:0001::",  # 6to4 of 127.0.0.1, the metadata address, 10.0.0.1
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:7f00:1:8000:63bf:3fff:fdd2",  # Teredo
+    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::a00:1",  # NAT64 of 127.0.0.1, the metadata address, 10.0.0.1
+    "64:ff9b:1::808:808",  # local-use NAT64
+    "::ffff:0:7f00:1",  # IPv4-translated
+    "not-an-address",
+])
+def test_every_address_that_is_not_globally_routable_is_refused(address):
+    assert safety.is_forbidden_address(address)
+    verdict = check_target("http://source.example/pb", allow_private=False, resolver=FixedResolver("93.184.216.34", address))
+    assert not verdict.ok and address in verdict.reason and "private or internal" in verdict.reason
+
+
+@pytest.mark.parametrize("address", [
+    "93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e",
+    "::ffff:8.8.8.8",  # IPv4-mapped public address: it is 8.8.8.8
+    "2002:0808:0808::1",  # 6to4 of a public address
+    "64:ff9b::808:808",  # NAT64 of a public address: how an IPv6-only host reaches an IPv4-only source
+])
+def test_globally_routable_addresses_pass(address):
+    assert not safety.is_forbidden_address(address)
+    assert check_target("http://source.example/pb", allow_private=False, resolver=FixedResolver(address)).ok
+
+
+@pytest.mark.parametrize("url", ["http://0x7f000001/", "http://2130706433/", "http://127.1/", "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:ffff:a9fe:a9fe]/"])
+def test_loopback_and_metadata_in_other_spellings_are_refused(url):
+    verdict = check_target(url, allow_private=False)
+    assert not verdict.ok and "private or internal" in verdict.reason
+
+
+@pytest.mark.parametrize("url, words", [
+    ("http://{_sub_id_1}/pb", "is not a host name"),  # a raw macro in the host part
+    ("http://[::1/pb", "cannot be parsed"),
+    ("http://ex ample.com/pb", "is not a host name"),
+])
+def test_a_url_that_can_never_be_sent_fails_without_retrying(url, words):
+    verdict = check_target(url, allow_private=True)
+    assert not verdict.ok and not verdict.retryable and words in verdict.reason
