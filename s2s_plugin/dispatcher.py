@@ -51,6 +51,8 @@ _FLUSH_EVERY = 0.02
 _FLUSH_BATCH = 64
 #: The fewest claimed deliveries held whatever the concurrency (half of it per host).
 _MIN_HELD = 32
+#: A failed write is tried again after this long, doubling up to ``poll_interval``.
+_RETRY_WRITE_AFTER = 0.05
 
 Build = Callable[[Any], tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]]
 
@@ -109,6 +111,11 @@ class Dispatcher:
         self._rng = random.Random()
         self._report_at = 0.0
         self._renew_at = 0.0
+        # After a failed renewal, the leases held may run out: ``_renewed_until`` is when the last
+        # successful one made them end, so nothing is claimed or started past it (see _leases_safe).
+        self._renew_failing = False
+        self._renewed_until = 0.0
+        self._write_failures = 0  # turns in a row the database refused a write: the retry back-off
         self._soonest_retry: Optional[float] = None
         # Claimed deliveries held (in flight and waiting), in all and per host: twice the
         # concurrency, so a sender never waits for the database; but never so few that claims
@@ -140,23 +147,31 @@ class Dispatcher:
         with self._loop_lock:
             self._report_at = 0.0
             while True:
-                made += self._step()
-                if self._busy():
-                    self._wait(min(_FLUSH_EVERY if self._results else 0.5, max(0.0, deadline - time.monotonic())))
-                else:
-                    next_due = queue.next_due_at(self.engine)
-                    if next_due is None:
-                        break
-                    pause = next_due - time.time()
-                    if time.monotonic() + max(pause, 0) > deadline:
-                        break
-                    if pause > 0:
-                        self._wait(pause)
+                try:
+                    made += self._step()
+                    if self._busy():
+                        pause = self._write_retry_pause() if self._write_failures else (_FLUSH_EVERY if self._results else 0.5)
+                        self._wait(min(pause, max(0.0, deadline - time.monotonic())))
+                    else:
+                        next_due = queue.next_due_at(self.engine)
+                        if next_due is None:
+                            break
+                        pause = next_due - time.time()
+                        if time.monotonic() + max(pause, 0) > deadline:
+                            break
+                        if pause > 0:
+                            self._wait(pause)
+                except Exception:  # the database failed a claim or a read: finished attempts are kept
+                    log.exception("delivery failed to reach the database; retrying")
+                    self._write_failures += 1
+                    self._wait(min(self._write_retry_pause(), max(0.0, deadline - time.monotonic())))
                 if time.monotonic() >= deadline:
                     self._finish_in_flight(max(0.0, self.settings.timeout + 1))
                     break
-            self._flush(force=True)
-            self.report_pending()
+            # Finished attempts are written before returning, the database willing (their claims
+            # are kept renewed meanwhile); after that they stay for the next drain() or close().
+            self._write_all(time.monotonic() + self.settings.lease_seconds)
+            self._report_safely()
         return made
 
     def start(self) -> None:
@@ -190,14 +205,19 @@ class Dispatcher:
                 self._held_per_host[_host_of(row)] -= 1
         try:
             queue.release_many(self.engine, waiting)
-            self._finish_in_flight(grace)
-            self._flush(force=True)
-        except Exception:  # the database is gone: the leases expire and another worker takes over
-            log.exception("could not record the last attempts or release claims on shutdown")
+        except Exception:  # nothing was sent for these: their leases expire and they are claimed again
+            log.exception("could not give back %d unstarted claims on shutdown", len(waiting))
+        self._finish_in_flight(grace)
+        self._write_all(time.monotonic() + max(grace, 5.0))
         with self._lock:
-            left = len(self._in_flight)
+            left, unwritten = len(self._in_flight), len(self._results)
         if left:
             log.warning("%d attempts still in flight at shutdown: their claims expire and are retried", left)
+        if unwritten:
+            log.error(
+                "%d finished attempts could not be written before shutdown: their claims expire and they are sent again",
+                unwritten,
+            )
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.sender.close()
 
@@ -223,21 +243,34 @@ class Dispatcher:
                 pause = min(pause, self._soonest_retry - time.time())
             if self._busy():  # claims held: wake in time to renew them and to write results
                 pause = min(pause, self._renew_at - time.monotonic(), _FLUSH_EVERY)
+            if self._write_failures:  # the database refused a write: try again, backing off
+                pause = min(max(pause, self._write_retry_pause()), self._renew_at - time.monotonic())
             self._wait(max(0.0, pause))
 
+    def _write_retry_pause(self) -> float:
+        return min(self.settings.poll_interval, _RETRY_WRITE_AFTER * 2 ** min(self._write_failures - 1, 10))
+
     def _step(self) -> int:
-        """One turn: write finished attempts, report, renew leases, claim and start more."""
-        self._flush()
+        """One turn: write finished attempts, report, renew leases, claim and start more.
+
+        A write the database refuses is kept and tried again on the next turn; until finished
+        attempts are written and the leases held are sure, nothing more is claimed or started:
+        a claim could take over one of this worker's own expired leases and send it again.
+        """
+        written = self._flush()
         now = time.monotonic()
         if self._unmarked and (now - self._unmarked_at > 0.2 or not self._busy()):
-            queue.mark_reported(self.engine, self._unmarked)
-            self._unmarked = []
+            self._mark_unmarked()
         if now >= self._report_at:
-            self.report_pending()
+            self._report_safely()
         if now >= self._renew_at:
             self._renew()
         if self._soonest_retry is not None and self._soonest_retry <= time.time():
             self._soonest_retry = None
+        if not written or not self._leases_safe():
+            self._write_failures += 1
+            return 0
+        self._write_failures = 0
         return self._fill()
 
     def _busy(self) -> bool:
@@ -352,49 +385,137 @@ class Dispatcher:
                     return
             self._wait(0.05)
 
-    def _renew(self) -> None:
-        self._renew_at = time.monotonic() + self.settings.lease_seconds / 3
+    def _renew(self) -> bool:
+        """Extend every claim held: in flight, waiting, and finished but not yet written."""
+        lease = self.settings.lease_seconds
         with self._lock:
-            rows = list(self._in_flight.values()) + list(self._waiting)
-        queue.renew(self.engine, rows, self.settings.lease_seconds)
+            rows = list(self._in_flight.values()) + list(self._waiting) + [done.row for done in self._results]
+        until = time.time() + lease  # no later than the database's: renew() reads the clock after this
+        try:
+            renewed = queue.renew(self.engine, rows, lease)
+        except Exception:
+            self._renew_failing = True
+            self._renew_at = time.monotonic() + min(1.0, lease / 10)
+            log.warning("could not renew %d claims; trying again", len(rows), exc_info=True)
+            return False
+        self._renew_failing, self._renewed_until = False, until
+        self._renew_at = time.monotonic() + lease / 3
+        self._drop_lost(renewed)
+        return True
+
+    def _drop_lost(self, renewed: set[int]) -> None:
+        """Forget waiting claims another worker took over (after they expired): never start them."""
+        with self._lock:
+            lost = [row for row in self._waiting if row.id not in renewed]
+            if not lost:
+                return
+            self._waiting = collections.deque(row for row in self._waiting if row.id in renewed)
+            for row in lost:
+                self._held_per_host[_host_of(row)] -= 1
+        log.warning("%d waiting claims expired and were taken over by another worker; left to it", len(lost))
+
+    def _leases_safe(self) -> bool:
+        """Whether every claim held is sure to be ours for a while yet (renewals may be failing)."""
+        if not self._renew_failing:
+            return True
+        with self._lock:
+            held = [*self._in_flight.values(), *self._waiting, *(done.row for done in self._results)]
+        if not held:
+            return True
+        # A claim made after the last renewal ends when the claim said; older ones when it did.
+        ends = min(max(row.lease_until or 0.0, self._renewed_until) for row in held)
+        return time.time() < ends - self.settings.lease_seconds / 4
 
     # --- writing results ----------------------------------------------------------------
 
-    def _flush(self, force: bool = False) -> None:
+    def _flush(self, force: bool = False) -> bool:
         """Write finished attempts in one transaction, report them; they are marked reported in the
-        next write (a crash in between reports them again later, never loses one)."""
+        next write (a crash in between reports them again later, never loses one).
+
+        :return: False when the database refused the write: the attempts stay, first in line, and
+            a later call writes them (their claims are renewed meanwhile), so none is sent again
+            because its record was lost.
+        """
         while True:
             with self._lock:
                 if not force and self._results and self._in_flight:
                     # More are about to finish: wait for a fuller batch, but not long.
                     full = len(self._results) >= _FLUSH_BATCH
                     if not full and time.monotonic() - (self._first_result_at or 0) < _FLUSH_EVERY:
-                        return
+                        return True
                 batch = list(self._results)
                 self._results.clear()
                 self._first_result_at = None
             if not batch:
                 if force and self._unmarked:
-                    queue.mark_reported(self.engine, self._unmarked)
-                    self._unmarked = []
-                return
-            attempt_ids = queue.complete_many(self.engine, [(d.row, d.completion) for d in batch], self._unmarked)
+                    return self._mark_unmarked()
+                return True
+            try:
+                written = queue.record_many(self.engine, [(d.row, d.completion) for d in batch], self._unmarked)
+            except Exception:
+                with self._lock:
+                    self._results.extendleft(reversed(batch))
+                    self._first_result_at = time.monotonic()
+                log.warning("could not write %d finished attempts; they are kept and written again", len(batch), exc_info=True)
+                return False
             self._unmarked = []
             reported = []
-            for done, attempt_id in zip(batch, attempt_ids):
-                if attempt_id is None:
-                    log.warning("delivery %s: lease lost before completion; its result was discarded", done.row.id)
+            for done, record in zip(batch, written):
+                if record.attempt_id is None:
                     continue
-                if done.gone:
-                    self._on_gone(done.row.rule_id)
-                if done.completion.next_attempt_at is not None:
-                    soonest = self._soonest_retry
-                    self._soonest_retry = min(soonest, done.completion.next_attempt_at) if soonest else done.completion.next_attempt_at
-                self._safe_report(_attempt(done.row, done.completion))
-                reported.append(attempt_id)
+                try:
+                    self._recorded_now(done, record)
+                except Exception:  # the attempt is written: reported later, as a worker's that died
+                    log.exception("delivery %s: the recorded attempt could not be reported", done.row.id)
+                    continue
+                reported.append(record.attempt_id)
             self._unmarked, self._unmarked_at = reported, time.monotonic()
-            if force:
-                continue
+            if not force:
+                return True
+
+    def _recorded_now(self, done: _Done, record: queue.Written) -> None:
+        """A written attempt's consequences: a flagged rule, the next wake-up, the report."""
+        if not record.current:
+            log.warning("delivery %s: its claim was taken over before the attempt was written; logged as late", done.row.id)
+        else:
+            if done.gone:
+                self._on_gone(done.row.rule_id)
+            if done.completion.next_attempt_at is not None:
+                soonest = self._soonest_retry
+                self._soonest_retry = min(soonest, done.completion.next_attempt_at) if soonest else done.completion.next_attempt_at
+        attempt = _attempt(done.row, done.completion)
+        if not record.current:
+            attempt = dataclasses.replace(attempt, reason=f"{attempt.reason}; {queue.LATE_NOTE}")
+        self._safe_report(attempt)
+
+    def _mark_unmarked(self) -> bool:
+        """Note reported attempts as such; kept for the next write when the database refuses."""
+        try:
+            queue.mark_reported(self.engine, self._unmarked)
+        except Exception:
+            log.warning("could not note %d attempts as reported; trying again", len(self._unmarked), exc_info=True)
+            return False
+        self._unmarked = []
+        return True
+
+    def _write_all(self, deadline: float) -> bool:
+        """Write every finished attempt, trying again (and renewing their claims) until ``deadline``."""
+        self._write_failures = 0
+        while not self._flush(force=True):
+            self._write_failures += 1
+            if time.monotonic() >= deadline:
+                return False
+            if time.monotonic() >= self._renew_at:
+                self._renew()
+            time.sleep(min(self._write_retry_pause(), max(0.0, deadline - time.monotonic())))
+        self._write_failures = 0
+        return True
+
+    def _report_safely(self) -> None:
+        try:
+            self.report_pending()
+        except Exception:  # the database is down: skips and orphans are reported on a later turn
+            log.warning("could not look for attempts to report; trying again", exc_info=True)
 
     # --- one delivery -------------------------------------------------------------------
 

@@ -139,6 +139,19 @@ def _mark_reported_sql(count: int) -> str:
     return f"UPDATE {A.name} SET reported = ? WHERE id IN ({rawdb.placeholders(count)})"
 
 
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """What became of one finished attempt: its id in the attempt log (None when it was discarded),
+    and whether it set the delivery's new state (False for a late result, see ``record_many``)."""
+
+    attempt_id: Optional[int]
+    current: bool
+
+
+#: Added to the reason of an attempt whose claim was taken over before its result was written.
+LATE_NOTE = "recorded late: the claim had expired and was taken over, so this result did not change the delivery"
+
+
 def complete_many(
     engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()
 ) -> list[Optional[int]]:
@@ -147,35 +160,67 @@ def complete_many(
 
     :return: per entry, the new attempt's id, or None when the lease was lost (result discarded).
     """
+    return [w.attempt_id if w.current else None for w in _write(engine, done, reported, keep_late=False)]
+
+
+def record_many(engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()) -> list[Written]:
+    """Record attempts that were made, in one transaction: as ``complete_many`` for the deliveries
+    whose lease is still ours; a late one (its claim expired and was taken over while it ran) is
+    still added to the attempt log, noted as late, without changing the delivery: every request
+    that may have reached a source is in the log.
+
+    Safe to call again after an error: an attempt already recorded (a commit whose answer was
+    lost with the connection) is found, not recorded twice.
+    """
+    return _write(engine, done, reported, keep_late=True)
+
+
+def _write(engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int], keep_late: bool) -> list[Written]:
     if not done:
         mark_reported(engine, reported)
         return []
     now = time.time()
+    out = [Written(None, False)] * len(done)
     with rawdb.transaction(engine) as cur:
         _mark(cur, reported)
         ids = [row.id for row, _ in done]
         tokens = dict(cur.execute(_current_sql(cur.postgres, len(ids)), ids).fetchall())
-        winners = [(n, row, result) for n, (row, result) in enumerate(done) if tokens.get(row.id) == row.lease_token]
-        if not winners:
-            return [None] * len(done)
-        cur.executemany(
-            _COMPLETE,
-            [
-                (
-                    result.state, result.next_attempt_at, RETRY_LANE if result.state == "due" else row.lane, result.reason,
-                    result.http_status, now, row.id, row.lease_token,
-                )
-                for _, row, result in winners
-            ],
-        )
-        attempt_ids = cur.insert_returning_ids(
-            _INSERT_ATTEMPT,
-            [[row.id if name == "delivery_id" else result.attempt.get(name) for name in _ATTEMPT_COLUMNS] for _, row, result in winners],
-        )
-    out: list[Optional[int]] = [None] * len(done)
-    for (n, _, _), attempt_id in zip(winners, attempt_ids):
-        out[n] = attempt_id
+        winners, late = [], []
+        for n, (row, result) in enumerate(done):
+            (winners if tokens.get(row.id) == row.lease_token else late).append((n, row, result))
+        if winners:
+            cur.executemany(
+                _COMPLETE,
+                [
+                    (
+                        result.state, result.next_attempt_at, RETRY_LANE if result.state == "due" else row.lane, result.reason,
+                        result.http_status, now, row.id, row.lease_token,
+                    )
+                    for _, row, result in winners
+                ],
+            )
+            attempt_ids = cur.insert_returning_ids(
+                _INSERT_ATTEMPT,
+                [[row.id if name == "delivery_id" else result.attempt.get(name) for name in _ATTEMPT_COLUMNS] for _, row, result in winners],
+            )
+            for (n, _, _), attempt_id in zip(winners, attempt_ids):
+                out[n] = Written(attempt_id, True)
+        for n, row, result in late if keep_late else ():
+            out[n] = Written(_record_late(cur, row, result), False)
     return out
+
+
+_FIND_ATTEMPT = f"SELECT id FROM {A.name} WHERE delivery_id = ? AND attempt = ? AND started_at = ?"
+
+
+def _record_late(cur: rawdb.Cursor, row: Any, result: Completion) -> int:
+    """Add a late attempt to the log (or find it there, written by an earlier try); its id."""
+    attempt = result.attempt
+    found = cur.execute(_FIND_ATTEMPT, [row.id, attempt.get("attempt"), attempt.get("started_at")]).fetchone()
+    if found:
+        return found[0]
+    values = {**attempt, "delivery_id": row.id, "reason": f"{attempt.get('reason')}; {LATE_NOTE}"}
+    return cur.insert_returning_ids(_INSERT_ATTEMPT, [[values.get(name) for name in _ATTEMPT_COLUMNS]])[0]
 
 
 def _mark(cur: rawdb.Cursor, attempt_ids: Sequence[int]) -> None:
@@ -209,19 +254,27 @@ def release(engine: Engine, row: Any) -> None:
     release_many(engine, [row])
 
 
-_RENEW = (
-    update(D)
-    .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
-    .values(lease_until=bindparam("b_until"))
-)
+_RENEW = f"UPDATE {_TABLE} SET lease_until = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
 
 
-def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float) -> None:
-    """Extend the leases of deliveries still being worked on, so a slow attempt keeps its claim."""
-    if rows:
-        until = time.time() + lease_seconds
-        with engine.begin() as conn:
-            conn.execute(_RENEW, [{"b_id": r.id, "b_token": r.lease_token, "b_until": until} for r in rows])
+def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float) -> set[int]:
+    """Extend the leases of deliveries still being worked on, so a slow attempt keeps its claim.
+
+    :return: the ids whose lease is still ours, now extended; a claim missing from it was taken
+        over after it expired (its delivery must not be started by this worker).
+    """
+    if not rows:
+        return set()
+    until = time.time() + lease_seconds
+    held: set[int] = set()
+    with rawdb.transaction(engine) as cur:
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            tokens = dict(cur.execute(_current_sql(cur.postgres, len(chunk)), [r.id for r in chunk]).fetchall())
+            mine = [r for r in chunk if tokens.get(r.id) == r.lease_token]
+            cur.executemany(_RENEW, [(until, r.id, r.lease_token) for r in mine])
+            held.update(r.id for r in mine)
+    return held
 
 
 def next_due_at(engine: Engine) -> Optional[float]:
