@@ -288,10 +288,18 @@ def _read_request(sock: socket.socket, buffered: bytes) -> tuple[Optional[Receiv
 # --- the catalogue ------------------------------------------------------------------------------
 
 
+_BOMB_LOCK = threading.Lock()
+
+
 @functools.cache
-def _deflated_zeros() -> bytes:
+def _deflate_zeros() -> bytes:
     compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     return compressor.compress(bytes(BOMB_SIZE)) + compressor.flush()
+
+
+def _deflated_zeros() -> bytes:
+    with _BOMB_LOCK:  # many connections at once must not each compress 64 MiB
+        return _deflate_zeros()
 
 
 def bomb(coding: str) -> bytes:
