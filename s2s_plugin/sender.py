@@ -275,10 +275,15 @@ class Sender:
                 return AttemptResult(
                     RETRY, _after_redirects(self._unanswered(exc), progress.hops), error=repr(exc), duration_ms=_elapsed(started),
                 )
-            location = answer.headers.get("location") if follow_redirects and answer.status_code in FOLLOWED else None
-            if not location:
+            if not (follow_redirects and answer.status_code in FOLLOWED):
                 break
             progress.step = "following a redirect"
+            location = answer.headers.get("location", "").strip()
+            if not location:
+                return AttemptResult(
+                    FAILED, _after_redirects(f"the source answered a redirect (HTTP {answer.status_code}) without a Location", progress.hops),
+                    http_status=answer.status_code, response_body=answer.text, duration_ms=_elapsed(started),
+                )
             if progress.hops == _MAX_REDIRECTS:
                 return AttemptResult(
                     FAILED, f"more than {_MAX_REDIRECTS} redirects", http_status=answer.status_code, duration_ms=_elapsed(started),

@@ -341,6 +341,16 @@ def _endless_1xx(exchange: Exchange) -> None:
             return
 
 
+def _endless_body(exchange: Exchange) -> None:
+    # No length, no chunks: the body runs until the connection closes, which it never does.
+    exchange.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+    while not exchange.source.stopping.is_set():
+        try:
+            exchange.sock.sendall(b"x" * 65536)
+        except OSError:
+            return
+
+
 def _reset_in_body(exchange: Exchange) -> None:
     exchange.send(response(200, b"", [("Content-Length", "100")]) + b"OK, and then")
     exchange.reset(after=0.2)  # let the client read the head first: a reset discards unread data
@@ -360,7 +370,8 @@ class Case:
     """A broken answer and what the sender must make of it.
 
     ``outcome`` is the sender's (``delivered``, ``retry``, ``failed``); ``reason`` is words its
-    reason must contain; ``hops`` the requests one attempt makes (redirects make several).
+    reason must contain; ``body`` the answer's text as recorded, ``truncated`` whether it was cut
+    at the size limit; ``hops`` the requests one attempt makes (redirects make several).
     """
 
     name: str
@@ -369,6 +380,7 @@ class Case:
     reason: str
     http_status: Optional[int] = None
     body: Optional[str] = None
+    truncated: bool = False
     hops: int = 1
     follow_redirects: bool = False
 
@@ -388,10 +400,10 @@ CATALOGUE: tuple[Case, ...] = (
     Case("charset-unicode-escape", _charset("unicode_escape", b"\\ud800OK"), "delivered", "HTTP 200", 200, "\\ud800OK"),
     # Bytes that are not UTF-8, and a NUL (PostgreSQL text takes none).
     Case("invalid-bytes", _charset("utf-8", b"\xff\xfe\x00OK\xc3("), "delivered", "HTTP 200", 200, "\ufffd\ufffd\ufffdOK\ufffd("),
-    Case("bomb-gzip", _bomb("gzip"), "delivered", "HTTP 200", 200),
-    Case("bomb-x-gzip", _bomb("x-gzip"), "delivered", "HTTP 200", 200),
-    Case("bomb-deflate", _bomb("deflate"), "delivered", "HTTP 200", 200),
-    Case("bomb-raw-deflate", _bomb("raw-deflate"), "delivered", "HTTP 200", 200),
+    Case("bomb-gzip", _bomb("gzip"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
+    Case("bomb-x-gzip", _bomb("x-gzip"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
+    Case("bomb-deflate", _bomb("deflate"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
+    Case("bomb-raw-deflate", _bomb("raw-deflate"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
     # The status arrived: the source took the postback, so the answer counts though its body broke.
     Case("length-longer", answer(response(200, b"OK", [("Content-Length", "100")])), "delivered", "cut short", 200, "OK"),
     Case("length-shorter", _short_length, "delivered", "HTTP 200", 200, "OK"),
@@ -409,7 +421,13 @@ CATALOGUE: tuple[Case, ...] = (
     Case("drip-head", lambda exchange: exchange.drip(response(200, b"OK")), "retry", "in time"),
     Case("endless-100-continue", _endless_1xx, "retry", "in time"),
     Case("huge-head", answer(response(200, b"OK", [(f"X-Junk-{i}", "j" * 100) for i in range(2000)])), "retry", "not HTTP"),
+    Case("conflicting-lengths", answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nOK"), "retry", "not HTTP"),
+    Case("bad-status-line", answer(b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nOK"), "retry", "not HTTP"),
     # Well-formed oddities: read as any answer.
+    Case("endless-body", _endless_body, "delivered", "HTTP 200", 200, "x" * 16384, truncated=True),
+    Case("unknown-encoding", answer(response(200, b"\x8b\x02\x80OK\x03", [("Content-Encoding", "br")])), "delivered", "HTTP 200", 200,
+         "\ufffd\x02\ufffdOK\x03"),
+    Case("fake-gzip", answer(response(200, b"OK, not gzip", [("Content-Encoding", "gzip")])), "delivered", "HTTP 200", 200, "OK, not gzip"),
     Case("many-headers", answer(response(200, b"OK", [(f"X-Junk-{i}", "j") for i in range(500)])), "delivered", "HTTP 200", 200, "OK"),
     Case("1xx-then-200", answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" + response(200, b"OK")),
          "delivered", "HTTP 200", 200, "OK"),
@@ -419,6 +437,10 @@ CATALOGUE: tuple[Case, ...] = (
     Case("status-999", answer(response(999, b"huh", reason="Whatever")), "retry", "HTTP 999", 999),
     Case("retry-after-superscript", answer(response(503, b"busy", [("Retry-After", "\u00b2")])), "retry", "HTTP 503", 503),
     Case("redirect-loop", _redirect_loop, "failed", "more than 5 redirects", 302, hops=6, follow_redirects=True),
+    Case("redirect-no-location", answer(response(302, b"moved", reason="Found")), "failed", "without a Location", 302,
+         follow_redirects=True),
+    Case("redirect-not-a-url", answer(response(302, b"", [("Location", "http://[::1/pb")], reason="Found")), "failed", "not a URL", 302,
+         follow_redirects=True),
     Case("redirect-private", _redirect_private, "failed", "private or internal", 302, hops=1, follow_redirects=True),
 )
 
