@@ -23,7 +23,7 @@ from .bodies import read_body
 from .errors import HostError
 from .logs import parse_time
 from .params import check_text, parse_json, whole_number
-from .tracker import Tracker, rule_to_dict
+from .tracker import Tracker, jsonable, rule_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -268,10 +268,20 @@ async def explain(request: Request, tracker: Tracker) -> Any:
     """``GET /api/explain/{subid}``: why each postback of a click was sent, skipped or failed."""
 
     def run() -> dict[str, Any]:
-        explanation = tracker.explain(request.path_params["subid"])
-        return {**explanation.to_dict(), "text": str(explanation)}
+        subid = request.path_params["subid"]
+        explanation = tracker.explain(subid)
+        waiting = tracker.waiting_notes(subid)
+        return {**explanation.to_dict(), "waiting": waiting, "text": "\n".join([*waiting, str(explanation)])}
 
     return await run_in_threadpool(run)
+
+
+@endpoint
+async def handoffs(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/handoffs``: conversions the postback plugin has not taken yet, stuck ones first,
+    each with its tries, last error and next try."""
+    rows = await run_in_threadpool(tracker.handoffs.waiting_list)
+    return {"items": [jsonable(row) for row in rows], "stuck": sum(1 for row in rows if row["stuck"])}
 
 
 @endpoint
@@ -295,5 +305,6 @@ def routes() -> list[Route]:
         Route("/received-postbacks", received_postbacks, methods=["GET"]),
         Route("/deliveries/{delivery_id:int}/resend", resend, methods=["POST"]),
         Route("/explain/{subid}", explain, methods=["GET"]),
+        Route("/handoffs", handoffs, methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]

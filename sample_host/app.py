@@ -205,10 +205,10 @@ def create_app(
     return app
 
 
-async def _hand_over_once(tracker: Tracker) -> None:
+async def _hand_over_once(tracker: Tracker, *, due_only: bool = False) -> None:
     """Hand the plugin the conversions it has not taken yet; a failure waits for the next round."""
     try:
-        await run_in_threadpool(tracker.hand_over_waiting)
+        await run_in_threadpool(functools.partial(tracker.hand_over_waiting, due_only=due_only))
     except Exception:  # noqa: BLE001  (the database may be down too: try again next round)
         log.exception("handing waiting conversions to the postback plugin failed")
 
@@ -217,7 +217,7 @@ async def _hand_over_periodically(tracker: Tracker, interval: float) -> None:
     """Hand the plugin the conversions it has not taken yet, every ``interval`` seconds."""
     while True:
         await asyncio.sleep(interval)
-        await _hand_over_once(tracker)
+        await _hand_over_once(tracker, due_only=True)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -242,10 +242,15 @@ def worker(database_url: Optional[str], allow_private_targets: bool) -> None:
         click.echo("delivering postbacks; Ctrl-C to stop", err=True)
         try:
             # Conversions the plugin failed to take are handed over again here too.
+            # Everything at start (what made them fail may be fixed), then those due again.
+            due_only = False
             while True:
-                handed = tracker.hand_over_waiting()
+                handed = tracker.hand_over_waiting(due_only=due_only)
                 if handed.taken:
                     click.echo(f"handed {handed.taken} waiting conversion(s) to the postback plugin", err=True)
+                if handed.failed:
+                    click.echo(f"{handed.failed} waiting conversion(s) not taken: {handed.error}", err=True)
+                due_only = True
                 if stop.wait(HANDOFF_INTERVAL):
                     break
         except KeyboardInterrupt:
@@ -273,9 +278,12 @@ def explain(database_url: Optional[str], subid: str, as_json: bool) -> None:
     """Why each postback for the click SUBID was sent, retried, skipped or failed."""
     with open_tracker(database_url) as tracker:
         explanation = tracker.explain(subid)
+        waiting = tracker.waiting_notes(subid)
         if as_json:
-            _print_json(explanation.to_dict())
+            _print_json({**explanation.to_dict(), "waiting": waiting})
         else:
+            for line in waiting:  # the step that failed first: the plugin has not seen these yet
+                click.echo(line)
             click.echo(str(explanation))
 
 

@@ -141,6 +141,8 @@ handoffs = sa.Table(
     sa.Column("tries", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("last_tried_at", UtcDateTime, nullable=True),
+    # When a failed hand-over is due again (None: due now); the recovery run goes past the others.
+    sa.Column("next_try_at", UtcDateTime, nullable=True),
 )
 
 # Inbound postbacks refused before their parameters were read (wrong key, address not allowed),
@@ -203,5 +205,33 @@ def make_engine(database_url: str) -> Engine:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the host's tables that do not exist yet (existing data is kept)."""
+    """Create the host's tables that do not exist yet, and bring older ones up to date (existing
+    data is kept): columns added since are added empty, indexes added since are created."""
     metadata.create_all(engine)
+    _add_new_columns(engine)
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for every column a database made by an older version lacks.
+
+    New columns must be nullable, so the rows already there stay valid.
+    """
+    inspector = sa.inspect(engine)
+    missing = []
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [(table, column) for column in table.columns if column.name not in present]
+    if not missing:
+        return
+    preparer = engine.dialect.identifier_preparer
+    with engine.begin() as conn:
+        for table, column in missing:
+            if not column.nullable:
+                raise RuntimeError(f"new column {table.name}.{column.name} must be nullable to be added to older databases")
+            conn.execute(sa.text(
+                f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} "
+                f"{column.type.compile(dialect=engine.dialect)}"
+            ))

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import db
+from .handoff import STUCK_AFTER
 from .api import error_response, is_authorized
 from .tracker import Tracker
 
@@ -51,6 +52,7 @@ class Snapshot:
     waiting_handoffs: int
     refused: Mapping[str, int]  # kind -> requests counted
     throttled: int
+    stuck_handoffs: int = 0
 
 
 def _escape(value: str) -> str:
@@ -105,6 +107,9 @@ def render(snapshot: Snapshot) -> str:
     family("sample_host_conversions_waiting_for_plugin", "gauge",
            "Recorded conversions the postback plugin has not taken yet (handed over again automatically).",
            [("", (), snapshot.waiting_handoffs)])
+    family("sample_host_stuck_handoffs", "gauge",
+           f"Waiting conversions whose hand-over to the postback plugin failed {STUCK_AFTER} times or more (see /handoffs).",
+           [("", (), snapshot.stuck_handoffs)])
     return "\n".join(lines) + "\n"
 
 
@@ -135,6 +140,7 @@ def collect(tracker: Tracker) -> Snapshot:
         oldest_due_age=stats.oldest_due_age,
         latency=Histogram(buckets=[int(n or 0) for n in row[2:]], count=int(row[0] or 0), total=float(row[1] or 0.0)),
         waiting_handoffs=tracker.handoffs.waiting(),
+        stuck_handoffs=tracker.handoffs.stuck(),
         refused=tracker.refusals.totals(),
         throttled=tracker.refusals.throttled,
     )

@@ -27,7 +27,7 @@ from s2s_plugin.plugins import load_report, make_plugin_manager
 from . import credentials, db, inbound_settings
 from .credentials import Credentials
 from .errors import Conflict, HostError, NotFound
-from .handoff import Handed, Handoffs
+from .handoff import Handed, Handoffs, describe_waiting
 from .hostplugin import ATTEMPT_FIELDS, SentPostbacksLog
 from .inbound_settings import InboundSettings
 from .params import row_id_in_range
@@ -54,25 +54,26 @@ def new_subid() -> str:
     return secrets.token_hex(8)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Rows and values as JSON-ready types: times as ISO 8601 text, decimals as text."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     return value
 
 
 def rule_to_dict(rule: PostbackRule) -> dict[str, Any]:
     """A postback rule (a source's or a campaign's postback) as JSON-ready values."""
-    return _jsonable(dataclasses.asdict(rule))
+    return jsonable(dataclasses.asdict(rule))
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
-    return _jsonable(dict(row._mapping))
+    return jsonable(dict(row._mapping))
 
 
 def _postback_id(postback_id: str) -> str:
@@ -93,7 +94,7 @@ _SENT_FIELDS = ("id",) + ATTEMPT_FIELDS + ("logged_at", "response_truncated")
 
 
 def _sent_entry(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _jsonable(row.get(name)) for name in _SENT_FIELDS}
+    return {name: jsonable(row.get(name)) for name in _SENT_FIELDS}
 
 
 def _check_http_url(url: str, what: str, *, fixed_host: bool = False) -> str:
@@ -488,10 +489,20 @@ class Tracker:
         """Log an inbound postback refused before its parameters could be read (a bad body)."""
         return self.receiver.reject(error, params, method=method, ip=ip)
 
-    def hand_over_waiting(self) -> Handed:
+    def hand_over_waiting(self, *, due_only: bool = False) -> Handed:
         """Hand the plugin every recorded conversion it has not taken yet (its ``on_conversion``
-        failed before); run at start, periodically by ``serve``, and by ``worker``."""
-        return self.handoffs.hand_over_all()
+        failed before); run at start, periodically by ``serve``, and by ``worker``.
+
+        :param due_only: skip conversions still backing off from a failure (the periodic runs).
+        """
+        return self.handoffs.hand_over_all(due_only=due_only)
+
+    def hand_over_now(self, conversion_id: int) -> Handed:
+        """Hand one waiting conversion (and the rest of its click's) to the plugin now, whatever
+        its back-off; raises ``NotFound`` when it is not waiting."""
+        if not row_id_in_range(conversion_id):
+            raise NotFound(f"conversion #{conversion_id} is not waiting")
+        return self.handoffs.hand_over_now(conversion_id)
 
     def inbound_settings(self) -> InboundSettings:
         """How inbound postbacks are answered and whom they are taken from."""
@@ -586,13 +597,18 @@ class Tracker:
                       limit: int = 50) -> LogPage:
         """One page of the Received postbacks log, newest first."""
         page = read_page(self.engine, db.received_postbacks, filters.where(), before=before, after=after, limit=limit)
-        return dataclasses.replace(page, rows=[_jsonable(row) for row in page.rows])
+        return dataclasses.replace(page, rows=[jsonable(row) for row in page.rows])
 
     def explain(self, subid: str) -> Any:
         """Why each postback for this click was sent, retried, skipped or failed (plugin's
         ``Explanation``: ``str()`` for text, ``.to_dict()`` for JSON)."""
         self.click(subid)
         return self.s2s.explain(subid)
+
+    def waiting_notes(self, subid: str) -> list[str]:
+        """What ``explain`` adds for this click's conversions the plugin has not taken yet (the
+        plugin's own explanation cannot know them): one line each, stuck ones marked."""
+        return describe_waiting(self.handoffs.waiting_for(subid))
 
     def resend(self, delivery_id: int) -> None:
         """Make a delivery due again now (the dispatcher or the next ``drain`` sends it)."""

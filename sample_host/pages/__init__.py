@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from . import campaigns, explain, logs, settings, signin, sources, testsend
+from . import campaigns, explain, handoffs, logs, settings, signin, sources, testsend
 
 
 def routes() -> list[Route]:
@@ -35,6 +35,8 @@ def routes() -> list[Route]:
         Route("/sent/{entry_id:int}", logs.sent_entry, methods=["GET"]),
         Route("/deliveries/{delivery_id:int}/resend", logs.resend, methods=["POST"]),
         Route("/received", logs.received, methods=["GET"]),
+        Route("/handoffs", handoffs.handoffs, methods=["GET"]),
+        Route("/handoffs/{conversion_id:int}/retry", handoffs.retry, methods=["POST"]),
         Route("/explain", explain.explain, methods=["GET"]),
         Route("/settings", settings.settings, methods=["GET"]),
         Route("/settings", settings.save_settings, methods=["POST"]),

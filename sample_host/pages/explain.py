@@ -24,6 +24,7 @@ def _explain(request: Request, subid: str) -> dict[str, Any]:
         "sent": list(reversed(tracker.sent_postbacks(subid=subid, limit=200))),
         "received": tracker.received_postbacks(subid=subid, limit=50),
         "waiting": tracker.handoffs.waiting_for(subid),
+        "waiting_notes": tracker.waiting_notes(subid),
     }
 
 

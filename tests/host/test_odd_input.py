@@ -71,6 +71,8 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/deliveries/{delivery_id:int}/resend"): ("next",),
     ("GET", "/received"): _RECEIVED,
     ("GET", "/explain"): ("subid",),
+    ("GET", "/handoffs"): (),
+    ("POST", "/handoffs/{conversion_id:int}/retry"): (),
     ("GET", "/settings"): (),
     ("POST", "/settings"): ("response_text", "allowed_ips"),
     ("GET", "/api/sources"): (),
@@ -85,6 +87,7 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/api/received-postbacks"): _RECEIVED[:4] + ("limit",),
     ("POST", "/api/deliveries/{delivery_id:int}/resend"): (),
     ("GET", "/api/explain/{subid}"): (),
+    ("GET", "/api/handoffs"): (),
     ("GET", "/metrics"): (),
 }
 
