@@ -76,10 +76,8 @@ class Exchange:
             except OSError:
                 return
 
-    def reset(self, after: float = 0.0) -> None:
-        """Close with a TCP reset (RST) instead of an orderly close, ``after`` seconds from now."""
-        if after:
-            self.source.stopping.wait(after)
+    def reset(self) -> None:
+        """Close with a TCP reset (RST) instead of an orderly close."""
         reset(self.sock)
 
 
@@ -353,7 +351,7 @@ def _endless_body(exchange: Exchange) -> None:
 
 def _reset_in_body(exchange: Exchange) -> None:
     exchange.send(response(200, b"", [("Content-Length", "100")]) + b"OK, and then")
-    exchange.reset(after=0.2)  # let the client read the head first: a reset discards unread data
+    exchange.reset()  # what arrived before the reset is still read (Linux queues it ahead of the error)
 
 
 def _redirect_loop(exchange: Exchange) -> None:
@@ -415,7 +413,7 @@ CATALOGUE: tuple[Case, ...] = (
     # No status: the source may or may not have taken it. Retried, and each try recorded.
     Case("not-http", answer(b"SSH-2.0-OpenSSH_9.6\r\n"), "retry", "not HTTP"),
     Case("reset-before-answer", lambda exchange: exchange.reset(), "retry", "reset"),
-    Case("reset-in-head", lambda exchange: (exchange.send(b"HTTP/1.1 200 OK\r\nContent-"), exchange.reset(after=0.2)), "retry",
+    Case("reset-in-head", lambda exchange: (exchange.send(b"HTTP/1.1 200 OK\r\nContent-"), exchange.reset()), "retry",
          "broke during the source's answer"),
     Case("close-no-answer", lambda exchange: None, "retry", "without an answer"),
     Case("drip-head", lambda exchange: exchange.drip(response(200, b"OK")), "retry", "in time"),
