@@ -104,3 +104,14 @@ def test_a_classify_hook_that_raises_leaves_the_answer_to_the_default_rules(monk
         made.close()
     assert result.outcome == "delivered" and result.http_status == 200
     assert "internal error while classifying the answer: ValueError: boom" in result.reason
+
+
+@pytest.mark.parametrize("headers, words", [
+    ({"X-Token": "a\r\nInjected: 1"}, "could not be sent"),  # header injection: h11 refuses it
+    ({"X-Name": "Ωmega"}, "could not be sent"),  # not latin-1
+])
+def test_a_request_that_cannot_be_sent_fails_at_once_and_reaches_nobody(sender, headers, words):
+    with HostileSource() as source:
+        result = sender.send(PostbackRequest("GET", source.url_for("hostile.example") + "/pb", headers))
+        assert source.requests == []
+    assert result.outcome == "failed" and words in result.reason
