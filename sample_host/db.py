@@ -84,6 +84,10 @@ conversions = sa.Table(
     sa.Column("currency", sa.String(3), nullable=True),
     sa.Column("params", sa.JSON, nullable=False, default=dict),
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    # The same click, status and tid (an affiliate network retrying its postback) is one
+    # conversion: see receiving.repeat_key. Empty for conversions recorded before it existed.
+    sa.Column("repeat_key", sa.String(64), nullable=True),
+    sa.Index("uq_conversions_repeat_key", "repeat_key", unique=True),
 )
 
 received_postbacks = sa.Table(

@@ -6,6 +6,7 @@ answered. Every request ends in the Received postbacks log (refused probes count
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import logging
 import re
@@ -60,6 +61,13 @@ def success_text(settings: inbound_settings.InboundSettings, params: Mapping[str
     message), else the configured response text."""
     wanted = params.get("return")
     return inbound_settings.clean_response_text(wanted) if wanted and wanted.strip() else settings.response_text
+
+
+def repeat_key(subid: str, status: str, tid: Optional[str]) -> str:
+    """What makes an inbound conversion the same as one already recorded: its click, its status
+    and the network's transaction id (none counts as one value). Payout and other parameters do
+    not count: a network retrying its postback may round or reformat them."""
+    return hashlib.sha256("\x1f".join((subid, status, tid or "")).encode()).hexdigest()
 
 
 class Receiver:
@@ -148,35 +156,61 @@ class Receiver:
             created_at=db.utcnow(),
             click=click,
         )
-        with self._engine.begin() as conn:
-            conversion_id = conn.execute(
-                sa.insert(db.conversions).values(
-                    subid=conversion.subid,
-                    tid=conversion.tid,
-                    status=conversion.status,
-                    original_status=conversion.original_status,
-                    payout=None if conversion.payout is None else str(conversion.payout),
-                    currency=conversion.currency,
-                    params=dict(conversion.params),
-                    created_at=conversion.created_at,
-                )
-            ).inserted_primary_key[0]
-            Handoffs.mark(conn, conversion_id, conversion.subid)
-            received_id = conn.execute(
-                sa.insert(db.received_postbacks).values(
-                    **record, outcome="accepted", http_status=200, conversion_id=conversion_id,
-                    reason=f"{conversion.status} recorded",
-                )
-            ).inserted_primary_key[0]
+        stored = self._store(conversion, record)
+        if stored.repeat_of is not None:
+            reason = (f"repeat of conversion #{stored.repeat_of} (same subid, status and tid): "
+                      "not recorded again")
+            self._log(record, "ignored", 200, reason, conversion_id=stored.repeat_of)
+            # The network's retry is a good moment to try a conversion still waiting for the plugin.
+            self.handoffs.hand_over(conversion.subid)
+            return Receipt(200, success_text(settings, params), stored.repeat_of)
         handed = self.handoffs.hand_over(conversion.subid)
         if not handed.complete:
             reason = (f"{conversion.status} recorded; the postback plugin did not take it yet ({handed.error}): "
                       "the tracker hands it over again on its own")
             with self._engine.begin() as conn:
                 conn.execute(
-                    sa.update(db.received_postbacks).where(db.received_postbacks.c.id == received_id).values(reason=reason)
+                    sa.update(db.received_postbacks).where(db.received_postbacks.c.id == stored.received_id).values(reason=reason)
                 )
-        return Receipt(200, success_text(settings, params), conversion_id)
+        return Receipt(200, success_text(settings, params), stored.conversion_id)
+
+    def _store(self, conversion: Conversion, record: dict[str, Any]) -> "_Stored":
+        """Record a conversion with its hand-over mark and its log entry, in one transaction, or
+        find the one it repeats. Two copies arriving at once meet at the unique key: the one that
+        loses finds the other's row."""
+        key = repeat_key(conversion.subid, conversion.status, conversion.tid)
+        table = db.conversions
+        for _ in range(2):
+            with self._engine.connect() as conn:
+                existing = conn.execute(sa.select(table.c.id).where(table.c.repeat_key == key)).scalar()
+            if existing is not None:
+                return _Stored(conversion_id=existing, repeat_of=existing)
+            try:
+                with self._engine.begin() as conn:
+                    conversion_id = conn.execute(
+                        sa.insert(table).values(
+                            subid=conversion.subid,
+                            tid=conversion.tid,
+                            status=conversion.status,
+                            original_status=conversion.original_status,
+                            payout=None if conversion.payout is None else str(conversion.payout),
+                            currency=conversion.currency,
+                            params=dict(conversion.params),
+                            created_at=conversion.created_at,
+                            repeat_key=key,
+                        )
+                    ).inserted_primary_key[0]
+                    Handoffs.mark(conn, conversion_id, conversion.subid)
+                    received_id = conn.execute(
+                        sa.insert(db.received_postbacks).values(
+                            **record, outcome="accepted", http_status=200, conversion_id=conversion_id,
+                            reason=f"{conversion.status} recorded",
+                        )
+                    ).inserted_primary_key[0]
+                return _Stored(conversion_id=conversion_id, received_id=received_id)
+            except sa.exc.IntegrityError:
+                continue  # the same conversion was recorded meanwhile: the next pass finds it
+        raise RuntimeError(f"conversion {key} neither recorded nor found")
 
     def reject(self, error: HostError, params: Mapping[str, str], *, method: str = "GET",
                ip: Optional[str] = None) -> Receipt:
@@ -205,8 +239,19 @@ class Receiver:
             "ip": _clip(ip, 64),
         }
 
-    def _log(self, record: dict[str, Any], outcome: str, http_status: int, reason: str) -> None:
+    def _log(self, record: dict[str, Any], outcome: str, http_status: int, reason: str,
+             conversion_id: Optional[int] = None) -> None:
         with self._engine.begin() as conn:
             conn.execute(
-                sa.insert(db.received_postbacks).values(**record, outcome=outcome, http_status=http_status, reason=reason)
+                sa.insert(db.received_postbacks).values(**record, outcome=outcome, http_status=http_status,
+                                                        reason=reason, conversion_id=conversion_id)
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stored:
+    """Where an accepted conversion went: its row, and whether it repeats one recorded before."""
+
+    conversion_id: int
+    received_id: Optional[int] = None
+    repeat_of: Optional[int] = None
