@@ -161,5 +161,83 @@ def test_platform_templates_are_in_the_library_with_their_secrets(make_s2s):
     library = s2s.templates()
     assert library["meta-capi"].method == "POST" and library["meta-capi"].secrets == ("access_token",)
     assert library["ga4"].secrets == ("api_secret",)
-    for name in ("meta-capi", "ga4"):
-        assert library[name].citation.startswith("https://developers.")
+    for name in ("meta-capi", "tiktok-events", "ga4"):
+        assert library[name].citation.startswith("https://")
+
+
+def tiktok_source(s2s, standin) -> None:
+    s2s.add_source(
+        "tt", template="tiktok-events", statuses=["lead", "sale"],
+        postback_url=standin.url + "/open_api/v1.3/event/track/?access_token=tt-t0ken-9f&event_source_id=C0PIX"
+        "&event={status:lead=SubmitForm sale=CompletePayment}&event_time={timestamp}&event_id={delivery_id}"
+        "&ttclid={external_id}&value={revenue}&currency={currency}",
+    )
+
+
+def test_tiktok_events_sends_tiktoks_json_with_the_token_in_its_header(make_s2s, standin, host):
+    pm, s2s = make_s2s()
+    tiktok_source(s2s, standin)
+    standin.script("/open_api/v1.3/event/track/", [(200, '{"code":0,"message":"OK"}')])
+    pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="tt", ip="203.0.113.9",
+                                 user_agent="Mozilla/5.0", params={"ttclid": "E.C.P.abc", "email": "A@B.example"}))
+    convert(pm)
+    s2s.drain(timeout=5)
+    (request,) = standin.requests
+    assert request.method == "POST" and request.path == "/open_api/v1.3/event/track/" and request.params == {}
+    assert request.headers["Access-Token"] == "tt-t0ken-9f"
+    assert request.json() == {
+        "event_source": "web",
+        "event_source_id": "C0PIX",
+        "data": [{
+            "event": "CompletePayment",
+            "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.timezone.utc).timestamp()),
+            "event_id": str(host.attempts[0].delivery_id),
+            "user": {"ttclid": "E.C.P.abc", "ip": "203.0.113.9", "user_agent": "Mozilla/5.0", "email": sha256("a@b.example")},
+            "properties": {"value": 4.2, "currency": "USD"},
+        }],
+    }
+    (attempt,) = host.attempts
+    assert attempt.outcome == "delivered"
+    assert "tt-t0ken-9f" not in f"{attempt.url} {attempt.body} {attempt.reason} {attempt.response_body}"
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [('{"code":40001,"message":"bad pixel"}', "failed"), ('{"code":40100}', "retrying")])
+def test_tiktok_answer_codes_decide(make_s2s, standin, host, answer, outcome):
+    pm, s2s = make_s2s(retry_schedule=[0, 60])
+    tiktok_source(s2s, standin)
+    standin.script("/open_api/v1.3/event/track/", [(200, answer)])
+    pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="tt", params={"ttclid": "X"}))
+    convert(pm)
+    s2s.drain(timeout=3)
+    assert [a.outcome for a in host.attempts] == [outcome]
+
+
+def test_a_plugin_with_its_own_template_of_that_name_replaces_the_built_in_platform(tmp_path, host, standin, monkeypatch):
+    import pluggy
+
+    import hookspecs
+    import s2s_json_events
+    import s2s_plugin
+
+    monkeypatch.setenv("S2S_TIKTOK_ACCESS_TOKEN", "env-token-1")
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(host, name="host")
+    pm.register(s2s_json_events, name="json_events")  # loaded first, as entry points are
+    s2s = s2s_plugin.install(pm, f"sqlite:///{tmp_path}/s.db", allow_private_targets=True)
+    try:
+        assert pm.get_plugin("s2s_postback.tiktok-events") is None
+        assert pm.get_plugin("s2s_postback.meta-capi") is not None
+        s2s.add_source("tt", template="tiktok-events", statuses=["sale"], postback_url=standin.url
+                       + "/track?event_source_id=C0PIX&ttclid={external_id}&value={revenue}&currency={currency}")
+        standin.script("/track", [(200, '{"code":0}')])
+        pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="tt", params={"ttclid": "X"}))
+        convert(pm)
+        s2s.drain(timeout=5)
+        (request,) = standin.requests
+        # Turned into JSON once, by the plugin: its token, its body.
+        assert request.headers["Access-Token"] == "env-token-1"
+        assert request.json()["data"][0]["user"]["ttclid"] == "X"
+        assert [a.outcome for a in host.attempts] == ["delivered"]
+    finally:
+        s2s.close()
