@@ -11,8 +11,12 @@ How work moves:
   a thread finishing an attempt starts the next claimed delivery itself.
 - Results are written by the loop in batches (one transaction for many attempts), then reported
   to ``on_postback_sent``, then marked reported: a crash in between reports them later.
-- Limits: ``max_concurrency`` attempts in flight, ``per_host_concurrency`` per target host, and
-  retries never take more than three quarters of the slots, so first attempts always move.
+- Limits: ``max_concurrency`` attempts in flight; per target host an adaptive limit capped by
+  ``per_host_concurrency`` and a circuit breaker (``hostlimits``); retries never take more than
+  three quarters of the slots, so first attempts always move.
+- Fairness: claimed rows wait in one queue per host (``fairqueue``) and free slots go to the hosts
+  in turn; while several hosts have work, none gets more than its share of the slots unless the
+  others cannot use theirs, and none holds more than its quota of the claimed rows.
 - Claims in flight are renewed while attempts run; ``close()`` lets attempts in flight finish,
   records them and gives unstarted claims back.
 """
@@ -32,6 +36,8 @@ from typing import Any, Optional
 from hookspecs import PostbackAttempt, PostbackRequest, ResolveContext
 
 from . import queue
+from .fairqueue import FairQueue
+from .hostlimits import HostBoard, signal_of
 from .hosts import host_key
 from .policy import DELIVERED, FAILED, RETRY, next_delay
 from .redact import parse_secrets, redact, redact_body, redact_url, secret_values
@@ -53,6 +59,15 @@ _FLUSH_BATCH = 64
 _MIN_HELD = 32
 #: A failed write is tried again after this long, doubling up to ``poll_interval``.
 _RETRY_WRITE_AFTER = 0.05
+#: How often the loop reads which hosts other processes opened or closed.
+_HOSTS_EVERY = 0.5
+#: A claim that found nothing beyond hosts at their quota is not repeated for this long, doubling
+#: while it keeps finding nothing (a large backlog of one host would otherwise be looked through
+#: again at every turn of the loop), up to the most.
+_DRY_PAUSE, _DRY_PAUSE_MOST = 0.05, 1.0
+#: A host whose claimed rows are all done keeps its share of the slots this long: it likely has
+#: more due, not claimed yet (unless the last claim found all there was).
+_SHARE_KEPT = 1.0
 
 Build = Callable[[Any], tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]]
 
@@ -64,6 +79,8 @@ class _Done:
     row: Any
     completion: queue.Completion
     gone: bool
+    result: Optional[AttemptResult] = None
+    sent: bool = False  # the request went out (not expired, no plugin problem)
 
 
 class Dispatcher:
@@ -101,7 +118,16 @@ class Dispatcher:
         self._per_host: collections.Counter[str] = collections.Counter()
         self._held_per_host: collections.Counter[str] = collections.Counter()  # in flight + waiting
         self._retries_in_flight = 0
-        self._waiting: collections.deque[Any] = collections.deque()
+        self._waiting = FairQueue()
+        self._hosts = HostBoard(settings)
+        self._probes: set[int] = set()  # claimed deliveries that probe an open host
+        self._hosts_at = 0.0
+        self._dry: Optional[tuple[frozenset[str], float]] = None
+        self._dry_pause = _DRY_PAUSE
+        # The last claim found fewer due deliveries than it asked for: no host has work unclaimed,
+        # so hosts may use slots beyond their share that nobody else can use.
+        self._claimed_all = False
+        self._claimed_at: dict[str, float] = {}  # host -> when rows of it were last claimed
         self._results: collections.deque[_Done] = collections.deque()
         self._first_result_at: Optional[float] = None
         self._unmarked: list[int] = []  # reported attempts to mark in the next write
@@ -120,9 +146,7 @@ class Dispatcher:
         # Claimed deliveries held (in flight and waiting), in all and per host: twice the
         # concurrency, so a sender never waits for the database; but never so few that claims
         # come one or two rows at a time (a claim is a transaction, a wake-up, a turn of the loop).
-        # One host never holds more than half the floor: a stalled source leaves room for others.
         self._held_cap = max(2 * settings.max_concurrency, _MIN_HELD)
-        self._held_per_host_cap = max(2 * settings.per_host_concurrency, _MIN_HELD // 2)
         # Retries may fill at most this many slots: the rest stay free for first attempts.
         self._retry_slots = max(1, settings.max_concurrency - max(1, settings.max_concurrency // 4))
 
@@ -132,6 +156,7 @@ class Dispatcher:
         """New work may be due: look now instead of at the next poll."""
         # Setting a set event still takes its lock and notifies: skipped, as every conversion calls
         # this. The loop clears the event before it looks for work, so a set one covers this too.
+        self._claimed_all = False  # new work may be another host's: the held hosts keep to their shares
         if not self._wake.is_set():
             self._wake.set()
 
@@ -200,7 +225,7 @@ class Dispatcher:
             self._thread.join(grace + 5)
             self._thread = None
         with self._lock:
-            waiting, self._waiting = list(self._waiting), collections.deque()
+            waiting = self._waiting.clear()
             for row in waiting:
                 self._held_per_host[_host_of(row)] -= 1
         try:
@@ -286,31 +311,84 @@ class Dispatcher:
         if self._stop.is_set():
             return self._start_waiting()
         settings = self.settings
+        now = time.monotonic()
+        if now >= self._hosts_at or self._hosts.has_changes():
+            self._hosts_at = now + _HOSTS_EVERY
+            if self._hosts.persist(self.engine):
+                self._dry = None
+            self._hosts.refresh(self.engine)
+            self._defer_open_hosts()
         with self._lock:
             held = len(self._in_flight) + len(self._waiting)
             room = self._held_cap - held
             retries_held = self._retries_in_flight + sum(1 for row in self._waiting if row.lane)
-            full = [h for h, n in self._held_per_host.items() if n >= self._held_per_host_cap]
-            worth_it = self._claim_worth_it(held)
-        if room > 0 and worth_it:
-            # No more than one host may hold: a claim of one host's rows beyond that is given back.
-            room = min(room, settings.claim_batch, self._held_per_host_cap)
+            hosts = len(self._busy_hosts())
+            full = {h for h, n in self._held_per_host.items() if n >= self._quota(h, hosts)}
+            # Slots free while rows wait: the held hosts are at their limits, another host may have work.
+            worth_it = self._claim_worth_it(held) or len(self._in_flight) < settings.max_concurrency
+        dry = self._dry
+        if dry is not None and (now >= dry[1] or not full >= dry[0]):
+            dry = self._dry = None
+        if room > 0 and worth_it and dry is None:
+            room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
+            probes: list[int] = []
             rows = queue.claim(
-                self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease_seconds, exclude_hosts=full
+                self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease_seconds,
+                exclude_hosts=sorted(full), probe_window=settings.timeout + settings.circuit_max_cooldown, probes=probes,
             )
+            if not rows and full:
+                self._dry = (frozenset(full), now + self._dry_pause)
+                self._dry_pause = min(2 * self._dry_pause, _DRY_PAUSE_MOST)
+            elif rows:
+                self._dry_pause = _DRY_PAUSE
+            self._claimed_all = len(rows) < room
             extra = []
             with self._lock:
+                self._probes.update(probes)
+                if len(self._claimed_at) > 1000:
+                    self._claimed_at = {h: at for h, at in self._claimed_at.items() if now - at < _SHARE_KEPT}
                 for row in rows:
                     host = _host_of(row)
-                    if self._held_per_host[host] >= self._held_per_host_cap:
+                    self._claimed_at[host] = now
+                    if row.id not in self._probes and self._held_per_host[host] >= self._quota(host, hosts):
                         extra.append(row)  # this claim took more of one host than it may hold
                         continue
                     self._held_per_host[host] += 1
-                    self._waiting.append(row)
+                    # A probe waits in a queue of its own: its host's queue is for rows that wait.
+                    self._waiting.append(_PROBES if row.id in self._probes else host, row)
             if extra:
                 queue.release_many(self.engine, extra)
         return self._start_waiting()
+
+    def _busy_hosts(self) -> set[str]:
+        """Hosts with work: rows in flight or waiting, or claimed a moment ago (the lock is held)."""
+        busy = {h for h, n in self._per_host.items() if n > 0}
+        busy.update(self._waiting.hosts())
+        busy.discard(_PROBES)
+        if not self._claimed_all:
+            recently = time.monotonic() - _SHARE_KEPT
+            busy.update(h for h, at in self._claimed_at.items() if at > recently)
+        return busy
+
+    def _quota(self, host: str, hosts: int) -> int:
+        """Claimed rows ``host`` may hold (in flight and waiting) while ``hosts`` hosts have work:
+        twice its limit (at least half the floor, so claims come in batches), but no more than its
+        share of all, nor three quarters of all: other hosts' rows always find room."""
+        wanted = max(2 * self._hosts.limit(host), _MIN_HELD // 2)
+        return max(1, min(wanted, self._held_cap * 3 // 4, self._held_cap // max(1, hosts)))
+
+    def _defer_open_hosts(self) -> None:
+        """Give back the waiting rows of hosts whose circuit is open, saying why (no attempt spent)."""
+        deferred = []
+        with self._lock:
+            for host in self._waiting.hosts():
+                if self._hosts.is_open(host):
+                    rows = self._waiting.take(host)
+                    self._held_per_host[host] -= len(rows)
+                    deferred.append((rows, self._hosts.waiting_reason(host)))
+        for rows, reason in deferred:
+            queue.defer(self.engine, rows, reason)
 
     def _claim_worth_it(self, held: int) -> bool:
         """Whether to claim with ``held`` deliveries claimed: in batches, not one row per freed
@@ -320,29 +398,42 @@ class Dispatcher:
         return room >= min(settings.claim_batch, self._held_cap // 2) or held < settings.max_concurrency
 
     def _start_waiting(self) -> int:
-        started = 0
-        per_host = self.settings.per_host_concurrency
         with self._lock:
             free = self.settings.max_concurrency - len(self._in_flight)
             if free <= 0 or not self._waiting:
                 return 0
-            keep: collections.deque[Any] = collections.deque()
-            while self._waiting and free > 0:
-                row = self._waiting.popleft()
-                host = _host_of(row)
-                if self._per_host[host] >= per_host or (row.lane and self._retries_in_flight >= self._retry_slots):
-                    keep.append(row)
-                    continue
-                self._per_host[host] += 1
-                if row.lane:
-                    self._retries_in_flight += 1
-                self._in_flight[row.id] = row
-                free -= 1
-                started += 1
-                self._pool.submit(self._run_one, row)
-            keep.extend(self._waiting)
-            self._waiting = keep
-        return started
+            per_host, hosts, waiting = self._per_host, self._hosts, self._waiting
+            busy = self._busy_hosts()
+            # Each host's share of the slots while the others have work too.
+            share = -(-self.settings.max_concurrency // max(1, len(busy)))
+
+            def room(host: str, bound: int) -> int:
+                if host == _PROBES:
+                    return free
+                if hosts.is_open(host):
+                    return 0
+                return min(hosts.limit(host), bound) - per_host[host]
+
+            def fresh_only() -> bool:
+                return self._retries_in_flight >= self._retry_slots
+
+            rows = waiting.take_turns(free, lambda h: room(h, share), fresh_only)
+            self._start(rows)
+            if len(rows) < free and len(busy) > 1 and self._claimed_all:
+                # The other hosts cannot use their share (at their own limits): the rest is free to take.
+                more = waiting.take_turns(free - len(rows), lambda h: room(h, self.settings.max_concurrency), fresh_only)
+                self._start(more)
+                rows += more
+        return len(rows)
+
+    def _start(self, rows: list[Any]) -> None:
+        """Mark ``rows`` in flight and hand them to the senders (the lock is held)."""
+        for row in rows:
+            self._per_host[_host_of(row)] += 1
+            if row.lane:
+                self._retries_in_flight += 1
+            self._in_flight[row.id] = row
+            self._pool.submit(self._run_one, row)
 
     def _run_one(self, row: Any) -> None:
         done: Optional[_Done] = None
@@ -355,6 +446,8 @@ class Dispatcher:
             # Whatever happened, the claim leaves the books: a result to write, never a lease left
             # to expire (an expired lease sends the postback again, unseen).
             with self._lock:
+                if done is not None:
+                    done = self._feed_hosts(row, done)
                 self._in_flight.pop(row.id, None)
                 host = _host_of(row)
                 self._per_host[host] -= 1
@@ -366,16 +459,38 @@ class Dispatcher:
                         self._first_result_at = time.monotonic()
                     self._results.append(done)
                 # Wake the loop only when it has something to do: a first result to time a write by,
-                # a full batch to write, room to claim into, or nothing left in flight. Waking it for
-                # every attempt costs a thread switch per postback.
+                # a full batch to write, room to claim into, a circuit opened or closed, or nothing
+                # left in flight. Waking it for every attempt costs a thread switch per postback.
                 wake = (
-                    len(self._results) in (1, _FLUSH_BATCH)
+                    self._hosts.has_changes()
+                    or len(self._results) in (1, _FLUSH_BATCH)
                     or not self._in_flight
                     or self._claim_worth_it(len(self._in_flight) + len(self._waiting))
                 )
         self._start_waiting()
         if wake:
             self._wake.set()
+
+    def _feed_hosts(self, row: Any, done: _Done) -> _Done:
+        """Tell the host's limit and breaker how the attempt went (the lock is held); when it opened
+        the host's circuit, its reason says so."""
+        host = _host_of(row)
+        probe = row.id in self._probes
+        self._probes.discard(row.id)
+        if done.result is None:
+            return done
+        values = done.completion.attempt
+        note = self._hosts.record(
+            host, signal_of(done.result, done.sent), duration_ms=done.result.duration_ms,
+            started_at=values.get("started_at") or 0.0, probe=probe, retry_after=done.result.retry_after,
+            # Work waited for the host while it had all the attempts its limit allows.
+            saturated=self._waiting.held(host) > 0 and self._per_host[host] >= self._hosts.limit(host),
+        )
+        if note is None:
+            return done
+        reason = f"{done.completion.reason}; {note}"
+        completion = dataclasses.replace(done.completion, reason=reason, attempt={**values, "reason": reason})
+        return dataclasses.replace(done, completion=completion)
 
     def _finish_in_flight(self, grace: float) -> None:
         deadline = time.monotonic() + grace
@@ -539,10 +654,12 @@ class Dispatcher:
             sent = True
             result = self._send(row, request, success_body)
         try:
-            return self._recorded(row, request, result, started_at)
+            done = self._recorded(row, request, result, started_at)
         except Exception as exc:  # deciding or redacting failed: record what is known for sure
             log.exception("delivery %s: the attempt could not be recorded in full", row.id)
-            return _recorded_plainly(row, request, result, started_at, exc, sent)
+            done = _recorded_plainly(row, request, result, started_at, exc, sent)
+        done.result, done.sent = result, sent  # for the host's limit and breaker
+        return done
 
     def _send(self, row: Any, request: PostbackRequest, success_body: Optional[str]) -> AttemptResult:
         """``sender.send``, with an exception turned into a failed attempt."""
@@ -735,6 +852,10 @@ def _attempt(row: Any, done: queue.Completion) -> PostbackAttempt:
         reason=values["reason"], duration_ms=values["duration_ms"], started_at=aware(values["started_at"]),
         next_attempt_at=aware(values["next_attempt_at"]), response_truncated=values["response_truncated"],
     )
+
+
+#: The key of the queue that probes of open hosts wait in (no host key looks like it).
+_PROBES = " probes"
 
 
 def _host_of(row: Any) -> str:

@@ -30,6 +30,7 @@ from hookspecs import Click, PostbackRule
 from . import tables as t
 from .clickid import click_id_of, describe_click_id_problem
 from .hookcalls import is_failure_note
+from .hostlimits import host_statuses
 from .lint import lint_rule
 from .redact import parse_secrets, redact_url
 from .resolve import describe_rule, source_template, uses_click_id
@@ -158,6 +159,9 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
             .where(t.attempts.c.delivery_id.in_([d.id for d in deliveries]))
             .order_by(t.attempts.c.delivery_id, t.attempts.c.id)
         ).all()
+    # Hosts not answering: their due deliveries wait for a probe, whatever their own schedule says.
+    statuses = host_statuses(service.engine, sorted({d.host for d in deliveries if d.state == "due" and d.host}))
+    down = {host: status for host, status in statuses.items() if status.is_open}
     by_delivery: dict[int, list[Any]] = {}
     for attempt in attempts:
         by_delivery.setdefault(attempt.delivery_id, []).append(attempt)
@@ -179,7 +183,7 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
         fired = [d for d in deliveries if d.conversion_id == event.conversion_id and d.created_at == event.created_at]
         for row in fired:
             shown.add(row.id)
-            lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library)
+            lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down)
             delivery_data.append(_delivery_data(row, by_delivery.get(row.id, [])))
         conversion_data.append({
             "at": aware(event.created_at).isoformat(), "status": event.status, "original_status": event.original_status,
@@ -190,7 +194,7 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
     if leftover:
         lines.append("Other deliveries for this click:")
         for row in leftover:
-            lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library)
+            lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down)
             delivery_data.append(_delivery_data(row, by_delivery.get(row.id, [])))
 
     warnings = _lint_lines(rules, library, problems)
@@ -275,7 +279,8 @@ def _event_sentence(event: Any, problems: _Problems) -> str:
 
 
 def _delivery_lines(
-    row: Any, rules: dict[str, PostbackRule], attempts: list[Any], problems: _Problems, now: float, library: Any
+    row: Any, rules: dict[str, PostbackRule], attempts: list[Any], problems: _Problems, now: float, library: Any,
+    down: Optional[dict[str, Any]] = None,
 ) -> list[str]:
     url = redact_url(row.url, parse_secrets(row.secrets))  # marked secrets never reach the log
     rule = rules.get(row.rule_id)
@@ -297,6 +302,13 @@ def _delivery_lines(
         sentence = problems.add(_Problems.DELIVERY, f"{head}: failed after {row.attempts} attempt(s): {row.reason}.{hint}")
     elif row.state == "leased":
         sentence = f"{head}: being sent now."
+    elif down and row.host in down:
+        status = down[row.host]
+        sentence = problems.add(
+            _Problems.RETRYING,
+            f"{head}: waiting, {row.attempts} attempt(s) made: {status.describe()}; its postbacks wait without "
+            "spending attempts until a probe succeeds.",
+        )
     elif row.attempts:
         sentence = problems.add(
             _Problems.RETRYING,

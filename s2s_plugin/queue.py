@@ -8,8 +8,10 @@ PostgreSQL so concurrent workers take disjoint rows without waiting for each oth
 happens outside any transaction; completions are written in batches.
 
 Fair claiming: first attempts (lane 0) and retries (lane 1) are claimed separately, so a backlog
-of retries to a dead source never queues in front of fresh conversions, and hosts that already
-have as many attempts in flight as allowed are left out of the claim.
+of retries to a dead source never queues in front of fresh conversions; hosts that already have
+as many deliveries claimed as allowed are left out of the claim; a claim takes the oldest due rows
+in turns by host (``in_turns``), so one host's backlog does not fill it; and the deliveries of a
+host whose circuit is open (``s2s_hosts``, see ``hostlimits``) wait, apart from one probe.
 """
 
 from __future__ import annotations
@@ -53,18 +55,28 @@ _COLUMNS = [c.name for c in D.c]
 ClaimedDelivery = collections.namedtuple("ClaimedDelivery", _COLUMNS)  # type: ignore[misc]
 
 
+#: Rows of an open host (``s2s_hosts``) wait for its probe: claims leave them alone.
+_HOST_ANSWERING = (
+    f"NOT EXISTS (SELECT 1 FROM {t.hosts.name} h WHERE h.host = {_TABLE}.host AND h.state <> 'closed')"
+)
+#: A claim reads this many times the rows it wants (at least ``_WINDOW_MIN``), oldest first, and
+#: takes them in turns by host, so one host's old backlog does not fill a claim on its own.
+_WINDOW_FACTOR, _WINDOW_MIN = 4, 256
+
+
 @functools.lru_cache(maxsize=None)
 def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
     """The claim's select of one kind, written once per shape (how many hosts and ids are left out)."""
     if kind == "expired":
         where, order = ["state = 'leased'", "lease_until <= ?"], "lease_until"
     else:
-        where, order = ["state = 'due'", "next_attempt_at <= ?", f"lane = {RETRY_LANE if kind == 'retry' else FRESH}"], "next_attempt_at"
-    if hosts:
-        where.append(f"host NOT IN ({rawdb.placeholders(hosts)})")
+        where = ["state = 'due'", "next_attempt_at <= ?", f"lane = {RETRY_LANE if kind == 'retry' else FRESH}", _HOST_ANSWERING]
+        order = "next_attempt_at"
     if skip:
         where.append(f"id NOT IN ({rawdb.placeholders(skip)})")
-    sql = f"SELECT id FROM {_TABLE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+    if hosts:
+        where.append(f"host NOT IN ({rawdb.placeholders(hosts)})")
+    sql = f"SELECT id, host FROM {_TABLE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
     # Concurrent workers take disjoint rows without waiting for each other.
     return sql + " FOR UPDATE SKIP LOCKED" if postgres else sql
 
@@ -73,7 +85,58 @@ def _pick(cur: rawdb.Cursor, kind: str, limit: int, now: float, hosts: list[str]
     if limit <= 0:
         return []
     sql = _pick_sql(cur.postgres, kind, len(hosts), len(skip))
-    return [r[0] for r in cur.execute(sql, [now, *hosts, *skip, limit]).fetchall()]
+    window = max(limit * _WINDOW_FACTOR, _WINDOW_MIN)
+    return in_turns(cur.execute(sql, [now, *skip, *hosts, window]).fetchall(), limit)
+
+
+def in_turns(rows: Sequence[tuple[int, Optional[str]]], limit: int) -> list[int]:
+    """Up to ``limit`` ids of ``(id, host)`` rows (oldest first): each host's oldest, then each
+    host's second oldest, and so on; hosts in the order their oldest row comes."""
+    if len(rows) <= limit:
+        return [row[0] for row in rows]
+    first_host = rows[0][1]
+    if all(row[1] == first_host for row in rows):  # one host: the oldest
+        return [row[0] for row in rows[:limit]]
+    by_host: dict[Optional[str], list[int]] = {}
+    for delivery_id, host in rows:
+        by_host.setdefault(host, []).append(delivery_id)
+    taken: list[int] = []
+    depth = 0
+    while len(taken) < limit:
+        for ids in by_host.values():
+            if depth < len(ids):
+                taken.append(ids[depth])
+                if len(taken) == limit:
+                    break
+        depth += 1
+    return taken
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_sql(postgres: bool) -> tuple[str, str]:
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    hosts = f"SELECT host FROM {t.hosts.name} WHERE state <> 'closed' AND next_probe_at <= ?{lock}"
+    row = (
+        f"SELECT id FROM {_TABLE} WHERE state = 'due' AND next_attempt_at <= ? AND host = ? "
+        f"ORDER BY next_attempt_at LIMIT 1{lock}"
+    )
+    return hosts, row
+
+
+def _probes(cur: rawdb.Cursor, now: float, window: float, limit: int) -> list[int]:
+    """One due delivery of each open host whose probe time has come (at most ``limit``); the hosts
+    are marked probing, their next probe ``window`` seconds away should this one never report."""
+    hosts_sql, row_sql = _probe_sql(cur.postgres)
+    ids = []
+    for (host,) in cur.execute(hosts_sql, [now]).fetchall()[:limit]:
+        found = cur.execute(row_sql, [now, host]).fetchall()
+        if found:
+            ids.append(found[0][0])
+            cur.execute(
+                f"UPDATE {t.hosts.name} SET state = 'probing', next_probe_at = ?, updated_at = ? WHERE host = ?",
+                [now + window, now, host],
+            )
+    return ids
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,11 +155,17 @@ def claim(
     lease_seconds: float,
     exclude_hosts: Collection[str] = (),
     now: Optional[float] = None,
+    probe_window: Optional[float] = None,
+    probes: Optional[list[int]] = None,
 ) -> list[Any]:
     """Lease due deliveries: expired leases first, then up to ``retries`` retries and ``fresh``
-    first attempts (retry room left unused goes to first attempts), oldest due first.
+    first attempts (retry room left unused goes to first attempts), oldest due first. Deliveries
+    of hosts whose circuit is open (``s2s_hosts``) are left alone.
 
     :param exclude_hosts: host keys to leave alone (their per-host limit is reached).
+    :param probe_window: when given, also claim one delivery of each open host whose probe time
+        has come (its next probe is then ``probe_window`` seconds away unless this one reports);
+        their ids are appended to ``probes``.
     :return: the claimed rows (``ClaimedDelivery``), with their new lease tokens.
     """
     now = time.time() if now is None else now
@@ -107,6 +176,11 @@ def claim(
     with rawdb.transaction(engine) as cur:
         # A worker died holding these: they were due before anything else.
         ids = _pick(cur, "expired", total, now, hosts)
+        if probe_window is not None:
+            found = _probes(cur, now, probe_window, total - len(ids))
+            ids += found
+            if probes is not None:
+                probes.extend(found)
         ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts)
         ids += _pick(cur, "fresh", total - len(ids), now, hosts)
         if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
@@ -249,6 +323,17 @@ def release_many(engine: Engine, rows: Sequence[Any]) -> None:
             conn.execute(_RELEASE, [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows])
 
 
+def defer(engine: Engine, rows: Sequence[Any], reason: str) -> None:
+    """Give claimed deliveries back unattempted because their host is not answering, saying so in
+    their ``reason`` (no attempt is recorded and none is counted)."""
+    if rows:
+        now = time.time()
+        with engine.begin() as conn:
+            conn.execute(
+                _RELEASE.values(reason=reason), [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows]
+            )
+
+
 def release(engine: Engine, row: Any) -> None:
     """Give one claimed delivery back unattempted, if the lease is still ours."""
     release_many(engine, [row])
@@ -278,11 +363,18 @@ def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float) -> set[int]
 
 
 def next_due_at(engine: Engine) -> Optional[float]:
-    """When the next delivery falls due (leases included), or None when nothing is pending."""
+    """When the next delivery falls due (leases included), or None when nothing is pending; a
+    delivery of an open host falls due at its host's next probe."""
+    H = t.hosts
     with engine.connect() as conn:
-        due = conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.state == "due")).scalar()
+        answering = ~select(H.c.host).where(H.c.host == D.c.host, H.c.state != "closed").exists()
+        due = conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.state == "due", answering)).scalar()
         lease = conn.execute(select(func.min(D.c.lease_until)).where(D.c.state == "leased")).scalar()
-    times = [x for x in (due, lease) if x is not None]
+        times = [x for x in (due, lease) if x is not None]
+        for host, next_probe_at in conn.execute(select(H.c.host, H.c.next_probe_at).where(H.c.state != "closed")).all():
+            waiting = conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.state == "due", D.c.host == host)).scalar()
+            if waiting is not None:
+                times.append(max(waiting, next_probe_at or 0.0))
     return min(times) if times else None
 
 

@@ -24,8 +24,10 @@ class DeliverySettings:
     retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE
     connect_timeout: float = 5.0
     timeout: float = 15.0
-    max_concurrency: int = 32
-    per_host_concurrency: int = 8
+    max_concurrency: int = 64
+    #: The most attempts in flight to one host: the cap of its adaptive limit, which starts at
+    #: ``min(8, cap)`` and grows while the host answers quickly (see ``hostlimits``).
+    per_host_concurrency: int = 64
     allow_private_targets: bool = False
     retry_after_cap: float = 3600.0
     jitter: float = 0.1
@@ -41,6 +43,12 @@ class DeliverySettings:
     #: A header sent with every postback carrying its delivery's id, the same on every retry and
     #: resend (e.g. ``Idempotency-Key``), for sources that de-duplicate; None sends none.
     idempotency_header: Optional[str] = None
+    #: Consecutive failed attempts (no connection, no answer in time, 5xx, 429) that open a host's
+    #: circuit: its deliveries then wait, spending no attempts, until a probe succeeds.
+    circuit_failures: int = 5
+    #: Seconds from opening to the first probe; each failed probe doubles it, up to the maximum.
+    circuit_cooldown: float = 5.0
+    circuit_max_cooldown: float = 15.0
 
     def __post_init__(self) -> None:
         schedule = tuple(float(s) for s in self.retry_schedule)
@@ -50,10 +58,10 @@ class DeliverySettings:
         for name in ("connect_timeout", "timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
-        for name in ("max_concurrency", "per_host_concurrency", "claim_batch"):
+        for name in ("max_concurrency", "per_host_concurrency", "claim_batch", "circuit_failures"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("max_age", "poll_interval", "retry_after_cap"):
+        for name in ("max_age", "poll_interval", "retry_after_cap", "circuit_cooldown", "circuit_max_cooldown"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.idempotency_header is not None and not _HEADER_NAME.fullmatch(self.idempotency_header):
@@ -93,7 +101,7 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, 
                 out[field.name] = [float(x) for x in raw.split(",") if x.strip()]
             elif field.name == "allow_private_targets":
                 out[field.name] = _truthy(raw)
-            elif field.name in ("max_concurrency", "per_host_concurrency", "max_response_bytes", "claim_batch"):
+            elif field.name in ("max_concurrency", "per_host_concurrency", "max_response_bytes", "claim_batch", "circuit_failures"):
                 out[field.name] = int(raw)
             elif field.name in ("user_agent", "idempotency_header"):
                 out[field.name] = raw

@@ -1,5 +1,5 @@
 """A snapshot of the outbox for monitoring: how many deliveries are in each state, how late the
-oldest due one is. Read-only; hosts turn it into metrics (the sample host's ``/metrics``)."""
+oldest due one is, and each target host's concurrency limit and circuit state. Read-only; hosts turn it into metrics (the sample host's ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Optional
 from sqlalchemy import Engine, func, select
 
 from . import tables as t
+from .hostlimits import HostStatus, host_statuses
 
 #: Delivery states that still have work to do.
 PENDING_STATES = ("due", "leased")
@@ -24,11 +25,19 @@ class OutboxStats:
     :param due_now: deliveries whose next attempt time has come (waiting for a dispatcher).
     :param oldest_due_age: seconds the most overdue of those has waited past its due time (0 when
         none): the figure that says whether delivery keeps up.
+    :param hosts: target hosts by host key (``hostlimits.HostStatus``): each one's adaptive
+        concurrency limit and circuit state (an open host's deliveries wait for a probe).
     """
 
     by_state: Mapping[str, int]
     due_now: int
     oldest_due_age: float
+    hosts: Mapping[str, HostStatus] = dataclasses.field(default_factory=dict)
+
+    @property
+    def open_hosts(self) -> list[HostStatus]:
+        """The hosts whose circuit is open (not answering: their deliveries wait for a probe)."""
+        return [status for status in self.hosts.values() if status.is_open]
 
     @property
     def queue_depth(self) -> int:
@@ -45,4 +54,7 @@ def outbox_stats(engine: Engine, now: Optional[float] = None) -> OutboxStats:
         due_now, oldest = conn.execute(
             select(func.count(), func.min(D.c.next_attempt_at)).where(D.c.state == "due", D.c.next_attempt_at <= now)
         ).one()
-    return OutboxStats(by_state=by_state, due_now=int(due_now), oldest_due_age=max(0.0, now - oldest) if oldest is not None else 0.0)
+    return OutboxStats(
+        by_state=by_state, due_now=int(due_now), oldest_due_age=max(0.0, now - oldest) if oldest is not None else 0.0,
+        hosts=host_statuses(engine),
+    )

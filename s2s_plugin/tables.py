@@ -188,6 +188,23 @@ attempts = Table(
 )
 
 
+# Per target host (``host:port``, as ``s2s_deliveries.host``): the circuit breaker's state, shared by
+# every process on the database (claims leave open hosts' deliveries alone; ``explain`` and the
+# metrics read it), and the adaptive concurrency limit the last dispatcher to write it was using.
+hosts = Table(
+    "s2s_hosts",
+    metadata,
+    Column("host", String(300), primary_key=True),
+    # closed (sending) | open (not answering: its deliveries wait) | probing (one probe in flight)
+    Column("state", String(20), nullable=False, default="closed"),
+    Column("failures", Integer, nullable=False, default=0),  # consecutive failed attempts
+    Column("opened_at", Float),
+    Column("next_probe_at", Float),
+    Column("concurrency_limit", Integer),
+    Column("updated_at", Float, nullable=False),
+)
+
+
 def of_subid(subid: str) -> ColumnElement[bool]:
     """The condition on ``s2s_deliveries`` for the deliveries of click ``subid``, through its
     conversions: indexed on both tables (``s2s_conversions.subid``, ``uq_s2s_delivery_once``)."""

@@ -31,8 +31,8 @@ _HELP = {
     "retry_schedule": "Seconds before each attempt, e.g. 0,5,300.",
     "connect_timeout": "Seconds to connect (default 5).",
     "timeout": "Seconds for a whole attempt (default 15).",
-    "max_concurrency": "Attempts in flight (default 32).",
-    "per_host_concurrency": "Attempts in flight per source host, at most.",
+    "max_concurrency": "Attempts in flight (default 64).",
+    "per_host_concurrency": "Attempts in flight per source host, at most: the cap of its adaptive limit (default 64).",
     "allow_private_targets": "Allow loopback and private addresses.",
     "retry_after_cap": "Longest Retry-After honoured, in seconds (default 3600).",
     "jitter": "Fraction of a retry's delay added at random (default 0.1).",
@@ -43,6 +43,9 @@ _HELP = {
     "lease_seconds": "How long a claim lasts unless renewed.",
     "claim_batch": "Deliveries claimed per database round trip (default 64).",
     "idempotency_header": "Send each postback's delivery id in this header, e.g. Idempotency-Key.",
+    "circuit_failures": "Failed attempts in a row that make a host's postbacks wait for a probe (default 5).",
+    "circuit_cooldown": "Seconds from a host's circuit opening to its first probe (default 5).",
+    "circuit_max_cooldown": "Most seconds between probes of a host that stays down (default 15).",
 }
 
 
