@@ -63,10 +63,12 @@ def env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sink(delay: float) -> Iterator[str]:
-    """A ``bench.sink`` process answering after ``delay`` seconds; yields its base URL."""
+def sink(delay: float, *options: str) -> Iterator[str]:
+    """A ``bench.sink`` process answering after ``delay`` seconds (``--hang``: never; ``--hosts N``:
+    on N loopback addresses); yields its (first) base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.sink", "--delay", str(delay)], cwd=ROOT, env=env(), stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bench.sink", "--delay", str(delay), *options], cwd=ROOT, env=env(),
+        stdout=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stdout is not None
@@ -166,22 +168,31 @@ def bare_httpx(name: str, url: str, total: int, passes: int) -> tuple[str, Calla
 # --- backlogs ------------------------------------------------------------------------------
 
 
-def queue_backlog(service: s2s_plugin.PostbackService, url: str, count: int) -> None:
+def queue_backlog(service: s2s_plugin.PostbackService, url: str, count: int, source: str = "bench") -> None:
     """``count`` due deliveries written straight to the outbox (the enqueue path is measured apart)."""
+    queue_postbacks(service, [(url, source)] * count)
+
+
+def queue_postbacks(service: s2s_plugin.PostbackService, targets: list[tuple[str, str]]) -> None:
+    """One due delivery per ``(base_url, source_id)``, in that order, written straight to the outbox."""
+    from sqlalchemy import func, select
+
     from s2s_plugin import tables as t
     from s2s_plugin.hosts import host_key
 
     now = time.time()
-    host = host_key(url)
+    with service.engine.connect() as conn:
+        first = (conn.execute(select(func.max(t.deliveries.c.conversion_id))).scalar() or 0) + 1
     rows = [
         {
-            "conversion_id": n, "subid": f"b{n}", "status": "sale", "rule_id": "source:bench", "method": "GET",
-            "url": f"{url}/pb?c={n}", "follow_redirects": False, "state": "due", "attempts": 0, "retry_base": 0,
-            "next_attempt_at": now, "lease_token": 0, "host": host, "lane": 0, "age_from": now,
-            "created_at": now, "updated_at": now, "source_id": "bench", "campaign_id": "bench",
+            "conversion_id": first + n, "subid": f"b{first + n}", "status": "sale", "rule_id": f"source:{source}",
+            "method": "GET", "url": f"{url}/pb?c={first + n}", "follow_redirects": False, "state": "due", "attempts": 0,
+            "retry_base": 0, "next_attempt_at": now, "lease_token": 0, "host": host_key(url), "lane": 0, "age_from": now,
+            "created_at": now, "updated_at": now, "source_id": source, "campaign_id": "bench",
         }
-        for n in range(count)
+        for n, (url, source) in enumerate(targets)
     ]
+    count = len(rows)
     with service.engine.begin() as conn:
         for start in range(0, count, 5000):
             conn.execute(t.deliveries.insert(), rows[start : start + 5000])
@@ -279,16 +290,19 @@ def scenario_delivery(quick: bool, delay: float, name: str) -> None:
             {str(c): (lambda c=c: dispatcher(c)) for c in (candidates[1:2] if quick else candidates)}, passes
         )
         concurrency = int(max(tried, key=tried.__getitem__))
-        bare_rates, rates = [first], []
+        bare_rates, rates, default_rates = [first], [], []
         for _ in range(rounds):
             rates.append(dispatcher(concurrency))
             bare_rates.append(run_best())
+            default_rates.append(delivered_per_second(url, total))  # the settings' defaults
     rate, bare = statistics.median(rates), statistics.median(bare_rates)
+    defaults = statistics.median(default_rates)
     emit(f"delivery_{name}", deliveries=total, delivered_per_s_by_concurrency=tried,
          delivered_per_s_by_concurrency_per_pass=tried_per_pass, max_concurrency=concurrency,
          rounds=rounds, delivered_per_s=round(rate, 1), best_bare=best, best_bare_per_s=round(bare, 1),
-         ratio=round(rate / bare, 3),
-         per_round={"delivered_per_s": [round(r, 1) for r in rates], "best_bare_per_s": [round(r, 1) for r in bare_rates]},
+         ratio=round(rate / bare, 3), defaults_per_s=round(defaults, 1), defaults_ratio=round(defaults / bare, 3),
+         per_round={"delivered_per_s": [round(r, 1) for r in rates], "best_bare_per_s": [round(r, 1) for r in bare_rates],
+                    "defaults_per_s": [round(r, 1) for r in default_rates]},
          target_ratio=0.8)
 
 
@@ -327,6 +341,108 @@ def scenario_pickup(quick: bool) -> None:
          target_p50_ms=20, target_p99_ms=100)
 
 
+# --- isolation -------------------------------------------------------------------------------
+
+
+def _healthy_drain(healthy: str, count: int, hanging: int, hanging_count: int) -> float:
+    """Seconds for the default dispatcher to deliver ``count`` postbacks to ``healthy``, queued
+    after ``hanging_count`` postbacks to each of ``hanging`` sources that never answer."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(sink(0, "--hang")) for _ in range(hanging)]
+        pm, service = plugin(f"sqlite:///{tmp}/bench.db")
+        try:
+            queue_postbacks(service, [(url, f"hang{n}") for n, url in enumerate(urls) for _ in range(hanging_count)])
+            queue_backlog(service, healthy, count, source="healthy")
+            started = time.perf_counter()
+            service.start()
+            return _wait_delivered(service, count, 300, [], started, source="healthy", every=0.02)
+        finally:
+            stack.close()  # the hanging sources go away: their attempts end at once, not after 15 s
+            service.close()
+
+
+def scenario_hanging(quick: bool) -> None:
+    """A healthy source's backlog alone, and queued behind five sources that never answer (default
+    settings, so a 15 s timeout): rounds alternate the two and the medians are compared."""
+    count, hanging_count, rounds = (300, 100, 1) if quick else (600, 200, 3)
+    alone, beside = [], []
+    with sink(0) as healthy:
+        for _ in range(rounds):
+            alone.append(_healthy_drain(healthy, count, 0, 0))
+            beside.append(_healthy_drain(healthy, count, 5, hanging_count))
+    emit("hanging_sources", healthy_postbacks=count, hanging_sources=5, postbacks_per_hanging_source=hanging_count,
+         timeout_s=15, rounds=rounds, alone_s=round(statistics.median(alone), 3), beside_hanging_s=round(statistics.median(beside), 3),
+         ratio=round(statistics.median(beside) / statistics.median(alone), 2),
+         per_round={"alone_s": [round(x, 3) for x in alone], "beside_hanging_s": [round(x, 3) for x in beside]},
+         target_ratio=1.5)
+
+
+def scenario_outage(quick: bool) -> None:
+    """A source answering 503 for ``down`` seconds while its postbacks arrive (default settings):
+    requests it got while down, then seconds from its recovery until its backlog is delivered."""
+    total, down = (100, 10.0) if quick else (300, 30.0)
+    with sink(0) as url, tempfile.TemporaryDirectory() as tmp:
+        pm, service = plugin(f"sqlite:///{tmp}/bench.db")
+        try:
+            httpx.get(url + "/__status?code=503")
+            service.start()
+            started = time.monotonic()
+            # The postbacks arrive over the first third of the outage, as conversions do.
+            for n in range(30):
+                queue_backlog(service, url, total // 30, source="down")
+                service.dispatcher.wake()
+                time.sleep(down / 3 / 30)
+            time.sleep(max(0.0, started + down - time.monotonic()))
+            while_down = httpx.get(url + "/__status?code=200").json()["count"]
+            recovered = time.perf_counter()
+            drained = _wait_delivered(service, total // 30 * 30, 300, [], recovered, every=0.05)
+            after = httpx.get(url + "/__reset").json()["count"] - while_down
+        finally:
+            service.close()
+    emit("outage_503", down_s=down, postbacks=total // 30 * 30, requests_while_down=while_down, requests_after=after,
+         recovery_to_drained_s=round(drained, 2), target_recovery_to_drained_s=30)
+
+
+def _jain(counts: list[int]) -> float:
+    """Jain's fairness index: 1 when every host got as many, 1/n when one got everything."""
+    total, squares = sum(counts), sum(c * c for c in counts)
+    return total * total / (len(counts) * squares) if squares else 1.0
+
+
+def scenario_fairness(quick: bool) -> None:
+    """100 hosts (127.0.0.2 ... 127.0.0.101, one sink process answering after 50 ms) with equal
+    backlogs queued in random order: Jain's index of the postbacks each host has received so far,
+    sampled every 0.25 s until the first host's backlog is done."""
+    import random
+
+    hosts, each = 100, (10 if quick else 30)
+    with sink(0.05, "--hosts", str(hosts)) as first, tempfile.TemporaryDirectory() as tmp:
+        port = first.rsplit(":", 1)[1]
+        urls = [f"http://127.0.0.{n}:{port}" for n in range(2, hosts + 2)]
+        targets = [(url, "fair") for url in urls for _ in range(each)]
+        random.Random(12).shuffle(targets)
+        pm, service = plugin(f"sqlite:///{tmp}/bench.db")
+        indices = []
+        try:
+            queue_postbacks(service, targets)
+            started = time.perf_counter()
+            service.start()
+            while True:
+                time.sleep(0.25)
+                by_address = httpx.get(first + "/__hosts").json()
+                counts = [by_address.get(f"127.0.0.{n}", 0) for n in range(2, hosts + 2)]
+                if max(counts) >= each:
+                    break
+                if sum(counts):
+                    indices.append(round(_jain(counts), 3))
+            drained = _wait_delivered(service, hosts * each, 300, [], started)
+        finally:
+            service.close()
+    emit("fairness_100_hosts", hosts=hosts, postbacks_per_host=each, sink_delay_ms=50, samples=len(indices),
+         jain_min=min(indices) if indices else None, jain_median=statistics.median(indices) if indices else None,
+         jain_per_sample=indices, drain_s=round(drained, 2), target_jain=0.9)
+
+
 def _worker(database_url: str, *options: str) -> subprocess.Popen:
     """An ``s2s-postback worker`` process with no third-party plugins loaded (only the plugin is measured,
     as in the in-process scenarios)."""
@@ -346,9 +462,10 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _wait_delivered(
-    service: s2s_plugin.PostbackService, total: int, timeout: float, procs: list[subprocess.Popen], started: Optional[float] = None
+    service: s2s_plugin.PostbackService, total: int, timeout: float, procs: list[subprocess.Popen], started: Optional[float] = None,
+    source: Optional[str] = None, every: float = 0.1,
 ) -> float:
-    """Seconds from ``started`` (default: now) until ``total`` deliveries are delivered."""
+    """Seconds from ``started`` (default: now) until ``total`` deliveries (of ``source``) are delivered."""
     from sqlalchemy import func, select
 
     from s2s_plugin import tables as t
@@ -356,6 +473,8 @@ def _wait_delivered(
     started = time.perf_counter() if started is None else started
     deadline = time.monotonic() + timeout
     query = select(func.count()).where(t.deliveries.c.state == "delivered")
+    if source is not None:
+        query = query.where(t.deliveries.c.source_id == source)
     while time.monotonic() < deadline:
         with service.engine.connect() as conn:
             if conn.execute(query).scalar() >= total:
@@ -363,7 +482,7 @@ def _wait_delivered(
         for proc in procs:
             if proc.poll() is not None:
                 raise RuntimeError("a worker process died")
-        time.sleep(0.1)
+        time.sleep(every)
     raise RuntimeError(f"the backlog was not drained within {timeout} s")
 
 
@@ -478,6 +597,9 @@ SCENARIOS: dict[str, Callable[[bool], None]] = {
     "delivery_instant": lambda quick: scenario_delivery(quick, 0.0, "instant"),
     "delivery_50ms": lambda quick: scenario_delivery(quick, 0.05, "50ms"),
     "pickup": scenario_pickup,
+    "hanging_sources": scenario_hanging,
+    "outage_503": scenario_outage,
+    "fairness_100_hosts": scenario_fairness,
     "backlog_rss": scenario_backlog_rss,
     "postgres_workers": scenario_postgres,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Optional
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -53,6 +54,8 @@ class Snapshot:
     refused: Mapping[str, int]  # kind -> requests counted
     throttled: int
     stuck_handoffs: int = 0
+    # target host -> (circuit state, adaptive concurrency limit or None), from the plugin's s2s_hosts
+    hosts: Mapping[str, tuple[str, Optional[int]]] = dataclasses.field(default_factory=dict)
 
 
 def _escape(value: str) -> str:
@@ -110,6 +113,12 @@ def render(snapshot: Snapshot) -> str:
     family("sample_host_stuck_handoffs", "gauge",
            f"Waiting conversions whose hand-over to the postback plugin failed {STUCK_AFTER} times or more (see /handoffs).",
            [("", (), snapshot.stuck_handoffs)])
+    family("s2s_host_circuit_open", "gauge",
+           "1 while a target host is not answering: its postbacks wait for a probe (circuit open or probing).",
+           [("", (("host", h),), int(state != "closed")) for h, (state, _limit) in sorted(snapshot.hosts.items())])
+    family("s2s_host_concurrency_limit", "gauge",
+           "Attempts a target host may have in flight now (adaptive, capped by per_host_concurrency).",
+           [("", (("host", h),), limit) for h, (_state, limit) in sorted(snapshot.hosts.items()) if limit is not None])
     return "\n".join(lines) + "\n"
 
 
@@ -143,6 +152,7 @@ def collect(tracker: Tracker) -> Snapshot:
         stuck_handoffs=tracker.handoffs.stuck(),
         refused=tracker.refusals.totals(),
         throttled=tracker.refusals.throttled,
+        hosts={h: (status.state, status.concurrency_limit) for h, status in stats.hosts.items()},
     )
 
 

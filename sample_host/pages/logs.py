@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import hookspecs
+from s2s_plugin.hostlimits import host_statuses
 
 from ..errors import HostError
 from ..logs import RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, parse_time
@@ -51,7 +52,9 @@ async def sent(request: Request) -> Response:
 def _choices(request: Request) -> dict[str, Any]:
     tracker = tracker_of(request)
     return {"source_ids": [s.source_id for s in tracker.sources()],
-            "campaign_aliases": [c["alias"] for c in tracker.campaigns()]}
+            "campaign_aliases": [c["alias"] for c in tracker.campaigns()],
+            # Source hosts whose postbacks wait for a probe (the plugin's circuit breaker).
+            "down_hosts": [status.describe() for status in host_statuses(tracker.s2s.engine).values() if status.is_open]}
 
 
 @admin
