@@ -521,10 +521,9 @@ class Dispatcher:
     def _drop_lost(self, renewed: set[int]) -> None:
         """Forget waiting claims another worker took over (after they expired): never start them."""
         with self._lock:
-            lost = [row for row in self._waiting if row.id not in renewed]
+            lost = self._waiting.drop(lambda row: row.id not in renewed)
             if not lost:
                 return
-            self._waiting = collections.deque(row for row in self._waiting if row.id in renewed)
             for row in lost:
                 self._held_per_host[_host_of(row)] -= 1
         log.warning("%d waiting claims expired and were taken over by another worker; left to it", len(lost))

@@ -58,6 +58,24 @@ class FairQueue:
         self._size -= len(rows)
         return list(rows)
 
+    def drop(self, unwanted: Callable[[Any], bool]) -> list[Any]:
+        """Remove and return the rows for which ``unwanted(row)`` is true."""
+        dropped = [row for row in self if unwanted(row)]
+        if dropped:
+            gone = {id(row) for row in dropped}
+            for host in list(self._by_host):
+                rows = self._by_host[host]
+                kept = [row for row in rows if id(row) not in gone]
+                if len(kept) == len(rows):
+                    continue
+                if kept:
+                    self._by_host[host] = collections.deque(kept)
+                else:
+                    del self._by_host[host]
+                    self._ring.remove(host)
+            self._size -= len(dropped)
+        return dropped
+
     def clear(self) -> list[Any]:
         """Remove and return every row."""
         rows = list(self)

@@ -233,3 +233,14 @@ def test_another_process_sees_an_open_host_in_explain(make_s2s, standin, tmp_pat
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert f"source host {host_key(standin.url)} is not answering since" in out.stdout
+
+
+def test_fair_queue_drops_rows_and_keeps_its_turns():
+    waiting = FairQueue()
+    for n in range(4):
+        waiting.append("a", _Row("a", n))
+    waiting.append("b", _Row("b", 10))
+    dropped = waiting.drop(lambda row: row.id in (1, 10))
+    assert sorted(r.id for r in dropped) == [1, 10]
+    assert len(waiting) == 3 and waiting.hosts() == ["a"] and waiting.held("b") == 0
+    assert [r.id for r in waiting.take_turns(5, lambda host: 5, lambda: False)] == [0, 2, 3]
