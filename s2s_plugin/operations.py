@@ -20,6 +20,7 @@ from .errors import ConfigError, InputError
 from .redact import redact, redact_body, redact_url, secret_values
 from .resolve import fill_delivery_id
 from .rows import epoch
+from .ruleid import RuleId
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import PostbackService
@@ -143,12 +144,12 @@ def find_rule(service: "PostbackService", rule_id: str) -> PostbackRule:
 
     :raises ConfigError: when there is no such rule.
     """
-    kind, _, key = rule_id.partition(":")
+    parsed = RuleId.parse(rule_id)
     rule = None
-    if kind == "source":
-        rule = service.store.get_source(key)
-    elif kind == "postback":
-        rule = next((r for r in service.store.list_postbacks() if r.id == rule_id), None)
+    if parsed.kind == "source":
+        rule = service.store.get_source(parsed.key)
+    elif parsed.kind == "postback":
+        rule = next((r for r in service.store.list_postbacks() if r.id == str(parsed)), None)
     if rule is None:
         raise ConfigError(f"there is no postback rule {rule_id!r}: use source:ID or postback:N")
     return rule

@@ -18,6 +18,7 @@ from hookspecs import Click, Conversion, PostbackRule, ResolveContext, SourceTem
 from .clickid import click_id_of, describe_click_id_problem
 from .macros import find_macros, render
 from .money import apply_payout_mode, format_amount
+from .ruleid import RuleId
 from .values import DELIVERY_ID_PENDING, MacroValues, canonical_name, did_you_mean
 
 #: A URL that urlsplit would give the http or https scheme (checked without splitting it).
@@ -43,10 +44,11 @@ class PlannedPostback:
 
 def describe_rule(rule: PostbackRule) -> str:
     """How an operator would name a rule: "source exo's postback", "campaign summer's postback #3"."""
-    if rule.id.startswith("source:") and rule.source_id:
+    rule_id = RuleId.parse(rule.id)
+    if rule_id.kind == "source" and rule.source_id:
         return f"source {rule.source_id}'s postback"
-    if rule.id.startswith("postback:") and rule.campaign_id:
-        return f"campaign {rule.campaign_id}'s postback #{rule.id.split(':', 1)[1]}"
+    if rule_id.kind == "postback" and rule.campaign_id:
+        return f"campaign {rule.campaign_id}'s postback #{rule_id.key}"
     return f"postback rule {rule.id}"
 
 

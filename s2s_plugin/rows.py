@@ -11,6 +11,7 @@ from hookspecs import Click, Conversion, PostbackAttempt, PostbackRule
 
 from .money import to_decimal
 from .redact import parse_secrets
+from .ruleid import RuleId
 
 
 def epoch(moment: Optional[dt.datetime]) -> Optional[float]:
@@ -64,12 +65,12 @@ def _rule(row: Any, **identity: Any) -> PostbackRule:
 
 def source_rule(row: Any) -> PostbackRule:
     """The postback rule of a ``s2s_sources`` row."""
-    return _rule(row, id=f"source:{row.source_id}", source_id=row.source_id, template=row.template, name=row.template)
+    return _rule(row, id=str(RuleId.of_source(row.source_id)), source_id=row.source_id, template=row.template, name=row.template)
 
 
 def postback_rule(row: Any) -> PostbackRule:
     """The postback rule of a ``s2s_postbacks`` row."""
-    return _rule(row, id=f"postback:{row.id}", campaign_id=row.campaign_id, name=row.name)
+    return _rule(row, id=str(RuleId.of_postback(row.id)), campaign_id=row.campaign_id, name=row.name)
 
 
 def click_values(click: Click) -> dict[str, Any]:

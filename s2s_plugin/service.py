@@ -24,6 +24,7 @@ from .platforms import register_platforms
 from .money import check_payout_settings, coerce_payout
 from .redact import join_secrets
 from .resolve import PlannedPostback, plan
+from .ruleid import RuleId
 from .rows import attempt_from_rows, conversion_for_delivery
 from .sender import Answer, Sender, Verdict
 from .settings import DeliverySettings
@@ -281,7 +282,7 @@ class PostbackService:
                 raise ConfigError(f"a postback has no setting {key!r}")
         if {"payout_mode", "payout_value", "min_payout"} & set(values):
             # Checked together: a mode change needs the amount it reports.
-            current = next((r for r in self.store.list_postbacks() if r.id == f"postback:{pk}"), None)
+            current = next((r for r in self.store.list_postbacks() if r.id == str(RuleId.of_postback(pk))), None)
             mode = values.get("payout_mode", current.payout_mode if current else "real")
             amount = values["payout_value"] if "payout_value" in values else (current.payout_value if current else None)
             minimum = values["min_payout"] if "min_payout" in values else (current.min_payout if current else None)
@@ -550,8 +551,5 @@ def _with_notes(planned: PlannedPostback, notes: Optional[list[str]]) -> Planned
     return dataclasses.replace(planned, reason=reason)
 
 
-def _postback_pk(rule_id: str) -> int:
-    key = rule_id.split(":", 1)[1] if str(rule_id).startswith("postback:") else str(rule_id)
-    if not key.isdigit():
-        raise ConfigError(f"{rule_id!r} is not a campaign postback id (postback:N)")
-    return int(key)
+def _postback_pk(rule_id: "str | int") -> int:
+    return RuleId.campaign_postback(rule_id).postback_pk

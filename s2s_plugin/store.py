@@ -27,6 +27,7 @@ from .rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_inser
 from .redact import join_secrets, redact_body, redact_url
 from .resolve import PlannedPostback, fill_delivery_id, uses_delivery_id
 from .rows import click_from_row, click_values, dumps, postback_rule, source_rule
+from .ruleid import RuleId
 from .statuses import KnownConversion, StatusDecision, decide
 
 #: ``planner(conversion, click, rules)``: resolution, injected so this module stays free of hooks.
@@ -219,12 +220,12 @@ class Store:
     def mark_rule_gone(self, rule_id: str) -> None:
         """Flag a rule whose target answered 410 Gone, for the operator to see."""
         self._rule_cache.clear()
-        kind, _, key = rule_id.partition(":")
+        parsed = RuleId.parse(rule_id)
         with self.engine.begin() as conn:
-            if kind == "source":
-                conn.execute(update(t.sources).where(t.sources.c.source_id == key).values(gone=True))
-            elif kind == "postback" and key.isdigit():
-                conn.execute(update(t.postbacks).where(t.postbacks.c.id == int(key)).values(gone=True))
+            if parsed.kind == "source":
+                conn.execute(update(t.sources).where(t.sources.c.source_id == parsed.key).values(gone=True))
+            elif parsed.kind == "postback" and parsed.key.isdigit():
+                conn.execute(update(t.postbacks).where(t.postbacks.c.id == parsed.postback_pk).values(gone=True))
 
     def rules_for_click(self, tx: RawTransaction, click: Optional[Click], version: Optional[int]) -> list[PostbackRule]:
         """The click's source postback and its campaign's S2S postbacks, read in transaction ``tx``

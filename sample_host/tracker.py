@@ -22,7 +22,9 @@ import sqlalchemy as sa
 import hookspecs
 import s2s_plugin
 from hookspecs import Click, PostbackRule
+from s2s_plugin.errors import ConfigError
 from s2s_plugin.plugins import load_report, make_plugin_manager
+from s2s_plugin.ruleid import RuleId
 
 from . import credentials, db, inbound_settings
 from .credentials import Credentials
@@ -77,7 +79,10 @@ def _row_dict(row: Any) -> dict[str, Any]:
 
 
 def _postback_id(postback_id: str) -> str:
-    return postback_id if postback_id.startswith("postback:") else f"postback:{postback_id}"
+    try:
+        return str(RuleId.campaign_postback(postback_id))
+    except ConfigError:
+        return postback_id  # not a campaign postback id: looked up as given, and not found
 
 
 def _postback_settings(**settings: Any) -> dict[str, Any]:
