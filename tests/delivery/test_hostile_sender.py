@@ -15,13 +15,14 @@ from hookspecs import PostbackRequest
 from s2s_plugin import sender as sender_module
 from s2s_plugin.sender import Sender
 from s2s_plugin.settings import DeliverySettings
-from tests.support.hostile import CASES, CATALOGUE, HostileSource, route_public_name
+from tests.support.hostile import CASES, CATALOGUE, HostileSource, route_public_name, warm_up
 
 LIMIT = 16 * 1024
 
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[HostileSource]:
+    warm_up()
     with HostileSource({f"/{case.name}": case.answer for case in CATALOGUE}) as started:
         yield started
 

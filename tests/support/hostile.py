@@ -312,6 +312,12 @@ def bomb(coding: str) -> bytes:
     return raw
 
 
+def warm_up() -> None:
+    """Compress the bombs now (most of a second, once per process), so that no answer waits for it
+    while a sender's timeout runs."""
+    _deflated_zeros()
+
+
 def _bomb(coding: str) -> Answer:
     def send(exchange: Exchange) -> None:
         name = "deflate" if coding == "raw-deflate" else coding
