@@ -1,18 +1,22 @@
 """The hostile-source catalogue through the real dispatcher, on SQLite and PostgreSQL: every
 broken answer ends as recorded attempts with the right outcomes, the requests that reached each
-source equal the attempts recorded (no postback sent unseen), and no delivery is left claimed."""
+source equal the attempts recorded (no postback sent unseen), and no delivery is left claimed.
+TLS failures likewise, counted by connection."""
 
 from __future__ import annotations
 
 import collections
+import ssl
 from contextlib import ExitStack
 
+import httpx
 import pytest
+import trustme
 from sqlalchemy import select
 
 import hookspecs
 from s2s_plugin import tables as t
-from tests.support.hostile import CATALOGUE, HostileSource, route_public_name, warm_up
+from tests.support.hostile import CATALOGUE, HostileSource, reset, route_public_name, warm_up
 
 from .conftest import click, convert
 
@@ -67,3 +71,50 @@ def test_every_hostile_answer_is_recorded_and_nothing_is_sent_unseen(make_s2s, h
         stored = conn.execute(select(t.attempts.c.response_body)).scalars().all()
     assert set(states) <= {"delivered", "failed"} and sum(states.values()) == len(CATALOGUE)  # none left leased or due
     assert len(stored) == len(host.attempts)
+
+
+def _swallow_then_reset(sock):
+    sock.recv(4096)  # the ClientHello
+    reset(sock)
+    return True
+
+
+def test_tls_failures_are_recorded_once_per_connection(make_s2s, host, monkeypatch):
+    # Plain HTTP on an https URL, a handshake reset, a certificate from an unknown authority; and a
+    # good TLS source beside them. No request reaches a failing one, so connections are counted.
+    ca = trustme.CA()
+    real_context = httpx.create_ssl_context
+
+    def trusting_context(*args, **kwargs):
+        context = real_context(*args, **kwargs)
+        ca.configure_trust(context)
+        return context
+
+    def serving(authority):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("hostile.example").configure_cert(context)
+        return context
+
+    monkeypatch.setattr(httpx, "create_ssl_context", trusting_context)
+    route_public_name(monkeypatch)
+    pm, s2s = make_s2s(allow_private_targets=False, timeout=2.0, connect_timeout=1.0, retry_schedule=RETRIES)
+    with HostileSource() as plain, HostileSource(on_connect=_swallow_then_reset) as resetting, \
+            HostileSource(tls=serving(trustme.CA())) as unknown, HostileSource(tls=serving(ca)) as good:
+        sources = {"plain-on-https": plain, "handshake-reset": resetting, "unknown-authority": unknown, "good": good}
+        for name, source in sources.items():
+            url = f"https://hostile.example:{source.port}/pb?c={{external_id}}"
+            s2s.add_source(name, postback_url=url, statuses=["sale"])
+            pm.hook.on_click(click=click(name, source=name))
+            convert(pm, name)
+        s2s.drain(timeout=15)
+        connections = {name: source.connections for name, source in sources.items()}
+        requests = {name: len(source.requests) for name, source in sources.items()}
+    made = collections.defaultdict(list)
+    for attempt in host.attempts:
+        made[attempt.subid].append(attempt)
+    assert [a.outcome for a in made["good"]] == ["delivered"] and requests["good"] == 1
+    for name, words in [("plain-on-https", "WRONG_VERSION_NUMBER"), ("handshake-reset", "reset"),
+                        ("unknown-authority", "CERTIFICATE_VERIFY_FAILED")]:
+        assert [a.outcome for a in made[name]] == RECORDED["retry"], (name, [a.reason for a in made[name]])
+        assert all("TLS handshake failed" in a.reason and words.lower() in a.reason.lower() for a in made[name])
+        assert requests[name] == 0 and connections[name] == len(made[name]), name

@@ -153,6 +153,8 @@ class HostileSource:
         self.tls = tls
         self.on_connect = on_connect
         self.requests: list[ReceivedRequest] = []
+        #: Connections accepted (a TLS failure reaches the source as a connection, not a request).
+        self.connections = 0
         self.stopping = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -219,6 +221,7 @@ class HostileSource:
     def _serve(self, sock: socket.socket) -> None:
         with self._lock:
             self._connections.add(sock)
+            self.connections += 1
         try:
             sock.settimeout(10)
             if self.on_connect is not None and self.on_connect(sock):
