@@ -146,6 +146,8 @@ def create_app(
     run_dispatcher: bool = False,
     secure_cookies: bool = False,
     handoff_interval: float = HANDOFF_INTERVAL,
+    session_lifetime: float = SESSION_MAX_AGE,
+    signin_throttle: Optional[SignInThrottle] = None,
     **tracker_options: Any,
 ) -> Starlette:
     """The ASGI app for a tracker (or for a database URL, building the tracker and owning it).
@@ -155,6 +157,9 @@ def create_app(
     :param secure_cookies: mark the session cookie ``Secure`` (set it when served over HTTPS).
     :param handoff_interval: seconds between hand-overs of conversions the plugin has not taken
         yet (also done once at start); see ``handoff``.
+    :param session_lifetime: seconds an admin session lasts from sign-in, whatever it does.
+    :param signin_throttle: how many sign-in attempts and password checks are allowed (the
+        default: 10 per client in 5 minutes, 2 checks at once).
     :param tracker_options: passed to ``Tracker`` when a URL is given.
     """
     owns_tracker = not isinstance(tracker_or_db_url, Tracker)
@@ -193,7 +198,7 @@ def create_app(
             SessionMiddleware,
             secret_key=credentials.session_secret(tracker.engine),
             session_cookie=SESSION_COOKIE,
-            max_age=SESSION_MAX_AGE,
+            max_age=int(session_lifetime) or 1,
             same_site="lax",
             https_only=secure_cookies,
         ),
@@ -201,7 +206,8 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.tracker = tracker
-    app.state.signin_throttle = SignInThrottle()
+    app.state.signin_throttle = signin_throttle or SignInThrottle()
+    app.state.session_lifetime = session_lifetime
     return app
 
 

@@ -103,11 +103,13 @@ def admin_password_hash(engine: Engine) -> Optional[str]:
 
 def reset_admin_password(engine: Engine) -> str:
     """Replace the admin password by a new random one and return it (shown once, then only its
-    hash is kept). Every signed-in session ends, since sessions carry the old hash's fingerprint."""
+    hash is kept). Every signed-in session ends: the server forgets them all, and their cookies
+    carry the old hash's fingerprint."""
     password = secrets.token_urlsafe(12)
     with engine.begin() as conn:
         conn.execute(sa.delete(db.settings).where(db.settings.c.key == "admin_password_hash"))
         conn.execute(sa.insert(db.settings).values(key="admin_password_hash", value=hash_password(password)))
+        conn.execute(sa.delete(db.admin_sessions))  # every session ends on the server too
     return password
 
 

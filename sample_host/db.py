@@ -163,6 +163,16 @@ refused_requests = sa.Table(
     sa.UniqueConstraint("kind", "ip", name="uq_refused_requests_kind_ip"),
 )
 
+# Admin sessions: the cookie carries a random token, this table its SHA-256 and when the session
+# ends (a fixed time after sign-in). Signing out deletes the row, so a copied cookie stops working.
+admin_sessions = sa.Table(
+    "admin_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("signed_in_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
 settings = sa.Table(
     "settings",
     metadata,

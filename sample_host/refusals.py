@@ -2,23 +2,23 @@
 allow-list. Scanners send thousands of these, so they are counted per (kind, address), not stored
 one by one; only the first from an address also lands in the Received postbacks log.
 
-Each address may be refused ``limit`` times per ``window`` seconds; beyond that it gets a 429 and
-the database is not touched at all (counted in memory, shown in ``/metrics``).
+Each client (an IPv6 one by its /64) may be refused ``limit`` times per ``window`` seconds; beyond
+that it gets a 429 and the database is not touched at all (counted in memory, with a bounded
+number of clients, and shown in ``/metrics``).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime as dt
 import threading
-import time
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import db
+from .throttles import RecentCounts, client_key
 
 WRONG_KEY = "wrong_key"
 ADDRESS_NOT_ALLOWED = "address_not_allowed"
@@ -44,29 +44,34 @@ class RefusalLog:
 
     def __init__(self, engine: Engine, *, limit: int = 30, window: float = 60.0, max_rows: int = MAX_ROWS) -> None:
         self._engine = engine
-        self.limit = limit
-        self.window = window
         self.max_rows = max_rows
         #: Requests answered 429 without touching the database, since the process started.
         self.throttled = 0
-        self._recent: dict[str, collections.deque[float]] = {}
+        self.recent = RecentCounts(limit, window, max_keys=max_rows)
         self._lock = threading.Lock()
 
+    @property
+    def limit(self) -> int:
+        """Refusals a client may have per ``window`` seconds before it gets 429s."""
+        return self.recent.limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self.recent.limit = value
+
+    @property
+    def window(self) -> float:
+        """The throttle's window in seconds."""
+        return self.recent.window
+
     def throttle(self, ip: str) -> bool:
-        """Count one refusal from ``ip`` in memory; True when the address is over its limit."""
-        now = time.monotonic()
-        with self._lock:
-            recent = self._recent.setdefault(ip, collections.deque())
-            while recent and recent[0] <= now - self.window:
-                recent.popleft()
-            if len(recent) >= self.limit:
-                self.throttled += 1
-                return True
-            recent.append(now)
-            if len(self._recent) > self.max_rows:
-                for key in [k for k, v in self._recent.items() if not v]:
-                    del self._recent[key]
+        """Count one refusal from ``ip`` in memory (an IPv6 client by its /64); True when its
+        client is over the limit."""
+        if self.recent.hit(client_key(ip)):
             return False
+        with self._lock:
+            self.throttled += 1
+        return True
 
     def record(self, kind: str, ip: str) -> bool:
         """Count a refusal in the database; True when it is the first of its kind from ``ip``

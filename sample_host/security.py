@@ -2,19 +2,19 @@
 security headers every answer carries.
 
 The session lives in a signed cookie (Starlette's ``SessionMiddleware``: ``HttpOnly``,
-``SameSite=Lax``, ``Secure`` when served over HTTPS) and holds only three things: that the admin
-signed in, a fingerprint of the password they signed in with (changing the password signs every
-session out), and the CSRF token every form must send back.
+``SameSite=Lax``, ``Secure`` when served over HTTPS) and holds only four things: that the admin
+signed in, the token of the server-side session (``sessions``: it ends a fixed time after sign-in
+whatever is written to the cookie since, and sign-out ends it for every copy of the cookie), a
+fingerprint of the password they signed in with (changing the password signs every session out),
+and the CSRF token every form must send back.
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
@@ -25,10 +25,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .throttles import RecentCounts, WorkSlots, client_key
+
 #: Name of the form field (and session key) carrying the CSRF token.
 CSRF_FIELD = "csrf_token"
 
-#: Signed sessions end this long after sign-in, whatever happens.
+#: Admin sessions end this long after sign-in, whatever happens (checked on the server).
 SESSION_MAX_AGE = 12 * 60 * 60
 
 SESSION_COOKIE = "sample_host_session"
@@ -56,21 +58,34 @@ def csrf_ok(request: Request, submitted: Optional[str]) -> bool:
     return bool(expected and submitted) and hmac.compare_digest(str(expected), str(submitted))
 
 
-def sign_in(request: Request, fingerprint: str) -> None:
-    """Start an admin session: a fresh session (and CSRF token), never the one from before."""
+def sign_in(request: Request, fingerprint: str, session_token: str) -> None:
+    """Start an admin session: a fresh session (and CSRF token), never the one from before.
+
+    :param session_token: the server-side session's token (``sessions.start``).
+    """
     request.session.clear()
-    request.session.update({"admin": True, "pw": fingerprint, CSRF_FIELD: secrets.token_urlsafe(24)})
+    request.session.update({"admin": True, "sid": session_token, "pw": fingerprint,
+                            CSRF_FIELD: secrets.token_urlsafe(24)})
+
+
+def session_token(request: Request) -> Optional[str]:
+    """The server-side session token the cookie carries, if any."""
+    token = request.session.get("sid")
+    return token if isinstance(token, str) else None
 
 
 def sign_out(request: Request) -> None:
-    """End the session (the cookie is cleared)."""
+    """Clear the cookie's session (the caller ends the server-side one with ``sessions.end``)."""
     request.session.clear()
 
 
-def signed_in(request: Request, fingerprint: Optional[str]) -> bool:
-    """Whether the request carries an admin session made with the current password."""
+def signed_in(request: Request, fingerprint: Optional[str], live: bool) -> bool:
+    """Whether the request carries an admin session made with the current password.
+
+    :param live: whether the server still holds the cookie's session (``sessions.is_live``).
+    """
     session = request.session
-    return bool(session.get("admin")) and fingerprint is not None and hmac.compare_digest(
+    return live and bool(session.get("admin")) and fingerprint is not None and hmac.compare_digest(
         str(session.get("pw", "")), fingerprint
     )
 
@@ -90,17 +105,18 @@ def safe_next(target: Optional[str]) -> str:
     return "/campaigns"
 
 
-def require_admin(fingerprint_of: Callable[[Request], Awaitable[Optional[str]]]) -> Callable[[PageHandler], PageHandler]:
+def require_admin(is_admin: Callable[[Request], Awaitable[bool]]) -> Callable[[PageHandler], PageHandler]:
     """Decorator for page handlers: signed-out visitors go to sign-in; every POST must carry the
     session's CSRF token (checked before the handler reads anything else).
 
-    :param fingerprint_of: the current password fingerprint, read per request.
+    :param is_admin: whether the request is signed in (``signed_in`` with what the server holds),
+        asked per request.
     """
 
     def decorate(handler: PageHandler) -> PageHandler:
         @functools.wraps(handler)
         async def wrapper(request: Request) -> Response:
-            if not signed_in(request, await fingerprint_of(request)):
+            if not await is_admin(request):
                 if request.method == "GET":
                     return login_redirect(request)
                 return Response("sign in first\n", status_code=403, media_type="text/plain")
@@ -121,41 +137,32 @@ def require_admin(fingerprint_of: Callable[[Request], Awaitable[Optional[str]]])
 
 
 class SignInThrottle:
-    """At most ``limit`` failed sign-ins per address in ``window`` seconds (in memory, per process).
+    """At most ``limit`` sign-in attempts per client in ``window`` seconds, and at most
+    ``concurrent`` password checks at once (in memory, per process).
 
-    Guessing the admin password from one address becomes hopeless; scrypt makes each guess slow too.
+    An attempt is counted before the password is hashed, so guesses sent in parallel are counted
+    too; an IPv6 client is counted by its /64. A right password forgets the client's attempts.
+    Guessing the admin password becomes hopeless, and scrypt work stays bounded: attempts beyond
+    ``concurrent`` are answered at once instead of queueing (``hashing.slot()``).
     """
 
-    def __init__(self, limit: int = 10, window: float = 300.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, collections.deque[float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, limit: int = 10, window: float = 300.0, *, concurrent: int = 2, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts = RecentCounts(limit, window, max_keys=max_clients, clock=clock)
+        self.hashing = WorkSlots(concurrent)
 
-    def _recent(self, address: str, now: float) -> collections.deque[float]:
-        failures = self._failures.setdefault(address, collections.deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
+    def attempt(self, address: str) -> bool:
+        """Count a sign-in attempt from ``address``; False when its client has had ``limit``
+        attempts in the window (then it must wait, and nothing is counted)."""
+        return self.attempts.hit(client_key(address))
 
     def blocked(self, address: str) -> bool:
-        """Whether this address must wait before trying again."""
-        with self._lock:
-            return len(self._recent(address, time.monotonic())) >= self.limit
-
-    def failed(self, address: str) -> None:
-        """Count a failed sign-in from this address."""
-        with self._lock:
-            now = time.monotonic()
-            self._recent(address, now).append(now)
-            if len(self._failures) > 10_000:  # forget quiet addresses rather than grow without bound
-                for key in [k for k, v in self._failures.items() if not v]:
-                    del self._failures[key]
+        """Whether ``address``'s client must wait before trying again."""
+        return self.attempts.full(client_key(address))
 
     def succeeded(self, address: str) -> None:
-        """Forget the failures of an address that signed in."""
-        with self._lock:
-            self._failures.pop(address, None)
+        """Forget the attempts of a client that signed in."""
+        self.attempts.forget(client_key(address))
 
 
 #: Headers on every answer. No page uses scripts, so the policy forbids them outright.

@@ -10,10 +10,10 @@ from typing import Any, Optional, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from .. import credentials
+from .. import credentials, sessions
 from ..errors import HostError, NotFound
 from ..params import check_text, whole_number
-from ..security import PageHandler, password_fingerprint, require_admin
+from ..security import PageHandler, password_fingerprint, require_admin, session_token, signed_in
 from ..tracker import Tracker
 from .render import flash, page
 
@@ -30,10 +30,21 @@ async def call(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(functools.partial(func, *args, **kwargs))
 
 
-async def current_fingerprint(request: Request) -> Optional[str]:
-    """The fingerprint of the admin password now stored (sessions must carry the same)."""
-    stored = await call(credentials.admin_password_hash, tracker_of(request).engine)
-    return password_fingerprint(stored) if stored else None
+async def is_admin(request: Request) -> bool:
+    """Whether the request is signed in: its cookie names a session the server still holds (not
+    signed out, not expired) made with the admin password now stored. A visitor whose cookie
+    claims nothing costs no database read."""
+    if not request.session.get("admin"):
+        return False
+    engine = tracker_of(request).engine
+    token = session_token(request)
+
+    def held() -> tuple[Optional[str], bool]:
+        stored = credentials.admin_password_hash(engine)
+        return (password_fingerprint(stored) if stored else None), sessions.is_live(engine, token)
+
+    fingerprint, live = await call(held)
+    return signed_in(request, fingerprint, live)
 
 
 def admin(handler: PageHandler) -> PageHandler:
@@ -56,7 +67,7 @@ def admin(handler: PageHandler) -> PageHandler:
         except HostError as exc:
             return page(request, "error.html", status_code=exc.http_status, title="Not accepted", message=str(exc))
 
-    return require_admin(current_fingerprint)(refused_as_4xx)
+    return require_admin(is_admin)(refused_as_4xx)
 
 
 async def form_values(request: Request) -> dict[str, str]:

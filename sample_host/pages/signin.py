@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import credentials
+from .. import credentials, sessions
 from ..errors import HostError
-from ..security import client_address, csrf_ok, password_fingerprint, safe_next, sign_in, sign_out
+from ..security import client_address, csrf_ok, password_fingerprint, safe_next, session_token, sign_in, sign_out
 from .common import admin, call, form_values, tracker_of
 from .render import page, see_other
 
@@ -18,7 +18,8 @@ async def signin_form(request: Request) -> Response:
 
 
 async def signin(request: Request) -> Response:
-    """``POST /login``: check the password (throttled per address), then start a fresh session."""
+    """``POST /login``: count the attempt (per client), check the password (a bounded number at
+    once), then start a fresh session that ends a fixed time from now."""
     try:
         form = await form_values(request)
     except HostError as exc:
@@ -32,22 +33,30 @@ async def signin(request: Request) -> Response:
 
     if not csrf_ok(request, form.get("csrf_token")):
         return refuse("The form expired: sign in again.", 403)
-    if throttle.blocked(address):
-        return refuse("Too many failed sign-ins from your address: wait a few minutes.", 429)
+    # Counted before the hash is computed, so guesses sent in parallel are all counted.
+    if not throttle.attempt(address):
+        return refuse("Too many sign-ins from your address: wait a few minutes.", 429)
     engine = tracker_of(request).engine
-    if not await call(credentials.check_admin_password, engine, form.get("password", "")):
-        throttle.failed(address)
+    with throttle.hashing.slot() as got:
+        if not got:
+            busy = refuse("The tracker is checking other sign-ins: try again in a moment.", 503)
+            busy.headers["Retry-After"] = "1"
+            return busy
+        right = await call(credentials.check_admin_password, engine, form.get("password", ""))
+    if not right:
         return refuse("Wrong password. It was printed once by `sample-host init`; "
                       "`sample-host reset-password` sets a new one.", 401)
     throttle.succeeded(address)
     stored = await call(credentials.admin_password_hash, engine)
-    sign_in(request, password_fingerprint(stored or ""))
+    token = await call(sessions.start, engine, request.app.state.session_lifetime)
+    sign_in(request, password_fingerprint(stored or ""), token)
     return see_other(target)
 
 
 @admin
 async def signout(request: Request) -> Response:
-    """``POST /logout``: end the session."""
+    """``POST /logout``: end the session on the server (every copy of the cookie stops working)."""
+    await call(sessions.end, tracker_of(request).engine, session_token(request))
     sign_out(request)
     return see_other("/login")
 

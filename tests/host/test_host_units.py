@@ -112,16 +112,77 @@ def test_after_sign_in_only_local_paths(target, expected) -> None:
     assert safe_next(target) == expected
 
 
-def test_sign_in_throttle_counts_failures_per_address() -> None:
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sign_in_throttle_counts_attempts_per_client() -> None:
     from sample_host.security import SignInThrottle
 
-    throttle = SignInThrottle(limit=2, window=60)
-    throttle.failed("a")
-    assert not throttle.blocked("a")
-    throttle.failed("a")
-    assert throttle.blocked("a") and not throttle.blocked("b")
-    throttle.succeeded("a")
-    assert not throttle.blocked("a")
+    clock = _Clock()
+    throttle = SignInThrottle(limit=2, window=60, clock=clock)
+    assert throttle.attempt("203.0.113.1") and not throttle.blocked("203.0.113.1")
+    assert throttle.attempt("203.0.113.1") and throttle.blocked("203.0.113.1")
+    assert not throttle.attempt("203.0.113.1")  # refused, and not counted
+    assert not throttle.blocked("203.0.113.2")
+    throttle.succeeded("203.0.113.1")
+    assert not throttle.blocked("203.0.113.1")
+    throttle.attempt("203.0.113.1"), throttle.attempt("203.0.113.1")
+    clock.now += 60.1  # the window has passed
+    assert throttle.attempt("203.0.113.1")
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_throttles_key_ipv6_clients_by_their_64(address: str, key: str) -> None:
+    from sample_host.throttles import client_key
+
+    assert client_key(address) == key
+
+
+def test_throttle_memory_is_bounded_and_idle_clients_are_forgotten() -> None:
+    from sample_host.throttles import RecentCounts
+
+    clock = _Clock()
+    counts = RecentCounts(limit=3, window=60, max_keys=100, clock=clock)
+    for n in range(100):
+        counts.hit(f"idle-{n}")
+    clock.now += 61
+    counts.hit("busy")
+    counts.hit("busy")
+    counts.hit("new")  # past max_keys: the idle ones go, the recent ones stay
+    assert len(counts) == 2
+    assert counts.hit("busy") and counts.full("busy")  # its two earlier hits were kept
+    for n in range(1000):  # an attacker with many addresses at once: the least recent go first
+        counts.hit(f"spray-{n}")
+    assert len(counts) <= 100
+    assert counts.hit("spray-999") and counts.hit("spray-999") and not counts.hit("spray-999")
+
+
+def test_work_slots_refuse_at_once_when_all_are_taken() -> None:
+    from sample_host.throttles import WorkSlots
+
+    slots = WorkSlots(2)
+    with slots.slot() as first, slots.slot() as second, slots.slot() as third:
+        assert (first, second, third) == (True, True, False)
+    with slots.slot() as again:
+        assert again
 
 
 def test_log_filters_parse_times_and_check_outcomes() -> None:
