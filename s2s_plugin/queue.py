@@ -342,7 +342,7 @@ def release(engine: Engine, row: Any) -> None:
 _RENEW = f"UPDATE {_TABLE} SET lease_until = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
 
 
-def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float) -> set[int]:
+def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float, now: Optional[float] = None) -> set[int]:
     """Extend the leases of deliveries still being worked on, so a slow attempt keeps its claim.
 
     :return: the ids whose lease is still ours, now extended; a claim missing from it was taken
@@ -350,7 +350,7 @@ def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float) -> set[int]
     """
     if not rows:
         return set()
-    until = time.time() + lease_seconds
+    until = (time.time() if now is None else now) + lease_seconds
     held: set[int] = set()
     with rawdb.transaction(engine) as cur:
         for start in range(0, len(rows), 500):
