@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 
 import psycopg
