@@ -87,6 +87,13 @@ class PostbackRule:
     #: What the template linter found, filled on the rules ``add_source``/``add_postback`` return
     #: (one sentence each); empty elsewhere. Not part of a rule's identity.
     warnings: Sequence[str] = dataclasses.field(default=(), compare=False)
+    #: A source's campaign-link settings (Keitaro's source "Parameters" table): the tracker
+    #: parameter that receives the source's click id and the macro the source writes there, and
+    #: the source's other macros by tracker parameter (``{"sub_id_1": "{zoneid}", "cost": "{cost}"}``).
+    #: None: the template's (sources saved before these settings existed). Campaign postbacks have none.
+    click_id_param: Optional[str] = None
+    source_macro: Optional[str] = None
+    parameters: Optional[Mapping[str, str]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +105,9 @@ class SourceTemplate:
     ``success_body``, when set, is text a 200 answer must contain to count as delivered.
     ``placeholders`` are the account-specific words in ``postback_url`` the operator must replace
     (``GOAL_ID``, ``AID``...); ``confidence`` says how well the format is documented.
+    ``parameters`` is the source's "Parameters" table, as Keitaro calls it: the source's other
+    macros by the tracker parameter that receives them (``{"sub_id_1": "{zoneid}", "cost": "{cost}"}``),
+    in the order the campaign link carries them after the click id.
     """
 
     name: str
@@ -115,6 +125,7 @@ class SourceTemplate:
     secrets: Sequence[str] = ()
     placeholders: Sequence[str] = ()
     confidence: Optional[str] = None
+    parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from hookspecs import Click, Conversion, PostbackRule, ResolveContext, SourceTemplate
 
 from .clickid import click_id_of, describe_click_id_problem
+from .links import DEFAULT_CLICK_ID_PARAM
 from .macros import find_macros, render
 from .money import apply_payout_mode, format_amount
 from .ruleid import RuleId
@@ -88,7 +89,8 @@ def plan(
 def source_template(
     click: Optional[Click], rules: Sequence[PostbackRule], templates: Mapping[str, SourceTemplate]
 ) -> Optional[SourceTemplate]:
-    """The template of the click's traffic source, when its postback was set up from one.
+    """The template of the click's traffic source, as the source's own campaign-link settings
+    (click-id parameter and macro) change it; None for a custom source with neither.
 
     Campaign postbacks have no template of their own, but the click id they need still comes from
     the source, so this is what tells an operator which macro belongs in the campaign link.
@@ -96,16 +98,39 @@ def source_template(
     if click is None or not click.source_id:
         return None
     for rule in rules:
-        if rule.source_id == click.source_id and rule.template and rule.template in templates:
-            return templates[rule.template]
+        if rule.source_id == click.source_id:
+            own = own_link_template(templates.get(rule.template or ""), rule)
+            if own is not None:
+                return own
     return None
+
+
+def own_link_template(template: Optional[SourceTemplate], rule: PostbackRule) -> Optional[SourceTemplate]:
+    """``template`` with the source's own click-id parameter and macro (``rule``'s, where set).
+
+    A custom source that set either gets a template of its own, named after the source, so the
+    click id is read from its parameter and a missing one is explained with its macro.
+    """
+    param = rule.click_id_param or (template.click_id_param if template else DEFAULT_CLICK_ID_PARAM)
+    macro = rule.source_macro or (template.source_macro if template else None)
+    if template is not None and (param, macro) == (template.click_id_param, template.source_macro):
+        return template
+    if template is None and param == DEFAULT_CLICK_ID_PARAM and macro is None:
+        return None
+    base = template or SourceTemplate(name=rule.source_id or rule.id, postback_url=rule.url)
+    return dataclasses.replace(base, click_id_param=param, source_macro=macro)
 
 
 def rule_template(
     rule: PostbackRule, templates: Mapping[str, SourceTemplate], source: Optional[SourceTemplate] = None
 ) -> Optional[SourceTemplate]:
-    """The template that explains ``rule``'s click id: its own, else the click's source's."""
-    if rule.template and rule.template in templates:
+    """The template that explains ``rule``'s click id: its own (with a source's own click-id
+    settings), else the click's source's."""
+    if rule.source_id:
+        own = own_link_template(templates.get(rule.template or ""), rule)
+        if own is not None:
+            return own
+    elif rule.template and rule.template in templates:
         return templates[rule.template]
     return source
 

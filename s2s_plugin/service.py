@@ -31,6 +31,7 @@ from .settings import DeliverySettings
 from .stats import OutboxStats, outbox_stats
 from .statuses import check_status
 from .store import Recorded, Store
+from .links import check_macro, check_param_name, check_parameters, link_settings
 from .lint import LintWarning, lint, lint_rule
 from .templates import campaign_link as templates_campaign_link
 from .templates import fill_placeholders, find_template, source_templates
@@ -123,16 +124,16 @@ class PostbackService:
     def campaign_link(
         self, source_id: Optional[str], base_url: str, campaign_alias: str, template: Optional[str] = None
     ) -> str:
-        """The campaign link to give the source: its click-id macro in the click-id parameter,
-        ``https://HOST/c/summer?external_id={conversions_tracking}``.
+        """The campaign link to give the source: its click-id macro in the click-id parameter, then
+        its parameter table, ``https://HOST/c/summer?external_id={conversions_tracking}&sub_id_1={zoneid}``.
 
-        :param source_id: a configured source (its template decides the macro), or None.
+        :param source_id: a configured source (its own settings, else its template's), or None.
         :param template: a template name, used when the source has none (or there is no source).
         :raises ConfigError: for an unknown template.
         """
         rule = self.store.get_source(source_id) if source_id else None
         name = (rule.template if rule else None) or template
-        return templates_campaign_link(find_template(self.templates(), name), base_url, campaign_alias)
+        return templates_campaign_link(find_template(self.templates(), name), base_url, campaign_alias, rule)
 
     def lint(
         self,
@@ -174,6 +175,10 @@ class PostbackService:
         headers: Optional[dict[str, str]] = None,
         secrets: Optional[Iterable[str]] = None,
         placeholders: Optional[Mapping[str, str]] = None,
+        follow_redirects: Optional[bool] = None,
+        click_id_param: Optional[str] = None,
+        source_macro: Optional[str] = None,
+        parameters: Optional[Mapping[str, str]] = None,
     ) -> PostbackRule:
         """Create or replace a traffic source's postback.
 
@@ -185,7 +190,15 @@ class PostbackService:
             (``{"GOAL_ID": "1b9b..."}`` for ExoClick); see ``templates show NAME``.
         :param secrets: names of query parameters, body fields or headers whose values the log
             redacts (added to the template's own).
-        :raises ConfigError: for an unknown template, no URL, an unknown status or payout mode.
+        :param follow_redirects: follow the source's redirects (each hop checked like the first);
+            None: as the template says (no for a custom source).
+        :param click_id_param: the tracker parameter that receives the source's click id; None:
+            the template's (``external_id`` for a custom source).
+        :param source_macro: the macro the source writes for its click id; None: the template's.
+        :param parameters: the source's parameter table, tracker parameter → the source's macro
+            (``{"sub_id_1": "{zoneid}"}``), carried by its campaign link; None: the template's.
+        :raises ConfigError: for an unknown template, no URL, an unknown status or payout mode, a
+            bad parameter name or macro.
         """
         chosen = find_template(self.templates(), template)
         url = postback_url or (chosen.postback_url if chosen else None)
@@ -196,6 +209,12 @@ class PostbackService:
                 raise ConfigError("placeholders fill a template's URL: name the template too")
             url = fill_placeholders(url, chosen, placeholders)
         payout_mode, payout_value, min_payout = check_payout_settings(payout_mode, payout_value, min_payout)
+        link = link_settings(chosen)
+        param = check_param_name(click_id_param, "click-id parameter") if click_id_param else link.click_id_param
+        macro = check_macro(source_macro, param) if source_macro else link.source_macro
+        table = check_parameters(link.parameters if parameters is None else parameters, param)
+        if follow_redirects is None:
+            follow_redirects = bool(chosen.follow_redirects) if chosen else False
         rule = self.store.upsert_source(
             source_id,
             {
@@ -208,9 +227,12 @@ class PostbackService:
                 "min_payout": min_payout,
                 "body": body,
                 "headers": None if not headers else json.dumps(headers),
-                "follow_redirects": bool(chosen.follow_redirects) if chosen else False,
+                "follow_redirects": bool(follow_redirects),
                 "enabled": True,
                 "secrets": join_secrets([*(chosen.secrets if chosen else ()), *(secrets or ())]),
+                "click_id_param": param,
+                "source_macro": macro,
+                "parameters": json.dumps(table),
             },
         )
         return self._linted(rule, f"source {source_id}'s postback")
@@ -239,10 +261,14 @@ class PostbackService:
         body: Optional[str] = None,
         name: Optional[str] = None,
         secrets: Optional[Iterable[str]] = None,
+        headers: Optional[dict[str, str]] = None,
+        follow_redirects: bool = False,
     ) -> PostbackRule:
         """Add an S2S postback to a campaign (fires for every click of the campaign).
 
         :param secrets: names of query parameters or body fields whose values the log redacts.
+        :param headers: request headers (a ``Content-Type`` for the body, a token); macros allowed.
+        :param follow_redirects: follow the target's redirects (each hop checked like the first).
         """
         if not url:
             raise ConfigError("a postback needs a URL")
@@ -258,7 +284,8 @@ class PostbackService:
                 "payout_value": payout_value,
                 "min_payout": min_payout,
                 "body": body,
-                "follow_redirects": False,
+                "headers": None if not headers else json.dumps(headers),
+                "follow_redirects": bool(follow_redirects),
                 "enabled": True,
                 "secrets": join_secrets(secrets or ()),
             }
@@ -266,7 +293,8 @@ class PostbackService:
         return self._linted(rule, f"campaign {campaign_id}'s postback {rule.id}")
 
     def update_postback(self, rule_id: str, **changes: Any) -> PostbackRule:
-        """Change a campaign postback (``url``, ``method``, ``statuses``, payout settings, ``enabled``)."""
+        """Change a campaign postback (``url``, ``method``, ``statuses``, payout settings, ``body``,
+        ``headers``, ``follow_redirects``, ``secrets``, ``enabled``)."""
         pk = _postback_pk(rule_id)
         values: dict[str, Any] = {}
         for key, value in changes.items():
@@ -276,6 +304,10 @@ class PostbackService:
                 values[key] = _method(value)
             elif key == "secrets":
                 values[key] = join_secrets(value or ())
+            elif key == "headers":
+                values[key] = json.dumps(dict(value)) if value else None
+            elif key == "follow_redirects":
+                values[key] = bool(value)
             elif key in ("url", "payout_mode", "payout_value", "min_payout", "body", "enabled", "name", "campaign_id"):
                 values[key] = value
             else:

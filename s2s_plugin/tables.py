@@ -49,6 +49,10 @@ sources = Table(
     Column("source_id", String(100), primary_key=True),
     Column("template", String(100)),
     *_rule_columns(),
+    # The source's campaign link (Keitaro's source "Parameters" table): NULL = its template's.
+    Column("click_id_param", String(100)),
+    Column("source_macro", String(200)),
+    Column("parameters", Text),  # JSON object: tracker parameter -> the source's macro, in link order
 )
 
 # One row (id 1) whose version every change to s2s_sources or s2s_postbacks bumps (triggers made by

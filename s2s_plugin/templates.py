@@ -11,10 +11,11 @@ from importlib import resources
 from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from hookspecs import SourceTemplate
+from hookspecs import PostbackRule, SourceTemplate
 
-from . import hookcalls
+from . import hookcalls, links
 from .errors import ConfigError
+from .links import UNKNOWN_SOURCE_MACRO  # noqa: F401  (public here since campaign links began)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pluggy
@@ -77,6 +78,12 @@ def _template(entry: dict[str, Any]) -> tuple[SourceTemplate, TemplateFacts]:
     for field in ("statuses", "secrets", "placeholders"):
         if field in fields:
             fields[field] = tuple(fields[field])
+    if "parameters" in fields:
+        click_id_param = fields.get("click_id_param") or links.DEFAULT_CLICK_ID_PARAM
+        try:
+            fields["parameters"] = links.check_parameters(fields["parameters"], click_id_param)
+        except ConfigError as exc:
+            raise ValueError(f"built-in template {name}: {exc}") from None
     fields["citation"] = CITATION_SEPARATOR.join(citations) or None
     facts = TemplateFacts(citations=citations, legacy=bool(entry.get("legacy")), formats=tuple(entry.get("formats", ())))
     return SourceTemplate(**fields), facts
@@ -104,6 +111,7 @@ def describe_template(template: SourceTemplate) -> dict[str, Any]:
         "postback_url": template.postback_url,
         "click_id_param": template.click_id_param,
         "source_macro": template.source_macro,
+        "parameters": dict(template.parameters),
         "statuses": list(template.statuses),
         "placeholders": list(template.placeholders),
         "secrets": list(template.secrets),
@@ -153,21 +161,18 @@ def find_template(library: dict[str, SourceTemplate], name: Optional[str]) -> Op
     return template
 
 
-#: What a campaign link carries when the source's click-id macro is not known: an obvious
-#: placeholder, which the click-id checks also recognise if it is pasted unchanged.
-UNKNOWN_SOURCE_MACRO = "{CLICK_ID_MACRO}"
+def campaign_link(
+    template: Optional[SourceTemplate], base_url: str, campaign_alias: str, rule: "Optional[PostbackRule]" = None
+) -> str:
+    """The campaign link to give the traffic source:
+    ``https://HOST/c/summer?external_id={conversions_tracking}&sub_id_1={zoneid}``.
 
-
-def campaign_link(template: Optional[SourceTemplate], base_url: str, campaign_alias: str) -> str:
-    """The campaign link to give the traffic source: ``https://HOST/c/summer?external_id={conversions_tracking}``.
-
-    The source replaces its macro with its click id on every click. Without a template, the link
-    carries ``external_id`` with ``UNKNOWN_SOURCE_MACRO`` for the operator to replace.
+    The source replaces its macros on every click: its click id in the click-id parameter, and
+    the macros of its parameter table. ``rule`` (the source's stored postback) overrides the
+    template's settings where it has its own. Without a known click-id macro the link carries
+    ``UNKNOWN_SOURCE_MACRO`` for the operator to replace.
     """
-    param = template.click_id_param if template else "external_id"
-    macro = (template.source_macro if template else None) or UNKNOWN_SOURCE_MACRO
-    # The macro stays literal: the source looks for it exactly as it wrote it.
-    return f"{base_url.rstrip('/')}/c/{quote(campaign_alias, safe='')}?{param}={macro}"
+    return links.campaign_link(links.link_settings(template, rule), base_url, campaign_alias)
 
 
 def _placeholder_re(name: str) -> re.Pattern[str]:

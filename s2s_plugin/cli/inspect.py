@@ -78,6 +78,7 @@ def templates_show(name: str) -> None:
         ("replace", ", ".join(template.placeholders)),
         ("source macro", template.source_macro or "unknown (see the source's documentation)"),
         ("campaign link", campaign_link(template, "https://TRACKER", "CAMPAIGN")),
+        ("parameters", "; ".join(f"{name} = {macro}" for name, macro in template.parameters.items())),
         ("statuses", ", ".join(template.statuses)),
         ("success", f"HTTP 2xx whose body contains {template.success_body!r}" if template.success_body else None),
         ("secrets", ", ".join(template.secrets)),

@@ -126,7 +126,8 @@ def test_template_facts(name: str) -> None:
     # The click id: the source's macro goes into external_id, and the postback sends it back.
     assert template.click_id_param == "external_id" and "{external_id}" in template.postback_url
     assert template.source_macro and unsubstituted_macro(template.source_macro) == template.source_macro
-    assert campaign_link(template, "https://t.example", "c") == f"https://t.example/c/c?external_id={template.source_macro}"
+    link_tail = "".join(f"&{param}={macro}" for param, macro in template.parameters.items())
+    assert campaign_link(template, "https://t.example", "c") == f"https://t.example/c/c?external_id={template.source_macro}{link_tail}"
     assert template.method == "GET" and template.statuses and set(template.statuses) <= set(CANONICAL_STATUSES)
     # Every macro is one the plugin knows, every placeholder is in the URL, and nothing but
     # placeholders and plain http worries the linter.
@@ -191,8 +192,10 @@ def test_a_source_without_a_known_macro_says_so_in_the_link() -> None:
     [
         ("exoclick", "https://tracker.example/c/summer?external_id={conversions_tracking}"),
         ("propellerads", "https://tracker.example/c/summer?external_id=${SUBID}"),
-        ("richads", "https://tracker.example/c/summer?external_id=[CLICK_ID]"),
-        ("hilltopads", "https://tracker.example/c/summer?external_id={{ctoken}}"),
+        ("richads", "https://tracker.example/c/summer?external_id=[CLICK_ID]&ad_campaign_id=[CAMPAIGN_ID]"
+                    "&creative_id=[CREATIVE_ID]&source=[SITE_ID]&sub_id_2=[PUBLISHER_ID]&sub_id_3=[REGION]&currency=usd"),
+        ("hilltopads", "https://tracker.example/c/summer?external_id={{ctoken}}&cost={{price}}&source={{zoneid}}"
+                       "&ad_campaign_id={{campaignid}}&creative_id={{adid}}"),
         ("airpush", "https://tracker.example/c/summer?external_id=%guid%"),
     ],
 )
@@ -209,7 +212,9 @@ def test_add_source_fills_placeholders_and_keeps_the_template(make_s2s) -> None:
     rule = s2s.add_source("cl", template="clickadu", placeholders={"HASH": "9f86d081", "AID": "77 1"})
     assert rule.url == "https://sconvtrk.com/conversion/9f86d081/?visitor_id={external_id}&aid=77%201&payout={revenue}"
     assert (rule.template, rule.statuses, rule.warnings) == ("clickadu", ("sale",), ())
-    assert s2s.campaign_link("cl", "https://t.example", "summer") == "https://t.example/c/summer?external_id=${SUBID}"
+    assert s2s.campaign_link("cl", "https://t.example", "summer") == (
+        "https://t.example/c/summer?external_id=${SUBID}&ad_campaign_id={campaignid}&creative_id={bannerid}"
+        "&source={zoneid}&currency={currency}&cost={cost}&sub_id_1={cohort}&sub_id_2={pn_type}")
     half = s2s.add_source("cl2", template="clickadu", placeholders={"HASH": "9f86d081"})
     assert half.warnings == ("AID is a placeholder from the clickadu template: replace it with your account's value, "
                              "or the source will reject the postback",)
@@ -255,7 +260,7 @@ def test_cli_campaign_link_and_templates_show(tmp_path) -> None:
     shown = runner.invoke(main, ["templates", "show", "clickadu"])
     assert shown.exit_code == 0
     assert "replace:       HASH, AID\n" in shown.stdout
-    assert "campaign link: https://TRACKER/c/CAMPAIGN?external_id=${SUBID}\n" in shown.stdout
+    assert "campaign link: https://TRACKER/c/CAMPAIGN?external_id=${SUBID}&ad_campaign_id={campaignid}" in shown.stdout
     bad = runner.invoke(main, ["campaign-link", "summer", "--base-url", "https://t.example", "--template", "nope"])
     assert bad.exit_code == 2 and "unknown template 'nope'" in bad.stderr
 
@@ -266,7 +271,8 @@ def test_cli_campaign_link_for_a_configured_source(tmp_path, make_s2s) -> None:
     s2s.add_source("hill", template="hilltopads", placeholders={"ADVERTISER_ID": "5"})
     result = CliRunner().invoke(main, ["campaign-link", "summer", "--base-url", "https://t.example", "--source", "hill",
                                        "--database-url", database_url])
-    assert (result.exit_code, result.stdout) == (0, "https://t.example/c/summer?external_id={{ctoken}}\n")
+    assert (result.exit_code, result.stdout) == (0, "https://t.example/c/summer?external_id={{ctoken}}&cost={{price}}"
+                                                    "&source={{zoneid}}&ad_campaign_id={{campaignid}}&creative_id={{adid}}\n")
 
 
 @pytest.fixture
@@ -288,6 +294,7 @@ def test_cli_templates_list_json_describes_every_template(builtins_only) -> None
         assert (item["confidence"], item["legacy"], item["citations"], item["placeholders"]) == (
             template.confidence, FACTS[name].legacy, list(FACTS[name].citations), list(template.placeholders))
         assert item["click_id_param"] == "external_id" and item["notes"] == template.notes
+        assert item["parameters"] == dict(template.parameters)
 
 
 def test_cli_templates_list_shows_confidence_and_legacy(builtins_only) -> None:
@@ -308,7 +315,10 @@ def test_cli_templates_show_prints_every_fact_cleanly(name: str, builtins_only) 
     out = result.stdout
     assert f"postback URL:  GET {template.postback_url}\n" in out
     assert f"confidence:    {template.confidence}\n" in out
-    assert f"campaign link: https://TRACKER/c/CAMPAIGN?external_id={template.source_macro}\n" in out
+    link_tail = "".join(f"&{param}={macro}" for param, macro in template.parameters.items())
+    assert f"campaign link: https://TRACKER/c/CAMPAIGN?external_id={template.source_macro}{link_tail}\n" in out
+    if template.parameters:
+        assert "parameters:    " + "; ".join(f"{p} = {m}" for p, m in template.parameters.items()) + "\n" in out
     sources = out[out.index("sources:"):].splitlines()
     assert [line[15:] for line in sources] == (list(facts.citations) or ["none that can be opened (see the notes)"])
     assert ("legacy:" in out) == facts.legacy
@@ -318,5 +328,5 @@ def test_cli_templates_show_prints_every_fact_cleanly(name: str, builtins_only) 
 
 KEYS = {f"{key}:" for key in (
     "name", "title", "legacy", "formats", "postback URL", "replace", "source macro", "campaign link", "statuses",
-    "success", "secrets", "notes", "confidence", "sources",
+    "success", "secrets", "notes", "confidence", "sources", "parameters",
 )}
