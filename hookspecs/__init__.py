@@ -13,14 +13,8 @@ Plugin authors depend on this package alone. It imports nothing heavier than plu
 
 from __future__ import annotations
 
-import pluggy
-
-PROJECT_NAME = "s2s_postback"
-
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-
-from .events import (  # noqa: E402  (the markers must exist before the specs import them)
+from .markers import PROJECT_NAME, hookimpl, hookspec
+from .events import (
     CANONICAL_STATUSES,
     OUTCOMES,
     Click,
@@ -31,7 +25,7 @@ from .events import (  # noqa: E402  (the markers must exist before the specs im
     ResolveContext,
     SourceTemplate,
 )
-from .specs import (  # noqa: E402
+from .specs import (
     classify_response,
     on_click,
     on_conversion,

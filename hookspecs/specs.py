@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import hookspec
+from .markers import hookspec
 
 if TYPE_CHECKING:  # pragma: no cover
     from .events import (
@@ -81,6 +81,7 @@ def register_source_templates() -> "list[SourceTemplate]":
 
     .. versionadded:: 0.1
     """
+    raise NotImplementedError  # a specification: pluggy calls the implementations, never this
 
 
 @hookspec(firstresult=True)
@@ -156,3 +157,4 @@ def postback_rules(conversion: "Conversion", click: Optional["Click"]) -> "list[
 
     .. versionadded:: 0.1
     """
+    raise NotImplementedError  # a specification: pluggy calls the implementations, never this

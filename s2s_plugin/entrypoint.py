@@ -9,7 +9,7 @@ installed entry points. A host that calls ``install`` on the same plugin manager
 from __future__ import annotations
 
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pluggy
 
@@ -17,6 +17,9 @@ import hookspecs
 from hookspecs import Click, Conversion
 
 from .plugins import OWN_ENTRY_POINT, make_plugin_manager
+
+if TYPE_CHECKING:  # pragma: no cover  (built lazily: the service imports the whole plugin)
+    from .service import PostbackService
 
 #: The entry point's name: ``install`` registers under it too, so loading entry points after
 #: ``install`` does not register the plugin twice.
@@ -37,10 +40,10 @@ class EntryPointPlugin:
     """Queues postbacks from environment configuration; the service is built on first use."""
 
     def __init__(self) -> None:
-        self._service = None
+        self._service: Optional[PostbackService] = None
         self._lock = threading.Lock()
 
-    def service(self):  # type: ignore[no-untyped-def]
+    def service(self) -> "PostbackService":
         """The ``PostbackService`` behind this plugin, built from the environment on first call."""
         if self._service is None:
             with self._lock:

@@ -149,7 +149,8 @@ def _guard_all(hook: HookCaller) -> None:
     """Guard every implementation of ``hook`` not guarded yet (plugins may register at any time)."""
     for impl in hook.get_hookimpls():
         if not (impl.wrapper or impl.hookwrapper) and not getattr(impl.function, _GUARDED, False):
-            impl.function = _guard(hook.name, impl)
+            # pluggy types HookImpl.function as final; replacing it is how the guard stays inside pluggy's call.
+            impl.function = _guard(hook.name, impl)  # type: ignore[misc]
 
 
 def _run(hook: HookCaller, call: _Call, kwargs: dict[str, Any]) -> _Call:
@@ -229,7 +230,7 @@ def expect_one_of(choices: Sequence[str]) -> Check:
     def check(value: Any) -> str:
         if value not in choices:
             raise BadAnswer(f"returned {_short(value)}, not one of {', '.join(map(repr, choices))}")
-        return value
+        return str(value)
 
     return check
 

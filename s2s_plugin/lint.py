@@ -283,7 +283,7 @@ def _check_text(url: str, body: Optional[str], method: str) -> list[LintWarning]
     if body and body.lstrip().startswith(("{", "[")):
         try:
             json.loads(render(body, lambda _name, _arg: "0", encoding="json").text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             warnings.append(LintWarning("bad-json", f"the body looks like JSON but is not valid JSON once filled in ({exc.msg} at character {exc.pos})"))
     if body and method.upper() == "GET":
         warnings.append(LintWarning("get-with-body", "the postback has a body but is sent with GET, where sources ignore bodies: use POST"))

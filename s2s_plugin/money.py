@@ -60,7 +60,9 @@ def format_amount(value: Optional[Decimal]) -> str:
     """
     if value is None:
         return ""
-    quantized = value.quantize(_PLACES) if value.as_tuple().exponent < -8 else value
+    exponent = value.as_tuple().exponent
+    # NaN and infinities have a letter for an exponent; they are not amounts and print as they are.
+    quantized = value.quantize(_PLACES) if isinstance(exponent, int) and exponent < -8 else value
     text = format(quantized, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -74,7 +76,7 @@ def coerce_payout(value: object) -> Optional[Decimal]:
     :raises InputError: when it is not a finite, non-negative number.
     """
     if value is None or isinstance(value, Decimal) and value.is_finite() and value >= 0:
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, bool):
         raise InputError(f"payout {value!r} is not a number")
     if isinstance(value, (int, float, Decimal)):

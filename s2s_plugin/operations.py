@@ -202,7 +202,7 @@ def test_send(
     values = (*request.secrets, *secret_values(request.url, body, request.headers, secrets))
     url, shown_body = redact(redact_url(request.url, secrets), values) or "", redact(redact_body(body, secrets), values)
     if problem:
-        return TestSend(rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values))
+        return TestSend(rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values) or problem)
     result = service.dispatcher.sender.send(
         request, success_body=template.success_body if template else None, follow_redirects=rule.follow_redirects,
         secret_names=secrets,

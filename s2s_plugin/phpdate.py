@@ -55,7 +55,7 @@ def _zone_abbreviation(moment: dt.datetime) -> str:
 def _zone_identifier(moment: dt.datetime) -> str:
     key = getattr(moment.tzinfo, "key", None)
     if key:
-        return key
+        return str(key)
     return _zone_abbreviation(moment)
 
 

@@ -514,10 +514,12 @@ class PostbackService:
 
         :raises InputError: for an unknown outcome, a bad time, or no filter.
         """
-        filters = dict(source_id=source_id, campaign_id=campaign_id, rule_id=rule_id, subid=subid, outcome=outcome, since=since, until=until)
-        if not any(v not in (None, "") for v in filters.values()):
+        if all(v in (None, "") for v in (source_id, campaign_id, rule_id, subid, outcome, since, until)):
             raise InputError("resend needs a filter (source, campaign, rule, subid, outcome or a time range)")
-        ids = operations.matching_deliveries(self.engine, **filters)
+        ids = operations.matching_deliveries(
+            self.engine, source_id=source_id, campaign_id=campaign_id, rule_id=rule_id, subid=subid, outcome=outcome,
+            since=since, until=until,
+        )
         if ids and not dry_run:
             queue.make_due(self.engine, ids)
             self.dispatcher.wake()

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from hookspecs import SourceTemplate
+
 from .base import database_option, main, user_errors
 from .service import open_service
 
@@ -30,7 +32,7 @@ def templates() -> None:
     """The traffic-source template library: built in, and from installed plugins."""
 
 
-def _library() -> dict:
+def _library() -> dict[str, SourceTemplate]:
     """The built-in templates and the installed plugins' (a failing plugin is named on stderr)."""
     from ..entrypoint import build_plugin_manager
     from ..templates import source_templates
@@ -68,6 +70,8 @@ def templates_show(name: str) -> None:
     from ..templates import campaign_link, describe_template, find_template
 
     template = find_template(_library(), name)
+    if template is None:  # find_template raises for an unknown name; None only for no name at all
+        raise click.UsageError("name a template")
     facts = describe_template(template)
     rows = [
         ("name", template.name),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hookspecs import Click, Conversion
@@ -66,6 +66,6 @@ def hashed_phone(value: Optional[str]) -> Optional[str]:
     return hashlib.sha256(digits.encode("ascii")).hexdigest() if digits else None
 
 
-def compact(mapping: dict) -> dict:
+def compact(mapping: dict[str, Any]) -> dict[str, Any]:
     """``mapping`` without empty values (None, "", empty lists and dicts)."""
     return {key: value for key, value in mapping.items() if value not in (None, "", [], {})}
