@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from . import api, credentials, pages
-from .bodies import read_body, replayed
+from .bodies import BodyLimitMiddleware, read_body, replayed
 from .errors import HostError
 from .metrics import metrics_endpoint
 from .params import parse_json
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: Inbound postback bodies larger than this are refused: networks send a few parameters.
 MAX_POSTBACK_BODY = 64 * 1024
+
+#: Any request body larger than this is refused (admin forms, sign-in): pages send a few fields.
+MAX_REQUEST_BODY = 1024 * 1024
 
 #: Seconds between hand-overs of conversions the postback plugin did not take (see ``handoff``).
 HANDOFF_INTERVAL = 15.0
@@ -194,6 +197,7 @@ def create_app(
     ]
     middleware = [
         Middleware(SecurityHeadersMiddleware),
+        Middleware(BodyLimitMiddleware, limit=MAX_REQUEST_BODY),
         Middleware(
             SessionMiddleware,
             secret_key=credentials.session_secret(tracker.engine),

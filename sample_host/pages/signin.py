@@ -23,7 +23,8 @@ async def signin(request: Request) -> Response:
     try:
         form = await form_values(request)
     except HostError as exc:
-        return page(request, "signin.html", title="Sign in", next="/campaigns", error=str(exc), status_code=400)
+        return page(request, "signin.html", title="Sign in", next="/campaigns", error=str(exc),
+                    status_code=exc.http_status)
     target = safe_next(form.get("next"))
     address = client_address(request)
     throttle = request.app.state.signin_throttle

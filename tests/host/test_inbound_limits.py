@@ -1,6 +1,7 @@
 """Inbound postbacks that do not fit: values longer than their columns, NUL bytes, deeply nested
 JSON and bodies over the size limit get a one-line 4xx, the same on SQLite and PostgreSQL, and a
-body over the limit is refused while it streams in, without a Content-Length."""
+body over the limit is refused while it streams in, without a Content-Length (inbound postbacks,
+the API, and every form, sign-in included)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from sample_host.app import MAX_POSTBACK_BODY
+from sample_host.app import MAX_POSTBACK_BODY, MAX_REQUEST_BODY
 from sample_host.params import MAX_JSON_DEPTH
+from sample_host.security import SESSION_COOKIE
 from sample_host.standin import StandInSource
 
-from .conftest import Host
+from .conftest import Admin, Host
 
 
 @pytest.fixture
@@ -122,3 +124,30 @@ def test_a_chunked_api_body_over_its_limit_is_a_413(host: Host) -> None:
     response = host.api.post("/api/campaigns", content=body(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413 and "larger than" in response.json()["error"]
     assert host.tracker.campaigns() == []
+
+
+def _chunked_post(sock: socket.socket, path: str, total: int, cookie: str = "") -> bytes:
+    """POST a form body of ``total`` bytes in chunks, without the last chunk; return the answer."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"Transfer-Encoding: chunked\r\n{cookie}\r\n")
+    sock.sendall(head.encode() + b"6\r\npass=x\r\n")
+    chunk = b"a" * 65536
+    for _ in range(total // len(chunk)):
+        sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    return _read_answer(sock)
+
+
+@pytest.mark.parametrize("path", ["/login", "/settings"])
+def test_a_chunked_form_over_the_request_limit_is_a_413_before_it_ends(host: Host, admin: Admin, raw: socket.socket,
+                                                                        path: str) -> None:
+    cookie = f"Cookie: {SESSION_COOKIE}={admin.client.cookies[SESSION_COOKIE]}\r\n"
+    answer = _chunked_post(raw, path, MAX_REQUEST_BODY + 65536, cookie)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert f"body is larger than {MAX_REQUEST_BODY} bytes".encode() in answer
+    assert host.tracker.inbound_settings().response_text == "OK"
+
+
+def test_a_declared_form_length_over_the_request_limit_is_a_413(host: Host, raw: socket.socket) -> None:
+    raw.sendall(f"POST /login HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {MAX_REQUEST_BODY + 1}\r\n\r\n".encode())
+    assert _read_answer(raw).startswith(b"HTTP/1.1 413")
