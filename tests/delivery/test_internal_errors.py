@@ -203,3 +203,95 @@ def test_a_crash_in_the_attempts_own_handling_still_ends_recorded(make_s2s, stan
     assert len(standin.requests) == (1 if stage == "record" else 0)
     assert attempt.outcome == "failed" and attempt.reason.startswith("internal error: AssertionError: a bug")
     assert _delivery(s2s).state == "failed"
+
+
+# --- the invariant, end to end -------------------------------------------------------------
+
+KINDS = ("ok", "b64", "flaky", "slow", "after", "judge", "prep", "decide", "build")
+
+
+class _RaisesAfterSendingTo(Sender):
+    def send(self, request, **kwargs):
+        result = super().send(request, **kwargs)
+        if "/after" in request.url:
+            raise LookupError("unknown encoding: base64")
+        return result
+
+
+class _FailsFor:
+    """``prepare_request`` and ``classify_response`` hooks that raise for some sources only."""
+
+    @hookspecs.hookimpl
+    def prepare_request(self, request, context):
+        if "/prep" in request.url:
+            raise KeyError("token")
+        return None
+
+    @hookspecs.hookimpl
+    def classify_response(self, request, response):
+        if "/judge" in request.url:
+            raise ValueError("cannot parse the answer")
+        return None
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_every_request_that_reached_the_source_is_an_attempt(make_s2s, standin, monkeypatch, request, database):
+    """Sources failing at every stage at once, on the background dispatcher, with a lease shorter
+    than the slow source's answer: per delivery, the requests the source saw equal the attempts
+    recorded as sent."""
+    url = request.getfixturevalue("fresh_pg_url") if database == "postgresql" else None
+    standin.script("/b64", default=Reply(200, "OK", headers={"Content-Type": "text/plain; charset=base64"}))
+    standin.script("/flaky", [503, 503])
+    standin.script("/slow", default=Reply(200, "OK", delay=1.5))  # longer than the lease: renewed
+    pm, s2s = make_s2s(url, lease_seconds=LEASE, poll_interval=0.1, timeout=3, retry_schedule=[0, 0.05, 0.1])
+    s2s.dispatcher.sender = _RaisesAfterSendingTo(s2s.settings)
+    pm.register(_FailsFor())
+    decide = s2s.dispatcher._decide
+
+    def decide_failing_for_some(row, result, attempt_no):
+        if "/decide" in row.url:
+            raise ZeroDivisionError("division by zero")
+        return decide(row, result, attempt_no)
+
+    monkeypatch.setattr(s2s.dispatcher, "_decide", decide_failing_for_some)
+    load_click = s2s.store.load_click
+
+    def load_click_failing_for_some(subid):
+        if subid.startswith("build"):
+            raise OperationalError("SELECT ...", {}, Exception("database is locked"))
+        return load_click(subid)
+
+    monkeypatch.setattr(s2s.store, "load_click", load_click_failing_for_some)
+    for kind in KINDS:
+        s2s.add_source(kind, postback_url=f"{standin.url}/{kind}?d={{delivery_id}}", statuses=["sale"])
+        for n in range(3):
+            pm.hook.on_click(click=click(f"{kind}{n}", f"X{n}", source=kind))
+            convert(pm, f"{kind}{n}")
+    s2s.start()
+
+    def settled() -> bool:
+        with s2s.engine.connect() as conn:
+            return not conn.execute(select(t.deliveries.c.id).where(t.deliveries.c.state.in_(("due", "leased")))).first()
+
+    deadline = time.monotonic() + 10
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    settled_in_time = settled()
+    time.sleep(LEASE + 0.3)  # a claim left behind has expired by now, and been taken up again
+    s2s.close()
+
+    sent = {}
+    for request in standin.requests:
+        sent[int(request.params["d"])] = sent.get(int(request.params["d"]), 0) + 1
+    with s2s.engine.connect() as conn:
+        rows = conn.execute(select(t.deliveries.c.id, t.deliveries.c.source_id)).all()
+        attempts = conn.execute(select(t.attempts.c.delivery_id, t.attempts.c.reason).where(t.attempts.c.attempt > 0)).all()
+    recorded = {}
+    for attempt in attempts:
+        if not attempt.reason.startswith("not sent"):
+            recorded[attempt.delivery_id] = recorded.get(attempt.delivery_id, 0) + 1
+    invisible = {row.source_id: sent.get(row.id, 0) - recorded.get(row.id, 0) for row in rows if sent.get(row.id, 0) != recorded.get(row.id, 0)}
+    assert invisible == {}  # sources, and the requests each saw beyond the attempts recorded
+    assert settled_in_time
+    by_kind = {kind: sum(sent.get(row.id, 0) for row in rows if row.source_id == kind) for kind in KINDS}
+    assert by_kind == {"ok": 3, "b64": 3, "flaky": 5, "slow": 3, "after": 3, "judge": 3, "prep": 0, "decide": 3, "build": 0}
