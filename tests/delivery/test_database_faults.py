@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 
 import psycopg
+import pytest
 from sqlalchemy import event, func, select
 
 from s2s_plugin import queue
@@ -56,12 +58,14 @@ def _finish_and_check(s2s, standin, caplog) -> None:
     s2s.close()
     sends = received(standin)
     assert len(sends) == COUNT and set(sends.values()) == {1}, sends
-    assert "could not write" in caplog.text  # the fault was met: writes failed and were tried again
+    # The fault was met: writes and renewals failed and were tried again.
+    assert "could not write" in caplog.text and "could not renew" in caplog.text
     assert _attempts_per_delivery(s2s) == [1] * COUNT
     assert states(s2s.engine) == {"delivered": COUNT}
 
 
-def test_sqlite_locked_by_another_process_while_results_wait(make_s2s, standin, caplog, tmp_path):
+@pytest.mark.parametrize("loop", ["background", "drain"])
+def test_sqlite_locked_by_another_process_while_results_wait(make_s2s, standin, caplog, tmp_path, loop):
     caplog.set_level(logging.WARNING, "s2s_postback.delivery")
     standin.set_default(Reply(200, "OK", delay=ANSWER_DELAY))
     pm, s2s = make_s2s(**SETTINGS)
@@ -73,17 +77,28 @@ def test_sqlite_locked_by_another_process_while_results_wait(make_s2s, standin, 
 
     _queue(pm, s2s, standin.url)
     s2s.engine.dispose()  # every connection, the writer's too, is opened again with the short wait
-    s2s.start()
-    standin.wait_for(COUNT, timeout=10)
-    other = sqlite3.connect(str(tmp_path / "s2s.db"), isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another process writing: SQLite says "database is locked"
-    try:
-        time.sleep(FAULT)
-        # Results wait to be written (the engine's reads would begin by locking, so look aside).
-        assert other.execute("SELECT count(*) FROM s2s_attempts").fetchone()[0] < COUNT
-    finally:
-        other.execute("COMMIT")
-        other.close()
+    waiting_while_locked: list[int] = []
+
+    def lock_while_answers_come() -> None:
+        standin.wait_for(COUNT, timeout=10)
+        other = sqlite3.connect(str(tmp_path / "s2s.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing: SQLite says "database is locked"
+        try:
+            time.sleep(FAULT)
+            # Results wait to be written (the engine's reads would begin by locking, so look aside).
+            waiting_while_locked.append(COUNT - other.execute("SELECT count(*) FROM s2s_attempts").fetchone()[0])
+        finally:
+            other.execute("COMMIT")
+            other.close()
+
+    locker = threading.Thread(target=lock_while_answers_come)
+    locker.start()
+    if loop == "background":
+        s2s.start()
+    else:  # the host's own thread: drain() keeps the results and writes them once it can
+        s2s.drain(timeout=FAULT + 3)
+    locker.join()
+    assert waiting_while_locked[0] > 0
     _finish_and_check(s2s, standin, caplog)
 
 
