@@ -6,10 +6,11 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
 from sqlalchemy import select, update
 
 from s2s_plugin import tables as t
-from s2s_plugin.policy import next_delay
+from s2s_plugin.policy import next_delay, parse_retry_after
 from sample_host.standin import RESET, Reply
 
 from .conftest import click, convert
@@ -109,3 +110,13 @@ def test_every_decision_has_its_reason_stored(make_s2s, standin, host):
     assert "HTTP 500" in stored[0][1] and "retrying in" in stored[0][1]
     assert "HTTP 404" in stored[1][1]
     assert delivery == ("failed", stored[1][1])
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1e3", "-5", "soon", " ", "Wed, 99 Foo 2099 99:99:99 GMT"])
+def test_a_retry_after_that_is_not_seconds_or_a_date_is_ignored(value):
+    assert parse_retry_after(value) is None
+
+
+def test_retry_after_seconds_and_dates():
+    assert parse_retry_after(" 30 ") == 30.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412000.0) == 480.0
