@@ -114,6 +114,58 @@ def _amount(data: dict[str, Any], name: str) -> Optional[str]:
     return str(value)
 
 
+def _opt_bool(data: dict[str, Any], name: str) -> Optional[bool]:
+    value = data.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise HostError(f"{name!r} must be true or false")
+
+
+def _str_map(data: dict[str, Any], name: str) -> Optional[dict[str, str]]:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise HostError(f"{name!r} must be an object of strings, e.g. {{\"sub_id_1\": \"{{zoneid}}\"}}")
+    return value
+
+
+def _postback_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The settings every postback has, from a request body (None for those it lacks)."""
+    return {
+        "method": _opt_str(data, "method"),
+        "statuses": _str_list(data, "statuses"),
+        "payout_mode": _opt_str(data, "payout_mode"),
+        "payout_value": _amount(data, "payout_value"),
+        "min_payout": _amount(data, "min_payout"),
+        "body": _opt_str(data, "body"),
+        "content_type": _opt_str(data, "content_type"),
+        "secrets": _str_list(data, "secrets"),
+        "follow_redirects": _opt_bool(data, "follow_redirects"),
+    }
+
+
+def _source_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A source's settings from a request body: every postback's, its placeholders and campaign link."""
+    return {
+        **_postback_settings(data),
+        "placeholders": _str_map(data, "placeholders"),
+        "click_id_param": _opt_str(data, "click_id_param"),
+        "source_macro": _opt_str(data, "source_macro"),
+        "parameters": _str_map(data, "parameters"),
+    }
+
+
+def _given(settings: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def _source_view(tracker: Tracker, rule: Any, base_url: str) -> dict[str, Any]:
+    """A source's postback rule with the campaign link its campaigns need (``CAMPAIGN`` for the alias)."""
+    link = tracker.s2s.campaign_link(rule.source_id, base_url=base_url.rstrip("/"), campaign_alias="CAMPAIGN")
+    return {**rule_to_dict(rule), "campaign_link": link}
+
+
 def _time_param(request: Request, name: str) -> Optional[dt.datetime]:
     return parse_time(request.query_params.get(name), name)
 
@@ -132,22 +184,45 @@ async def list_sources(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def add_source(request: Request, tracker: Tracker) -> Any:
-    """``POST /api/sources`` ``{"id", "template", "postback_url", "statuses", "method"}``."""
+    """``POST /api/sources`` ``{"id", "template", "postback_url", "statuses", "method", "payout_mode",
+    "payout_value", "min_payout", "body", "content_type", "secrets", "follow_redirects",
+    "placeholders", "click_id_param", "source_macro", "parameters"}``."""
     data = await _json_body(request)
     source_id = _opt_str(data, "id")
     if not source_id:
         raise HostError("'id' is required")
-    rule = await run_in_threadpool(
-        functools.partial(
-            tracker.add_source,
-            source_id,
-            template=_opt_str(data, "template"),
-            postback_url=_opt_str(data, "postback_url"),
-            statuses=_str_list(data, "statuses"),
-            method=_opt_str(data, "method"),
-        )
-    )
-    return JSONResponse(rule_to_dict(rule), status_code=201)
+    settings = _given(_source_settings(data))
+    base_url = str(request.base_url)
+
+    def add() -> dict[str, Any]:
+        rule = tracker.add_source(source_id, template=_opt_str(data, "template"),
+                                  postback_url=_opt_str(data, "postback_url"), **settings)
+        return _source_view(tracker, rule, base_url)
+
+    return JSONResponse(await run_in_threadpool(add), status_code=201)
+
+
+@endpoint
+async def get_source(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/sources/{id}``: one source's postback rule and its campaign link."""
+    base_url = str(request.base_url)
+    return await run_in_threadpool(lambda: _source_view(tracker, tracker.source(request.path_params["source_id"]), base_url))
+
+
+@endpoint
+async def edit_source(request: Request, tracker: Tracker) -> Any:
+    """``PATCH /api/sources/{id}``: change the settings given (those of ``POST /api/sources``
+    but ``id`` and ``template``); the others stay."""
+    data = await _json_body(request)
+    settings = _source_settings(data)
+    base_url = str(request.base_url)
+
+    def edit() -> dict[str, Any]:
+        rule = tracker.edit_source(request.path_params["source_id"], postback_url=_opt_str(data, "postback_url"),
+                                   **settings)
+        return _source_view(tracker, rule, base_url)
+
+    return await run_in_threadpool(edit)
 
 
 @endpoint
@@ -204,25 +279,33 @@ async def list_postbacks(request: Request, tracker: Tracker) -> Any:
 @endpoint
 async def add_postback(request: Request, tracker: Tracker) -> Any:
     """``POST /api/campaigns/{alias}/postbacks`` ``{"url", "method", "statuses", "payout_mode",
-    "payout_value", "min_payout", "secrets"}``."""
+    "payout_value", "min_payout", "body", "content_type", "secrets", "follow_redirects"}``."""
     data = await _json_body(request)
     url = _opt_str(data, "url")
     if not url:
         raise HostError("'url' is required")
     rule = await run_in_threadpool(
-        functools.partial(
-            tracker.add_postback,
-            request.path_params["alias"],
-            url=url,
-            method=_opt_str(data, "method") or "GET",
-            statuses=_str_list(data, "statuses"),
-            payout_mode=_opt_str(data, "payout_mode") or "real",
-            payout_value=_amount(data, "payout_value"),
-            min_payout=_amount(data, "min_payout"),
-            secrets=_str_list(data, "secrets"),
-        )
+        functools.partial(tracker.add_postback, request.path_params["alias"], url=url,
+                          **_given(_postback_settings(data)))
     )
     return JSONResponse(rule_to_dict(rule), status_code=201)
+
+
+@endpoint
+async def get_postback(request: Request, tracker: Tracker) -> Any:
+    """``GET /api/postbacks/{id}``: one campaign S2S postback."""
+    return rule_to_dict(await run_in_threadpool(tracker.postback, request.path_params["postback_id"]))
+
+
+@endpoint
+async def edit_postback(request: Request, tracker: Tracker) -> Any:
+    """``PATCH /api/postbacks/{id}``: change the settings given (those of adding one); the others stay."""
+    data = await _json_body(request)
+    rule = await run_in_threadpool(
+        functools.partial(tracker.edit_postback, request.path_params["postback_id"], url=_opt_str(data, "url"),
+                          **_postback_settings(data))
+    )
+    return rule_to_dict(rule)
 
 
 @endpoint
@@ -295,11 +378,15 @@ def routes() -> list[Route]:
     return [
         Route("/sources", list_sources, methods=["GET"]),
         Route("/sources", add_source, methods=["POST"]),
+        Route("/sources/{source_id}", get_source, methods=["GET"]),
+        Route("/sources/{source_id}", edit_source, methods=["PATCH"]),
         Route("/templates", list_templates, methods=["GET"]),
         Route("/campaigns", list_campaigns, methods=["GET"]),
         Route("/campaigns", add_campaign, methods=["POST"]),
         Route("/campaigns/{alias}/postbacks", list_postbacks, methods=["GET"]),
         Route("/campaigns/{alias}/postbacks", add_postback, methods=["POST"]),
+        Route("/postbacks/{postback_id}", get_postback, methods=["GET"]),
+        Route("/postbacks/{postback_id}", edit_postback, methods=["PATCH"]),
         Route("/postbacks/{postback_id}", delete_postback, methods=["DELETE"]),
         Route("/sent-postbacks", sent_postbacks, methods=["GET"]),
         Route("/received-postbacks", received_postbacks, methods=["GET"]),

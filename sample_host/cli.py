@@ -337,23 +337,135 @@ def sources() -> None:
     """Traffic sources and their postbacks."""
 
 
+def _pairs(items: tuple[str, ...], what: str, form: str, example: str) -> dict[str, str]:
+    """``NAME=VALUE`` options as a mapping (``--placeholder GOAL_ID=1b9b...``, ``--param sub_id_1={zoneid}``)."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"{what} is written {form} ({example}): got {item!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def postback_options(func: Any) -> Any:
+    """The options every postback has, for ``sources add|edit`` and ``postbacks add|edit``.
+
+    Each is None when not given, so ``edit`` keeps what is stored.
+    """
+    options = [
+        click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default=None,
+                     help="GET, or POST with a body."),
+        click.option("--status", "statuses", multiple=True, metavar="S",
+                     help="Status it fires for (lead, sale, rejected, rebill); repeat for more."),
+        click.option("--payout-mode", type=click.Choice(["real", "fixed", "percent"]), default=None,
+                     help="Payout to report: the conversion's (real), a fixed amount, or a percentage of it."),
+        click.option("--payout-value", "--amount", "payout_value", default=None, metavar="AMOUNT",
+                     help="The fixed amount, or the percentage, for --payout-mode fixed|percent."),
+        click.option("--min-payout", default=None, metavar="AMOUNT",
+                     help="Send nothing for a payout below this (after the payout mode)."),
+        click.option("--body", default=None, metavar="TEMPLATE",
+                     help="POST body with macros, e.g. '{\"click\": \"{external_id}\"}'; '' for none."),
+        click.option("--content-type", default=None, metavar="TYPE",
+                     help="Content-Type of the body (default: JSON or form, from the body); '' for the default."),
+        click.option("--secret", "secrets", multiple=True, metavar="NAME",
+                     help="A parameter, body field or header whose value logs mask; repeat for more."),
+        click.option("--follow-redirects/--no-follow-redirects", default=None,
+                     help="Follow the target's redirects (each hop checked like the first)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def source_options(func: Any) -> Any:
+    """A source's own options: its template's placeholders and its campaign link."""
+    options = [
+        click.option("--placeholder", "placeholders", multiple=True, metavar="NAME=VALUE",
+                     help="Fill one of the template's placeholders, e.g. GOAL_ID=1b9b...; repeat for more."),
+        click.option("--click-id-param", default=None, metavar="NAME",
+                     help="The campaign link's parameter for the source's click id (default external_id)."),
+        click.option("--source-macro", default=None, metavar="MACRO",
+                     help="The macro the source writes for its click id, e.g. {clickid}."),
+        click.option("--param", "parameters", multiple=True, metavar="NAME=MACRO",
+                     help="A row of the source's parameter table, e.g. sub_id_1={zoneid}; repeat for more "
+                          "(replaces the table)."),
+        click.option("--no-params", is_flag=True, help="Empty the source's parameter table."),
+        click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
+                     help="Where the tracker is reachable, for the campaign link printed."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _setting_changes(options: dict[str, Any]) -> dict[str, Any]:
+    """The settings a command was given (None for those it was not), as the tracker names them."""
+    changes = {name: options[name] for name in ("method", "payout_mode", "payout_value", "min_payout", "body",
+                                                "content_type", "follow_redirects") if name in options}
+    changes["statuses"] = list(options["statuses"]) or None
+    secrets = [name for value in options["secrets"] for name in value.replace(",", " ").split()]
+    changes["secrets"] = secrets if options["secrets"] else None
+    if "placeholders" in options:
+        changes["placeholders"] = _pairs(options["placeholders"], "--placeholder", "NAME=VALUE", "GOAL_ID=1b9b...") or None
+        changes["click_id_param"] = options["click_id_param"]
+        changes["source_macro"] = options["source_macro"]
+        table = _pairs(options["parameters"], "--param", "NAME=MACRO", "sub_id_1={zoneid}")
+        if options["no_params"] and table:
+            raise UserError("give --param or --no-params, not both")
+        changes["parameters"] = {} if options["no_params"] else (table or None)
+    return changes
+
+
+def _echo_source(tracker: Any, rule: Any, base_url: str) -> None:
+    """A source's postback, and the campaign link its campaigns need (each one's when it has some)."""
+    from .rulesettings import describe
+
+    lines = describe(rule)
+    click.echo(f"source {rule.source_id}: {lines[0]} (statuses: {', '.join(rule.statuses)})")
+    for line in lines[2:]:
+        click.echo(f"  {line}")
+    campaigns = [c["alias"] for c in tracker.campaigns() if c["source_id"] == rule.source_id]
+    if campaigns:
+        for alias in campaigns:
+            click.echo(f"campaign link for {alias}: {tracker.campaign_link(alias, base_url)}")
+    else:
+        link = tracker.s2s.campaign_link(rule.source_id, base_url=base_url, campaign_alias="CAMPAIGN")
+        click.echo(f"campaign link: {link}  (CAMPAIGN: the alias of each campaign you buy from it)")
+    for warning in rule.warnings:  # the plugin's template linter: saved anyway, but worth fixing
+        click.echo(f"warning: {warning}", err=True)
+
+
 @sources.command("add")
 @db_option
 @click.argument("source_id", metavar="ID")
 @click.option("--template", default=None, help="Source template name (`sample-host sources templates`).")
 @click.option("--postback-url", default=None, help="Postback URL with macros; default: the template's.")
-@click.option("--status", "statuses", multiple=True, metavar="S",
-              help="Status the postback fires for (lead, sale, rejected, rebill); repeat for more.")
-@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default=None)
-def sources_add(database_url: Optional[str], source_id: str, template: Optional[str],
-                postback_url: Optional[str], statuses: tuple[str, ...], method: Optional[str]) -> None:
-    """Add or update the traffic source ID."""
+@postback_options
+@source_options
+def sources_add(database_url: Optional[str], source_id: str, template: Optional[str], postback_url: Optional[str],
+                base_url: str, **options: Any) -> None:
+    """Add or replace the traffic source ID; prints its postback and the campaign link to give it."""
+    changes = _setting_changes(options)
     with open_tracker(database_url) as tracker:
-        rule = tracker.add_source(source_id, template=template, postback_url=postback_url,
-                                  statuses=statuses or None, method=method)
-    click.echo(f"source {source_id}: {rule.method} {rule.url} (statuses: {', '.join(rule.statuses)})")
-    for warning in rule.warnings:  # the plugin's template linter: saved anyway, but worth fixing
-        click.echo(f"warning: {warning}", err=True)
+        kwargs = {name: value for name, value in changes.items() if value is not None}
+        rule = tracker.add_source(source_id, template=template, postback_url=postback_url, **kwargs)
+        _echo_source(tracker, rule, base_url)
+
+
+@sources.command("edit")
+@db_option
+@click.argument("source_id", metavar="ID")
+@click.option("--postback-url", default=None, help="A new postback URL with macros.")
+@postback_options
+@source_options
+def sources_edit(database_url: Optional[str], source_id: str, postback_url: Optional[str], base_url: str,
+                 **options: Any) -> None:
+    """Change some settings of the traffic source ID; the others stay as they are."""
+    changes = _setting_changes(options)
+    with open_tracker(database_url) as tracker:
+        rule = tracker.edit_source(source_id, postback_url=postback_url, **changes)
+        _echo_source(tracker, rule, base_url)
 
 
 @sources.command("list")
@@ -446,23 +558,41 @@ def postbacks() -> None:
     """A campaign's own S2S postbacks (besides its source's postback)."""
 
 
+def _echo_postback(rule: Any, alias: str) -> None:
+    from .rulesettings import describe
+
+    lines = describe(rule)
+    click.echo(f"postback {rule.id} on campaign {alias}: {lines[0]} (statuses: {', '.join(rule.statuses)})")
+    for line in lines[2:]:
+        click.echo(f"  {line}")
+    for warning in rule.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 @postbacks.command("add")
 @db_option
 @click.argument("alias")
 @click.option("--url", required=True, help="Postback URL with macros such as {external_id} and {revenue}.")
-@click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default="GET",
-              show_default=True)
-@click.option("--status", "statuses", multiple=True, metavar="S",
-              help="Status it fires for (lead, sale, rejected, rebill); repeat for more. Default: all.")
-def postbacks_add(database_url: Optional[str], alias: str, url: str, method: str,
-                  statuses: tuple[str, ...]) -> None:
-    """Add an S2S postback to the campaign ALIAS."""
+@postback_options
+def postbacks_add(database_url: Optional[str], alias: str, url: str, **options: Any) -> None:
+    """Add an S2S postback to the campaign ALIAS (GET, for every status, unless told otherwise)."""
+    changes = _setting_changes(options)
     with open_tracker(database_url) as tracker:
-        rule = tracker.add_postback(alias, url=url, method=method, statuses=statuses or None)
-    click.echo(f"postback {rule.id} on campaign {alias}: {rule.method} {rule.url} "
-               f"(statuses: {', '.join(rule.statuses)})")
-    for warning in rule.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        rule = tracker.add_postback(alias, url=url, **{name: value for name, value in changes.items() if value is not None})
+    _echo_postback(rule, alias)
+
+
+@postbacks.command("edit")
+@db_option
+@click.argument("postback_id", metavar="ID")
+@click.option("--url", default=None, help="A new postback URL with macros.")
+@postback_options
+def postbacks_edit(database_url: Optional[str], postback_id: str, url: Optional[str], **options: Any) -> None:
+    """Change some settings of the campaign postback ID (as `postbacks list` shows it)."""
+    changes = _setting_changes(options)
+    with open_tracker(database_url) as tracker:
+        rule = tracker.edit_postback(postback_id, url=url, **changes)
+    _echo_postback(rule, rule.campaign_id or "")
 
 
 @postbacks.command("list")

@@ -26,7 +26,7 @@ from s2s_plugin.errors import ConfigError
 from s2s_plugin.plugins import load_report, make_plugin_manager
 from s2s_plugin.ruleid import RuleId
 
-from . import credentials, db, inbound_settings
+from . import credentials, db, inbound_settings, rulesettings
 from .credentials import Credentials
 from .errors import Conflict, HostError, NotFound
 from .handoff import Handed, Handoffs, describe_waiting
@@ -70,8 +70,9 @@ def jsonable(value: Any) -> Any:
 
 
 def rule_to_dict(rule: PostbackRule) -> dict[str, Any]:
-    """A postback rule (a source's or a campaign's postback) as JSON-ready values."""
-    return jsonable(dataclasses.asdict(rule))
+    """A postback rule (a source's or a campaign's postback) as JSON-ready values, with its
+    ``content_type`` (the ``Content-Type`` among its headers, "" for none)."""
+    return jsonable({**dataclasses.asdict(rule), "content_type": rulesettings.content_type_of(rule)})
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -86,13 +87,18 @@ def _postback_id(postback_id: str) -> str:
 
 
 def _postback_settings(**settings: Any) -> dict[str, Any]:
-    """A campaign postback's settings, checked the way the host checks them (URL, method)."""
+    """A campaign postback's settings, checked the way the host checks them (URL, method, body,
+    content type), as the plugin's ``add_postback`` and ``update_postback`` take them."""
     _check_http_url(settings["url"], "postback URL", fixed_host=True)
     method = (settings.get("method") or "GET").upper()
     if method not in ("GET", "POST"):
         raise HostError(f"method {method!r} must be GET or POST")
+    content_type = rulesettings.check_content_type(settings.pop("content_type", None))
+    headers = rulesettings.headers_with(settings.pop("headers", None) or {}, content_type)
     return {**settings, "url": settings["url"].strip(), "method": method,
-            "statuses": list(settings.get("statuses") or ()), "payout_mode": settings.get("payout_mode") or "real"}
+            "statuses": list(settings.get("statuses") or ()), "payout_mode": settings.get("payout_mode") or "real",
+            "body": rulesettings.check_body(method, settings.get("body")), "headers": headers,
+            "follow_redirects": bool(settings.get("follow_redirects"))}
 
 
 _SENT_FIELDS = ("id",) + ATTEMPT_FIELDS + ("logged_at", "response_truncated")
@@ -204,6 +210,14 @@ class Tracker:
         payout_value: Any = None,
         min_payout: Any = None,
         secrets: Optional[Sequence[str]] = None,
+        body: Optional[str] = None,
+        content_type: Optional[str] = None,
+        follow_redirects: Optional[bool] = None,
+        placeholders: Optional[Mapping[str, str]] = None,
+        click_id_param: Optional[str] = None,
+        source_macro: Optional[str] = None,
+        parameters: Optional[Mapping[str, str]] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> PostbackRule:
         """Add or update a traffic source and its postback (from a template, a URL, or both).
 
@@ -211,6 +225,12 @@ class Tracker:
             ``percent`` (``payout_value`` % of the payout); ``min_payout`` holds back smaller ones.
         :param secrets: names of URL parameters (account keys, tokens) whose values logs and pages
             mask, besides the template's own.
+        :param body: a POST body template (macros allowed); ``content_type`` its ``Content-Type``.
+        :param follow_redirects: follow the source's redirects; None: as the template says.
+        :param placeholders: values for the template's account words (``{"GOAL_ID": "..."}``).
+        :param click_id_param: the parameter of the campaign link that carries the source's click
+            id, ``source_macro`` the macro the source writes there, ``parameters`` the source's
+            other macros by tracker parameter (``{"sub_id_1": "{zoneid}"}``); None: the template's.
         """
         if not _ALIAS.match(source_id or ""):
             raise HostError(f"source id {source_id!r} must be letters, digits, '_', '-' or '.'")
@@ -220,17 +240,40 @@ class Tracker:
             _check_http_url(postback_url, "postback URL", fixed_host=True)
         if template and template not in self.s2s.templates():
             raise NotFound(f"unknown template {template!r}: `sample-host sources templates` lists them")
-        kwargs: dict[str, Any] = {"template": template, "postback_url": postback_url,
+        chosen = self.s2s.templates().get(template) if template else None
+        method = (method or (chosen.method if chosen else None) or "GET").upper()
+        if method not in ("GET", "POST"):
+            raise HostError(f"method {method!r} must be GET or POST")
+        kwargs: dict[str, Any] = {"template": template, "postback_url": postback_url, "method": method,
                                   "payout_mode": payout_mode or "real", "payout_value": payout_value,
-                                  "min_payout": min_payout, "secrets": list(secrets or ())}
+                                  "min_payout": min_payout, "secrets": list(secrets or ()),
+                                  "body": rulesettings.check_body(method, body),
+                                  "headers": rulesettings.headers_with(headers or {}, rulesettings.check_content_type(content_type)),
+                                  "follow_redirects": follow_redirects, "placeholders": dict(placeholders or {}) or None,
+                                  "click_id_param": click_id_param or None, "source_macro": source_macro or None,
+                                  "parameters": None if parameters is None else dict(parameters)}
         if statuses:
             kwargs["statuses"] = list(statuses)
-        if method:
-            kwargs["method"] = method.upper()
         try:
             return self.s2s.add_source(source_id, **kwargs)
         except ValueError as exc:
             raise HostError(str(exc)) from None
+
+    def edit_source(self, source_id: str, **changes: Any) -> PostbackRule:
+        """Change some settings of a source's postback (see ``add_source``); None keeps a setting.
+
+        ``postback_url`` replaces the URL; ``placeholders`` fill the ones still in it.
+        """
+        unknown = set(changes) - {"postback_url", *rulesettings.POSTBACK_SETTINGS, *rulesettings.SOURCE_SETTINGS}
+        if unknown:
+            raise HostError(f"a source has no setting {', '.join(sorted(unknown))}")
+        rule = self.source(source_id)
+        settings = rulesettings.merged(rule, {k: v for k, v in changes.items() if k != "postback_url"})
+        settings["url"] = changes.get("postback_url") or rule.url
+        headers = {k: v for k, v in rule.headers.items()}
+        return self.add_source(
+            source_id, template=rule.template, postback_url=settings.pop("url"), headers=headers, **settings
+        )
 
     def source(self, source_id: str) -> PostbackRule:
         """One traffic source's postback rule; raises ``NotFound``."""
@@ -311,14 +354,19 @@ class Tracker:
         payout_value: Any = None,
         min_payout: Any = None,
         secrets: Optional[Sequence[str]] = None,
+        body: Optional[str] = None,
+        content_type: Optional[str] = None,
+        follow_redirects: bool = False,
     ) -> PostbackRule:
         """Add an S2S postback to a campaign; it fires for the given statuses (default all).
 
-        Payout settings and ``secrets`` as for ``add_source``.
+        Payout settings, ``secrets``, ``body``, ``content_type`` and ``follow_redirects`` as for
+        ``add_source``.
         """
         self.campaign(alias)
         kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
-                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()))
+                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()),
+                                    body=body, content_type=content_type, follow_redirects=follow_redirects)
         if not statuses:
             del kwargs["statuses"]
         try:
@@ -345,17 +393,30 @@ class Tracker:
         payout_value: Any = None,
         min_payout: Any = None,
         secrets: Optional[Sequence[str]] = None,
+        body: Optional[str] = None,
+        content_type: Optional[str] = "",
+        follow_redirects: bool = False,
     ) -> PostbackRule:
         """Change every setting of a campaign S2S postback; it needs at least one status."""
         rule = self.postback(postback_id)
         if not statuses:
             raise HostError("choose at least one status for the postback to fire on")
         kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
-                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()))
+                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()),
+                                    body=body, content_type=content_type, follow_redirects=follow_redirects,
+                                    headers=rule.headers)
         try:
             return self.s2s.update_postback(rule.id, **kwargs)
         except ValueError as exc:
             raise HostError(str(exc)) from None
+
+    def edit_postback(self, postback_id: str, **changes: Any) -> PostbackRule:
+        """Change some settings of a campaign S2S postback (``url`` and those of ``add_postback``);
+        None keeps a setting."""
+        unknown = set(changes) - {"url", *rulesettings.POSTBACK_SETTINGS}
+        if unknown:
+            raise HostError(f"a campaign postback has no setting {', '.join(sorted(unknown))}")
+        return self.update_postback(postback_id, **rulesettings.merged(self.postback(postback_id), changes))
 
     def postbacks(self, alias: Optional[str] = None) -> list[PostbackRule]:
         """The campaigns' S2S postbacks, of one campaign when ``alias`` is given."""

@@ -41,6 +41,8 @@ ON_DATABASES = [("sqlite", odd) for odd in ODD] + [("postgresql", odd) for odd i
 _CAMPAIGN = ("alias", "source_id", "offer_url", "name")
 _RULE = ("url", "method", "statuses", "payout_mode", "payout_value", "min_payout", "secrets")
 _SOURCE = ("postback_url", "method", "statuses", "payout_mode", "payout_value", "min_payout", "secrets")
+_API_RULE = _RULE + ("body", "content_type", "follow_redirects")
+_API_SOURCE = ("postback_url",) + _API_RULE[1:] + ("placeholders", "click_id_param", "source_macro", "parameters")
 _SENT = ("subid", "source", "campaign", "outcome", "since", "until", "before", "after")
 _RECEIVED = ("subid", "outcome", "since", "until", "before", "after")
 
@@ -76,12 +78,16 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/settings"): (),
     ("POST", "/settings"): ("response_text", "allowed_ips"),
     ("GET", "/api/sources"): (),
-    ("POST", "/api/sources"): ("id", "template", "postback_url", "statuses", "method"),
+    ("POST", "/api/sources"): ("id", "template") + _API_SOURCE,
+    ("GET", "/api/sources/{source_id}"): (),
+    ("PATCH", "/api/sources/{source_id}"): _API_SOURCE,
     ("GET", "/api/templates"): (),
     ("GET", "/api/campaigns"): (),
     ("POST", "/api/campaigns"): _CAMPAIGN,
     ("GET", "/api/campaigns/{alias}/postbacks"): (),
-    ("POST", "/api/campaigns/{alias}/postbacks"): _RULE,
+    ("POST", "/api/campaigns/{alias}/postbacks"): _API_RULE,
+    ("GET", "/api/postbacks/{postback_id}"): (),
+    ("PATCH", "/api/postbacks/{postback_id}"): _API_RULE,
     ("DELETE", "/api/postbacks/{postback_id}"): (),
     ("GET", "/api/sent-postbacks"): _SENT[:6] + ("limit",),
     ("GET", "/api/received-postbacks"): _RECEIVED[:4] + ("limit",),
@@ -101,7 +107,7 @@ VALID = {
     "url": "https://partner.example/pb?c={external_id}", "postback_url": "https://partner.example/pb?c={external_id}",
     "method": "GET", "statuses": "sale", "payout_mode": "real", "payout_value": "", "min_payout": "", "secrets": "",
     "id": "fresh", "template": "exoclick", "status": "sale", "payout": "1.00", "currency": "USD",
-    "external_id": "e", "next": "/sent", "response_text": "OK", "allowed_ips": "", "password": "wrong",
+    "external_id": "e", "next": "/sent", "body": "", "content_type": "", "click_id_param": "", "source_macro": "", "response_text": "OK", "allowed_ips": "", "password": "wrong",
 }
 
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
