@@ -10,13 +10,18 @@ from ..handoff import STUCK_AFTER
 from .common import admin, call, tracker_of
 from .render import flash, page, see_other
 
+#: Waiting conversions listed at most (the stuck ones first, so they are always among them).
+SHOWN = 200
+
 
 @admin
 async def handoffs(request: Request) -> Response:
-    """``GET /handoffs``: every waiting conversion (at most 200), stuck ones first."""
-    rows = await call(tracker_of(request).handoffs.waiting_list)
+    """``GET /handoffs``: the waiting conversions (at most ``SHOWN``), stuck ones first."""
+    handoffs = tracker_of(request).handoffs
+    rows = await call(handoffs.waiting_list, limit=SHOWN)
     return page(request, "handoffs.html", title="Waiting conversions", section="received", rows=rows,
-                stuck=sum(1 for row in rows if row["stuck"]), stuck_after=STUCK_AFTER)
+                waiting=await call(handoffs.waiting), stuck=await call(handoffs.stuck), shown=SHOWN,
+                stuck_after=STUCK_AFTER)
 
 
 @admin
