@@ -447,7 +447,10 @@ class Dispatcher:
             # to expire (an expired lease sends the postback again, unseen).
             with self._lock:
                 if done is not None:
-                    done = self._feed_hosts(row, done)
+                    try:
+                        done = self._feed_hosts(row, done)
+                    except Exception:  # the host's limits only steer sending: the result must be kept
+                        log.exception("delivery %s: the host's limits could not take the result", row.id)
                 self._in_flight.pop(row.id, None)
                 host = _host_of(row)
                 self._per_host[host] -= 1
@@ -467,7 +470,8 @@ class Dispatcher:
                     or not self._in_flight
                     or self._claim_worth_it(len(self._in_flight) + len(self._waiting))
                 )
-        self._start_waiting()
+        if not self._write_failures:  # while the database refuses writes, nothing more is sent
+            self._start_waiting()
         if wake:
             self._wake.set()
 

@@ -205,6 +205,19 @@ def test_a_crash_in_the_attempts_own_handling_still_ends_recorded(make_s2s, stan
     assert _delivery(s2s).state == "failed"
 
 
+
+def test_a_failure_in_the_host_limits_keeps_the_result(make_s2s, standin, monkeypatch):
+    pm, s2s = make_s2s(lease_seconds=LEASE)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the host's limits")
+
+    monkeypatch.setattr(s2s.dispatcher._hosts, "record", broken)
+    _deliver_one(pm, s2s, standin)
+    (attempt,) = _attempts(s2s)
+    assert len(standin.requests) == 1
+    assert attempt.outcome == "delivered" and _delivery(s2s).state == "delivered"
+
 # --- the invariant, end to end -------------------------------------------------------------
 
 KINDS = ("ok", "b64", "flaky", "slow", "after", "judge", "prep", "decide", "build")
