@@ -34,8 +34,10 @@ ODD = [
     "x" * 3000,
 ]
 
-#: Where the two databases differ (NUL bytes, lengths, numbers), PostgreSQL gets the same walk.
-ON_DATABASES = [("sqlite", odd) for odd in ODD] + [("postgresql", odd) for odd in ("9" * 40, "a\x00b", "x" * 3000)]
+#: Where the two databases differ, each gets the walk: SQLite overflows on huge numbers, while
+#: PostgreSQL refuses NUL bytes and values longer than their column (which SQLite stores).
+ON_DATABASES = ([("sqlite", odd) for odd in ODD if odd not in ("a\x00b", "x" * 3000)]
+                + [("postgresql", odd) for odd in ("9" * 40, "a\x00b", "x" * 3000)])
 
 
 _CAMPAIGN = ("alias", "source_id", "offer_url", "name")

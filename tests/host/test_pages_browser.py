@@ -137,3 +137,42 @@ def test_test_postback_and_postback_editing_in_the_browser(
     page.click("button:has-text('Delete')")
     expect(page.locator("main")).to_contain_text("has no S2S postbacks")
     assert tracker.postbacks("summer") == []
+
+
+def test_a_stuck_conversion_is_found_and_handed_over_from_the_pages(
+    page: Page, served: tuple[str, str, str], tracker: Tracker, standin: StandInSource
+) -> None:
+    import hookspecs
+    from sample_host.handoff import STUCK_AFTER
+
+    class Poison:
+        @hookspecs.hookimpl
+        def on_conversion(self, conversion: hookspecs.Conversion) -> None:
+            raise ValueError("cannot store this click")
+
+    base, password, key = served
+    tracker.add_source("exo", postback_url=f"{standin.url}/pb?c={{external_id}}", statuses=["sale"])
+    tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
+    click, _ = tracker.record_click("summer", {"external_id": "late"})
+    tracker.pm.register(Poison(), name="poison")
+    try:
+        assert tracker.receive_postback(key, {"subid": click.subid, "status": "sale"}).http_status == 200
+        for _ in range(STUCK_AFTER - 1):
+            tracker.hand_over_waiting()
+    finally:
+        tracker.pm.unregister(name="poison")
+
+    _sign_in(page, base, password, "/received")
+    page.click("text=See the waiting conversions")
+    expect(page.locator("h1")).to_have_text("Waiting conversions")
+    row = page.locator("table.log tbody tr")
+    expect(row).to_contain_text("stuck")
+    expect(row).to_contain_text("ValueError: cannot store this click")
+    row.locator("a", has_text=click.subid).click()
+    expect(page.locator("main")).to_contain_text("3 failed tries (stuck)")
+    page.go_back()
+    page.click("button:has-text('Hand over now')")
+    expect(page.locator(".flash.good")).to_contain_text("was handed to the postback plugin")
+    expect(page.locator("main")).to_contain_text("Nothing is waiting")
+    tracker.s2s.drain(timeout=5)
+    assert [r.raw_query for r in standin.wait_for(1)] == ["c=late"]
