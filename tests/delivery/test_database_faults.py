@@ -161,3 +161,32 @@ def test_renew_says_which_claims_are_still_held(make_s2s, standin):
     with s2s.engine.connect() as conn:
         taken = conn.execute(select(t.deliveries.c.id).where(t.deliveries.c.lease_token == 2)).scalars().all()
     assert queue.renew(s2s.engine, rows, 60) == {r.id for r in rows} - set(taken)
+
+
+def test_a_result_whose_claim_was_taken_over_is_logged_and_reported_as_late(make_s2s, standin, host, monkeypatch):
+    standin.set_default(Reply(200, "OK", delay=1.5))  # longer than the lease
+    pm, s2s = make_s2s(lease_seconds=LEASE, timeout=3)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("the database cannot be reached")
+
+    monkeypatch.setattr(queue, "renew", unreachable)  # the lease runs out while the source answers
+    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    pm.hook.on_click(click=click("s1", "X1"))
+    convert(pm, "s1")
+    s2s.start()
+    standin.wait_for(1, timeout=5)
+    time.sleep(LEASE + 0.1)
+    # Another worker takes the expired claim over and records its own attempt first.
+    (taken,) = queue.claim(s2s.engine, fresh=1, lease_seconds=30)
+    done = queue.Completion("failed", None, {"attempt": 1, "outcome": "failed", "started_at": time.time(),
+                                             "reason": "theirs", "response_truncated": False, "reported": True}, 404, "theirs")
+    queue.complete_many(s2s.engine, [(taken, done)])
+    wait_until(lambda: any(queue.LATE_NOTE in a.reason for a in host.attempts), 10, "the late attempt reported")
+    s2s.close()
+    assert len(standin.requests) == 1
+    with s2s.engine.connect() as conn:
+        reasons = sorted(conn.execute(select(t.attempts.c.reason).where(t.attempts.c.attempt > 0)).scalars().all())
+        delivery = conn.execute(select(t.deliveries.c.state, t.deliveries.c.reason)).one()
+    assert reasons[1] == "theirs" and reasons[0].endswith(queue.LATE_NOTE) and "HTTP 200" in reasons[0]
+    assert tuple(delivery) == ("failed", "theirs")  # the late result did not change the delivery

@@ -6,7 +6,9 @@ SQLite and on PostgreSQL, and checks after every step:
 - every delivery is due, in flight (leased), or ended with a reason;
 - every request that reached the source is in the attempt log, except those whose worker died
   before writing them and those still held by a live worker: per delivery,
-  ``recorded == sent - lost at deaths - held`` (so ``sent <= recorded + in flight at deaths``).
+  ``recorded == sent - lost at deaths - held`` (so ``sent <= recorded + in flight at deaths``);
+- a delivery's ``attempts`` counts its recorded attempts but the late ones (whose claim had been
+  taken over): none is counted twice, even when a write is repeated after its answer was lost.
 
 Workers are played by the test with the store's own functions (``queue.claim``, ``record_many``
 as the dispatcher writes results, ``renew``, ``release_many``, ``make_due``) on a clock the test
@@ -269,6 +271,14 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
                 recorded = collections.Counter(
                     dict(conn.execute(select(a.c.delivery_id, func.count()).where(a.c.attempt > 0).group_by(a.c.delivery_id)).all())
                 )
+            with engine.connect() as conn:
+                # A delivery counts the attempts that set its state: every recorded one but the late.
+                counted = dict(conn.execute(select(t.deliveries.c.id, t.deliveries.c.attempts)).all())
+                late = collections.Counter(
+                    conn.execute(select(a.c.delivery_id).where(a.c.attempt > 0, a.c.reason.like(f"%{queue.LATE_NOTE}"))).scalars()
+                )
+            for delivery_id, attempts in counted.items():
+                assert attempts == recorded[delivery_id] - late[delivery_id], (delivery_id, attempts, recorded[delivery_id], late[delivery_id])
             held: collections.Counter[int] = collections.Counter()
             for worker in self.workers:
                 held.update(delivery_id for delivery_id, _ in worker.sending)
