@@ -12,6 +12,7 @@ import hookspecs
 from s2s_plugin.money import PAYOUT_MODES
 
 from ..errors import Conflict, HostError, NotFound
+from ..rulesettings import content_type_of
 from .common import admin, call, flash_warnings, form_list, form_values, secret_names, tracker_of
 from .render import flash, page, see_other
 
@@ -116,6 +117,9 @@ def _postback_form(request: Request, values: dict[str, str], statuses: list[str]
         "payout_value": values.get("payout_value", "").strip() or None,
         "min_payout": values.get("min_payout", "").strip() or None,
         "secrets": secret_names(values.get("secrets")),
+        "body": values.get("body", ""),
+        "content_type": values.get("content_type", ""),
+        "follow_redirects": bool(values.get("follow_redirects")),
     }
 
 
@@ -127,7 +131,8 @@ def _postbacks_page(request: Request, alias: str, *, form: dict[str, Any], error
 
 
 NEW_POSTBACK = {"url": "", "method": "GET", "statuses": ["lead", "sale"], "payout_mode": "real",
-                "payout_value": None, "min_payout": None, "secrets": []}
+                "payout_value": None, "min_payout": None, "secrets": [], "body": "", "content_type": "",
+                "follow_redirects": False}
 
 
 @admin
@@ -160,7 +165,8 @@ def _edit_page(request: Request, number: int, *, form: dict[str, Any] | None, er
     rule = tracker_of(request).postback(str(number))
     values = form or {"url": rule.url, "method": rule.method, "statuses": list(rule.statuses),
                       "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout,
-                      "secrets": list(rule.secrets)}
+                      "secrets": list(rule.secrets), "body": rule.body, "content_type": content_type_of(rule),
+                      "follow_redirects": rule.follow_redirects}
     return page(request, "postback_edit.html", status_code=status, title=f"Postback {rule.id}", section="campaigns",
                 rule=rule, form=values, error=error, statuses=STATUSES, payout_modes=PAYOUT_MODES)
 

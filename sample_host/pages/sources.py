@@ -8,9 +8,12 @@ from typing import Any, Optional
 from starlette.requests import Request
 from starlette.responses import Response
 
+from s2s_plugin.links import link_settings
 from s2s_plugin.money import PAYOUT_MODES
+from s2s_plugin.templates import placeholders_left
 
 from ..errors import Conflict, HostError, NotFound
+from ..rulesettings import content_type_of
 from .campaigns import STATUSES
 from .common import admin, call, flash_warnings, form_list, form_values, secret_names, tracker_of
 from .render import flash, page, see_other
@@ -39,12 +42,31 @@ def _link_suffix(request: Request, source_id: str) -> str:
 def _new_form(request: Request, template_name: Optional[str]) -> dict[str, Any]:
     templates = tracker_of(request).templates()
     chosen = templates.get(template_name or "")
+    blank = {"body": None, "content_type": "", "placeholders": {}, "payout_mode": "real", "payout_value": None,
+             "min_payout": None}
     if chosen is None:
-        return {"id": "", "template": "", "postback_url": "", "method": "GET", "statuses": ["sale"],
-                "payout_mode": "real", "payout_value": None, "min_payout": None, "secrets": []}
-    return {"id": chosen.name, "template": chosen.name, "postback_url": chosen.postback_url,
-            "method": chosen.method, "statuses": list(chosen.statuses), "payout_mode": "real",
-            "payout_value": None, "min_payout": None, "secrets": list(chosen.secrets or ())}
+        return {**blank, "id": "", "template": "", "postback_url": "", "method": "GET", "statuses": ["sale"],
+                "secrets": [], "follow_redirects": False, "click_id_param": "external_id", "source_macro": "",
+                "parameters": {}}
+    return {**blank, "id": chosen.name, "template": chosen.name, "postback_url": chosen.postback_url,
+            "method": chosen.method, "statuses": list(chosen.statuses), "secrets": list(chosen.secrets or ()),
+            "follow_redirects": chosen.follow_redirects, "click_id_param": chosen.click_id_param,
+            "source_macro": chosen.source_macro or "", "parameters": dict(chosen.parameters)}
+
+
+async def _parameter_rows(request: Request) -> dict[str, str]:
+    """The parameter table from the form's rows (``param_name`` and ``param_macro`` side by side);
+    a row left empty is dropped, a half-filled one is kept for the check to name."""
+    form = await request.form()
+    names = [v if isinstance(v, str) else "" for v in form.getlist("param_name")]
+    macros = [v if isinstance(v, str) else "" for v in form.getlist("param_macro")]
+    rows: dict[str, str] = {}
+    for name, macro in zip(names, macros):
+        if name.strip() or macro.strip():
+            if name.strip() in rows:
+                raise HostError(f"tracker parameter {name.strip()} is in the table twice")
+            rows[name.strip()] = macro.strip()
+    return rows
 
 
 def _sources_page(request: Request, *, form: dict[str, Any], error: Optional[str], status: int = 200) -> Response:
@@ -65,7 +87,7 @@ async def sources(request: Request) -> Response:
     return await call(_sources_page, request, form=form, error=None)
 
 
-def _source_values(values: dict[str, str], statuses: list[str]) -> dict[str, Any]:
+def _source_values(values: dict[str, str], statuses: list[str], parameters: dict[str, str]) -> dict[str, Any]:
     return {
         "postback_url": values.get("postback_url", "").strip() or None,
         "method": values.get("method") or None,
@@ -74,6 +96,14 @@ def _source_values(values: dict[str, str], statuses: list[str]) -> dict[str, Any
         "payout_value": values.get("payout_value", "").strip() or None,
         "min_payout": values.get("min_payout", "").strip() or None,
         "secrets": secret_names(values.get("secrets")),
+        "body": values.get("body", ""),
+        "content_type": values.get("content_type", ""),
+        "follow_redirects": bool(values.get("follow_redirects")),
+        "placeholders": {key[len("placeholder_"):]: value.strip() for key, value in values.items()
+                         if key.startswith("placeholder_") and value.strip()},
+        "click_id_param": values.get("click_id_param", "").strip() or None,
+        "source_macro": values.get("source_macro", "").strip() or None,
+        "parameters": parameters,
     }
 
 
@@ -84,14 +114,15 @@ async def add_source(request: Request) -> Response:
     statuses = await form_list(request, "statuses")
     tracker = tracker_of(request)
     source_id = values.get("id", "").strip()
-    form = {**values, "id": source_id, **_source_values(values, statuses)}
+    form: dict[str, Any] = {**values, "id": source_id, **_source_values(values, statuses, {})}
     try:
+        form["parameters"] = await _parameter_rows(request)
         if not statuses:
             raise HostError("choose at least one status for the source's postback")
         if await call(tracker.s2s.source, source_id) is not None:
             raise Conflict(f"source {source_id!r} exists already: open it to change its postback")
         rule = await call(tracker.add_source, source_id, template=values.get("template") or None,
-                          **_source_values(values, statuses))
+                          **_source_values(values, statuses, form["parameters"]))
     except HostError as exc:
         return await call(_sources_page, request, form=form, error=str(exc), status=exc.http_status)
     flash(request, f"Source {source_id} added. Campaigns bought from it need the link shown here.")
@@ -104,12 +135,17 @@ def _source_page(request: Request, source_id: str, *, form: Optional[dict[str, A
     tracker = tracker_of(request)
     rule = tracker.source(source_id)
     template = tracker.templates().get(rule.template or "")
+    link = link_settings(template, rule)
     values = form or {"postback_url": rule.url, "method": rule.method, "statuses": list(rule.statuses),
                       "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout,
-                      "secrets": list(rule.secrets)}
+                      "secrets": list(rule.secrets), "body": rule.body, "content_type": content_type_of(rule),
+                      "follow_redirects": rule.follow_redirects, "placeholders": {},
+                      "click_id_param": link.click_id_param, "source_macro": link.source_macro or "",
+                      "parameters": dict(link.parameters)}
+    left = placeholders_left(rule.url, template.placeholders) if template else []
     return page(request, "source.html", status_code=status, title=f"Source {source_id}", section="sources",
                 rule=rule, template=template, links=_links(request, source_id),
-                warnings=[str(w) for w in tracker.s2s.lint(rule)],
+                warnings=[str(w) for w in tracker.s2s.lint(rule)], placeholders=left,
                 link_suffix=_link_suffix(request, source_id), form=values, error=error, statuses=STATUSES,
                 payout_modes=PAYOUT_MODES)
 
@@ -122,24 +158,25 @@ async def source(request: Request) -> Response:
 
 @admin
 async def save_source(request: Request) -> Response:
-    """``POST /sources/{source_id}``: change the source's postback."""
+    """``POST /sources/{source_id}``: change the source's postback and campaign link."""
     source_id = request.path_params["source_id"]
     values = await form_values(request)
     statuses = await form_list(request, "statuses")
     tracker = tracker_of(request)
+    changes = _source_values(values, statuses, {})
     try:
         rule = await call(tracker.source, source_id)
+        changes["parameters"] = await _parameter_rows(request)
         if not statuses:
             raise HostError("choose at least one status for the source's postback")
-        changes = _source_values(values, statuses)
         if not changes["postback_url"]:
             raise HostError("the postback URL is required")
-        rule = await call(tracker.add_source, source_id, template=rule.template, **changes)
+        # Headers set outside the pages (a token from Python) stay; the content type is the form's.
+        rule = await call(tracker.add_source, source_id, template=rule.template, headers=dict(rule.headers), **changes)
     except NotFound as exc:
         return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
     except HostError as exc:
-        return await call(_source_page, request, source_id, form=_source_values(values, statuses),
-                          error=str(exc), status=exc.http_status)
+        return await call(_source_page, request, source_id, form=changes, error=str(exc), status=exc.http_status)
     flash(request, f"Source {source_id} saved.")
     flash_warnings(request, rule)
     return see_other(f"/sources/{source_id}")

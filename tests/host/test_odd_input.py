@@ -45,6 +45,8 @@ _RULE = ("url", "method", "statuses", "payout_mode", "payout_value", "min_payout
 _SOURCE = ("postback_url", "method", "statuses", "payout_mode", "payout_value", "min_payout", "secrets")
 _API_RULE = _RULE + ("body", "content_type", "follow_redirects")
 _API_SOURCE = ("postback_url",) + _API_RULE[1:] + ("placeholders", "click_id_param", "source_macro", "parameters")
+_PAGE_SOURCE = _SOURCE + ("body", "content_type", "follow_redirects", "click_id_param", "source_macro", "param_name",
+                          "param_macro")
 _SENT = ("subid", "source", "campaign", "outcome", "since", "until", "before", "after")
 _RECEIVED = ("subid", "outcome", "since", "until", "before", "after")
 
@@ -59,14 +61,14 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/campaigns/{alias}"): (),
     ("POST", "/campaigns/{alias}"): _CAMPAIGN[1:],
     ("GET", "/campaigns/{alias}/postbacks"): (),
-    ("POST", "/campaigns/{alias}/postbacks"): _RULE,
+    ("POST", "/campaigns/{alias}/postbacks"): _API_RULE,
     ("GET", "/postbacks/{number:int}/edit"): (),
-    ("POST", "/postbacks/{number:int}/edit"): _RULE,
+    ("POST", "/postbacks/{number:int}/edit"): _API_RULE,
     ("POST", "/postbacks/{number:int}/delete"): (),
     ("GET", "/sources"): ("template",),
-    ("POST", "/sources"): ("id", "template") + _SOURCE,
+    ("POST", "/sources"): ("id", "template") + _PAGE_SOURCE,
     ("GET", "/sources/{source_id}"): (),
-    ("POST", "/sources/{source_id}"): _SOURCE,
+    ("POST", "/sources/{source_id}"): _PAGE_SOURCE,
     ("POST", "/sources/{source_id}/delete"): (),
     ("GET", "/rules/{rule_id}/test"): (),
     ("POST", "/rules/{rule_id}/test"): ("status", "payout", "currency", "external_id"),

@@ -280,3 +280,74 @@ def test_metrics_text_format_escapes_labels_and_accumulates_buckets() -> None:
 def test_bad_cursors_are_a_400_not_a_500(admin: Admin, path: str) -> None:
     response = admin.get(path)
     assert response.status_code == 400 and "must be a whole number" in _text(response)
+
+
+def test_every_source_setting_and_the_parameter_table_from_the_pages(host: Host, admin: Admin,
+                                                                    standin: StandInSource) -> None:
+    prefilled = admin.get("/sources", params={"template": "clickadu"})
+    # The template's parameter table and its placeholders are on the form, ready to edit.
+    assert 'name="param_name" value="source"' in prefilled.text and 'name="param_macro" value="{zoneid}"' in prefilled.text
+    assert 'name="placeholder_HASH"' in prefilled.text and 'name="placeholder_AID"' in prefilled.text
+    created = admin.post("/sources", {
+        "id": "cl", "template": "clickadu", "statuses": "sale", "method": "POST",
+        "postback_url": f"{standin.url}/conversion/HASH/?visitor_id={{external_id}}&aid=AID",
+        "placeholder_HASH": "h1", "placeholder_AID": "a 2", "body": '{"p": "{revenue}"}',
+        "content_type": "application/json", "payout_mode": "fixed", "payout_value": "3", "min_payout": "1",
+        "secrets": "aid", "follow_redirects": "1", "click_id_param": "external_id", "source_macro": "${SUBID}",
+        "param_name": ["sub_id_1", "cost", ""], "param_macro": ["{zoneid}", "{cost}", ""]})
+    assert created.status_code == 303, _text(created)
+    rule = host.tracker.source("cl")
+    assert rule.url == f"{standin.url}/conversion/h1/?visitor_id={{external_id}}&aid=a%202"
+    assert (rule.method, rule.body, dict(rule.headers), rule.payout_mode, str(rule.payout_value), str(rule.min_payout),
+            rule.follow_redirects, rule.parameters) == (
+        "POST", '{"p": "{revenue}"}', {"Content-Type": "application/json"}, "fixed", "3", "1", True,
+        {"sub_id_1": "{zoneid}", "cost": "{cost}"})
+    assert "aid" in rule.secrets
+    shown = admin.get("/sources/cl")
+    assert "?external_id=${SUBID}&sub_id_1={zoneid}&cost={cost}" in _text(shown)
+    assert 'name="follow_redirects" value="1" checked' in shown.text
+
+    # Saving the page changes the table and the click-id settings; an emptied row goes.
+    saved = admin.post("/sources/cl", {
+        "postback_url": rule.url, "method": "GET", "statuses": "sale", "payout_mode": "real", "body": "",
+        "content_type": "", "click_id_param": "clickid", "source_macro": "[CLICK]",
+        "param_name": ["sub_id_1", "", "keyword"], "param_macro": ["", "", "{kw}"]})
+    assert saved.status_code == 400 and "the macro for sub_id_1" in _text(saved)  # half a row is named
+    assert 'value="keyword"' in saved.text  # what was typed stays on the form
+    saved = admin.post("/sources/cl", {
+        "postback_url": rule.url, "method": "GET", "statuses": "sale", "payout_mode": "real", "body": "",
+        "content_type": "", "click_id_param": "clickid", "source_macro": "[CLICK]",
+        "param_name": ["", "keyword"], "param_macro": ["", "{kw}"]})
+    assert saved.status_code == 303, _text(saved)
+    rule = host.tracker.source("cl")
+    assert (rule.method, rule.body, dict(rule.headers), rule.follow_redirects, rule.min_payout, rule.click_id_param,
+            rule.source_macro, rule.parameters) == ("GET", None, {}, False, None, "clickid", "[CLICK]", {"keyword": "{kw}"})
+    assert "?clickid=[CLICK]&keyword={kw}" in _text(admin.get("/sources/cl"))
+    bad = admin.post("/sources/cl", {"postback_url": rule.url, "method": "GET", "statuses": "sale",
+                                      "param_name": "x y", "param_macro": "{z}"})
+    assert bad.status_code == 400 and "'x y' must start with a letter" in _text(bad)
+
+
+def test_campaign_postbacks_take_body_content_type_and_redirects_from_the_pages(host: Host, admin: Admin,
+                                                                                 exo_campaign: str) -> None:
+    added = admin.post("/campaigns/summer/postbacks", {
+        "url": "https://partner.example/pb", "method": "POST", "statuses": "sale", "payout_mode": "percent",
+        "payout_value": "50", "min_payout": "0.5", "body": "c={external_id}&p={revenue}",
+        "content_type": "application/x-www-form-urlencoded", "follow_redirects": "1", "secrets": "key"})
+    assert added.status_code == 303, _text(added)
+    (rule,) = host.tracker.postbacks("summer")
+    assert (rule.body, dict(rule.headers), rule.follow_redirects, rule.payout_mode, str(rule.payout_value)) == (
+        "c={external_id}&p={revenue}", {"Content-Type": "application/x-www-form-urlencoded"}, True, "percent", "50")
+    number = rule.id.split(":")[1]
+    form = admin.get(f"/postbacks/{number}/edit")
+    assert "c={external_id}&amp;p={revenue}</textarea>" in form.text and 'value="application/x-www-form-urlencoded"' in form.text
+    refused = admin.post(f"/postbacks/{number}/edit", {"url": rule.url, "method": "GET", "statuses": "sale",
+                                                        "payout_mode": "real", "body": "c=1"})
+    assert refused.status_code == 400 and "only with method POST" in _text(refused)
+    saved = admin.post(f"/postbacks/{number}/edit", {"url": rule.url, "method": "POST", "statuses": "sale",
+                                                      "payout_mode": "real", "body": '{"c": "{external_id}"}',
+                                                      "content_type": "application/json"})
+    assert saved.status_code == 303
+    (rule,) = host.tracker.postbacks("summer")
+    assert (rule.body, dict(rule.headers), rule.follow_redirects, rule.min_payout) == (
+        '{"c": "{external_id}"}', {"Content-Type": "application/json"}, False, None)

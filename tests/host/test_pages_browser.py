@@ -176,3 +176,45 @@ def test_a_stuck_conversion_is_found_and_handed_over_from_the_pages(
     expect(page.locator("main")).to_contain_text("Nothing is waiting")
     tracker.s2s.drain(timeout=5)
     assert [r.raw_query for r in standin.wait_for(1)] == ["c=late"]
+
+
+def test_a_custom_sources_parameter_table_in_the_browser_and_a_click_through_its_link(
+    page: Page, served: tuple[str, str, str], tracker: Tracker, standin: StandInSource
+) -> None:
+    base, password, key = served
+    _sign_in(page, base, password, "/sources")
+    page.fill("input[name=id]", "own")
+    page.fill("input[name=postback_url]", f"{standin.url}/pb?c={{external_id}}&z={{sub_id_1}}")
+    page.select_option("#add select[name=method]", "POST")
+    page.fill("textarea[name=body]", '{"cost": "{cost}", "p": "{revenue}"}')
+    page.fill("input[name=content_type]", "application/json")
+    page.check("input[name=follow_redirects]")
+    page.fill("input[name=click_id_param]", "clickid")
+    page.fill("input[name=source_macro]", "[CLICK_ID]")
+    page.locator("input[name=param_name]").nth(0).fill("sub_id_1")
+    page.locator("input[name=param_macro]").nth(0).fill("[ZONE]")
+    page.locator("input[name=param_name]").nth(1).fill("cost")
+    page.locator("input[name=param_macro]").nth(1).fill("[PRICE]")
+    page.click("button:has-text('Add source')")
+    expect(page.locator("h1")).to_contain_text("own")
+    expect(page.locator("main")).to_contain_text("?clickid=[CLICK_ID]&sub_id_1=[ZONE]&cost=[PRICE]")
+    expect(page.locator("input[name=follow_redirects]")).to_be_checked()
+
+    page.click("text=Create a campaign")
+    page.fill("input[name=alias]", "summer")
+    page.select_option("select[name=source_id]", "own")
+    page.fill("input[name=offer_url]", f"{standin.url}/offer?s={{subid}}")
+    page.click("button:has-text('Add campaign')")
+    link = page.locator("#campaign-link").inner_text()
+    assert link == f"{base}/c/summer?clickid=[CLICK_ID]&sub_id_1=[ZONE]&cost=[PRICE]"
+
+    # The source substitutes its macros; the click keeps them under the tracker's names.
+    page.goto(link.replace("[CLICK_ID]", "ck-5").replace("[ZONE]", "z-9").replace("[PRICE]", "0.02"))
+    subid = page.url.rsplit("=", 1)[1]
+    assert tracker.click(subid).params == {"clickid": "ck-5", "sub_id_1": "z-9", "cost": "0.02"}
+    with httpx.Client(base_url=base) as network:
+        assert network.get(f"/{key}/postback", params={"subid": subid, "status": "sale", "payout": "3"}).status_code == 200
+    tracker.s2s.drain(timeout=5)
+    sent = [r for r in standin.requests if r.path == "/pb"]
+    assert [(r.method, r.raw_query, r.headers["content-type"], r.body) for r in sent] == [
+        ("POST", "c=ck-5&z=z-9", "application/json", b'{"cost": "0.02", "p": "3"}')]
