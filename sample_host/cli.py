@@ -261,13 +261,19 @@ def worker(database_url: Optional[str], allow_private_targets: bool) -> None:
 
 
 @main.command()
+@db_option
 @click.option("--keep", is_flag=True, help="Keep the demo database and print where it is.")
-def demo(keep: bool) -> None:
-    """Run a whole tracker against a stand-in traffic source and print the Sent postbacks log."""
+def demo(database_url: Optional[str], keep: bool) -> None:
+    """Run a whole tracker against a stand-in traffic source and print the Sent postbacks log.
+
+    Without --db it runs on a temporary SQLite database (deleted after, unless --keep); with --db
+    (or SAMPLE_HOST_DB) it adds its sources, campaigns, clicks and logs to that database.
+    """
     from .demo import run_demo
 
+    group_url = (click.get_current_context().find_root().obj or {}).get("database_url")
     with user_errors():
-        run_demo(echo=click.echo, keep=keep)
+        run_demo(echo=click.echo, keep=keep, database_url=database_url or group_url)
 
 
 @main.command()

@@ -110,12 +110,18 @@ def _waiting_for_retry(tracker: Tracker) -> bool:
     return any(outcome == "retrying" for outcome in latest.values())
 
 
-def run_demo(echo: Echo = print, keep: bool = False, workdir: Optional[Path] = None) -> DemoResult:
+def run_demo(echo: Echo = print, keep: bool = False, workdir: Optional[Path] = None,
+             database_url: Optional[str] = None) -> DemoResult:
     """Run the demo, printing as it goes; return what happened.
 
     :param keep: keep the temporary database (and print its URL) instead of deleting it.
     :param workdir: where to put the database (a new temporary directory when None).
+    :param database_url: run on this database instead (its sources, campaigns and logs gain the
+        demo's; it is kept).
     """
+    if database_url:
+        with StandInSource() as standin:
+            return _run(standin, database_url, echo, keep=True)
     own_dir = workdir is None
     directory = Path(tempfile.mkdtemp(prefix="sample-host-demo-")) if workdir is None else Path(workdir)
     database_url = f"sqlite:///{directory / 'demo.db'}"
