@@ -241,7 +241,7 @@ class HostBoard:
                 cur.execute(_UPSERT_LIMIT, [host, CLOSED, 0, current, now])
             for host, (failures, opened_at, next_probe_at) in to_open.items():
                 cur.execute(_UPSERT_OPEN, [host, OPEN, failures, opened_at, next_probe_at, now])
-                cur.execute(_WAITING_REASON, [reasons[host], now, host, next_probe_at])
+                cur.execute(_WAITING_REASON, [reasons[host], now, host, now])
             for host in to_close:
                 cur.execute(_CLOSE, [now, host])
             if to_close and cur.postgres:
@@ -282,7 +282,8 @@ _CLOSE = (
     f"UPDATE {_HOSTS} SET state = 'closed', failures = 0, opened_at = NULL, next_probe_at = NULL, updated_at = ? "
     "WHERE host = ?"
 )
-# The due deliveries that will wait for the probe (not those waiting for a later retry of their own).
+# The deliveries due now, which wait for the probe (those waiting for a later retry of their own
+# keep the reason that says when and why).
 _WAITING_REASON = (
     f"UPDATE {t.deliveries.name} SET reason = ?, updated_at = ? WHERE host = ? AND state = 'due' AND next_attempt_at <= ?"
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
 from sqlalchemy import select
 
 from s2s_plugin import queue
@@ -202,8 +203,14 @@ def test_a_deferred_delivery_keeps_its_retries_and_max_age(make_s2s, standin, ho
     assert all(r.next_attempt_at <= time.time() for r in untried)  # still due: they wait for the host only
 
 
-def test_claims_leave_an_open_hosts_deliveries_alone_and_take_one_probe(make_s2s):
-    pm, s2s = make_s2s()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """None (a SQLite file) or a fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("fresh_pg_url")
+
+
+def test_claims_leave_an_open_hosts_deliveries_alone_and_take_one_probe(make_s2s, database_url):
+    pm, s2s = make_s2s(database_url)
     _queue_postbacks(pm, s2s, "http://127.0.0.1:9", 5, source="down", prefix="d")
     _queue_postbacks(pm, s2s, "http://127.0.0.1:10", 2, source="up", prefix="u")
     now = time.time()
@@ -244,3 +251,46 @@ def test_fair_queue_drops_rows_and_keeps_its_turns():
     assert sorted(r.id for r in dropped) == [1, 10]
     assert len(waiting) == 3 and waiting.hosts() == ["a"] and waiting.held("b") == 0
     assert [r.id for r in waiting.take_turns(5, lambda host: 5, lambda: False)] == [0, 2, 3]
+
+
+def test_two_workers_on_postgresql_share_an_open_circuit(make_s2s, fresh_pg_url, standin):
+    standin.set_default(RESET)
+    settings = dict(max_concurrency=1, retry_schedule=[0, 600], circuit_failures=2, circuit_cooldown=60, circuit_max_cooldown=60)
+    pm, first = make_s2s(fresh_pg_url, **settings)
+    _queue_postbacks(pm, first, standin.url, 6, source="down", prefix="d")
+    first.drain(timeout=1)
+    assert standin.count == 2  # two failures opened it
+    # Another worker on the same queue: it spends nothing on the open host either.
+    _pm2, second = make_s2s(fresh_pg_url, **settings)
+    second.drain(timeout=1)
+    assert standin.count == 2
+    assert second.stats().hosts[host_key(standin.url)].is_open
+
+
+def test_retry_after_holds_off_the_probe_and_the_delivery(make_s2s, standin):
+    standin.set_default(Reply(429, "slow down", retry_after=30))
+    pm, s2s = make_s2s(max_concurrency=1, retry_schedule=[0, 5], circuit_failures=1, circuit_cooldown=0.5,
+                       circuit_max_cooldown=1)
+    _queue_postbacks(pm, s2s, standin.url, 2, source="busy", prefix="b")
+    s2s.drain(timeout=1)
+    status = s2s.stats().hosts[host_key(standin.url)]
+    assert standin.count == 1 and status.is_open
+    assert status.next_probe_at - status.opened_at >= 29  # the source asked for 30 s: no probe before
+    tried = next(d for d in _deliveries(s2s, "busy") if d.attempts)
+    assert tried.next_attempt_at - time.time() >= 25 and "Retry-After" in tried.reason
+
+
+def test_a_delivery_that_waited_past_max_age_fails_with_that_reason(make_s2s, standin):
+    standin.set_default(RESET)
+    pm, s2s = make_s2s(max_concurrency=1, retry_schedule=[0, 600], circuit_failures=1, circuit_cooldown=60,
+                       circuit_max_cooldown=60, max_age=2)
+    _queue_postbacks(pm, s2s, standin.url, 2, source="down", prefix="d")
+    s2s.drain(timeout=0.5)
+    assert standin.count == 1
+    time.sleep(2.2)
+    with s2s.engine.begin() as conn:  # the host is back (as a probe would find)
+        conn.execute(t.hosts.update().values(state="closed", opened_at=None, next_probe_at=None))
+    standin.set_default(Reply(200, "OK"))
+    s2s.drain(timeout=1)
+    waited = next(d for d in _deliveries(s2s, "down") if d.rule_id and d.attempts == 1 and "maximum age" in (d.reason or ""))
+    assert waited.state == "failed" and standin.count == 1  # never sent: too old
