@@ -333,16 +333,18 @@ class Dispatcher:
             room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
             probes: list[int] = []
+            left: list[bool] = []
             rows = queue.claim(
                 self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease_seconds,
                 exclude_hosts=sorted(full), probe_window=settings.timeout + settings.circuit_max_cooldown, probes=probes,
+                host_cap=self._quota("", hosts + 1), left=left,  # what a host not seen yet may hold
             )
             if not rows and full:
                 self._dry = (frozenset(full), now + self._dry_pause)
                 self._dry_pause = min(2 * self._dry_pause, _DRY_PAUSE_MOST)
             elif rows:
                 self._dry_pause = _DRY_PAUSE
-            self._claimed_all = len(rows) < room
+            self._claimed_all = not left and len(rows) < room
             extra = []
             with self._lock:
                 self._probes.update(probes)
@@ -419,11 +421,19 @@ class Dispatcher:
 
             rows = waiting.take_turns(free, lambda h: room(h, share), fresh_only)
             self._start(rows)
-            if len(rows) < free and len(busy) > 1 and self._claimed_all:
-                # The other hosts cannot use their share (at their own limits): the rest is free to take.
-                more = waiting.take_turns(free - len(rows), lambda h: room(h, self.settings.max_concurrency), fresh_only)
-                self._start(more)
-                rows += more
+            left = free - len(rows)
+            if left > 0 and len(busy) > 1:
+                # Slots the hosts with rows waiting cannot use within their shares (the others are at
+                # their own limits) go to them beyond their shares, up to their limits; except the
+                # shares of hosts whose next rows are not claimed yet (they had some a moment ago).
+                if not self._claimed_all:
+                    left -= sum(
+                        max(0, min(share, hosts.limit(h)) - per_host[h]) for h in busy if not waiting.held(h)
+                    )
+                if left > 0:
+                    more = waiting.take_turns(left, lambda h: room(h, self.settings.max_concurrency), fresh_only)
+                    self._start(more)
+                    rows += more
         return len(rows)
 
     def _start(self, rows: list[Any]) -> None:
@@ -462,10 +472,11 @@ class Dispatcher:
                         self._first_result_at = time.monotonic()
                     self._results.append(done)
                 # Wake the loop only when it has something to do: a first result to time a write by,
-                # a full batch to write, room to claim into, a circuit opened or closed, or nothing
-                # left in flight. Waking it for every attempt costs a thread switch per postback.
+                # a full batch to write, room to claim into, a host with nothing left waiting, a
+                # circuit opened or closed, or nothing left in flight. Waking it for every attempt costs a thread switch per postback.
                 wake = (
                     self._hosts.has_changes()
+                    or not self._waiting.held(host)  # its claimed rows are all started: claim more of it
                     or len(self._results) in (1, _FLUSH_BATCH)
                     or not self._in_flight
                     or self._claim_worth_it(len(self._in_flight) + len(self._waiting))

@@ -2,7 +2,8 @@
 
 - ``ConcurrencyLimit``: an AIMD limit per host. It starts modestly, grows by one per quick answer
   while work waits for the host (doubling per round trip, like TCP's slow start, until the first
-  cut; then by one per round trip), and halves on a timeout, a connection error, 429 or 503, at
+  cut; then by one per round trip; an answer four times slower than the host's usual, the source
+  queueing our requests, does not grow it), and halves on a timeout, a connection error, 429 or 503, at
   most once per round trip. ``per_host_concurrency`` caps it.
 - A circuit breaker per host: after ``circuit_failures`` failed attempts in a row (no connection,
   no answer in time, 5xx, 429) the host is *open*: its deliveries wait, spending neither attempts
@@ -37,8 +38,9 @@ ANSWERED, OVERLOADED, FAILING, NEUTRAL = "answered", "overloaded", "failing", "n
 
 #: The adaptive limit of a host never seen before (or the cap, when that is lower).
 START_LIMIT = 8
-#: An answer slower than this many times the host's usual time (plus a little) does not grow the limit.
-_SLOW_FACTOR, _SLOW_MARGIN_MS = 2.0, 5.0
+#: An answer slower than this many times the host's usual time (plus a margin for a busy machine's
+#: scheduling, which delays answers without the source being any slower) does not grow the limit.
+_SLOW_FACTOR, _SLOW_MARGIN_MS = 4.0, 50.0
 #: The limits are written to ``s2s_hosts`` at most this often per host (for stats and metrics).
 _WRITE_LIMIT_EVERY = 1.0
 

@@ -81,17 +81,46 @@ def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
     return sql + " FOR UPDATE SKIP LOCKED" if postgres else sql
 
 
-def _pick(cur: rawdb.Cursor, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = ()) -> list[int]:
+#: Windows looked at per kind in one claim when hosts that reached ``host_cap`` fill them.
+_WINDOWS = 4
+
+
+def _pick(
+    cur: rawdb.Cursor, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = (),
+    host_cap: Optional[int] = None, left: Optional[list[bool]] = None,
+) -> list[int]:
+    """Up to ``limit`` ids of one kind; ``left`` gets True when due rows were left behind."""
     if limit <= 0:
         return []
-    sql = _pick_sql(cur.postgres, kind, len(hosts), len(skip))
     window = max(limit * _WINDOW_FACTOR, _WINDOW_MIN)
-    return in_turns(cur.execute(sql, [now, *skip, *hosts, window]).fetchall(), limit)
+    taken: list[int] = []
+    left_out = list(hosts)
+    for _ in range(_WINDOWS):
+        sql = _pick_sql(cur.postgres, kind, len(left_out), len(skip))
+        rows = cur.execute(sql, [now, *skip, *left_out, window]).fetchall()
+        ids = in_turns(rows, limit - len(taken), host_cap)
+        taken += ids
+        if left is not None and (len(ids) < len(rows) or len(rows) == window):
+            left.append(True)
+        if len(taken) >= limit or len(rows) < window or host_cap is None:
+            break
+        # The window was all rows of a few hosts, each given as many as it may take: the next
+        # window leaves them out, so hosts queued behind a large old backlog are found in this claim.
+        chosen = set(ids)
+        counts = collections.Counter(host for delivery_id, host in rows if delivery_id in chosen)
+        capped = [host for host, n in counts.items() if n >= host_cap and host is not None]
+        if not capped:
+            break
+        left_out += capped
+    return taken
 
 
-def in_turns(rows: Sequence[tuple[int, Optional[str]]], limit: int) -> list[int]:
-    """Up to ``limit`` ids of ``(id, host)`` rows (oldest first): each host's oldest, then each
-    host's second oldest, and so on; hosts in the order their oldest row comes."""
+def in_turns(rows: Sequence[tuple[int, Optional[str]]], limit: int, host_cap: Optional[int] = None) -> list[int]:
+    """Up to ``limit`` ids of ``(id, host)`` rows (oldest first), at most ``host_cap`` per host:
+    each host's oldest, then each host's second oldest, and so on; hosts in the order their oldest
+    row comes."""
+    if host_cap is not None:
+        limit = min(limit, host_cap * len({row[1] for row in rows}))
     if len(rows) <= limit:
         return [row[0] for row in rows]
     first_host = rows[0][1]
@@ -102,7 +131,7 @@ def in_turns(rows: Sequence[tuple[int, Optional[str]]], limit: int) -> list[int]
         by_host.setdefault(host, []).append(delivery_id)
     taken: list[int] = []
     depth = 0
-    while len(taken) < limit:
+    while len(taken) < limit and (host_cap is None or depth < host_cap):
         for ids in by_host.values():
             if depth < len(ids):
                 taken.append(ids[depth])
@@ -157,12 +186,17 @@ def claim(
     now: Optional[float] = None,
     probe_window: Optional[float] = None,
     probes: Optional[list[int]] = None,
+    host_cap: Optional[int] = None,
+    left: Optional[list[bool]] = None,
 ) -> list[Any]:
     """Lease due deliveries: expired leases first, then up to ``retries`` retries and ``fresh``
     first attempts (retry room left unused goes to first attempts), oldest due first. Deliveries
     of hosts whose circuit is open (``s2s_hosts``) are left alone.
 
     :param exclude_hosts: host keys to leave alone (their per-host limit is reached).
+    :param host_cap: at most this many deliveries of one host (and then hosts queued behind a
+        large backlog of a few others are looked for in the same claim).
+    :param left: gets True appended when due deliveries (of hosts not left out) were left unclaimed.
     :param probe_window: when given, also claim one delivery of each open host whose probe time
         has come (its next probe is then ``probe_window`` seconds away unless this one reports);
         their ids are appended to ``probes``.
@@ -181,10 +215,10 @@ def claim(
             ids += found
             if probes is not None:
                 probes.extend(found)
-        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts)
-        ids += _pick(cur, "fresh", total - len(ids), now, hosts)
+        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts, host_cap=host_cap, left=left)
+        ids += _pick(cur, "fresh", total - len(ids), now, hosts, host_cap=host_cap, left=left)
         if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
-            ids += _pick(cur, "retry", total - len(ids), now, hosts, skip=ids)
+            ids += _pick(cur, "retry", total - len(ids), now, hosts, skip=ids, host_cap=host_cap, left=left)
         if not ids:
             return []
         rows = [ClaimedDelivery._make(r) for r in cur.execute(_lease_sql(len(ids)), [now + lease_seconds, now, *ids]).fetchall()]
