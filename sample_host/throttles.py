@@ -80,9 +80,13 @@ class RecentCounts:
         return events
 
     def _shrink(self, now: float) -> None:
-        for key in [k for k, events in self._events.items() if not events or events[-1] <= now - self.window]:
-            del self._events[key]
-        while len(self._events) > self.max_keys:
+        # Keys are in the order they were last counted, so the idle ones are the oldest: drop
+        # them from the front, then the least recently counted while there are too many. Each
+        # key is dropped once, so a spray of new addresses costs O(1) per request.
+        while self._events:
+            events = next(iter(self._events.values()))
+            if len(self._events) <= self.max_keys and events and events[-1] > now - self.window:
+                break
             self._events.popitem(last=False)
 
 
