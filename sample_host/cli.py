@@ -170,8 +170,12 @@ def init(database_url: Optional[str], as_json: bool, base_url: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--secure-cookies", is_flag=True, help="Mark the session cookie Secure (when served over HTTPS).")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+              help="Reverse proxies whose X-Forwarded-For names the client, comma-separated ('*': any). "
+                   "The sign-in and refusal throttles count that client (an IPv6 one by its /64).")
 @private_targets_option
-def serve(database_url: Optional[str], host: str, port: int, secure_cookies: bool, allow_private_targets: bool) -> None:
+def serve(database_url: Optional[str], host: str, port: int, secure_cookies: bool, forwarded_allow_ips: str,
+          allow_private_targets: bool) -> None:
     """Run the tracker's web app and its postback delivery dispatcher."""
     import uvicorn
 
@@ -187,7 +191,8 @@ def serve(database_url: Optional[str], host: str, port: int, secure_cookies: boo
                    "(full URL: `sample-host init`)", err=True)
         hide_postback_key(creds.postback_key)  # access log lines carry the inbound postback's path
         app = create_app(tracker, run_dispatcher=True, secure_cookies=secure_cookies)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
+                    forwarded_allow_ips=forwarded_allow_ips)
 
 
 @main.command("reset-password")

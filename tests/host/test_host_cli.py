@@ -225,3 +225,48 @@ def test_worker_hands_over_conversions_the_plugin_did_not_take(database_url: str
     assert "handed 1 waiting conversion(s) to the postback plugin" in err
     with Tracker(database_url, load_plugins=False) as tracker:
         assert tracker.handoffs.waiting() == 0
+
+
+def test_serve_counts_the_client_a_trusted_proxy_names(database_url: str) -> None:
+    """``serve`` behind a reverse proxy on loopback: the sign-in throttle counts the client the proxy
+    names in X-Forwarded-For, an IPv6 one by its /64."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from tests.support.servers import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(root), "S2S_DISABLE_PLUGINS": "*"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sample_host.cli", "serve", "--db", database_url, "--port", str(port),
+         "--forwarded-allow-ips", "127.0.0.1"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    form = client.get("/login")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+                    time.sleep(0.1)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+
+            def guess(address: str) -> int:
+                return client.post("/login", data={"csrf_token": token, "password": "guess"},
+                                   headers={"X-Forwarded-For": address}).status_code
+
+            assert [guess(f"2001:db8:7:8::{n:x}") for n in range(1, 12)] == [401] * 10 + [429]
+            assert guess("2001:db8:7:9::1") == 401
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=20)
