@@ -209,7 +209,12 @@ def test_api_manages_sources_campaigns_and_postbacks(host: Host, standin: StandI
     campaign = host.api.post("/api/campaigns", json={"alias": "dating", "source_id": "ts",
                                                       "offer_url": "https://offer.example/?s={subid}"})
     assert campaign.status_code == 201, campaign.text
-    assert campaign.json()["link"] == f"{host.base_url}/c/dating?external_id={{click_id}}"
+    # TrafficStars' click id, then its parameter table.
+    assert campaign.json()["link"] == (f"{host.base_url}/c/dating?external_id={{click_id}}&source={{adspot_id}}"
+                                       "&ad_campaign_id={campaign_id}&creative_id={creative_id}&cost={cost}"
+                                       "&keyword={keywords}&sub_id_1={format}&sub_id_2={pricing_model}"
+                                       "&sub_id_3={adspot_name}&sub_id_4={carrier}&sub_id_5={site_host}"
+                                       "&sub_id_6={category}")
     assert [c["alias"] for c in host.api.get("/api/campaigns").json()["items"]] == ["dating"]
 
     postback = host.api.post("/api/campaigns/dating/postbacks",
