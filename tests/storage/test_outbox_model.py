@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import time
 from decimal import Decimal
 from typing import Any
@@ -40,7 +41,8 @@ SUBIDS = ("c0", "c1", "c2")
 STATUSES = ("lead", "sale", "rejected", "rebill")
 TIDS = (None, "t1", "t2")
 #: Examples per database and steps per example: each database runs in well under a minute on 2 cores.
-EXAMPLES = 100
+#: ``S2S_OUTBOX_EXAMPLES=2000 pytest --timeout=0 tests/storage`` explores further (minutes per database).
+EXAMPLES = int(os.environ.get("S2S_OUTBOX_EXAMPLES", "100"))
 STEPS = 40
 
 
