@@ -52,14 +52,15 @@ def _attempts_per_delivery(s2s) -> list[int]:
     return [counts.get(i, 0) for i in ids]
 
 
-def _finish_and_check(s2s, standin, caplog) -> None:
+def _finish_and_check(s2s, standin, caplog, renewals_fail: bool = True) -> None:
     wait_until(lambda: states(s2s.engine).get("delivered", 0) == COUNT, 30, "every delivery recorded")
     time.sleep(LEASE + 0.3)  # a claim left behind has expired by now, and been taken up again
     s2s.close()
     sends = received(standin)
     assert len(sends) == COUNT and set(sends.values()) == {1}, sends
-    # The fault was met: writes and renewals failed and were tried again.
-    assert "could not write" in caplog.text and "could not renew" in caplog.text
+    # The fault was met: writes (and renewals, when the fault stops them too) failed and were tried again.
+    assert "could not write" in caplog.text
+    assert ("could not renew" in caplog.text) == renewals_fail
     assert _attempts_per_delivery(s2s) == [1] * COUNT
     assert states(s2s.engine) == {"delivered": COUNT}
 
@@ -190,3 +191,30 @@ def test_a_result_whose_claim_was_taken_over_is_logged_and_reported_as_late(make
         delivery = conn.execute(select(t.deliveries.c.state, t.deliveries.c.reason)).one()
     assert reasons[1] == "theirs" and reasons[0].endswith(queue.LATE_NOTE) and "HTTP 200" in reasons[0]
     assert tuple(delivery) == ("failed", "theirs")  # the late result did not change the delivery
+
+
+def test_claims_stay_renewed_while_results_wait_to_be_written(make_s2s, standin, caplog, monkeypatch):
+    """Writes of results fail for longer than a lease while renewals go through: no claim expires,
+    so no other worker can take one over and send it again."""
+    caplog.set_level(logging.WARNING, "s2s_postback.delivery")
+    standin.set_default(Reply(200, "OK", delay=ANSWER_DELAY))
+    pm, s2s = make_s2s(**SETTINGS)
+    _queue(pm, s2s, standin.url)
+    record_many = queue.record_many
+    failing_until = [float("inf")]
+
+    def record_many_failing(*args, **kwargs):
+        if time.monotonic() < failing_until[0]:
+            raise OSError("server closed the connection unexpectedly")
+        return record_many(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "record_many", record_many_failing)
+    s2s.start()
+    standin.wait_for(COUNT, timeout=10)
+    failing_until[0] = time.monotonic() + FAULT
+    taken = []
+    while time.monotonic() < failing_until[0]:
+        taken += queue.claim(s2s.engine, fresh=COUNT, lease_seconds=30)  # another worker looking
+        time.sleep(0.1)
+    assert taken == []
+    _finish_and_check(s2s, standin, caplog, renewals_fail=False)
