@@ -233,7 +233,14 @@ class Dispatcher:
         except Exception:  # nothing was sent for these: their leases expire and they are claimed again
             log.exception("could not give back %d unstarted claims on shutdown", len(waiting))
         self._finish_in_flight(grace)
-        self._write_all(time.monotonic() + max(grace, 5.0))
+        # A loop turn still running (a slow database) finishes before the last writes, so two
+        # writers never share the results; after the wait, they are written anyway.
+        looping = self._loop_lock.acquire(timeout=max(grace, 5.0))
+        try:
+            self._write_all(time.monotonic() + max(grace, 5.0))
+        finally:
+            if looping:
+                self._loop_lock.release()
         with self._lock:
             left, unwritten = len(self._in_flight), len(self._results)
         if left:
