@@ -112,7 +112,7 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
 
         # --- the host --------------------------------------------------------------------
 
-        @precondition(lambda self: self.converted < 8)
+        @precondition(lambda self: self.converted < 5)
         @rule(subid=st.sampled_from(SUBIDS), status=st.sampled_from(STATUSES), tid=st.sampled_from(TIDS))
         def conversion(self, subid: str, status: str, tid: Any) -> None:
             """A conversion or a status change (new, change, repeat or ignored: the service decides)."""
@@ -139,7 +139,8 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
 
         # --- workers ---------------------------------------------------------------------
 
-        @precondition(lambda self: self.converted)
+        # Claims stop while plenty is claimed and unsent, so the steps go to sending and writing.
+        @precondition(lambda self: self.converted and sum(len(w.claimed) for w in self.workers) < 4)
         @rule(w=st.integers(0, WORKERS - 1), fresh=st.integers(0, 3), retries=st.integers(0, 2))
         def claim(self, w: int, fresh: int, retries: int) -> None:
             """A worker claims due deliveries and expired leases (another worker's, or its own)."""
