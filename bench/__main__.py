@@ -177,8 +177,8 @@ def queue_postbacks(service: s2s_plugin.PostbackService, targets: list[tuple[str
     """One due delivery per ``(base_url, source_id)``, in that order, written straight to the outbox."""
     from sqlalchemy import func, select
 
-    from s2s_plugin import tables as t
-    from s2s_plugin.hosts import host_key
+    from s2s_plugin.storage import tables as t
+    from s2s_plugin.resolution.hosts import host_key
 
     now = time.time()
     with service.engine.connect() as conn:
@@ -219,7 +219,7 @@ def _enqueue_costs(count: int, other_campaigns: int = 0) -> list[float]:
     """``on_conversion`` costs (µs) of ``count`` conversions with two postbacks each (the source's
     and the campaign's), on a fresh SQLite file; ``other_campaigns`` more campaigns, each with its
     postback, and one source per 25 of them, make a large configuration."""
-    from s2s_plugin import tables as t
+    from s2s_plugin.storage import tables as t
 
     with tempfile.TemporaryDirectory() as tmp:
         pm, service = plugin(f"sqlite:///{tmp}/bench.db")
@@ -469,7 +469,7 @@ def _wait_delivered(
     """Seconds from ``started`` (default: now) until ``total`` deliveries (of ``source``) are delivered."""
     from sqlalchemy import func, select
 
-    from s2s_plugin import tables as t
+    from s2s_plugin.storage import tables as t
 
     started = time.perf_counter() if started is None else started
     deadline = time.monotonic() + timeout
@@ -500,7 +500,7 @@ def scenario_backlog_rss(quick: bool) -> None:
             try:
                 from sqlalchemy import func, select
 
-                from s2s_plugin import tables as t
+                from s2s_plugin.storage import tables as t
 
                 query = select(func.count()).where(t.deliveries.c.state == "delivered")
                 while True:
@@ -547,8 +547,8 @@ def scenario_postgres(quick: bool) -> None:
                 database_url = server.create_database() if server else base
                 pm, service = plugin(database_url)
                 try:
-                    from s2s_plugin import queue
-                    from s2s_plugin import tables as t
+                    from s2s_plugin.storage import queue
+                    from s2s_plugin.storage import tables as t
 
                     if not server:  # an external database: start from an empty outbox
                         with service.engine.begin() as conn:

@@ -9,11 +9,11 @@ then calls ``on_click`` and ``on_conversion`` through its hooks; the plugin reso
 delivers the postbacks and reports each attempt through ``on_postback_sent``.
 """
 
-from .errors import ConfigError, InputError, S2SError
-from .explain import Explanation
-from .plugins import load_plugins, make_plugin_manager
-from .service import PostbackService, install
-from .settings import DEFAULT_RETRY_SCHEDULE, DeliverySettings
+from s2s_plugin.errors import ConfigError, InputError, S2SError
+from s2s_plugin.ops.explain import Explanation
+from s2s_plugin.hooks.plugins import load_plugins, make_plugin_manager
+from s2s_plugin.service import PostbackService, install
+from s2s_plugin.settings import DEFAULT_RETRY_SCHEDULE, DeliverySettings
 
 __version__ = "0.1.0"
 

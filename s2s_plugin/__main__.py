@@ -1,5 +1,5 @@
 """``python -m s2s_plugin``: the ``s2s-postback`` command line."""
 
-from .cli import main
+from s2s_plugin.cli import main
 
 main()

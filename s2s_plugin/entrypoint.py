@@ -16,10 +16,10 @@ import pluggy
 import hookspecs
 from hookspecs import Click, Conversion
 
-from .plugins import OWN_ENTRY_POINT, make_plugin_manager
+from s2s_plugin.hooks.plugins import OWN_ENTRY_POINT, make_plugin_manager
 
 if TYPE_CHECKING:  # pragma: no cover  (built lazily: the service imports the whole plugin)
-    from .service import PostbackService
+    from s2s_plugin.service import PostbackService
 
 #: The entry point's name: ``install`` registers under it too, so loading entry points after
 #: ``install`` does not register the plugin twice.
@@ -29,7 +29,7 @@ ENTRY_POINT_NAME = OWN_ENTRY_POINT
 def build_plugin_manager() -> pluggy.PluginManager:
     """A plugin manager with the hook contract and the installed third-party plugins.
 
-    Built by ``s2s_plugin.plugins.make_plugin_manager``: a plugin that fails to load is skipped
+    Built by ``s2s_plugin.hooks.plugins.make_plugin_manager``: a plugin that fails to load is skipped
     with a warning (``S2S_PLUGINS_STRICT=1`` raises), ``S2S_DISABLE_PLUGINS`` is honoured, and this
     plugin's own entry point is left for the caller to replace with a configured service.
     """
@@ -48,8 +48,8 @@ class EntryPointPlugin:
         if self._service is None:
             with self._lock:
                 if self._service is None:
-                    from .service import PostbackService
-                    from .settings import DeliverySettings, database_url_from_env, settings_from_env
+                    from s2s_plugin.service import PostbackService
+                    from s2s_plugin.settings import DeliverySettings, database_url_from_env, settings_from_env
 
                     pm = build_plugin_manager()
                     service = PostbackService(pm, database_url_from_env(), DeliverySettings.from_kwargs(**settings_from_env()))

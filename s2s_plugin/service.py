@@ -14,27 +14,29 @@ from sqlalchemy import select
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
 
-from . import hookcalls, operations, queue
-from . import tables as t
-from .db import make_engine
-from .dispatcher import Dispatcher, headers_of
-from .errors import ConfigError, InputError
-from .explain import Explanation, explain_subid
-from .platforms import register_platforms
-from .money import check_payout_settings, coerce_payout
-from .redact import join_secrets
-from .resolve import PlannedPostback, plan
-from .ruleid import RuleId
-from .rows import attempt_from_rows, conversion_for_delivery
-from .sender import Answer, Sender, Verdict
-from .settings import DeliverySettings
-from .stats import OutboxStats, outbox_stats
-from .statuses import check_status
-from .store import Recorded, Store
-from .links import check_macro, check_param_name, check_parameters, link_settings
-from .lint import LintWarning, lint, lint_rule
-from .templates import campaign_link as templates_campaign_link
-from .templates import fill_placeholders, find_template, source_templates
+from s2s_plugin.hooks import hookcalls
+from s2s_plugin.ops import operations
+from s2s_plugin.storage import queue
+from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.db import make_engine
+from s2s_plugin.delivery.dispatcher import Dispatcher, headers_of
+from s2s_plugin.errors import ConfigError, InputError
+from s2s_plugin.ops.explain import Explanation, explain_subid
+from s2s_plugin.platforms import register_platforms
+from s2s_plugin.resolution.money import check_payout_settings, coerce_payout
+from s2s_plugin.resolution.redact import join_secrets
+from s2s_plugin.resolution.resolve import PlannedPostback, plan
+from s2s_plugin.resolution.ruleid import RuleId
+from s2s_plugin.storage.rows import attempt_from_rows, conversion_for_delivery
+from s2s_plugin.delivery.sender import Answer, Sender, Verdict
+from s2s_plugin.settings import DeliverySettings
+from s2s_plugin.ops.stats import OutboxStats, outbox_stats
+from s2s_plugin.resolution.statuses import check_status
+from s2s_plugin.storage.store import Recorded, Store
+from s2s_plugin.resolution.links import check_macro, check_param_name, check_parameters, link_settings
+from s2s_plugin.resolution.lint import LintWarning, lint, lint_rule
+from s2s_plugin.resolution.templates import campaign_link as templates_campaign_link
+from s2s_plugin.resolution.templates import fill_placeholders, find_template, source_templates
 
 log = logging.getLogger("s2s_postback")
 

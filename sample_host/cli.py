@@ -16,7 +16,7 @@ from typing import Any, Optional
 import click
 
 from . import DEFAULT_DATABASE_URL
-from s2s_plugin.plugins import loading_failure
+from s2s_plugin.hooks.plugins import loading_failure
 
 from .errors import HostError
 from .tables import RECEIVED_POSTBACK_COLUMNS, SENT_POSTBACK_COLUMNS, format_table
@@ -499,7 +499,7 @@ def sources_list(database_url: Optional[str], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
 def plugins(database_url: Optional[str], as_json: bool) -> None:
     """List the loaded plugins with their versions and hooks, and the installed ones not loaded."""
-    from s2s_plugin.plugins import report_dict, report_lines
+    from s2s_plugin.hooks.plugins import report_dict, report_lines
 
     with open_tracker(database_url) as tracker:
         tracker.templates()  # builds the template library, which is where a failing plugin shows

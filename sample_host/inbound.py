@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Optional
 
-from s2s_plugin.money import parse_payout
-from s2s_plugin.statuses import map_inbound_status, status_mapping
+from s2s_plugin.resolution.money import parse_payout
+from s2s_plugin.resolution.statuses import map_inbound_status, status_mapping
 
 from . import db
 from .errors import HostError

@@ -23,8 +23,8 @@ import hookspecs
 import s2s_plugin
 from hookspecs import Click, PostbackRule
 from s2s_plugin.errors import ConfigError
-from s2s_plugin.plugins import load_report, make_plugin_manager
-from s2s_plugin.ruleid import RuleId
+from s2s_plugin.hooks.plugins import load_report, make_plugin_manager
+from s2s_plugin.resolution.ruleid import RuleId
 
 from . import credentials, db, inbound_settings, rulesettings
 from .credentials import Credentials

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ..errors import S2SError
-from ..plugins import loading_failure
-from ..settings import database_url_from_env
+from s2s_plugin.errors import S2SError
+from s2s_plugin.hooks.plugins import loading_failure
+from s2s_plugin.settings import database_url_from_env
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

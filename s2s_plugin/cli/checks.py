@@ -7,9 +7,9 @@ from typing import Optional
 
 import click
 
-from .base import database_option, main, user_errors
-from .inspect import _library
-from .service import open_service
+from s2s_plugin.cli.base import database_option, main, user_errors
+from s2s_plugin.cli.inspect import _library
+from s2s_plugin.cli.service import open_service
 
 
 @main.command()
@@ -24,9 +24,9 @@ def lint(url: Optional[str], template: Optional[str], body: Optional[str], metho
          database_url: str) -> None:
     """Check a postback URL: unknown macros (with a suggestion), placeholders left in, a missing
     click-id macro, plain http. Exits 1 when something was found."""
-    from ..lint import lint as lint_url
-    from ..lint import lint_rule
-    from ..templates import find_template
+    from s2s_plugin.resolution.lint import lint as lint_url
+    from s2s_plugin.resolution.lint import lint_rule
+    from s2s_plugin.resolution.templates import find_template
 
     if lint_all:
         service = open_service(database_url)
@@ -64,7 +64,7 @@ def lint(url: Optional[str], template: Optional[str], body: Optional[str], metho
 def campaign_link(campaign: str, base_url: str, template: Optional[str], source_id: Optional[str], database_url: str) -> None:
     """Print the campaign link to give the traffic source, with its click-id macro:
     https://HOST/c/CAMPAIGN?external_id={conversions_tracking}"""
-    from ..templates import UNKNOWN_SOURCE_MACRO, campaign_link as link_for, find_template
+    from s2s_plugin.resolution.templates import UNKNOWN_SOURCE_MACRO, campaign_link as link_for, find_template
 
     if source_id:
         service = open_service(database_url)

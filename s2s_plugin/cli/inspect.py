@@ -8,8 +8,8 @@ import click
 
 from hookspecs import SourceTemplate
 
-from .base import database_option, main, user_errors
-from .service import open_service
+from s2s_plugin.cli.base import database_option, main, user_errors
+from s2s_plugin.cli.service import open_service
 
 
 @main.command()
@@ -34,8 +34,8 @@ def templates() -> None:
 
 def _library() -> dict[str, SourceTemplate]:
     """The built-in templates and the installed plugins' (a failing plugin is named on stderr)."""
-    from ..entrypoint import build_plugin_manager
-    from ..templates import source_templates
+    from s2s_plugin.entrypoint import build_plugin_manager
+    from s2s_plugin.resolution.templates import source_templates
 
     library, failures = source_templates(build_plugin_manager())
     for failure in failures:
@@ -48,7 +48,7 @@ def _library() -> dict[str, SourceTemplate]:
 @user_errors
 def templates_list(as_json: bool) -> None:
     """List the templates: name, confidence, the source's click-id macro, the postback URL."""
-    from ..templates import builtin_facts, describe_template
+    from s2s_plugin.resolution.templates import builtin_facts, describe_template
 
     library = _library()
     if as_json:
@@ -67,7 +67,7 @@ def templates_list(as_json: bool) -> None:
 def templates_show(name: str) -> None:
     """Show one template: its postback URL, the placeholders to replace, the campaign link to give
     the source, what is known about the source's answers, and where that is documented."""
-    from ..templates import campaign_link, describe_template, find_template
+    from s2s_plugin.resolution.templates import campaign_link, describe_template, find_template
 
     template = find_template(_library(), name)
     if template is None:  # find_template raises for an unknown name; None only for no name at all

@@ -7,9 +7,9 @@ from typing import Optional
 
 import click
 
-from ..errors import InputError
-from .base import database_option, main, user_errors
-from .service import open_service
+from s2s_plugin.errors import InputError
+from s2s_plugin.cli.base import database_option, main, user_errors
+from s2s_plugin.cli.service import open_service
 
 
 @main.group()
@@ -23,8 +23,8 @@ def db() -> None:
 @user_errors
 def db_upgrade(database_url: str, revision: str) -> None:
     """Create the plugin's tables, or bring them up to date (Alembic migrations)."""
-    from .. import migrate
-    from ..db import make_engine
+    from s2s_plugin.storage import migrate
+    from s2s_plugin.storage.db import make_engine
 
     engine = make_engine(database_url)
     try:
@@ -44,8 +44,8 @@ def db_upgrade(database_url: str, revision: str) -> None:
 @user_errors
 def db_current(database_url: str) -> None:
     """Print the revision of the plugin's tables (nothing when they do not exist)."""
-    from .. import migrate
-    from ..db import make_engine
+    from s2s_plugin.storage import migrate
+    from s2s_plugin.storage.db import make_engine
 
     engine = make_engine(database_url)
     try:
@@ -129,7 +129,7 @@ def test_send(rule_id: str, database_url: str, params: tuple[str, ...], allow_pr
 @user_errors
 def prune(database_url: str, older_than: str) -> None:
     """Delete attempt-log entries older than --older-than (pending deliveries' entries are kept)."""
-    from ..operations import parse_duration
+    from s2s_plugin.ops.operations import parse_duration
 
     seconds = parse_duration(older_than)
     service = open_service(database_url)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..entrypoint import ENTRY_POINT_NAME, build_plugin_manager
-from ..service import PostbackService
-from ..settings import DeliverySettings, settings_from_env
+from s2s_plugin.entrypoint import ENTRY_POINT_NAME, build_plugin_manager
+from s2s_plugin.service import PostbackService
+from s2s_plugin.settings import DeliverySettings, settings_from_env
 
 
 def open_service(database_url: str, **overrides: Any) -> PostbackService:

@@ -23,8 +23,8 @@ import pluggy
 
 from hookspecs import SourceTemplate
 
-from ..hookcalls import call_collect, expect_list_of
-from . import ga4, meta_capi, tiktok
+from s2s_plugin.hooks.hookcalls import call_collect, expect_list_of
+from s2s_plugin.platforms import ga4, meta_capi, tiktok
 
 #: Every built-in platform plugin, by the name it is registered under.
 PLATFORMS: dict[str, ModuleType] = {

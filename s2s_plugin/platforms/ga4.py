@@ -20,7 +20,7 @@ from typing import Any, Optional
 import hookspecs
 from hookspecs import PostbackRequest, ResolveContext, SourceTemplate
 
-from .events import amount, compact, param, split_inputs
+from s2s_plugin.platforms.events import amount, compact, param, split_inputs
 
 NAME = "ga4"
 

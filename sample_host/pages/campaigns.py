@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import hookspecs
-from s2s_plugin.money import PAYOUT_MODES
+from s2s_plugin.resolution.money import PAYOUT_MODES
 
 from ..errors import Conflict, HostError, NotFound
 from ..rulesettings import content_type_of

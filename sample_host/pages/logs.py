@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import hookspecs
-from s2s_plugin.hostlimits import host_statuses
+from s2s_plugin.delivery.hostlimits import host_statuses
 
 from ..errors import HostError
 from ..logs import RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, parse_time

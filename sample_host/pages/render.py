@@ -11,7 +11,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from s2s_plugin.redact import redact_url
+from s2s_plugin.resolution.redact import redact_url
 
 from ..security import CSRF_FIELD, csrf_token
 from ..tables import cell

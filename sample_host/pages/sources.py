@@ -8,9 +8,9 @@ from typing import Any, Optional
 from starlette.requests import Request
 from starlette.responses import Response
 
-from s2s_plugin.links import link_settings
-from s2s_plugin.money import PAYOUT_MODES
-from s2s_plugin.templates import placeholders_left
+from s2s_plugin.resolution.links import link_settings
+from s2s_plugin.resolution.money import PAYOUT_MODES
+from s2s_plugin.resolution.templates import placeholders_left
 
 from ..errors import Conflict, HostError, NotFound
 from ..rulesettings import content_type_of

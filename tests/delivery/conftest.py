@@ -1,37 +1,3 @@
-"""Helpers for delivery tests: clicks, conversions and child processes running this tree's code.
+"""The delivery tests' helpers live in tests/support/flow.py; imported here for ``from .conftest import``."""
 
-The ``host`` and ``make_s2s`` fixtures come from tests/conftest.py.
-"""
-
-from __future__ import annotations
-
-import os
-import sys
-from decimal import Decimal
-from pathlib import Path
-from typing import Any
-
-from hookspecs import Click, Conversion
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def click(subid: str, external_id: str = "abc", campaign: str = "summer", source: str | None = "exo") -> Click:
-    return Click(subid=subid, campaign_id=campaign, source_id=source, params={"external_id": external_id})
-
-
-def convert(pm: Any, subid: str, status: str = "sale", payout: str = "2.5", **kw: Any) -> None:
-    pm.hook.on_conversion(conversion=Conversion(subid=subid, status=status, payout=Decimal(payout), **kw))
-
-
-def process_env(**extra: str) -> dict[str, str]:
-    """Environment for a child process that imports this checkout's packages."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("S2S_")}
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.update(extra)
-    return env
-
-
-def cli(*args: str) -> list[str]:
-    """The ``s2s-postback`` command line, run from this checkout."""
-    return [sys.executable, "-m", "s2s_plugin", *args]
+from tests.support.flow import ROOT, cli, click, convert, process_env  # noqa: F401

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from sqlalchemy import event, func, select
 
-from s2s_plugin import queue
-from s2s_plugin import tables as t
+from s2s_plugin.storage import queue
+from s2s_plugin.storage import tables as t
 from sample_host.standin import Reply
 
 from .conftest import click, convert

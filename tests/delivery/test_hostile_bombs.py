@@ -24,7 +24,7 @@ _CHILD = textwrap.dedent(
     import json, resource, sys
     from concurrent.futures import ThreadPoolExecutor
     from hookspecs import PostbackRequest
-    from s2s_plugin.sender import Sender
+    from s2s_plugin.delivery.sender import Sender
     from s2s_plugin.settings import DeliverySettings
 
     base, paths = sys.argv[1], json.loads(sys.argv[2])

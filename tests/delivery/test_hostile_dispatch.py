@@ -15,7 +15,7 @@ import trustme
 from sqlalchemy import select
 
 import hookspecs
-from s2s_plugin import tables as t
+from s2s_plugin.storage import tables as t
 from tests.support.hostile import CATALOGUE, HostileSource, reset, route_public_name, warm_up
 
 from .conftest import click, convert

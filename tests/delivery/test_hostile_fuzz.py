@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookspecs import PostbackRequest
-from s2s_plugin.sender import Sender
+from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.settings import DeliverySettings
 from tests.support.hostile import HostileSource, answer
 

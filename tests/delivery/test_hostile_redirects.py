@@ -9,7 +9,7 @@ import pytest
 
 import hookspecs
 from hookspecs import PostbackRequest
-from s2s_plugin.sender import Sender
+from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.settings import DeliverySettings
 from tests.support.hostile import HostileSource, answer, response, route_public_name
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from hookspecs import PostbackRequest
-from s2s_plugin import sender as sender_module
-from s2s_plugin.sender import Sender
+from s2s_plugin.delivery import sender as sender_module
+from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.settings import DeliverySettings
 from tests.support.hostile import CASES, CATALOGUE, HostileSource, route_public_name, warm_up
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from s2s_plugin import InputError
-from s2s_plugin import tables as t
+from s2s_plugin.storage import tables as t
 
 from .conftest import ROOT, cli, click, convert, process_env
 

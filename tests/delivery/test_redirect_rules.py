@@ -1,10 +1,10 @@
-"""Redirect rules (``s2s_plugin.redirects``), pure: methods, bodies and secret headers per hop."""
+"""Redirect rules (``s2s_plugin.delivery.redirects``), pure: methods, bodies and secret headers per hop."""
 
 from __future__ import annotations
 
 import pytest
 
-from s2s_plugin.redirects import next_hop
+from s2s_plugin.delivery.redirects import next_hop
 
 HEADERS = {
     "Authorization": "Bearer t0k3n", "Cookie": "sid=1", "Proxy-Authorization": "Basic eA==", "X-Api-Key": "k3y",

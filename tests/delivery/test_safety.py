@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 import hookspecs
-from s2s_plugin import safety
-from s2s_plugin import tables as t
-from s2s_plugin.safety import Resolver, check_target
+from s2s_plugin.delivery import safety
+from s2s_plugin.storage import tables as t
+from s2s_plugin.delivery.safety import Resolver, check_target
 from sample_host.standin import Reply
 
 from .conftest import click, convert

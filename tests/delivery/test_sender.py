@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from hookspecs import PostbackRequest
-from s2s_plugin.sender import Sender
+from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.settings import DeliverySettings
 from sample_host.standin import Reply
 

@@ -15,7 +15,7 @@ import pytest
 import trustme
 
 from hookspecs import PostbackRequest
-from s2s_plugin.sender import Sender
+from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.settings import DeliverySettings
 from tests.support.hostile import HostileSource, answer, reset, response
 

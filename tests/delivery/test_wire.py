@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from s2s_plugin.wire import _PLAIN, wire_url
+from s2s_plugin.delivery.wire import _PLAIN, wire_url
 
 _CHARS = "abcXYZ019-._~!$&'()*+,;=:@/?%#[] \"<>\\^`{|}é\t"
 _PLAIN_CHARS = "abcXYZ019-._~!$&'()*+,;=:@/?%"  # half the URLs: mostly ones the fast path takes
@@ -62,6 +62,6 @@ def test_rendered_postback_urls_take_the_fast_path():
 @example("http://h:bad/x")
 @example("http://h?q=1")
 def test_host_key_from_the_authority_alone_is_the_whole_urls(url):
-    from s2s_plugin.hosts import _key, host_key
+    from s2s_plugin.resolution.hosts import _key, host_key
 
     assert host_key(url) == _key.__wrapped__(url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from s2s_plugin.db import make_engine
+from s2s_plugin.storage.db import make_engine
 from sample_host.standin import Reply, StandInSource
 
 from .workers import Worker, queue_postbacks, received, states, wait_until

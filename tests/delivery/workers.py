@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 import hookspecs
 import s2s_plugin
-from s2s_plugin import tables as t
+from s2s_plugin.storage import tables as t
 
 from .conftest import ROOT, cli, click, convert, process_env
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from s2s_plugin import tables as t
+from s2s_plugin.storage import tables as t
 
 from .conftest import Admin, Host
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from hookspecs import Click, Conversion, PostbackRule
-from s2s_plugin.clickid import click_id_of, describe_click_id_problem, unsubstituted_macro, usable_click_id
-from s2s_plugin.resolve import plan
-from s2s_plugin.templates import builtin_templates
+from s2s_plugin.resolution.clickid import click_id_of, describe_click_id_problem, unsubstituted_macro, usable_click_id
+from s2s_plugin.resolution.resolve import plan
+from s2s_plugin.resolution.templates import builtin_templates
 
 LIBRARY = builtin_templates()
 

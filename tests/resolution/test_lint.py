@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from s2s_plugin.cli import main
-from s2s_plugin.lint import lint
-from s2s_plugin.templates import builtin_templates
+from s2s_plugin.resolution.lint import lint
+from s2s_plugin.resolution.templates import builtin_templates
 
 LIBRARY = builtin_templates()
 

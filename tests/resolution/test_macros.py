@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookspecs import Click, Conversion, PostbackRule
-from s2s_plugin.clickid import usable_click_id
-from s2s_plugin.macros import find_macros, render
-from s2s_plugin.resolve import plan_one
-from s2s_plugin.values import ALIASES, BUILTIN_NAMES, MacroValues, did_you_mean
+from s2s_plugin.resolution.clickid import usable_click_id
+from s2s_plugin.resolution.macros import find_macros, render
+from s2s_plugin.resolution.resolve import plan_one
+from s2s_plugin.resolution.values import ALIASES, BUILTIN_NAMES, MacroValues, did_you_mean
 
 SUB_IDS = {f"sub_id_{n}": f"s{n}" for n in range(1, 31)}
 CLICK = Click(
@@ -229,7 +229,7 @@ def test_raw_values_never_carry_spaces_controls_or_unicode(value: str) -> None:
 def test_url_values_are_encoded_exactly_as_quote_encodes_them(value: str) -> None:
     from urllib.parse import quote
 
-    from s2s_plugin.macros import encode_url_value
+    from s2s_plugin.resolution.macros import encode_url_value
 
     # Values of unreserved characters only skip quote(): the result must not change.
     assert encode_url_value(value) == quote(value, safe="", errors="replace")

@@ -8,8 +8,8 @@ import pytest
 
 from hookspecs import Click, Conversion, PostbackRule
 from s2s_plugin import ConfigError, InputError
-from s2s_plugin.money import apply_payout_mode, check_payout_settings, coerce_payout, format_amount
-from s2s_plugin.resolve import plan_one
+from s2s_plugin.resolution.money import apply_payout_mode, check_payout_settings, coerce_payout, format_amount
+from s2s_plugin.resolution.resolve import plan_one
 
 
 def click(subid: str = "m1") -> Click:

@@ -11,7 +11,7 @@ import zoneinfo
 
 import pytest
 
-from s2s_plugin.phpdate import LETTERS, php_date
+from s2s_plugin.resolution.phpdate import LETTERS, php_date
 
 #: Every letter PHP 8.2's date() documents.
 PHP_LETTERS = "dDjlNSwzWFmMntLoXxYyaABgGhHisuveIOPpTZcrU"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from s2s_plugin.errors import ConfigError
-from s2s_plugin.ruleid import RuleId
+from s2s_plugin.resolution.ruleid import RuleId
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,11 @@ from click.testing import CliRunner
 from hookspecs import Click, Conversion, PostbackRule, SourceTemplate
 from s2s_plugin import ConfigError
 from s2s_plugin.cli import main
-from s2s_plugin.clickid import unsubstituted_macro
-from s2s_plugin.lint import lint
-from s2s_plugin.resolve import plan_one
-from s2s_plugin.statuses import CANONICAL_STATUSES
-from s2s_plugin.templates import (
-    CONFIDENCE_LEVELS, UNKNOWN_SOURCE_MACRO, builtin_facts, builtin_templates, campaign_link, fill_placeholders,
-    placeholders_left,
-)
+from s2s_plugin.resolution.clickid import unsubstituted_macro
+from s2s_plugin.resolution.lint import lint
+from s2s_plugin.resolution.resolve import plan_one
+from s2s_plugin.resolution.statuses import CANONICAL_STATUSES
+from s2s_plugin.resolution.templates import CONFIDENCE_LEVELS, UNKNOWN_SOURCE_MACRO, builtin_facts, builtin_templates, campaign_link, fill_placeholders, placeholders_left
 
 LIBRARY = builtin_templates()
 FACTS = builtin_facts()
@@ -166,7 +163,7 @@ def test_legacy_networks_are_marked() -> None:
 
 
 def test_shipped_data_is_checked_when_it_loads() -> None:
-    from s2s_plugin.templates import _template
+    from s2s_plugin.resolution.templates import _template
 
     good = {"name": "x", "postback_url": "https://x.example/?c={external_id}", "confidence": "low", "citations": []}
     assert _template(good)[0] == SourceTemplate(name="x", postback_url=good["postback_url"], confidence="low")

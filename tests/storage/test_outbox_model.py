@@ -32,8 +32,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import delete, func, select
 
 from hookspecs import Click, Conversion
-from s2s_plugin import queue, rawdb
-from s2s_plugin import tables as t
+from s2s_plugin.storage import queue, rawdb
+from s2s_plugin.storage import tables as t
 
 LEASE = 30.0
 WORKERS = 2

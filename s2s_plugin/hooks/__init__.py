@@ -1,0 +1,1 @@
+"""Plugin glue: the plugin manager and calling the extension hooks safely."""

@@ -1,0 +1,1 @@
+"""Operator tools: explain, resend, test-send and pruning."""

@@ -1,0 +1,228 @@
+"""Core statements compiled once and run on the DB-API connection, for ``on_conversion``.
+
+A SQLAlchemy Core ``execute`` costs 70-100 µs of Python (compiled-cache lookup, events, result
+set-up), more than SQLite takes to run a one-row statement, and ``Engine.begin()`` costs as much
+again. ``compile_raw`` compiles a Core statement once per dialect into its SQL and the order of
+its parameters (so the tables stay described in one place, tables.py, with their defaults), and
+``raw_transaction`` runs such statements in a ``rawdb.transaction`` (``BEGIN IMMEDIATE`` and the
+engine's write turn on SQLite), with named rows and SQLAlchemy's exceptions
+(``sqlalchemy.exc.IntegrityError``...) as Core would give.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Optional
+
+from sqlalchemy import Engine, exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.dml import Insert
+
+from s2s_plugin.storage import rawdb
+
+_NO_VALUES: Mapping[str, Any] = {}
+
+
+@dataclasses.dataclass(eq=False)
+class RawStatement:
+    """A Core statement compiled for one dialect: its SQL and how to pass its parameters.
+
+    Made by ``compile_raw``; run with ``RawTransaction.execute`` (or ``first``/``all``/``scalar``).
+    """
+
+    sql: str
+    #: bind names in the order the driver takes them (positional paramstyles), or every bind name.
+    names: tuple[str, ...]
+    #: the keys of the parameter mapping (named paramstyles: escaped bind names), beside ``names``.
+    keys: tuple[str, ...]
+    positional: bool
+    #: values compiled into the statement (literals, constant column defaults), by bind name.
+    defaults: Mapping[str, Any]
+    #: ``(position, convert)`` for the parameters whose type converts values for the driver.
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    #: how ``RawTransaction.insert`` learns the new row's id: ``lastrowid``, ``returning`` or "".
+    new_id: str = ""
+    #: the row class of the results, made from the first result's column names.
+    row_type: Optional[type] = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Picks the values out of a mapping in one C call (runs for every statement of every conversion).
+        if len(self.names) > 1:
+            self._pick: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(*self.names)
+        elif self.names:
+            self._pick = lambda values, name=self.names[0]: (values[name],)
+        else:
+            self._pick = lambda values: ()
+
+    def parameters(self, values: Mapping[str, Any] = _NO_VALUES) -> Any:
+        """The driver's parameters for ``values`` (by bind name; unknown names are ignored).
+
+        :raises ValueError: when a value without a default is missing (a programming error).
+        """
+        try:
+            picked = self._pick(values)  # every value given: the usual case, no merge
+        except KeyError as missing:
+            if not self.defaults:
+                raise ValueError(f"a value is required for parameter {missing.args[0]!r} of: {self.sql}") from None
+            try:
+                picked = self._pick({**self.defaults, **values})
+            except KeyError as still_missing:
+                raise ValueError(f"a value is required for parameter {still_missing.args[0]!r} of: {self.sql}") from None
+        if self.processors:
+            ordered = list(picked)
+            for index, convert in self.processors:
+                ordered[index] = convert(ordered[index])
+            picked = ordered
+        return picked if self.positional else dict(zip(self.keys, picked))
+
+
+def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optional[Sequence[str]] = None) -> RawStatement:
+    """Compile ``statement`` once for ``dialect``.
+
+    :param column_keys: for an INSERT or UPDATE, the columns the values will name (as in Core's
+        ``compile(column_keys=...)``); columns left out get their constant ``default``.
+    :raises ValueError: for what cannot be compiled once: expanding ``IN`` parameters, or a
+        Python default that is not a constant (pass that column's value instead).
+    """
+    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None)
+    binds = compiled.binds
+    defaults: dict[str, Any] = {}
+    for name, bind in binds.items():
+        if bind.expanding or bind.literal_execute:
+            raise ValueError(f"parameter {name!r} is rendered at execution time; run this statement with Core")
+        if not bind.required:
+            defaults[name] = bind.effective_value
+    # Core fills Python-side column defaults at execution time ("prefetch"): do it here, once.
+    for columns, attribute in ((compiled.insert_prefetch, "default"), (compiled.update_prefetch, "onupdate")):
+        for column in columns:
+            default = getattr(column, attribute)
+            if default is None or not default.is_scalar or column.key not in binds:
+                raise ValueError(f"column {column.key!r} has a default computed per row: pass its value")
+            defaults[column.key] = default.arg
+    positional = bool(dialect.positional)
+    names = tuple(compiled.positiontup or ()) if positional else tuple(binds)
+    escaped = compiled.escaped_bind_names or {}
+    keys = names if positional else tuple(escaped.get(name, name) for name in names)
+    processors = []
+    for index, name in enumerate(names):
+        convert = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            processors.append((index, convert))
+    return RawStatement(compiled.string, names, keys, positional, defaults, tuple(processors))
+
+
+def compile_raw_insert(statement: Insert, dialect: Dialect, column_keys: Sequence[str]) -> RawStatement:
+    """Compile a one-row INSERT for ``RawTransaction.insert``, which returns the new row's id.
+
+    SQLite gives the id as the cursor's ``lastrowid`` (a ``RETURNING`` clause costs it more than
+    that); other databases answer ``RETURNING`` the primary key.
+    """
+    if dialect.name == "sqlite":
+        raw = compile_raw(statement, dialect, column_keys)
+        raw.new_id = "lastrowid"
+        return raw
+    (key,) = statement.table.primary_key.columns  # type: ignore[attr-defined]
+    raw = compile_raw(statement.returning(key), dialect, column_keys)
+    raw.new_id = "returning"
+    return raw
+
+
+class RawTransaction:
+    """One open transaction on a DB-API connection (see ``raw_transaction``).
+
+    Rows are named tuples (``row.subid``) holding the driver's values: no type conversion, so a
+    SQLite boolean reads as 0 or 1.
+    """
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self._dialect = dialect
+        self._dbapi_error: type[BaseException] = dialect.loaded_dbapi.Error
+        self.dialect_name: str = dialect.name
+
+    def execute(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
+        """Run ``statement`` with ``values`` (by bind name); returns the DB-API cursor."""
+        return self._run(statement.sql, statement.parameters(values))
+
+    def execute_sql(self, sql: str) -> None:
+        """Run SQL that takes no parameters (``NOTIFY``)."""
+        self._run(sql, ())
+
+    def first(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
+        """The first row of ``statement``'s result, or None."""
+        cursor = self.execute(statement, values)
+        row = cursor.fetchone()
+        return None if row is None else self._row_type(statement, cursor)._make(row)
+
+    def all(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> list[Any]:
+        """Every row of ``statement``'s result."""
+        cursor = self.execute(statement, values)
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        make = self._row_type(statement, cursor)._make
+        return [make(row) for row in rows]
+
+    def insert(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Optional[int]:
+        """Run an INSERT made by ``compile_raw_insert``; the new row's id, or None when no row was
+        inserted (``ON CONFLICT DO NOTHING``)."""
+        cursor = self.execute(statement, values)
+        if statement.new_id == "lastrowid":
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+
+    def scalar(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        row = self.execute(statement, values).fetchone()
+        return None if row is None else row[0]
+
+    def _run(self, sql: str, parameters: Any) -> Any:
+        try:
+            self._cursor.execute(sql, parameters)
+        except self._dbapi_error as error:
+            # The exception Core would raise, so callers handle one family of errors.
+            raise exc.DBAPIError.instance(sql, parameters, error, self._dbapi_error, dialect=self._dialect) from error
+        return self._cursor
+
+    @staticmethod
+    def _row_type(statement: RawStatement, cursor: Any) -> Any:
+        if statement.row_type is None:
+            names = [column[0] for column in cursor.description]
+            statement.row_type = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+        return statement.row_type
+
+
+@contextlib.contextmanager
+def raw_read(engine: Engine) -> Iterator[RawTransaction]:
+    """A ``rawdb.reading`` of ``engine`` that runs ``RawStatement``s (reads only: nothing is committed)."""
+    with rawdb.reading(engine) as cursor:
+        yield RawTransaction(cursor.raw, engine.dialect)
+
+
+def raw_transaction(engine: Engine) -> "_RawTransactionBlock":
+    """A ``rawdb.transaction`` of ``engine`` that runs ``RawStatement``s (a ``RawTransaction`` for a
+    ``with`` block): committed when the block ends, rolled back when it raises."""
+    return _RawTransactionBlock(engine)
+
+
+class _RawTransactionBlock:
+    """``raw_transaction``'s context manager (a class: entered once per conversion, see rawdb)."""
+
+    __slots__ = ("_engine", "_transaction")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._transaction = rawdb.transaction(engine)
+
+    def __enter__(self) -> RawTransaction:
+        cursor = self._transaction.__enter__()
+        return RawTransaction(cursor.raw, self._engine.dialect)
+
+    def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:
+        self._transaction.__exit__(error_type, error, traceback)
