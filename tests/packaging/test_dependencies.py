@@ -51,3 +51,26 @@ def test_the_sample_host_names_its_extra_when_the_web_stack_is_missing():
         "Error: the sample host needs its web stack (starlette, uvicorn, jinja2, multipart, itsdangerous missing): "
         "pip install 's2s-postback[sample-host]'"
     ]
+
+
+def test_the_built_wheel_requires_no_web_stack_and_ships_its_data(tmp_path):
+    # What `pip install .` would install: the wheel built from this checkout (in pip's own isolated
+    # build environment, as a user's install builds it), its metadata and files.
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    (wheel,) = tmp_path.glob("s2s_postback-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    required = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    unconditional = _names([req for req in required if "extra ==" not in req])
+    assert not unconditional & set(WEB_STACK)
+    assert {"pluggy", "httpx", "httpcore", "sqlalchemy", "alembic", "click"} <= unconditional
+    for name in ("s2s_plugin/resolution/data/templates.json", "s2s_plugin/storage/migrations/env.py",
+                 "s2s_plugin/storage/migrations/script.py.mako", "sample_host/templates/base.html"):
+        assert name in names, name
+    assert any(n.startswith("s2s_plugin/storage/migrations/versions/0001_") for n in names)
