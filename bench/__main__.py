@@ -53,7 +53,7 @@ def emit(scenario: str, **figures: Any) -> None:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def env() -> dict[str, str]:
@@ -177,8 +177,8 @@ def queue_postbacks(service: s2s_plugin.PostbackService, targets: list[tuple[str
     """One due delivery per ``(base_url, source_id)``, in that order, written straight to the outbox."""
     from sqlalchemy import func, select
 
-    from s2s_plugin.storage import tables as t
     from s2s_plugin.resolution.hosts import host_key
+    from s2s_plugin.storage import tables as t
 
     now = time.time()
     with service.engine.connect() as conn:
@@ -388,7 +388,7 @@ def scenario_outage(quick: bool) -> None:
             service.start()
             started = time.monotonic()
             # The postbacks arrive over the first third of the outage, as conversions do.
-            for n in range(30):
+            for _ in range(30):
                 queue_backlog(service, url, total // 30, source="down")
                 service.dispatcher.wake()
                 time.sleep(down / 3 / 30)

@@ -13,7 +13,6 @@ Plugin authors depend on this package alone. It imports nothing heavier than plu
 
 from __future__ import annotations
 
-from .markers import PROJECT_NAME, hookimpl, hookspec
 from .events import (
     CANONICAL_STATUSES,
     OUTCOMES,
@@ -25,6 +24,7 @@ from .events import (
     ResolveContext,
     SourceTemplate,
 )
+from .markers import PROJECT_NAME, hookimpl, hookspec
 from .specs import (
     classify_response,
     on_click,
@@ -37,11 +37,9 @@ from .specs import (
 )
 
 __all__ = [
-    "PROJECT_NAME",
-    "hookspec",
-    "hookimpl",
     "CANONICAL_STATUSES",
     "OUTCOMES",
+    "PROJECT_NAME",
     "Click",
     "Conversion",
     "PostbackAttempt",
@@ -49,12 +47,14 @@ __all__ = [
     "PostbackRule",
     "ResolveContext",
     "SourceTemplate",
+    "classify_response",
+    "hookimpl",
+    "hookspec",
     "on_click",
     "on_conversion",
     "on_postback_sent",
+    "postback_rules",
+    "prepare_request",
     "register_source_templates",
     "resolve_macro",
-    "prepare_request",
-    "classify_response",
-    "postback_rules",
 ]

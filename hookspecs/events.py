@@ -16,7 +16,7 @@ OUTCOMES: tuple[str, ...] = ("delivered", "retrying", "failed", "skipped")
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @hookspec
-def on_click(click: "Click") -> None:
+def on_click(click: Click) -> None:
     """Called by the host after it recorded a click.
 
     The postback plugin remembers what it needs of the click (source, campaign, the source's click id
@@ -36,7 +36,7 @@ def on_click(click: "Click") -> None:
 
 
 @hookspec
-def on_conversion(conversion: "Conversion") -> None:
+def on_conversion(conversion: Conversion) -> None:
     """Called by the host after it recorded a conversion or a status change of one.
 
     The postback plugin resolves every postback that applies and stores it durably for delivery.
@@ -50,7 +50,7 @@ def on_conversion(conversion: "Conversion") -> None:
 
 
 @hookspec
-def on_postback_sent(attempt: "PostbackAttempt") -> None:
+def on_postback_sent(attempt: PostbackAttempt) -> None:
     """Called by the postback plugin after every delivery attempt, and for every postback it
     decided not to send (``attempt.outcome == "skipped"``, ``attempt.attempt == 0``).
 
@@ -69,7 +69,7 @@ def on_postback_sent(attempt: "PostbackAttempt") -> None:
 
 
 @hookspec
-def register_source_templates() -> "list[SourceTemplate]":
+def register_source_templates() -> list[SourceTemplate]:
     """Called once, the first time the postback plugin needs its template library.
 
     :return: a list of ``SourceTemplate`` to add to the library. A template whose ``name`` is already
@@ -85,7 +85,7 @@ def register_source_templates() -> "list[SourceTemplate]":
 
 
 @hookspec(firstresult=True)
-def resolve_macro(name: str, argument: Optional[str], context: "ResolveContext") -> Optional[str]:
+def resolve_macro(name: str, argument: Optional[str], context: ResolveContext) -> Optional[str]:
     """Called for every macro in a postback URL or body before the built-in macros are tried.
 
     :param name: the macro's name without braces or the raw-marker underscore
@@ -104,7 +104,7 @@ def resolve_macro(name: str, argument: Optional[str], context: "ResolveContext")
 
 
 @hookspec
-def prepare_request(request: "PostbackRequest", context: "ResolveContext") -> Optional["PostbackRequest"]:
+def prepare_request(request: PostbackRequest, context: ResolveContext) -> Optional[PostbackRequest]:
     """Called before each delivery attempt, once per implementation, each seeing the previous result.
 
     Use it to turn a GET postback into a JSON POST, add a token header, sign the request...
@@ -124,7 +124,7 @@ def prepare_request(request: "PostbackRequest", context: "ResolveContext") -> Op
 
 
 @hookspec(firstresult=True)
-def classify_response(request: "PostbackRequest", response: Any) -> Optional[str]:
+def classify_response(request: PostbackRequest, response: Any) -> Optional[str]:
     """Called after each answer from a source, before the default outcome rules.
 
     For sources whose HTTP status lies (200 with ``ERROR`` in the body).
@@ -143,7 +143,7 @@ def classify_response(request: "PostbackRequest", response: Any) -> Optional[str
 
 
 @hookspec
-def postback_rules(conversion: "Conversion", click: Optional["Click"]) -> "list[PostbackRule]":
+def postback_rules(conversion: Conversion, click: Optional[Click]) -> list[PostbackRule]:
     """Called while resolving a conversion, for postback rules a host keeps in its own store.
 
     :param conversion: the conversion being resolved.

@@ -10,23 +10,23 @@ delivers the postbacks and reports each attempt through ``on_postback_sent``.
 """
 
 from s2s_plugin.errors import ConfigError, InputError, S2SError
-from s2s_plugin.ops.explain import Explanation
 from s2s_plugin.hooks.plugins import load_plugins, make_plugin_manager
+from s2s_plugin.ops.explain import Explanation
 from s2s_plugin.service import PostbackService, install
 from s2s_plugin.settings import DEFAULT_RETRY_SCHEDULE, DeliverySettings
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "install",
-    "make_plugin_manager",
-    "load_plugins",
-    "PostbackService",
-    "Explanation",
-    "DeliverySettings",
     "DEFAULT_RETRY_SCHEDULE",
-    "S2SError",
-    "InputError",
     "ConfigError",
+    "DeliverySettings",
+    "Explanation",
+    "InputError",
+    "PostbackService",
+    "S2SError",
     "__version__",
+    "install",
+    "load_plugins",
+    "make_plugin_manager",
 ]

@@ -15,7 +15,6 @@ import pluggy
 
 import hookspecs
 from hookspecs import Click, Conversion
-
 from s2s_plugin.hooks.plugins import OWN_ENTRY_POINT, make_plugin_manager
 
 if TYPE_CHECKING:  # pragma: no cover  (built lazily: the service imports the whole plugin)
@@ -43,7 +42,7 @@ class EntryPointPlugin:
         self._service: Optional[PostbackService] = None
         self._lock = threading.Lock()
 
-    def service(self) -> "PostbackService":
+    def service(self) -> PostbackService:
         """The ``PostbackService`` behind this plugin, built from the environment on first call."""
         if self._service is None:
             with self._lock:

@@ -13,30 +13,29 @@ from sqlalchemy import select
 
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
-
+from s2s_plugin.delivery.dispatcher import Dispatcher, headers_of
+from s2s_plugin.delivery.sender import Answer, Sender, Verdict
+from s2s_plugin.errors import ConfigError, InputError
 from s2s_plugin.hooks import hookcalls
 from s2s_plugin.ops import operations
-from s2s_plugin.storage import queue
-from s2s_plugin.storage import tables as t
-from s2s_plugin.storage.db import make_engine
-from s2s_plugin.delivery.dispatcher import Dispatcher, headers_of
-from s2s_plugin.errors import ConfigError, InputError
 from s2s_plugin.ops.explain import Explanation, explain_subid
+from s2s_plugin.ops.stats import OutboxStats, outbox_stats
 from s2s_plugin.platforms import register_platforms
+from s2s_plugin.resolution.links import check_macro, check_param_name, check_parameters, link_settings
+from s2s_plugin.resolution.lint import LintWarning, lint, lint_rule
 from s2s_plugin.resolution.money import check_payout_settings, coerce_payout
 from s2s_plugin.resolution.redact import join_secrets
 from s2s_plugin.resolution.resolve import PlannedPostback, plan
 from s2s_plugin.resolution.ruleid import RuleId
-from s2s_plugin.storage.rows import attempt_from_rows, conversion_for_delivery
-from s2s_plugin.delivery.sender import Answer, Sender, Verdict
-from s2s_plugin.settings import DeliverySettings
-from s2s_plugin.ops.stats import OutboxStats, outbox_stats
 from s2s_plugin.resolution.statuses import check_status
-from s2s_plugin.storage.store import Recorded, Store
-from s2s_plugin.resolution.links import check_macro, check_param_name, check_parameters, link_settings
-from s2s_plugin.resolution.lint import LintWarning, lint, lint_rule
 from s2s_plugin.resolution.templates import campaign_link as templates_campaign_link
 from s2s_plugin.resolution.templates import fill_placeholders, find_template, source_templates
+from s2s_plugin.settings import DeliverySettings
+from s2s_plugin.storage import queue
+from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.db import make_engine
+from s2s_plugin.storage.rows import attempt_from_rows, conversion_for_delivery
+from s2s_plugin.storage.store import Recorded, Store
 
 log = logging.getLogger("s2s_postback")
 
@@ -45,7 +44,7 @@ log = logging.getLogger("s2s_postback")
 PLUGIN_NAME = "s2s_postback"
 
 
-def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **settings: Any) -> "PostbackService":
+def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **settings: Any) -> PostbackService:
     """Create the plugin's tables in ``database_url`` and register the plugin on ``pm``.
 
     Keyword arguments are delivery settings: ``retry_schedule``, ``connect_timeout``, ``timeout``,
@@ -139,7 +138,7 @@ class PostbackService:
 
     def lint(
         self,
-        rule_or_url: "PostbackRule | str",
+        rule_or_url: PostbackRule | str,
         *,
         body: Optional[str] = None,
         method: str = "GET",
@@ -318,8 +317,8 @@ class PostbackService:
             # Checked together: a mode change needs the amount it reports.
             current = next((r for r in self.store.list_postbacks() if r.id == str(RuleId.of_postback(pk))), None)
             mode = values.get("payout_mode", current.payout_mode if current else "real")
-            amount = values["payout_value"] if "payout_value" in values else (current.payout_value if current else None)
-            minimum = values["min_payout"] if "min_payout" in values else (current.min_payout if current else None)
+            amount = values.get("payout_value", current.payout_value if current else None)
+            minimum = values.get("min_payout", current.min_payout if current else None)
             values["payout_mode"], values["payout_value"], values["min_payout"] = check_payout_settings(mode, amount, minimum)
         rule = self.store.update_postback(pk, values)
         return self._linted(rule, f"campaign {rule.campaign_id}'s postback {rule.id}") if "url" in values or "body" in values else rule
@@ -587,5 +586,5 @@ def _with_notes(planned: PlannedPostback, notes: Optional[list[str]]) -> Planned
     return dataclasses.replace(planned, reason=reason)
 
 
-def _postback_pk(rule_id: "str | int") -> int:
+def _postback_pk(rule_id: str | int) -> int:
     return RuleId.campaign_postback(rule_id).postback_pk

@@ -74,8 +74,13 @@ class DeliverySettings:
         elif self.lease_seconds < 1:
             raise ConfigError("lease_seconds must be at least 1 (claims in flight are renewed as they run)")
 
+    @property
+    def lease(self) -> float:
+        """``lease_seconds`` as ``__post_init__`` decided it (never None once the settings exist)."""
+        return float(self.lease_seconds or max(60.0, self.timeout * 4))
+
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> "DeliverySettings":
+    def from_kwargs(cls, **kwargs: Any) -> DeliverySettings:
         """Settings from keyword arguments, refusing unknown names with the known ones listed."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - known)

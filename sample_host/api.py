@@ -63,7 +63,7 @@ def endpoint(handler: Callable[[Request, Tracker], Awaitable[Any]]) -> Handler:
             result = await handler(request, tracker)
         except HostError as exc:
             return error_response(exc.http_status, str(exc))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("API %s %s failed", request.method, request.url.path)
             return error_response(503, "the tracker could not complete the request; try again")
         if isinstance(result, Response):

@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from pathlib import Path
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any, Optional, Union
 
 from starlette.applications import Starlette
@@ -77,7 +77,7 @@ async def click_endpoint(request: Request) -> Response:
         )
     except HostError as exc:
         return _text(exc.http_status, str(exc))
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("click on campaign %r failed", alias)
         return _text(503, "the click could not be recorded; try again")
     return RedirectResponse(offer_url, status_code=302, headers={"X-Subid": click.subid})
@@ -104,7 +104,7 @@ async def _postback_params(request: Request) -> Mapping[str, str]:
         return params
     try:
         form = await replayed(request, body).form()
-    except Exception:  # noqa: BLE001  (malformed multipart is the sender's mistake, not ours)
+    except Exception:
         raise HostError("body is not a valid form: send application/x-www-form-urlencoded or JSON") from None
     params.update({k: v for k, v in form.items() if isinstance(v, str)})
     return params
@@ -138,7 +138,7 @@ async def postback_endpoint(request: Request) -> Response:
             tracker.receive_postback, key, params, method=request.method, ip=_client_ip(request)
         )
         return _text(receipt.http_status, receipt.text)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("inbound postback failed")
         return _text(503, "the postback could not be processed; send it again later")
 
@@ -219,7 +219,7 @@ async def _hand_over_once(tracker: Tracker, *, due_only: bool = False) -> None:
     """Hand the plugin the conversions it has not taken yet; a failure waits for the next round."""
     try:
         await run_in_threadpool(functools.partial(tracker.hand_over_waiting, due_only=due_only))
-    except Exception:  # noqa: BLE001  (the database may be down too: try again next round)
+    except Exception:
         log.exception("handing waiting conversions to the postback plugin failed")
 
 

@@ -15,9 +15,9 @@ from typing import Any, Optional
 
 import click
 
-from . import DEFAULT_DATABASE_URL
 from s2s_plugin.hooks.plugins import loading_failure
 
+from . import DEFAULT_DATABASE_URL
 from .errors import HostError
 from .tables import RECEIVED_POSTBACK_COLUMNS, SENT_POSTBACK_COLUMNS, format_table
 

@@ -86,7 +86,7 @@ def describe_waiting(rows: list[dict[str, Any]]) -> list[str]:
             line += " (stuck)"
         line += f"; last error: {row.get('last_error') or 'unknown'}"
         if row.get("next_try_at") is not None:
-            line += f"; next try {row['next_try_at'].astimezone(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+            line += f"; next try {row['next_try_at'].astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
         lines.append(line)
     return lines
 
@@ -237,7 +237,7 @@ class Handoffs:
             conversion = self._conversion(conversion_id)
             if conversion is not None:
                 self._pm.hook.on_conversion(conversion=conversion)
-        except Exception as exc:  # noqa: BLE001  (the plugin is down: keep the conversion, try later)
+        except Exception as exc:
             log.exception("the postback plugin did not take conversion #%s", conversion_id)
             error = describe_error(exc)
             self._note_failure(conversion_id, error)
@@ -263,7 +263,7 @@ class Handoffs:
                     .values(tries=tries + 1, last_error=error, last_tried_at=now,
                             next_try_at=now + dt.timedelta(seconds=self.backoff(tries + 1)))
                 )
-        except Exception:  # noqa: BLE001  (the host's database may be what failed; the mark stays)
+        except Exception:
             log.exception("could not note the failed hand-over of conversion #%s", conversion_id)
 
     def _conversion(self, conversion_id: int) -> Optional[Conversion]:

@@ -140,9 +140,9 @@ def parse_time(value: Optional[str], name: str) -> Optional[dt.datetime]:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
         # Stored times are UTC: a time that leaves the calendar once moved there cannot be compared.
-        moment.astimezone(dt.timezone.utc)
+        moment.astimezone(dt.UTC)
     except ValueError:
         raise HostError(f"{name}={value!r} is not an ISO 8601 time such as 2024-05-01T12:00:00Z") from None
     except OverflowError:

@@ -174,7 +174,7 @@ class Receiver:
                 )
         return Receipt(200, success_text(settings, params), stored.conversion_id)
 
-    def _store(self, conversion: Conversion, record: dict[str, Any]) -> "_Stored":
+    def _store(self, conversion: Conversion, record: dict[str, Any]) -> _Stored:
         """Record a conversion with its hand-over mark and its log entry, in one transaction, or
         find the one it repeats. Two copies arriving at once meet at the unique key: the one that
         loses finds the other's row."""

@@ -43,7 +43,7 @@ def cell(value: Any) -> str:
         except ValueError:
             pass
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value) or "-"
     return " ".join(str(value).split())

@@ -32,8 +32,8 @@ from .errors import Conflict, HostError, NotFound
 from .handoff import Handed, Handoffs, describe_waiting
 from .hostplugin import ATTEMPT_FIELDS, SentPostbacksLog
 from .inbound_settings import InboundSettings
-from .params import row_id_in_range
 from .logs import LogPage, ReceivedFilter, SentFilter, read_page
+from .params import row_id_in_range
 from .receiving import Receipt, Receiver
 from .refusals import RefusalLog
 
@@ -117,7 +117,7 @@ def _check_http_url(url: str, what: str, *, fixed_host: bool = False) -> str:
     url = (url or "").strip()
     try:
         parts = urllib.parse.urlsplit(url)
-        parts.port  # raises for a port that is not a number from 0 to 65535
+        _ = parts.port  # raises for a port that is not a number from 0 to 65535
     except ValueError:
         raise HostError(f"{what} {url!r} is not an http:// or https:// URL: it cannot be parsed") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -190,7 +190,7 @@ class Tracker:
         finally:
             self.engine.dispose()
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -339,7 +339,7 @@ class Tracker:
         if campaign["source_id"]:
             try:
                 return self.s2s.campaign_link(campaign["source_id"], base_url=base_url, campaign_alias=alias)
-            except Exception:  # noqa: BLE001  (a link is a convenience; fall back to the bare one)
+            except Exception:
                 log.exception("no campaign link for source %r", campaign["source_id"])
         return f"{base_url}/c/{urllib.parse.quote(alias)}"
 
@@ -496,7 +496,7 @@ class Tracker:
             )
         try:
             self.pm.hook.on_click(click=click)
-        except Exception:  # noqa: BLE001
+        except Exception:
             # The click is recorded and every conversion carries it to the plugin again, so a
             # failing plugin must not cost the visitor their redirect.
             log.exception("on_click failed for subid %s", click.subid)

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.plugin_host import RecordingHost, install_for_test
 from tests.support import (
     BrowserSession,
     BrowserUnavailable,
@@ -30,7 +29,7 @@ from tests.support import (
     server_from_environment,
     uvicorn_server,
 )
-
+from tests.support.plugin_host import RecordingHost, install_for_test
 
 # -- stand-in traffic source ----------------------------------------------------------------
 

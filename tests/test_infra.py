@@ -48,7 +48,7 @@ def test_standin_plays_its_script_in_order_then_the_default(standin: StandInSour
     standin.script("/exo/special", [404])
 
     with httpx.Client(base_url=standin.url) as client:
-        answers = [client.get("/exo?n=%d" % i) for i in range(4)]
+        answers = [client.get(f"/exo?n={i}") for i in range(4)]
         special = client.get("/exo/special/x")
         unscripted = client.get("/elsewhere")
 
@@ -200,9 +200,8 @@ def test_uvicorn_server_reports_a_failed_startup() -> None:
             await receive()
             await send({"type": "lifespan.startup.failed", "message": "no database"})
 
-    with pytest.raises(RuntimeError, match="did not start"):
-        with uvicorn_server(broken, lifespan="on"):
-            pass
+    with pytest.raises(RuntimeError, match="did not start"), uvicorn_server(broken, lifespan="on"):
+        pass
 
 
 def test_serve_asgi_fixture(serve_asgi) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ parse, call the service, print.
 
 from __future__ import annotations
 
+from s2s_plugin.cli import checks, inspect, ops, plugins, worker  # noqa: F401  (register their commands)
 from s2s_plugin.cli.base import main
-from s2s_plugin.cli import checks, inspect, ops, plugins, worker  # noqa: F401,E402  (register their commands)
 
 __all__ = ["main"]

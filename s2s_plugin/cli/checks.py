@@ -64,7 +64,9 @@ def lint(url: Optional[str], template: Optional[str], body: Optional[str], metho
 def campaign_link(campaign: str, base_url: str, template: Optional[str], source_id: Optional[str], database_url: str) -> None:
     """Print the campaign link to give the traffic source, with its click-id macro:
     https://HOST/c/CAMPAIGN?external_id={conversions_tracking}"""
-    from s2s_plugin.resolution.templates import UNKNOWN_SOURCE_MACRO, campaign_link as link_for, find_template
+    from s2s_plugin.resolution.links import UNKNOWN_SOURCE_MACRO
+    from s2s_plugin.resolution.templates import campaign_link as link_for
+    from s2s_plugin.resolution.templates import find_template
 
     if source_id:
         service = open_service(database_url)

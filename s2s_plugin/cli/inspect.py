@@ -7,7 +7,6 @@ import json
 import click
 
 from hookspecs import SourceTemplate
-
 from s2s_plugin.cli.base import database_option, main, user_errors
 from s2s_plugin.cli.service import open_service
 

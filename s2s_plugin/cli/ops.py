@@ -7,9 +7,9 @@ from typing import Optional
 
 import click
 
-from s2s_plugin.errors import InputError
 from s2s_plugin.cli.base import database_option, main, user_errors
 from s2s_plugin.cli.service import open_service
+from s2s_plugin.errors import InputError
 
 
 @main.group()

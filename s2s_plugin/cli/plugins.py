@@ -6,9 +6,9 @@ import json
 
 import click
 
+from s2s_plugin.cli.base import main, user_errors
 from s2s_plugin.entrypoint import build_plugin_manager
 from s2s_plugin.hooks.plugins import report_dict, report_lines
-from s2s_plugin.cli.base import main, user_errors
 
 
 @main.command()

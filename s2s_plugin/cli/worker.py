@@ -12,9 +12,9 @@ from typing import Any, Optional
 
 import click
 
-from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.cli.base import database_option, main, user_errors
 from s2s_plugin.cli.service import open_service
+from s2s_plugin.settings import DeliverySettings
 
 
 def _schedule(text: Optional[str]) -> Optional[list[float]]:

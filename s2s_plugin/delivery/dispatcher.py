@@ -34,16 +34,15 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from hookspecs import PostbackAttempt, PostbackRequest, ResolveContext
-
-from s2s_plugin.storage import queue
 from s2s_plugin.delivery.fairqueue import FairQueue
 from s2s_plugin.delivery.hostlimits import HostBoard, signal_of
-from s2s_plugin.resolution.hosts import host_key
 from s2s_plugin.delivery.policy import DELIVERED, FAILED, RETRY, next_delay
-from s2s_plugin.resolution.redact import parse_secrets, redact, redact_body, redact_url, secret_values
-from s2s_plugin.storage.rows import aware, loads
 from s2s_plugin.delivery.sender import AttemptResult, Sender
+from s2s_plugin.resolution.hosts import host_key
+from s2s_plugin.resolution.redact import parse_secrets, redact, redact_body, redact_url, secret_values
 from s2s_plugin.settings import DeliverySettings
+from s2s_plugin.storage import queue
+from s2s_plugin.storage.rows import aware, loads
 
 log = logging.getLogger("s2s_postback.delivery")
 
@@ -195,7 +194,7 @@ class Dispatcher:
                     break
             # Finished attempts are written before returning, the database willing (their claims
             # are kept renewed meanwhile); after that they stay for the next drain() or close().
-            self._write_all(time.monotonic() + self.settings.lease_seconds)
+            self._write_all(time.monotonic() + self.settings.lease)
             self._report_safely()
         return made
 
@@ -280,7 +279,7 @@ class Dispatcher:
             self._wait(max(0.0, pause))
 
     def _write_retry_pause(self) -> float:
-        return min(self.settings.poll_interval, _RETRY_WRITE_AFTER * 2 ** min(self._write_failures - 1, 10))
+        return min(self.settings.poll_interval, _RETRY_WRITE_AFTER * 2.0 ** min(self._write_failures - 1, 10))
 
     def _step(self) -> int:
         """One turn: write finished attempts, report, renew leases, claim and start more.
@@ -342,7 +341,7 @@ class Dispatcher:
             probes: list[int] = []
             left: list[bool] = []
             rows = queue.claim(
-                self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease_seconds,
+                self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease,
                 exclude_hosts=sorted(full), probe_window=settings.timeout + settings.circuit_max_cooldown, probes=probes,
                 host_cap=self._quota("", hosts + 1), left=left,  # what a host not seen yet may hold
             )
@@ -524,7 +523,7 @@ class Dispatcher:
 
     def _renew(self) -> bool:
         """Extend every claim held: in flight, waiting, and finished but not yet written."""
-        lease = self.settings.lease_seconds
+        lease = self.settings.lease
         with self._lock:
             rows = list(self._in_flight.values()) + list(self._waiting) + [done.row for done in self._results]
         until = time.time() + lease  # no later than the database's: renew() reads the clock after this
@@ -560,7 +559,7 @@ class Dispatcher:
             return True
         # A claim made after the last renewal ends when the claim said; older ones when it did.
         ends = min(max(row.lease_until or 0.0, self._renewed_until) for row in held)
-        return time.time() < ends - self.settings.lease_seconds / 4
+        return time.time() < ends - self.settings.lease / 4
 
     # --- writing results ----------------------------------------------------------------
 

@@ -21,15 +21,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 from sqlalchemy import Engine
 
-from s2s_plugin.storage import rawdb
-from s2s_plugin.storage import tables as t
 from s2s_plugin.delivery.policy import RETRY
 from s2s_plugin.settings import DeliverySettings
+from s2s_plugin.storage import rawdb
+from s2s_plugin.storage import tables as t
 
 CLOSED, OPEN, PROBING = "closed", "open", "probing"
 
@@ -78,7 +78,7 @@ def clock(epoch: Optional[float]) -> str:
     """``12:03:05 UTC`` for an epoch time."""
     if epoch is None:
         return "-"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S UTC")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
 
 
 def not_answering(host: str, opened_at: Optional[float], next_probe_at: Optional[float]) -> str:
@@ -92,7 +92,7 @@ def not_answering(host: str, opened_at: Optional[float], next_probe_at: Optional
 class ConcurrencyLimit:
     """Additive increase, multiplicative decrease of one host's attempts in flight."""
 
-    __slots__ = ("cap", "value", "starting", "usual_ms", "cut_at")
+    __slots__ = ("cap", "cut_at", "starting", "usual_ms", "value")
 
     def __init__(self, cap: int, start: int = START_LIMIT) -> None:
         self.cap = cap

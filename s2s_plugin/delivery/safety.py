@@ -120,7 +120,7 @@ class Resolver:
 
 
 def _lookup(host: str, port: int) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)))
+    return tuple(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)))
 
 
 def check_target(url: str, *, allow_private: bool, resolver: Optional[Resolver] = None) -> TargetCheck:

@@ -21,13 +21,12 @@ import httpcore
 import httpx
 
 from hookspecs import PostbackRequest
-
-from s2s_plugin.resolution.hosts import DEFAULT_PORTS
 from s2s_plugin.delivery.policy import DELIVERED, FAILED, RETRY, classify_status, parse_retry_after
 from s2s_plugin.delivery.redirects import FOLLOWED, next_hop
 from s2s_plugin.delivery.safety import Resolver, check_target
-from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.delivery.wire import wire_url
+from s2s_plugin.resolution.hosts import DEFAULT_PORTS
+from s2s_plugin.settings import DeliverySettings
 
 log = logging.getLogger("s2s_postback.delivery")
 
@@ -81,7 +80,7 @@ class _Progress:
     """How far an attempt got, for the reason of an error nobody expected: whether the request
     may have reached the source (then it is not retried) and what the sender was doing."""
 
-    __slots__ = ("step", "sent", "status", "hops")
+    __slots__ = ("hops", "sent", "status", "step")
 
     def __init__(self) -> None:
         self.step = "checking the target"
@@ -113,7 +112,7 @@ class PinnedBackend(httpcore.SyncBackend):
         port = url.port or DEFAULT_PORTS[url.scheme.decode("ascii")]
         self.pins[(url.host.decode("ascii").lower(), port)] = addresses
 
-    def connect_tcp(  # type: ignore[override]
+    def connect_tcp(
         self, host: str, port: int, timeout: Optional[float] = None, local_address: Optional[str] = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
@@ -133,7 +132,7 @@ class PinnedBackend(httpcore.SyncBackend):
 class _BoundedStream(httpcore.NetworkStream):
     """A connection whose every read, write and TLS handshake ends by its backend's deadline."""
 
-    __slots__ = ("_stream", "_backend")
+    __slots__ = ("_backend", "_stream")
 
     def __init__(self, stream: httpcore.NetworkStream, backend: PinnedBackend) -> None:
         self._stream = stream
@@ -248,7 +247,7 @@ class Sender:
         progress = _Progress()
         try:
             return self._send(request, success_body, follow_redirects, secret_names, started, progress)
-        except Exception as exc:  # noqa: BLE001 - the promise above; the traceback goes to the log
+        except Exception as exc:
             log.exception("internal error while %s (a postback of rule %s)", progress.step, request.rule_id)
             return _internal_error(exc, progress, _elapsed(started))
 
@@ -357,7 +356,7 @@ class Sender:
         error = None
         try:
             verdict = self.classify_hook(request, answer) if self.classify_hook else None
-        except Exception as exc:  # noqa: BLE001 - the default rules still judge the answer
+        except Exception as exc:
             log.exception("classify_response failed")
             verdict, error = None, f"internal error while classifying the answer: {type(exc).__name__}: {exc}"
         if not isinstance(verdict, Verdict):
@@ -406,7 +405,7 @@ def _close_if_overfed(pool: httpcore.ConnectionPool, stream: Any) -> None:
         http11 = getattr(connection, "_connection", None)
         if getattr(http11, "_network_stream", None) is stream:
             parser = getattr(http11, "_h11_state", None)
-            if parser is not None and parser.trailing_data[0]:
+            if http11 is not None and parser is not None and parser.trailing_data[0]:
                 http11.close()
             return
 

@@ -16,7 +16,6 @@ import httpx
 
 from s2s_plugin.resolution.hosts import DEFAULT_PORTS
 
-
 # Only characters httpx leaves as they are: unreserved, sub-delims, ":" and "@" (and "/" in the
 # path, "/" and "?" in the query); "%" only as the start of a valid escape. No fragment, no
 # userinfo, no IPv6 literal, no dot segments (those are left to httpx).

@@ -132,7 +132,7 @@ def _guard(hook_name: str, impl: HookImpl) -> Callable[..., Any]:
             result = function(*args)
             if result is not None and call.check is not None:
                 result = call.check(result)
-        except Exception as exc:  # noqa: BLE001  (foreign code: any failure is reported, not fatal)
+        except Exception as exc:
             call.failures.append(_failed(hook_name, plugin, exc))
             return None
         if result is not None:
@@ -159,7 +159,7 @@ def _run(hook: HookCaller, call: _Call, kwargs: dict[str, Any]) -> _Call:
     token = _current.set(call)
     try:
         hook(**kwargs)
-    except Exception as exc:  # noqa: BLE001  a wrapper raised: the answers gathered so far stand
+    except Exception as exc:
         wrappers = [impl.plugin_name for impl in hook.get_hookimpls() if impl.wrapper or impl.hookwrapper]
         call.failures.append(_failed(hook.name, ", ".join(wrappers) or "a hook wrapper", exc))
     finally:

@@ -83,7 +83,7 @@ class LoadReport:
     skipped: list[SkippedPlugin] = dataclasses.field(default_factory=list)
 
 
-_reports: "weakref.WeakKeyDictionary[pluggy.PluginManager, LoadReport]" = weakref.WeakKeyDictionary()
+_reports: weakref.WeakKeyDictionary[pluggy.PluginManager, LoadReport] = weakref.WeakKeyDictionary()
 
 
 def _truthy(value: Optional[str]) -> bool:
@@ -181,7 +181,7 @@ def load_plugins(
             plugin = entry_point.load()
             pm.register(plugin, name=entry_point.name)
             check_hooks(pm, plugin)
-        except Exception as exc:  # noqa: BLE001  (foreign code: any failure is reported, not fatal)
+        except Exception as exc:
             if pm.get_plugin(entry_point.name) is not None:
                 pm.unregister(name=entry_point.name)  # a half-registered plugin must not answer hooks
             where = f"{dist_name} {version}" if dist_name else entry_point.value

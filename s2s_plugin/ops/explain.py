@@ -26,15 +26,14 @@ from typing import TYPE_CHECKING, Any, Optional
 from sqlalchemy import select
 
 from hookspecs import Click, PostbackRule
-
-from s2s_plugin.storage import tables as t
-from s2s_plugin.resolution.clickid import click_id_of, describe_click_id_problem
-from s2s_plugin.hooks.hookcalls import is_failure_note
 from s2s_plugin.delivery.hostlimits import host_statuses
+from s2s_plugin.hooks.hookcalls import is_failure_note
+from s2s_plugin.resolution.clickid import click_id_of, describe_click_id_problem
 from s2s_plugin.resolution.lint import lint_rule
 from s2s_plugin.resolution.redact import parse_secrets, redact_url
 from s2s_plugin.resolution.resolve import describe_rule, source_template, uses_click_id
-from s2s_plugin.storage.rows import aware
+from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.rows import aware, moment
 
 if TYPE_CHECKING:  # pragma: no cover
     from s2s_plugin.service import PostbackService
@@ -123,7 +122,7 @@ def _rule_sentence(rule: PostbackRule) -> str:
     return f"fires for {statuses}{template}{payout}{state}: {rule.method} {redact_url(rule.url, rule.secrets)}"
 
 
-def explain_subid(service: "PostbackService", subid: str) -> Explanation:
+def explain_subid(service: PostbackService, subid: str) -> Explanation:
     """Walk the checklist for ``subid``: click, source, campaign postbacks, click id, conversions and
     their decisions, deliveries and attempts, and what the linter finds in the postbacks."""
     now = time.time()
@@ -186,7 +185,7 @@ def explain_subid(service: "PostbackService", subid: str) -> Explanation:
             lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down)
             delivery_data.append(_delivery_data(row, by_delivery.get(row.id, [])))
         conversion_data.append({
-            "at": aware(event.created_at).isoformat(), "status": event.status, "original_status": event.original_status,
+            "at": moment(event.created_at).isoformat(), "status": event.status, "original_status": event.original_status,
             "tid": event.tid, "payout": event.payout, "decision": event.decision, "reason": event.reason,
             "deliveries": [row.id for row in fired],
         })
@@ -330,11 +329,11 @@ def _delivery_data(row: Any, attempts: list[Any]) -> dict[str, Any]:
     return {
         "delivery_id": row.id, "rule_id": row.rule_id, "status": row.status, "state": row.state,
         "url": redact_url(row.url, parse_secrets(row.secrets)), "attempts": row.attempts, "reason": row.reason,
-        "next_attempt_at": aware(row.next_attempt_at).isoformat() if row.next_attempt_at else None,
+        "next_attempt_at": moment(row.next_attempt_at).isoformat() if row.next_attempt_at else None,
         "attempt_log": [
             {"attempt": a.attempt, "outcome": a.outcome, "http_status": a.http_status,
              "response_body": _snippet(a.response_body, 500) or None, "reason": a.reason,
-             "started_at": aware(a.started_at).isoformat() if a.started_at else None}
+             "started_at": moment(a.started_at).isoformat() if a.started_at else None}
             for a in attempts
         ],
     }

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from sqlalchemy import Engine, and_, delete, select
 
 from hookspecs import Click, Conversion, PostbackRequest, PostbackRule, ResolveContext
-
-from s2s_plugin.storage import tables as t
 from s2s_plugin.errors import ConfigError, InputError
 from s2s_plugin.resolution.redact import redact, redact_body, redact_url, secret_values
 from s2s_plugin.resolution.resolve import fill_delivery_id
-from s2s_plugin.storage.rows import epoch
 from s2s_plugin.resolution.ruleid import RuleId
+from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.rows import epoch
 
 if TYPE_CHECKING:  # pragma: no cover
     from s2s_plugin.service import PostbackService
@@ -139,7 +138,7 @@ class TestSend:
         return "\n".join(lines)
 
 
-def find_rule(service: "PostbackService", rule_id: str) -> PostbackRule:
+def find_rule(service: PostbackService, rule_id: str) -> PostbackRule:
     """A source's (``source:ID``) or campaign's (``postback:N``) postback rule.
 
     :raises ConfigError: when there is no such rule.
@@ -156,7 +155,7 @@ def find_rule(service: "PostbackService", rule_id: str) -> PostbackRule:
 
 
 def test_send(
-    service: "PostbackService",
+    service: PostbackService,
     rule_id: str,
     *,
     status: Optional[str] = None,

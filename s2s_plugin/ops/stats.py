@@ -10,8 +10,8 @@ from typing import Optional
 
 from sqlalchemy import Engine, func, select
 
-from s2s_plugin.storage import tables as t
 from s2s_plugin.delivery.hostlimits import HostStatus, host_statuses
+from s2s_plugin.storage import tables as t
 
 #: Delivery states that still have work to do.
 PENDING_STATES = ("due", "leased")

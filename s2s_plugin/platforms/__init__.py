@@ -22,7 +22,6 @@ from types import ModuleType
 import pluggy
 
 from hookspecs import SourceTemplate
-
 from s2s_plugin.hooks.hookcalls import call_collect, expect_list_of
 from s2s_plugin.platforms import ga4, meta_capi, tiktok
 

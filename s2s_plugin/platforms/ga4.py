@@ -19,7 +19,6 @@ from typing import Any, Optional
 
 import hookspecs
 from hookspecs import PostbackRequest, ResolveContext, SourceTemplate
-
 from s2s_plugin.platforms.events import amount, compact, param, split_inputs
 
 NAME = "ga4"

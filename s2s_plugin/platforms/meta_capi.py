@@ -17,7 +17,6 @@ from typing import Any, Optional
 
 import hookspecs
 from hookspecs import PostbackRequest, ResolveContext, SourceTemplate
-
 from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_phone, param, split_inputs
 
 NAME = "meta-capi"

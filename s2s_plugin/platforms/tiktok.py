@@ -16,7 +16,6 @@ from typing import Any, Optional
 
 import hookspecs
 from hookspecs import PostbackRequest, ResolveContext, SourceTemplate
-
 from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_phone, param, split_inputs
 
 NAME = "tiktok-events"

@@ -44,7 +44,7 @@ class LinkSettings:
     parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
-def link_settings(template: "Optional[SourceTemplate]", rule: "Optional[PostbackRule]" = None) -> LinkSettings:
+def link_settings(template: Optional[SourceTemplate], rule: Optional[PostbackRule] = None) -> LinkSettings:
     """The campaign-link settings of a source: its own (``rule``) where set, else its template's.
 
     A source saved before it had settings of its own (None on the rule) uses its template's.

@@ -15,7 +15,6 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from hookspecs import CANONICAL_STATUSES, PostbackRule, SourceTemplate
-
 from s2s_plugin.resolution.clickid import unsubstituted_macro
 from s2s_plugin.resolution.macros import MACRO_RE, MacroUse, find_macros, render
 from s2s_plugin.resolution.templates import all_placeholders, builtin_templates

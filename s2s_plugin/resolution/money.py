@@ -75,7 +75,7 @@ def coerce_payout(value: object) -> Optional[Decimal]:
 
     :raises InputError: when it is not a finite, non-negative number.
     """
-    if value is None or isinstance(value, Decimal) and value.is_finite() and value >= 0:
+    if value is None or (isinstance(value, Decimal) and value.is_finite() and value >= 0):
         return value
     if isinstance(value, bool):
         raise InputError(f"payout {value!r} is not a number")

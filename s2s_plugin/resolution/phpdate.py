@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _suffix(day: int) -> str:
@@ -46,7 +46,7 @@ def _zulu_offset(moment: dt.datetime) -> str:
 
 def _zone_abbreviation(moment: dt.datetime) -> str:
     name = moment.tzname()
-    if name is None or name.startswith("UTC") and name != "UTC":
+    if name is None or (name.startswith("UTC") and name != "UTC"):
         # A fixed offset (datetime.timezone(timedelta(hours=3))) is named like PHP names an offset zone.
         return "UTC" if not _offset_seconds(moment) else _offset(moment, True)
     return name

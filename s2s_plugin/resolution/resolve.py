@@ -14,7 +14,6 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from hookspecs import Click, Conversion, PostbackRule, ResolveContext, SourceTemplate
-
 from s2s_plugin.resolution.clickid import click_id_of, describe_click_id_problem
 from s2s_plugin.resolution.links import DEFAULT_CLICK_ID_PARAM
 from s2s_plugin.resolution.macros import find_macros, render

@@ -23,7 +23,7 @@ class RuleId:
     key: str
 
     @classmethod
-    def parse(cls, text: "str | RuleId") -> "RuleId":
+    def parse(cls, text: str | RuleId) -> RuleId:
         """``"source:exo"`` → ``RuleId("source", "exo")``; ``"postback:3"`` → ``RuleId("postback", "3")``;
         anything else is kind ``other`` with the whole text as its key."""
         if isinstance(text, RuleId):
@@ -34,17 +34,17 @@ class RuleId:
         return cls("other", str(text))
 
     @classmethod
-    def of_source(cls, source_id: str) -> "RuleId":
+    def of_source(cls, source_id: str) -> RuleId:
         """The id of a traffic source's postback."""
         return cls("source", source_id)
 
     @classmethod
-    def of_postback(cls, postback_pk: int) -> "RuleId":
+    def of_postback(cls, postback_pk: int) -> RuleId:
         """The id of a campaign's postback by its row id."""
         return cls("postback", str(postback_pk))
 
     @classmethod
-    def campaign_postback(cls, text: "str | int") -> "RuleId":
+    def campaign_postback(cls, text: str | int) -> RuleId:
         """A campaign postback's id from ``postback:N`` or a bare ``N`` (as operators type it).
 
         :raises ConfigError: when it is neither.

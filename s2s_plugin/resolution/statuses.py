@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Optional
 
 from hookspecs import CANONICAL_STATUSES
-
 from s2s_plugin.errors import InputError
 
 #: (from, to) status changes a conversion may make.

@@ -6,16 +6,15 @@ import dataclasses
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import quote
-from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from hookspecs import PostbackRule, SourceTemplate
-
+from s2s_plugin.errors import ConfigError
 from s2s_plugin.hooks import hookcalls
 from s2s_plugin.resolution import links
-from s2s_plugin.errors import ConfigError
 from s2s_plugin.resolution.links import UNKNOWN_SOURCE_MACRO  # noqa: F401  (public here since campaign links began)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,7 +133,7 @@ def build_library(extra: Iterable[Iterable[SourceTemplate]] = ()) -> dict[str, S
     return library
 
 
-def source_templates(pm: "pluggy.PluginManager") -> tuple[dict[str, SourceTemplate], list[hookcalls.HookFailure]]:
+def source_templates(pm: pluggy.PluginManager) -> tuple[dict[str, SourceTemplate], list[hookcalls.HookFailure]]:
     """The library with every plugin's ``register_source_templates``, and the plugins that failed.
 
     A failing plugin (an exception, or anything but a list of ``SourceTemplate``) is left out with
@@ -163,7 +162,7 @@ def find_template(library: dict[str, SourceTemplate], name: Optional[str]) -> Op
 
 
 def campaign_link(
-    template: Optional[SourceTemplate], base_url: str, campaign_alias: str, rule: "Optional[PostbackRule]" = None
+    template: Optional[SourceTemplate], base_url: str, campaign_alias: str, rule: Optional[PostbackRule] = None
 ) -> str:
     """The campaign link to give the traffic source:
     ``https://HOST/c/summer?external_id={conversions_tracking}&sub_id_1={zoneid}``.
@@ -197,10 +196,16 @@ def fill_placeholders(url: str, template: SourceTemplate, values: Mapping[str, s
             raise ConfigError(f"template {template.name} has no placeholder {name!r} (its placeholders: {known})")
         if not str(value).strip():
             raise ConfigError(f"placeholder {name} of template {template.name} needs a value")
-        url = _placeholder_re(name).sub(lambda _m: quote(str(value).strip(), safe=""), url)
+        filled = quote(str(value).strip(), safe="")
+        # A function, so backslashes in the value are not read as group references.
+        url = _placeholder_re(name).sub(functools.partial(_literal, filled), url)
     return url
 
 
 def all_placeholders(library: Mapping[str, SourceTemplate]) -> frozenset[str]:
     """Every placeholder word the library's templates use (for the linter's leftover check)."""
     return frozenset(name for template in library.values() for name in template.placeholders)
+
+
+def _literal(text: str, _match: re.Match[str]) -> str:
+    return text

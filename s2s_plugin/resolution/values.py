@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Optional
 
 from hookspecs import Click, Conversion, PostbackRule
-
 from s2s_plugin.resolution.money import format_amount
 from s2s_plugin.resolution.phpdate import php_date
 
@@ -227,7 +226,7 @@ def format_date(moment: dt.datetime, argument: str) -> str:
     """``{date:FORMAT,TZ}``: PHP date letters, an optional IANA time zone (UTC by default)."""
     fmt, _, zone = argument.rpartition(",") if "," in argument else (argument, "", "")
     fmt = fmt or _DEFAULT_DATE
-    tz: dt.tzinfo = dt.timezone.utc
+    tz: dt.tzinfo = dt.UTC
     if zone.strip():
         try:
             tz = zoneinfo.ZoneInfo(zone.strip())
@@ -249,4 +248,4 @@ def parse_random_range(argument: str) -> tuple[int, int]:
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

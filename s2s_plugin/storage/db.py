@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from s2s_plugin.errors import ConfigError
 
 #: Per SQLite engine, the lock its write transactions take turns on (see ``make_engine``).
-_TURNS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def make_engine(database_url: str) -> Engine:
@@ -83,7 +83,7 @@ def is_in_memory(url: URL) -> bool:
     return not url.database or url.database == ":memory:" or url.query.get("mode") == "memory"
 
 
-def write_turn(engine: Engine) -> "threading.Lock | None":
+def write_turn(engine: Engine) -> threading.Lock | None:
     """The lock a SQLite engine's write transactions take turns on (None for other databases)."""
     return _TURNS.get(engine)
 

@@ -64,7 +64,7 @@ _HOST_ANSWERING = (
 _WINDOW_FACTOR, _WINDOW_MIN = 4, 256
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
     """The claim's select of one kind, written once per shape (how many hosts and ids are left out)."""
     if kind == "expired":
@@ -141,7 +141,7 @@ def in_turns(rows: Sequence[tuple[int, Optional[str]]], limit: int, host_cap: Op
     return taken
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe_sql(postgres: bool) -> tuple[str, str]:
     lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
     hosts = f"SELECT host FROM {t.hosts.name} WHERE state <> 'closed' AND next_probe_at <= ?{lock}"
@@ -168,7 +168,7 @@ def _probes(cur: rawdb.Cursor, now: float, window: float, limit: int) -> list[in
     return ids
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lease_sql(count: int) -> str:
     return (
         f"UPDATE {_TABLE} SET state = 'leased', lease_token = lease_token + 1, lease_until = ?, updated_at = ? "
@@ -236,13 +236,13 @@ _INSERT_ATTEMPT = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _current_sql(postgres: bool, count: int) -> str:
     sql = f"SELECT id, lease_token FROM {_TABLE} WHERE id IN ({rawdb.placeholders(count)}) AND state = 'leased'"
     return sql + " FOR UPDATE" if postgres else sql
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mark_reported_sql(count: int) -> str:
     return f"UPDATE {A.name} SET reported = ? WHERE id IN ({rawdb.placeholders(count)})"
 
@@ -293,7 +293,8 @@ def _write(engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Seq
         _mark(cur, reported)
         ids = [row.id for row, _ in done]
         tokens = dict(cur.execute(_current_sql(cur.postgres, len(ids)), ids).fetchall())
-        winners, late = [], []
+        winners: list[tuple[int, Any, Completion]] = []
+        late: list[tuple[int, Any, Completion]] = []
         for n, (row, result) in enumerate(done):
             (winners if tokens.get(row.id) == row.lease_token else late).append((n, row, result))
         if winners:
@@ -326,7 +327,7 @@ def _record_late(cur: rawdb.Cursor, row: Any, result: Completion) -> int:
     attempt = result.attempt
     found = cur.execute(_FIND_ATTEMPT, [row.id, attempt.get("attempt"), attempt.get("started_at")]).fetchone()
     if found:
-        return found[0]
+        return int(found[0])
     values = {**attempt, "delivery_id": row.id, "reason": f"{attempt.get('reason')}; {LATE_NOTE}"}
     return cur.insert_returning_ids(_INSERT_ATTEMPT, [[values.get(name) for name in _ATTEMPT_COLUMNS]])[0]
 

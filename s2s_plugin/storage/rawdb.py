@@ -104,7 +104,9 @@ class _Writer:
             assert engine is not None, "the engine is in use"
             pooled = engine.raw_connection()
             pooled.detach()  # ours for good: the pool neither resets nor recycles it
-            pooled.dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={SAFETY_LIMIT_PAGES}")
+            connection = pooled.dbapi_connection
+            assert connection is not None  # a checked-out connection has its DB-API connection
+            connection.execute(f"PRAGMA wal_autocheckpoint={SAFETY_LIMIT_PAGES}")
             self._connection = pooled
             if self.checkpointer is None:
                 self.checkpointer = Checkpointer(engine)
@@ -139,7 +141,7 @@ class _Writer:
         self.discard()
 
 
-_WRITERS: "weakref.WeakKeyDictionary[Engine, Optional[_Writer]]" = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, Optional[_Writer]] = weakref.WeakKeyDictionary()
 _WRITERS_LOCK = threading.Lock()
 
 
@@ -155,7 +157,7 @@ def _writer(engine: Engine) -> Optional[_Writer]:
             return _WRITERS[engine]
 
 
-def transaction(engine: Engine) -> "Transaction":
+def transaction(engine: Engine) -> Transaction:
     """A write transaction on a DB-API connection, for a ``with`` block that gets a ``Cursor``:
     committed when the block ends, rolled back when it raises.
 
@@ -172,7 +174,7 @@ class Transaction:
     context manager costs several microseconds more to enter and leave.
     """
 
-    __slots__ = ("_engine", "_turn", "_writer", "_pooled", "_connection")
+    __slots__ = ("_connection", "_engine", "_pooled", "_turn", "_writer")
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -237,6 +239,8 @@ def reading(engine: Engine) -> Iterator[Cursor]:
     run beside a writer, so a read need not wait for (or hold up) one."""
     pooled = engine.raw_connection()
     try:
-        yield Cursor(pooled.driver_connection.cursor(), engine.dialect.name == "postgresql")
+        driver = pooled.driver_connection
+        assert driver is not None  # a checked-out connection has its driver's connection
+        yield Cursor(driver.cursor(), engine.dialect.name == "postgresql")
     finally:
         pooled.close()  # the pool ends the read (a rollback) as it takes the connection back

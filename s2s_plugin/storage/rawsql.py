@@ -14,13 +14,15 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
 from s2s_plugin.storage import rawdb
@@ -55,9 +57,9 @@ class RawStatement:
         if len(self.names) > 1:
             self._pick: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(*self.names)
         elif self.names:
-            self._pick = lambda values, name=self.names[0]: (values[name],)
+            self._pick = functools.partial(_one, self.names[0])
         else:
-            self._pick = lambda values: ()
+            self._pick = _none
 
     def parameters(self, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The driver's parameters for ``values`` (by bind name; unknown names are ignored).
@@ -81,6 +83,14 @@ class RawStatement:
         return picked if self.positional else dict(zip(self.keys, picked))
 
 
+def _one(name: str, values: Mapping[str, Any]) -> tuple[Any]:
+    return (values[name],)
+
+
+def _none(values: Mapping[str, Any]) -> tuple[()]:
+    return ()
+
+
 def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optional[Sequence[str]] = None) -> RawStatement:
     """Compile ``statement`` once for ``dialect``.
 
@@ -89,7 +99,8 @@ def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optiona
     :raises ValueError: for what cannot be compiled once: expanding ``IN`` parameters, or a
         Python default that is not a constant (pass that column's value instead).
     """
-    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None)
+    # The SQL compiler's own attributes (binds, prefetch, positions) are what this module reads.
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None))
     binds = compiled.binds
     defaults: dict[str, Any] = {}
     for name, bind in binds.items():
@@ -106,7 +117,7 @@ def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optiona
             defaults[column.key] = default.arg
     positional = bool(dialect.positional)
     names = tuple(compiled.positiontup or ()) if positional else tuple(binds)
-    escaped = compiled.escaped_bind_names or {}
+    escaped: dict[str, str] = compiled.escaped_bind_names or {}
     keys = names if positional else tuple(escaped.get(name, name) for name in names)
     processors = []
     for index, name in enumerate(names):
@@ -142,7 +153,7 @@ class RawTransaction:
     def __init__(self, cursor: Any, dialect: Dialect) -> None:
         self._cursor = cursor
         self._dialect = dialect
-        self._dbapi_error: type[BaseException] = dialect.loaded_dbapi.Error
+        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self.dialect_name: str = dialect.name
 
     def execute(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
@@ -205,7 +216,7 @@ def raw_read(engine: Engine) -> Iterator[RawTransaction]:
         yield RawTransaction(cursor.raw, engine.dialect)
 
 
-def raw_transaction(engine: Engine) -> "_RawTransactionBlock":
+def raw_transaction(engine: Engine) -> _RawTransactionBlock:
     """A ``rawdb.transaction`` of ``engine`` that runs ``RawStatement``s (a ``RawTransaction`` for a
     ``with`` block): committed when the block ends, rolled back when it raises."""
     return _RawTransactionBlock(engine)

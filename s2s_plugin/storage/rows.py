@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRule
-
 from s2s_plugin.resolution.money import to_decimal
 from s2s_plugin.resolution.redact import parse_secrets
 from s2s_plugin.resolution.ruleid import RuleId
@@ -19,13 +18,18 @@ def epoch(moment: Optional[dt.datetime]) -> Optional[float]:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
 
 
 def aware(seconds: Optional[float]) -> Optional[dt.datetime]:
     """An aware UTC datetime from epoch seconds."""
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def moment(seconds: float) -> dt.datetime:
+    """An aware UTC datetime from epoch seconds that a row always has (``created_at``)."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 def dumps(value: Optional[Mapping[str, Any]]) -> str:
@@ -99,7 +103,7 @@ def click_from_row(row: Any) -> Click:
         campaign_id=row.campaign_id,
         source_id=row.source_id,
         params=loads(row.params),
-        created_at=aware(row.created_at),
+        created_at=moment(row.created_at),
         ip=row.ip,
         user_agent=row.user_agent,
         country=row.country,
@@ -117,7 +121,7 @@ def conversion_for_delivery(row: Any, click: Optional[Click], created_at: Option
         tid=row.tid or None,
         original_status=None,
         params={},
-        created_at=aware(created_at if created_at is not None else row.created_at),
+        created_at=moment(created_at if created_at is not None else row.created_at),
         click=click,
     )
 

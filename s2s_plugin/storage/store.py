@@ -6,29 +6,34 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Optional
 
-import threading
-
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hookspecs import Click, Conversion, PostbackRule
-
-from s2s_plugin.storage import tables as t
 from s2s_plugin.errors import ConfigError
 from s2s_plugin.resolution.hosts import host_key
 from s2s_plugin.resolution.money import format_amount
-from s2s_plugin.storage.queue import CHANNEL
-from s2s_plugin.storage.rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert, raw_read, raw_transaction
 from s2s_plugin.resolution.redact import join_secrets, redact_body, redact_url
 from s2s_plugin.resolution.resolve import PlannedPostback, fill_delivery_id, uses_delivery_id
-from s2s_plugin.storage.rows import click_from_row, click_values, dumps, postback_rule, source_rule
 from s2s_plugin.resolution.ruleid import RuleId
 from s2s_plugin.resolution.statuses import KnownConversion, StatusDecision, decide
+from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.queue import CHANNEL
+from s2s_plugin.storage.rawsql import (
+    RawStatement,
+    RawTransaction,
+    compile_raw,
+    compile_raw_insert,
+    raw_read,
+    raw_transaction,
+)
+from s2s_plugin.storage.rows import click_from_row, click_values, dumps, postback_rule, source_rule
 
 #: ``planner(conversion, click, rules)``: resolution, injected so this module stays free of hooks.
 Planner = Callable[[Conversion, Optional[Click], Sequence[PostbackRule]], list[PlannedPostback]]
@@ -186,7 +191,9 @@ class Store:
         self._rule_cache.clear()
         now = time.time()
         with self.engine.begin() as conn:
-            pk = conn.execute(insert(t.postbacks).values(**values, created_at=now, updated_at=now)).inserted_primary_key[0]
+            pk = conn.execute(insert(t.postbacks).values(**values, created_at=now, updated_at=now)).inserted_primary_key
+            assert pk is not None  # an INSERT always has its primary key
+            pk = pk[0]
             return postback_rule(conn.execute(select(t.postbacks).where(t.postbacks.c.id == pk)).one())
 
     def update_postback(self, postback_id: int, values: dict[str, Any]) -> PostbackRule:

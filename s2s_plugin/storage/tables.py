@@ -5,6 +5,8 @@ Times are epoch seconds (floats): compact, index-friendly and the same on SQLite
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -22,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
 
-def _rule_columns() -> list[Column]:
+def _rule_columns() -> list[Column[Any]]:
     """Columns every postback rule has, whether a source's or a campaign's (new objects per table)."""
     return [
         Column("url", Text, nullable=False),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from urllib.parse import parse_qs, urlsplit
 
 import hookspecs
 from hookspecs import Click, Conversion

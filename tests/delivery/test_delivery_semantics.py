@@ -11,12 +11,11 @@ from sqlalchemy import select
 
 import hookspecs
 from hookspecs import PostbackRule
-
-from s2s_plugin.storage import tables as t
 from s2s_plugin.errors import ConfigError
 from s2s_plugin.resolution.redact import secret_values
-from s2s_plugin.settings import DeliverySettings, settings_from_env
 from s2s_plugin.resolution.values import DELIVERY_ID_PENDING
+from s2s_plugin.settings import DeliverySettings, settings_from_env
+from s2s_plugin.storage import tables as t
 
 from .conftest import click, convert
 

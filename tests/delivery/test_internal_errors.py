@@ -16,8 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 import hookspecs
 from s2s_plugin.delivery import dispatcher as dispatcher_module
-from s2s_plugin.storage import tables as t
 from s2s_plugin.delivery.sender import Sender
+from s2s_plugin.storage import tables as t
 from sample_host.standin import Reply
 
 from .conftest import click, convert

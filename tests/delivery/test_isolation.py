@@ -9,11 +9,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from s2s_plugin.storage import queue
-from s2s_plugin.storage import tables as t
 from s2s_plugin.delivery.fairqueue import FairQueue
 from s2s_plugin.delivery.hostlimits import ConcurrencyLimit
 from s2s_plugin.resolution.hosts import host_key
+from s2s_plugin.storage import queue
+from s2s_plugin.storage import tables as t
 from sample_host.standin import RESET, Reply
 
 from .conftest import cli, click, convert, process_env

@@ -15,7 +15,7 @@ import pytest
 
 from hookspecs import Click, Conversion
 
-CLICK_TIME = dt.datetime(2026, 11, 20, 10, 0, 0, tzinfo=dt.timezone.utc)
+CLICK_TIME = dt.datetime(2026, 11, 20, 10, 0, 0, tzinfo=dt.UTC)
 
 
 def sha256(text: str) -> str:
@@ -40,7 +40,7 @@ def visit(pm, subid: str = "s1", **params: str) -> None:
 def convert(pm, subid: str = "s1", status: str = "sale", payout: str = "4.20", created_at: dt.datetime | None = None) -> None:
     pm.hook.on_conversion(conversion=Conversion(
         subid=subid, status=status, payout=Decimal(payout), currency="usd",
-        created_at=created_at or dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.timezone.utc),
+        created_at=created_at or dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC),
     ))
 
 
@@ -60,7 +60,7 @@ def test_meta_capi_sends_metas_event_json_with_hashed_identifiers(make_s2s, stan
     assert request.json() == {
         "data": [{
             "event_name": "Purchase",
-            "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.timezone.utc).timestamp()),
+            "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC).timestamp()),
             "event_id": str(delivery_id),
             "action_source": "website",
             "user_data": {
@@ -124,7 +124,7 @@ def test_ga4_sends_the_measurement_protocol_body(make_s2s, standin, host):
     )
     standin.script("/mp/collect", [(204, "")])
     pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="ga", params={"_ga": "GA1.1.1234567890.1700000000"}))
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     convert(pm, created_at=now)
     s2s.drain(timeout=5)
     (request,) = standin.requests
@@ -149,7 +149,7 @@ def test_ga4_old_conversions_go_without_a_timestamp_and_validation_messages_fail
     )
     standin.script("/debug/mp/collect", [(200, json.dumps({"validationMessages": [{"description": "bad currency"}]}))])
     pm.hook.on_click(click=Click(subid="s9", campaign_id="summer", source_id="ga"))
-    convert(pm, subid="s9", created_at=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
+    convert(pm, subid="s9", created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     s2s.drain(timeout=5)
     body = standin.requests[0].json()
     assert "timestamp_micros" not in body and body["client_id"] == "s9"
@@ -190,7 +190,7 @@ def test_tiktok_events_sends_tiktoks_json_with_the_token_in_its_header(make_s2s,
         "event_source_id": "C0PIX",
         "data": [{
             "event": "CompletePayment",
-            "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.timezone.utc).timestamp()),
+            "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC).timestamp()),
             "event_id": str(host.attempts[0].delivery_id),
             "user": {"ttclid": "E.C.P.abc", "ip": "203.0.113.9", "user_agent": "Mozilla/5.0", "email": sha256("a@b.example")},
             "properties": {"value": 4.2, "currency": "USD"},
@@ -214,9 +214,9 @@ def test_tiktok_answer_codes_decide(make_s2s, standin, host, answer, outcome):
 
 def test_a_plugin_with_its_own_template_of_that_name_replaces_the_built_in_platform(tmp_path, host, standin, monkeypatch):
     import pluggy
+    import s2s_json_events
 
     import hookspecs
-    import s2s_json_events
     import s2s_plugin
 
     monkeypatch.setenv("S2S_TIKTOK_ACCESS_TOKEN", "env-token-1")

@@ -9,8 +9,8 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from s2s_plugin.storage import tables as t
 from s2s_plugin.delivery.policy import next_delay, parse_retry_after
+from s2s_plugin.storage import tables as t
 from sample_host.standin import RESET, Reply
 
 from .conftest import click, convert

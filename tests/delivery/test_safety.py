@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 import hookspecs
 from s2s_plugin.delivery import safety
-from s2s_plugin.storage import tables as t
 from s2s_plugin.delivery.safety import Resolver, check_target
+from s2s_plugin.storage import tables as t
 from sample_host.standin import Reply
 
 from .conftest import click, convert

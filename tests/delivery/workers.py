@@ -26,7 +26,7 @@ class Worker:
         self.options = options
         self.process: Optional[subprocess.Popen] = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.process = subprocess.Popen(
             cli("worker", "--database-url", self.database_url, "--allow-private-targets", *self.options),
             cwd=ROOT, env=process_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

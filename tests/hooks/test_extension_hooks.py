@@ -13,7 +13,7 @@ import hmac
 import json
 
 import hookspecs
-from hookspecs import PostbackRequest, PostbackRule, SourceTemplate
+from hookspecs import PostbackRule, SourceTemplate
 
 from .support import convert, make_click, registered
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pytest
@@ -44,7 +44,7 @@ def test_a_broken_plugin_does_not_take_the_host_down(fake_dist, tmp_path: Path, 
         tracker.s2s.drain(timeout=5)
         import watcher_s2s
 
-        assert watcher_s2s.SEEN == [(subid, "sale")]
+        assert [(subid, "sale")] == watcher_s2s.SEEN
         assert [r.target for r in standin.requests] == ["/pb?c=X1"]
 
 

@@ -8,7 +8,6 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -63,7 +62,8 @@ def test_conversions_that_always_fail_are_gone_past_backed_off_and_counted(campa
     tracker.handoffs.backoff = lambda tries: 0.0  # due again at once: the run meets them all
     tracker.pm.register(Down(), name="down")
     poisoned = [_convert(tracker, f"poison-{n}") for n in range(12)]  # the oldest: first in line
-    healthy = [_convert(tracker, f"ok-{n}") for n in range(5)]
+    for n in range(5):
+        _convert(tracker, f"ok-{n}")
     assert tracker.handoffs.waiting() == 17
     tracker.pm.unregister(name="down")
     tracker.pm.register(Poison(), name="poison")

@@ -190,7 +190,6 @@ def test_worker_hands_over_conversions_the_plugin_did_not_take(database_url: str
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import hookspecs

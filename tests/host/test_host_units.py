@@ -188,7 +188,7 @@ def test_work_slots_refuse_at_once_when_all_are_taken() -> None:
 def test_log_filters_parse_times_and_check_outcomes() -> None:
     from sample_host.logs import SentFilter, parse_time
 
-    assert parse_time("2024-05-01T12:00", "since") == dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone.utc)
+    assert parse_time("2024-05-01T12:00", "since") == dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
     assert parse_time("2024-05-01T12:00:00+02:00", "since").utcoffset() == dt.timedelta(hours=2)
     assert parse_time(" ", "since") is None
     with pytest.raises(HostError, match="since='soon' is not an ISO 8601 time"):

@@ -134,7 +134,7 @@ def test_the_allow_list_refuses_other_addresses_before_reading(host: Host, exo_c
 def test_the_allow_list_takes_only_addresses_and_networks(host: Host) -> None:
     from sample_host.errors import HostError
 
-    with pytest.raises(HostError, match="'10.0.0.300' is not an IP address or network"):
+    with pytest.raises(HostError, match=r"'10\.0\.0\.300' is not an IP address or network"):
         host.tracker.set_inbound_settings(allowed_ips=["10.0.0.1, 10.0.0.300"])
 
 

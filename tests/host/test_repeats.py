@@ -75,9 +75,8 @@ def test_the_database_refuses_a_second_row_with_the_same_key(any_host: Host, sub
     assert any_host.postback(subid=subid, status="sale", tid="T1").status_code == 200
     row = {"subid": subid, "status": "sale", "tid": "T1", "params": {}, "created_at": db.utcnow(),
            "repeat_key": repeat_key(subid, "sale", "T1")}
-    with pytest.raises(sa.exc.IntegrityError):
-        with any_host.tracker.engine.begin() as conn:
-            conn.execute(sa.insert(db.conversions).values(**row))
+    with pytest.raises(sa.exc.IntegrityError), any_host.tracker.engine.begin() as conn:
+        conn.execute(sa.insert(db.conversions).values(**row))
 
 
 def test_an_older_database_keeps_its_conversions_and_gets_the_key(any_database_url: str) -> None:

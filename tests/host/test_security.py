@@ -59,7 +59,7 @@ def test_every_page_and_api_route_refuses_a_visitor_who_has_not_signed_in(host: 
     patterns = {pattern for pattern, _, _ in walked}
     # The walk really covers the app: pages, API, metrics, and the public ones it skips.
     assert {"/campaigns", "/sent/{entry_id:int}", "/api/sent-postbacks", "/metrics", "/settings"} <= patterns
-    assert PUBLIC <= patterns
+    assert patterns >= PUBLIC
     checked = []
     for pattern, path, method in walked:
         if pattern in PUBLIC:

@@ -21,12 +21,12 @@ SUB_IDS = {f"sub_id_{n}": f"s{n}" for n in range(1, 31)}
 CLICK = Click(
     subid="K7Q2", campaign_id="summer", source_id="exo", campaign_name="Summer sale",
     params={"external_id": "ext-9", "cost": "0.05", "zone": "z 1", "Banner": "b/2", "_hidden": "h", **SUB_IDS},
-    created_at=dt.datetime(2026, 1, 31, 22, 5, 9, tzinfo=dt.timezone.utc),
+    created_at=dt.datetime(2026, 1, 31, 22, 5, 9, tzinfo=dt.UTC),
     ip="198.51.100.4", user_agent="Mozilla/5.0 (X11)", country="DE",
 )
 CONV = Conversion(
     subid="K7Q2", status="lead", payout=Decimal("1.20"), currency="USD", tid="TX-1", original_status="pending",
-    params={"goal": "reg"}, created_at=dt.datetime(2026, 2, 1, 0, 0, 1, tzinfo=dt.timezone.utc),
+    params={"goal": "reg"}, created_at=dt.datetime(2026, 2, 1, 0, 0, 1, tzinfo=dt.UTC),
 )
 RULE = PostbackRule(id="postback:7", url="", campaign_id="summer")
 
@@ -179,7 +179,7 @@ def test_no_value_changes_the_url_structure(external_id, sub_id_1, zone, tid, cu
     click = Click(subid="p", campaign_id="summer", campaign_name=campaign_name, user_agent=user_agent,
                   params={"external_id": external_id, "sub_id_1": sub_id_1, "zone": zone, "sub_id_9": raw})
     conversion = Conversion(subid="p", status="sale", tid=tid, currency=currency,
-                            created_at=dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc))
+                            created_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
     url = render(TEMPLATE, MacroValues(click, conversion, RULE, Decimal("0.1")).lookup).text
     parts = urlsplit(url)
     assert (parts.scheme, parts.hostname, parts.port, parts.fragment) == ("https", "pb.example.com", None, "frag")

@@ -33,13 +33,13 @@ echo json_encode($out);
 """
 
 # Python's datetime ends at year 9999; keep every local time inside years 2..9998.
-EARLIEST = int(dt.datetime(2, 1, 1, tzinfo=dt.timezone.utc).timestamp())
-LATEST = int(dt.datetime(9998, 12, 31, tzinfo=dt.timezone.utc).timestamp())
+EARLIEST = int(dt.datetime(2, 1, 1, tzinfo=dt.UTC).timestamp())
+LATEST = int(dt.datetime(9998, 12, 31, tzinfo=dt.UTC).timestamp())
 #: Names PHP reads as time-zone abbreviations (a fixed offset, e.g. CET = +01:00 all year), not as
 #: the IANA zones of the same name (CET with summer time) that ``{date:...,CET}`` uses.
 PHP_ABBREVIATIONS = {"CET", "EET", "EST", "GMT", "GMT+0", "GMT-0", "HST", "MET", "MST", "UCT", "WET"}
-RECENT = (int(dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc).timestamp()),
-          int(dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc).timestamp()))
+RECENT = (int(dt.datetime(1900, 1, 1, tzinfo=dt.UTC).timestamp()),
+          int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp()))
 
 
 def php_formats(cases: list[tuple[int, int, str, str]]) -> list[str]:
@@ -51,7 +51,7 @@ def php_formats(cases: list[tuple[int, int, str, str]]) -> list[str]:
 
 
 def moment(seconds: int, micro: int, zone: str) -> dt.datetime:
-    utc = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=seconds, microseconds=micro)
+    utc = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds, microseconds=micro)
     return utc.astimezone(zoneinfo.ZoneInfo(zone))
 
 
@@ -115,7 +115,7 @@ def test_matches_php_on_random_times_and_zones() -> None:
     ],
 )
 def test_letters_at_the_epoch(fmt: str, expected: str) -> None:
-    assert php_date(fmt, dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) == expected
+    assert php_date(fmt, dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) == expected
 
 
 def test_fixed_offset_zone_is_named_by_its_offset() -> None:

@@ -8,21 +8,21 @@ from decimal import Decimal
 import pytest
 
 from hookspecs import Click, Conversion, PostbackRule
+from s2s_plugin.errors import InputError
 from s2s_plugin.resolution.clickid import unsubstituted_macro, usable_click_id
 from s2s_plugin.resolution.macros import find_macros, render
 from s2s_plugin.resolution.money import apply_payout_mode, format_amount, parse_payout
-from s2s_plugin.errors import InputError
 from s2s_plugin.resolution.resolve import plan_one
 from s2s_plugin.resolution.values import MacroValues
 
 CLICK = Click(
     subid="sub1", campaign_id="summer", source_id="exo",
     params={"external_id": "ext 1", "sub_id_1": "zone&1", "cost": "0.5", "placement": "p/1"},
-    created_at=dt.datetime(2026, 3, 1, 12, 30, 5, tzinfo=dt.timezone.utc), ip="203.0.113.9", country="UA",
+    created_at=dt.datetime(2026, 3, 1, 12, 30, 5, tzinfo=dt.UTC), ip="203.0.113.9", country="UA",
 )
 CONV = Conversion(
     subid="sub1", status="sale", payout=Decimal("2.5"), currency="EUR", tid="T-1", original_status="approved",
-    created_at=dt.datetime(2026, 3, 2, 23, 15, 0, tzinfo=dt.timezone.utc),
+    created_at=dt.datetime(2026, 3, 2, 23, 15, 0, tzinfo=dt.UTC),
 )
 RULE = PostbackRule(id="postback:1", url="", statuses=("sale",), campaign_id="summer")
 

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from hookspecs import Click, Conversion, SourceTemplate
 from s2s_plugin import ConfigError
+from s2s_plugin.resolution.links import check_parameters, link_settings, parse_parameters
+from s2s_plugin.resolution.templates import builtin_facts, builtin_templates, campaign_link
 from s2s_plugin.storage import migrate
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.db import make_engine
-from s2s_plugin.resolution.links import check_parameters, link_settings, parse_parameters
-from s2s_plugin.resolution.templates import builtin_facts, builtin_templates, campaign_link
 
 KEITARO_LIST = (
     "https://github.com/fenjo26/Orbitra.link/blob/d03673b5969d1d7c9c241cdaab2938fb967655e2/data/keitaro_traffic_sources.json"
@@ -162,5 +162,5 @@ def test_migration_0006_keeps_sources_and_their_template_settings(tmp_path) -> N
     assert (row.click_id_param, row.source_macro, row.parameters) == (None, None, None)
     migrate.downgrade(engine, "0005")
     with engine.connect() as conn:
-        assert "parameters" not in conn.exec_driver_sql("SELECT * FROM s2s_sources").keys()
+        assert "parameters" not in conn.exec_driver_sql("SELECT * FROM s2s_sources").keys()  # noqa: SIM118 (a result's keys, not a dict)
     engine.dispose()

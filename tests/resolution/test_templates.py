@@ -17,7 +17,15 @@ from s2s_plugin.resolution.clickid import unsubstituted_macro
 from s2s_plugin.resolution.lint import lint
 from s2s_plugin.resolution.resolve import plan_one
 from s2s_plugin.resolution.statuses import CANONICAL_STATUSES
-from s2s_plugin.resolution.templates import CONFIDENCE_LEVELS, UNKNOWN_SOURCE_MACRO, builtin_facts, builtin_templates, campaign_link, fill_placeholders, placeholders_left
+from s2s_plugin.resolution.templates import (
+    CONFIDENCE_LEVELS,
+    UNKNOWN_SOURCE_MACRO,
+    builtin_facts,
+    builtin_templates,
+    campaign_link,
+    fill_placeholders,
+    placeholders_left,
+)
 
 LIBRARY = builtin_templates()
 FACTS = builtin_facts()

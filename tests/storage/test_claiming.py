@@ -3,16 +3,13 @@ saturated hosts left out), lease renewal, release on shutdown."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 from sqlalchemy import select, update
 
 from s2s_plugin.storage import queue
 from s2s_plugin.storage import tables as t
-from s2s_plugin.delivery.dispatcher import Dispatcher
 from sample_host.standin import Reply
-
 from tests.support.flow import click, convert
 
 

@@ -9,12 +9,11 @@ import time
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, insert, select
+from sqlalchemy import inspect, select
 
 from s2s_plugin.storage import migrate
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.db import make_engine
-
 from tests.support.flow import ROOT, cli, process_env
 
 
@@ -89,7 +88,10 @@ def test_version_table_is_the_plugins_own(tmp_path):
 
 def test_cli_db_upgrade_and_current(tmp_path):
     url = f"sqlite:///{tmp_path}/cli.db"
-    run = lambda *a: subprocess.run(cli(*a), cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=60)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cli(*args), cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=60)
+
     first = run("db", "upgrade", "--database-url", url)
     assert first.returncode == 0, first.stderr
     assert f"upgraded from (empty) to {migrate.head_revision()}" in first.stdout

@@ -158,7 +158,7 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             key = _pick(worker.claimed, k)
             worker.sending[key] = worker.claimed.pop(key)
             self.sent[key[0]] += 1
-            
+
         @precondition(lambda self: any(w.sending for w in self.workers))
         @rule(w=st.integers(0, WORKERS - 1), k=st.integers(0, 10**6), outcome=st.sampled_from(["delivered", "retry", "failed"]))
         def answer(self, w: int, k: int, outcome: str) -> None:

@@ -68,14 +68,12 @@ def test_a_failing_block_rolls_back_and_raises_sqlalchemys_exception(engine: Any
     once = compile_raw(insert(t.deliveries), engine.dialect, [*DELIVERY, "id"])
     with raw_transaction(engine) as tx:
         first_id = tx.scalar(statement, DELIVERY)
-    with pytest.raises(IntegrityError):
-        with raw_transaction(engine) as tx:
-            tx.scalar(statement, {**DELIVERY, "subid": "s2", "rule_id": "source:s2"})
-            tx.execute(once, {**DELIVERY, "id": first_id})  # the same primary key again
-    with pytest.raises(RuntimeError):
-        with raw_transaction(engine) as tx:
-            tx.scalar(statement, {**DELIVERY, "subid": "s3", "rule_id": "source:s3"})
-            raise RuntimeError("the caller failed")
+    with pytest.raises(IntegrityError), raw_transaction(engine) as tx:
+        tx.scalar(statement, {**DELIVERY, "subid": "s2", "rule_id": "source:s2"})
+        tx.execute(once, {**DELIVERY, "id": first_id})  # the same primary key again
+    with pytest.raises(RuntimeError), raw_transaction(engine) as tx:
+        tx.scalar(statement, {**DELIVERY, "subid": "s3", "rule_id": "source:s3"})
+        raise RuntimeError("the caller failed")
     with engine.connect() as conn:
         assert list(conn.execute(select(t.deliveries.c.subid)).scalars()) == ["s1"]
     # The connection went back to the pool in a usable state.
@@ -85,9 +83,8 @@ def test_a_failing_block_rolls_back_and_raises_sqlalchemys_exception(engine: Any
 
 def test_a_missing_value_is_a_programming_error_named_in_the_message(engine: Any) -> None:
     statement = _delivery_insert(engine)
-    with pytest.raises(ValueError, match="'url'"):
-        with raw_transaction(engine) as tx:
-            tx.execute(statement, {k: v for k, v in DELIVERY.items() if k != "url"})
+    with pytest.raises(ValueError, match="'url'"), raw_transaction(engine) as tx:
+        tx.execute(statement, {k: v for k, v in DELIVERY.items() if k != "url"})
 
 
 def test_what_cannot_be_compiled_once_is_refused(engine: Any) -> None:
@@ -235,9 +232,8 @@ def test_sqlite_writes_share_one_connection_outside_the_pool_and_survive_a_broke
     broken = rawdb._writer(engine)
     assert broken is not None
     broken.connection().close()  # as a connection that failed under us
-    with pytest.raises(Exception):
-        with raw_transaction(engine) as tx:
-            tx.scalar(statement, {**DELIVERY, "subid": "lost", "rule_id": "lost"})
+    with pytest.raises(Exception), raw_transaction(engine) as tx:  # noqa: B017 (whatever the driver raises for a closed connection)
+        tx.scalar(statement, {**DELIVERY, "subid": "lost", "rule_id": "lost"})
     with raw_transaction(engine) as tx:  # the next write opens a new connection
         tx.scalar(statement, {**DELIVERY, "subid": "s3", "rule_id": "r3"})
     with engine.connect() as conn:

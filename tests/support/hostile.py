@@ -21,7 +21,6 @@ import socket
 import ssl
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Optional
@@ -52,7 +51,7 @@ class ReceivedRequest:
 class Exchange:
     """One request on one connection, for an ``Answer`` to reply to."""
 
-    def __init__(self, source: "HostileSource", sock: socket.socket, request: ReceivedRequest) -> None:
+    def __init__(self, source: HostileSource, sock: socket.socket, request: ReceivedRequest) -> None:
         self.source = source
         self.sock = sock
         self.request = request
@@ -178,7 +177,7 @@ class HostileSource:
         """How many requests for ``path`` reached the source."""
         return sum(1 for request in list(self.requests) if request.path == path)
 
-    def start(self) -> "HostileSource":
+    def start(self) -> HostileSource:
         self._thread.start()
         return self
 
@@ -202,7 +201,7 @@ class HostileSource:
                 pass
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "HostileSource":
+    def __enter__(self) -> HostileSource:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -57,7 +57,7 @@ def uvicorn_server(
     def run() -> None:
         try:
             server.run(sockets=[sock])
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+        except BaseException as exc:
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"uvicorn:{port}", daemon=True)

@@ -6,9 +6,9 @@ import dataclasses
 
 import pluggy
 import pytest
+import s2s_exoclick
 
 import hookspecs
-import s2s_exoclick
 from hookspecs import PostbackRequest
 
 

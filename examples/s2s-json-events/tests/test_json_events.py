@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pluggy
 import pytest
+import s2s_json_events
 
 import hookspecs
-import s2s_json_events
 from hookspecs import Click, Conversion, PostbackRequest, PostbackRule, ResolveContext
 
 TOKEN = "tt-access-7c1f0e"
-WHEN = dt.datetime(2024, 11, 21, 14, 13, 23, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2024, 11, 21, 14, 13, 23, tzinfo=dt.UTC)
 URL = "https://business-api.tiktok.com/open_api/v1.3/event/track/?event_source_id=C0PIX&ttclid=E.C.P.abc&value=2.5&currency=USD"
 
 
