@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from hookspecs import Click, Conversion
+from hookspecs import Click, Conversion, PostbackRequest
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -64,6 +67,20 @@ def hashed_phone(value: Optional[str]) -> Optional[str]:
         return value
     digits = re.sub(r"\D", "", value)
     return hashlib.sha256(digits.encode("ascii")).hexdigest() if digits else None
+
+
+def json_post(
+    request: PostbackRequest, url: str, body: Mapping[str, Any], *, headers: Mapping[str, str] = {}, secrets: tuple[str, ...] = ()
+) -> PostbackRequest:
+    """``request`` as a JSON POST of ``body`` to ``url``, with extra ``headers`` and marked ``secrets``."""
+    return dataclasses.replace(
+        request,
+        method="POST",
+        url=url,
+        headers={**request.headers, **headers, "Content-Type": "application/json"},
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+        secrets=(*request.secrets, *secrets),
+    )
 
 
 def compact(mapping: dict[str, Any]) -> dict[str, Any]:

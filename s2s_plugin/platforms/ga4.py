@@ -11,7 +11,6 @@ delivery id, so a resent purchase is not counted twice), ``value`` and ``currenc
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import time
@@ -19,7 +18,7 @@ from typing import Any, Optional
 
 import hookspecs
 from hookspecs import PostbackRequest, ResolveContext, SourceTemplate
-from s2s_plugin.platforms.events import amount, compact, param, split_inputs
+from s2s_plugin.platforms.events import amount, compact, json_post, param, split_inputs
 
 NAME = "ga4"
 
@@ -106,13 +105,7 @@ def prepare_request(request: PostbackRequest, context: ResolveContext) -> Option
     if request.template != NAME:
         return None
     url, inputs = split_inputs(request.url, INPUTS)
-    return dataclasses.replace(
-        request,
-        method="POST",
-        url=url,
-        headers={**request.headers, "Content-Type": "application/json"},
-        body=json.dumps(build_event(inputs, context), separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-    )
+    return json_post(request, url, build_event(inputs, context))
 
 
 @hookspecs.hookimpl

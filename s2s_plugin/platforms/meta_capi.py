@@ -11,13 +11,12 @@ pixel also sent from the browser with the same id.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any, Optional
 
 import hookspecs
 from hookspecs import PostbackRequest, ResolveContext, SourceTemplate
-from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_phone, param, split_inputs
+from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_phone, json_post, param, split_inputs
 
 NAME = "meta-capi"
 
@@ -114,14 +113,7 @@ def prepare_request(request: PostbackRequest, context: ResolveContext) -> Option
     if request.template != NAME:
         return None
     url, inputs = split_inputs(request.url, INPUTS)
-    body = build_event(inputs, context)
-    return dataclasses.replace(
-        request,
-        method="POST",
-        url=url,
-        headers={**request.headers, "Content-Type": "application/json"},
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-    )
+    return json_post(request, url, build_event(inputs, context))
 
 
 @hookspecs.hookimpl

@@ -10,13 +10,12 @@ TikTok answers HTTP 200 with a ``code``: 0 when it took the event.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any, Optional
 
 import hookspecs
 from hookspecs import PostbackRequest, ResolveContext, SourceTemplate
-from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_phone, param, split_inputs
+from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_phone, json_post, param, split_inputs
 
 NAME = "tiktok-events"
 
@@ -110,14 +109,7 @@ def prepare_request(request: PostbackRequest, context: ResolveContext) -> Option
     token = inputs.get("access_token", "").strip()
     if not token or token == "ACCESS_TOKEN":
         raise ValueError("the postback URL has no access token: set access_token=YOUR_EVENTS_API_TOKEN")
-    return dataclasses.replace(
-        request,
-        method="POST",
-        url=url,
-        headers={**request.headers, "Access-Token": token, "Content-Type": "application/json"},
-        body=json.dumps(build_event(inputs, context), separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-        secrets=(*request.secrets, token),
-    )
+    return json_post(request, url, build_event(inputs, context), headers={"Access-Token": token}, secrets=(token,))
 
 
 @hookspecs.hookimpl
