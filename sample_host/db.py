@@ -84,6 +84,9 @@ conversions = sa.Table(
     sa.Column("currency", sa.String(3), nullable=True),
     sa.Column("params", sa.JSON, nullable=False, default=dict),
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    # When the network says the conversion happened (its conversion_time parameter), if it said;
+    # created_at stays the time the tracker received it.
+    sa.Column("converted_at", UtcDateTime, nullable=True),
     # The same click, status and tid (an affiliate network retrying its postback) is one
     # conversion: see receiving.repeat_key. Empty for conversions recorded before it existed.
     sa.Column("repeat_key", sa.String(64), nullable=True),

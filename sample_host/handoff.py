@@ -279,6 +279,6 @@ class Handoffs:
             tid=row.tid,
             original_status=row.original_status,
             params=dict(row.params or {}),
-            created_at=row.created_at,
+            created_at=row.converted_at or row.created_at,
             click=self._load_click(row.subid),
         )

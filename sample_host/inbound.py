@@ -7,6 +7,7 @@ Pure functions, no I/O: ``parse_postback`` turns the request's parameters into a
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -37,6 +38,8 @@ class InboundPostback:
     currency: Optional[str]
     tid: Optional[str]
     params: Mapping[str, str]
+    #: When the network says the conversion happened (``conversion_time``), or None.
+    converted_at: Optional[dt.datetime] = None
 
 
 def _value(params: Mapping[str, str], name: str) -> Optional[str]:
@@ -89,4 +92,42 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
         currency=currency,
         tid=tid,
         params=dict(params),
+        converted_at=parse_conversion_time(_value(params, "conversion_time")),
     )
+
+
+#: How far ahead of this machine's clock a network's conversion time may be (clocks drift).
+_FUTURE_SLACK = dt.timedelta(hours=1)
+#: Earlier than this is a mistake (a time in milliseconds read as seconds is far later, not earlier).
+_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def parse_conversion_time(value: Optional[str], now: Optional[dt.datetime] = None) -> Optional[dt.datetime]:
+    """The network's ``conversion_time``: Unix seconds (``1732871000``, fractions allowed) or ISO 8601
+    (``2026-11-29T09:03:20Z``, ``2026-11-29 12:03:20+03:00``; no zone means UTC), as an aware UTC time.
+
+    :raises HostError: for anything else, or a time before 2000 or more than an hour ahead.
+    """
+    if value is None:
+        return None
+    moment: Optional[dt.datetime] = None
+    if _EPOCH.fullmatch(value):
+        try:
+            moment = dt.datetime.fromtimestamp(float(value), dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            moment = None
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    if moment is None:
+        raise HostError(f"conversion_time {value[:40]!r} is not Unix seconds or an ISO 8601 time such as 2026-11-29T09:03:20Z")
+    if moment < _EARLIEST or moment > (now or db.utcnow()) + _FUTURE_SLACK:
+        raise HostError(f"conversion_time {value[:40]!r} is {moment:%Y-%m-%d %H:%M:%S} UTC: not a time a conversion can have")
+    return moment
+
+
+_EPOCH = re.compile(r"[0-9]{1,11}(\.[0-9]{1,6})?")

@@ -153,10 +153,11 @@ class Receiver:
             tid=inbound.tid,
             original_status=inbound.original_status,
             params=inbound.params,
-            created_at=db.utcnow(),
+            # {conversion_datetime} and {date:...} are the network's time when it says when.
+            created_at=inbound.converted_at or db.utcnow(),
             click=click,
         )
-        stored = self._store(conversion, record)
+        stored = self._store(conversion, record, converted=inbound.converted_at is not None)
         if stored.repeat_of is not None:
             reason = (f"repeat of conversion #{stored.repeat_of} (same subid, status and tid): "
                       "not recorded again")
@@ -174,7 +175,7 @@ class Receiver:
                 )
         return Receipt(200, success_text(settings, params), stored.conversion_id)
 
-    def _store(self, conversion: Conversion, record: dict[str, Any]) -> _Stored:
+    def _store(self, conversion: Conversion, record: dict[str, Any], converted: bool = False) -> _Stored:
         """Record a conversion with its hand-over mark and its log entry, in one transaction, or
         find the one it repeats. Two copies arriving at once meet at the unique key: the one that
         loses finds the other's row."""
@@ -196,7 +197,8 @@ class Receiver:
                             payout=None if conversion.payout is None else str(conversion.payout),
                             currency=conversion.currency,
                             params=dict(conversion.params),
-                            created_at=conversion.created_at,
+                            created_at=db.utcnow() if converted else conversion.created_at,
+                            converted_at=conversion.created_at if converted else None,
                             repeat_key=key,
                         )
                     ).inserted_primary_key[0]
@@ -204,7 +206,8 @@ class Receiver:
                     received_id = conn.execute(
                         sa.insert(db.received_postbacks).values(
                             **record, outcome="accepted", http_status=200, conversion_id=conversion_id,
-                            reason=f"{conversion.status} recorded",
+                            reason=f"{conversion.status} recorded"
+                            + (f" (converted at {conversion.created_at:%Y-%m-%d %H:%M:%S} UTC, the network says)" if converted else ""),
                         )
                     ).inserted_primary_key[0]
                 return _Stored(conversion_id=conversion_id, received_id=received_id)
