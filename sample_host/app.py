@@ -74,6 +74,8 @@ async def click_endpoint(request: Request) -> Response:
             params,
             ip=_client_ip(request),
             user_agent=request.headers.get("user-agent"),
+            accept_language=request.headers.get("accept-language"),
+            referrer=request.headers.get("referer"),
         )
     except HostError as exc:
         return _text(exc.http_status, str(exc))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import re
 import secrets
 import urllib.parse
@@ -26,7 +27,7 @@ from s2s_plugin.errors import ConfigError
 from s2s_plugin.hooks.plugins import load_report, make_plugin_manager
 from s2s_plugin.resolution.ruleid import RuleId
 
-from . import credentials, db, inbound_settings, rulesettings
+from . import credentials, db, inbound_settings, rulesettings, visitors
 from .credentials import Credentials
 from .errors import Conflict, HostError, NotFound
 from .handoff import Handed, Handoffs, describe_waiting
@@ -142,12 +143,16 @@ class Tracker:
         *,
         allow_private_targets: bool = False,
         load_plugins: bool = True,
+        geoip_database: Optional[str] = None,
         **delivery: Any,
     ) -> None:
         unknown = set(delivery) - set(DELIVERY_SETTINGS)
         if unknown:
             raise TypeError(f"unknown delivery settings: {', '.join(sorted(unknown))}")
         self.database_url = database_url
+        # Country, region, city and ISP of clicks, when a MaxMind-format database is given.
+        geoip_path = geoip_database or os.environ.get("SAMPLE_HOST_GEOIP_DB") or None
+        self.geoip = visitors.GeoIP(geoip_path) if geoip_path else None
         self.engine = db.make_engine(database_url)
         db.create_tables(self.engine)
         self.sent_log = SentPostbacksLog(self.engine)
@@ -189,6 +194,8 @@ class Tracker:
             self.s2s.close()
         finally:
             self.engine.dispose()
+            if self.geoip is not None:
+                self.geoip.close()
 
     def __enter__(self) -> Tracker:
         return self
@@ -466,17 +473,25 @@ class Tracker:
         *,
         ip: Optional[str] = None,
         user_agent: Optional[str] = None,
+        accept_language: Optional[str] = None,
+        referrer: Optional[str] = None,
     ) -> tuple[Click, str]:
         """Record a click on a campaign link and tell the plugins; return it and its redirect URL.
 
+        The visitor's attributes (``os``, ``browser``, ``language``, ``city``...: see
+        ``visitors``) are added to the link's parameters, which win where they name the same one.
         The offer URL's ``{subid}`` is replaced by the new click's subid, URL-encoded.
         """
         campaign = self.campaign(alias)
+        attributes = visitors.click_attributes(
+            user_agent=user_agent, accept_language=accept_language, referrer=referrer, ip=ip, geoip=self.geoip,
+        )
         click = Click(
             subid=new_subid(),
             campaign_id=alias,
             source_id=campaign["source_id"],
-            params={str(k): str(v) for k, v in params.items()},
+            params={**attributes, **{str(k): str(v) for k, v in params.items()}},
+            country=attributes.get("country"),
             created_at=db.utcnow(),
             ip=ip,
             user_agent=user_agent,
@@ -522,6 +537,7 @@ class Tracker:
             created_at=row.created_at,
             ip=row.ip,
             user_agent=row.ua,
+            country=(row.params or {}).get("country"),  # a click attribute (visitors), kept with the others
             campaign_name=campaign_name,
         )
 

@@ -43,6 +43,16 @@ ALIASES: Mapping[str, str] = {
     "click_time": "click_datetime",
 }
 
+#: Keitaro's click attributes: macros that read the click parameter of that name (the host fills
+#: them: the sample host from the visitor's request); empty, not unknown, when the click has none.
+CLICK_ATTRIBUTES = frozenset(
+    {
+        "os", "os_version", "browser", "browser_version", "device_type", "device_model", "language", "referrer",
+        "region", "city", "isp", "keyword", "offer_id", "landing_id", "creative_id", "ad_campaign_id", "connection_type",
+        "operator", "source_url",
+    }
+)
+
 #: Built-in macro names (after aliasing), for the linter and explain.
 BUILTIN_NAMES = frozenset(
     {
@@ -51,6 +61,7 @@ BUILTIN_NAMES = frozenset(
         "click_datetime", "conversion_datetime", "date", "random", "timestamp", "delivery_id",
     }
     | {f"sub_id_{n}" for n in range(1, 31)}
+    | CLICK_ATTRIBUTES
 )
 
 #: Every name a macro may use without a click parameter of that name: built-ins and aliases.
@@ -177,6 +188,8 @@ class MacroValues:
         if key in ("ip", "user_agent", "country"):
             return (getattr(click, key, None) if click else None) or self.click_param(key) or ""
         if key.startswith("sub_id_") and key[7:].isdigit() and 1 <= int(key[7:]) <= 30:
+            return self.click_param(key) or ""
+        if key in CLICK_ATTRIBUTES:
             return self.click_param(key) or ""
         if key == "click_datetime":
             return php_date(_DEFAULT_DATE, _utc(click.created_at)) if click else ""

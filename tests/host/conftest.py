@@ -26,7 +26,7 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tracker.db'}"
 
 
-def test_tracker(database_url: str) -> Tracker:
+def test_tracker(database_url: str, **options: Any) -> Tracker:
     """A tracker that may post to loopback, with fast retries (the caller closes it)."""
     return Tracker(
         database_url,
@@ -35,6 +35,7 @@ def test_tracker(database_url: str) -> Tracker:
         connect_timeout=2.0,
         timeout=5.0,
         load_plugins=False,
+        **options,
     )
 
 

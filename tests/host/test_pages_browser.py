@@ -211,7 +211,10 @@ def test_a_custom_sources_parameter_table_in_the_browser_and_a_click_through_its
     # The source substitutes its macros; the click keeps them under the tracker's names.
     page.goto(link.replace("[CLICK_ID]", "ck-5").replace("[ZONE]", "z-9").replace("[PRICE]", "0.02"))
     subid = page.url.rsplit("=", 1)[1]
-    assert tracker.click(subid).params == {"clickid": "ck-5", "sub_id_1": "z-9", "cost": "0.02"}
+    params = tracker.click(subid).params
+    assert {name: params[name] for name in ("clickid", "sub_id_1", "cost")} == {"clickid": "ck-5", "sub_id_1": "z-9", "cost": "0.02"}
+    # Beside the link's parameters, the visitor's attributes (the browser's own request).
+    assert set(params) - {"clickid", "sub_id_1", "cost"} <= {"os", "os_version", "browser", "browser_version", "device_type", "language"}
     with httpx.Client(base_url=base) as network:
         assert network.get(f"/{key}/postback", params={"subid": subid, "status": "sale", "payout": "3"}).status_code == 200
     tracker.s2s.drain(timeout=5)
