@@ -378,9 +378,14 @@ def scenario_hanging(quick: bool) -> None:
 
 
 def scenario_outage(quick: bool) -> None:
-    """A source answering 503 for ``down`` seconds while its postbacks arrive (default settings):
-    requests it got while down, then seconds from its recovery until its backlog is delivered."""
-    total, down = (100, 10.0) if quick else (300, 30.0)
+    """A source answering 503 for 10 s, then one for 30 s, while 300 postbacks to it arrive (default
+    settings): requests it got while down, then seconds from its recovery until its backlog is
+    delivered."""
+    for down in (10.0,) if quick else (10.0, 30.0):
+        _outage(100 if quick else 300, down)
+
+
+def _outage(total: int, down: float) -> None:
     with sink(0) as url, tempfile.TemporaryDirectory() as tmp:
         pm, service = plugin(f"sqlite:///{tmp}/bench.db")
         try:
