@@ -126,6 +126,8 @@ class Dispatcher:
         # The last claim found fewer due deliveries than it asked for: no host has work unclaimed,
         # so hosts may use slots beyond their share that nobody else can use.
         self._claimed_all = False
+        #: Hosts whose due rows the last claim left behind (None: unknown, maybe any host's).
+        self._left_hosts: Optional[set[Optional[str]]] = None
         self._claimed_at: dict[str, float] = {}  # host -> when rows of it were last claimed
         self._results: collections.deque[_Done] = collections.deque()
         self._first_result_at: Optional[float] = None
@@ -155,7 +157,8 @@ class Dispatcher:
         """New work may be due: look now instead of at the next poll."""
         # Setting a set event still takes its lock and notifies: skipped, as every conversion calls
         # this. The loop clears the event before it looks for work, so a set one covers this too.
-        self._claimed_all = False  # new work may be another host's: the held hosts keep to their shares
+        # New work may be another host's: the held hosts keep to their shares, and a claim looks for it.
+        self._claimed_all, self._left_hosts = False, None
         if not self._wake.is_set():
             self._wake.set()
 
@@ -324,6 +327,7 @@ class Dispatcher:
                 self._dry = None
             self._hosts.refresh(self.engine)
             self._defer_open_hosts()
+            self._left_hosts = None  # circuits may have closed: their hosts' rows are due again
         with self._lock:
             held = len(self._in_flight) + len(self._waiting)
             room = self._held_cap - held
@@ -335,11 +339,14 @@ class Dispatcher:
         dry = self._dry
         if dry is not None and (now >= dry[1] or not full >= dry[0]):
             dry = self._dry = None
-        if room > 0 and worth_it and dry is None:
+        # With hosts left out, claim only if the last claim left rows of other hosts (or who knows):
+        # otherwise it would read through the left-out hosts' backlog to find nothing.
+        others = not full or self._left_hosts is None or not self._left_hosts <= full
+        if room > 0 and worth_it and dry is None and others:
             room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
             probes: list[int] = []
-            left: list[bool] = []
+            left: set[Optional[str]] = set()
             rows = queue.claim(
                 self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease,
                 exclude_hosts=sorted(full), probe_window=settings.timeout + settings.circuit_max_cooldown, probes=probes,
@@ -351,6 +358,7 @@ class Dispatcher:
             elif rows:
                 self._dry_pause = _DRY_PAUSE
             self._claimed_all = not left and len(rows) < room
+            self._left_hosts = left
             extra = []
             with self._lock:
                 self._probes.update(probes)

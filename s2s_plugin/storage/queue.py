@@ -61,7 +61,7 @@ _HOST_ANSWERING = (
 )
 #: A claim reads this many times the rows it wants (at least ``_WINDOW_MIN``), oldest first, and
 #: takes them in turns by host, so one host's old backlog does not fill a claim on its own.
-_WINDOW_FACTOR, _WINDOW_MIN = 4, 256
+_WINDOW_FACTOR, _WINDOW_MIN = 2, 16
 
 
 @functools.cache
@@ -87,9 +87,10 @@ _WINDOWS = 4
 
 def _pick(
     cur: rawdb.Cursor, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = (),
-    host_cap: Optional[int] = None, left: Optional[list[bool]] = None,
+    host_cap: Optional[int] = None, left: Optional[set[Optional[str]]] = None,
 ) -> list[int]:
-    """Up to ``limit`` ids of one kind; ``left`` gets True when due rows were left behind."""
+    """Up to ``limit`` ids of one kind; ``left`` gets the hosts of due rows left behind (None for
+    rows beyond the window, of hosts unknown)."""
     if limit <= 0:
         return []
     window = max(limit * _WINDOW_FACTOR, _WINDOW_MIN)
@@ -100,8 +101,11 @@ def _pick(
         rows = cur.execute(sql, [now, *skip, *left_out, window]).fetchall()
         ids = in_turns(rows, limit - len(taken), host_cap)
         taken += ids
-        if left is not None and (len(ids) < len(rows) or len(rows) == window):
-            left.append(True)
+        if left is not None:
+            chosen = set(ids)
+            left.update(host for delivery_id, host in rows if delivery_id not in chosen)
+            if len(rows) == window:
+                left.add(None)
         if len(taken) >= limit or len(rows) < window or host_cap is None:
             break
         # The window was all rows of a few hosts, each given as many as it may take: the next
@@ -187,7 +191,7 @@ def claim(
     probe_window: Optional[float] = None,
     probes: Optional[list[int]] = None,
     host_cap: Optional[int] = None,
-    left: Optional[list[bool]] = None,
+    left: Optional[set[Optional[str]]] = None,
 ) -> list[Any]:
     """Lease due deliveries: expired leases first, then up to ``retries`` retries and ``fresh``
     first attempts (retry room left unused goes to first attempts), oldest due first. Deliveries
@@ -196,7 +200,7 @@ def claim(
     :param exclude_hosts: host keys to leave alone (their per-host limit is reached).
     :param host_cap: at most this many deliveries of one host (and then hosts queued behind a
         large backlog of a few others are looked for in the same claim).
-    :param left: gets True appended when due deliveries (of hosts not left out) were left unclaimed.
+    :param left: gets the hosts of due deliveries left unclaimed (None: maybe more, of hosts unknown).
     :param probe_window: when given, also claim one delivery of each open host whose probe time
         has come (its next probe is then ``probe_window`` seconds away unless this one reports);
         their ids are appended to ``probes``.
