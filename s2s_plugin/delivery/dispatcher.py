@@ -341,8 +341,9 @@ class Dispatcher:
             dry = self._dry = None
         # With hosts left out, claim only if the last claim left rows of other hosts (or who knows):
         # otherwise it would read through the left-out hosts' backlog to find nothing.
-        others = not full or self._left_hosts is None or not self._left_hosts <= full
-        if room > 0 and worth_it and dry is None and others:
+        known = self._left_hosts
+        others = known is None or None in known or not known <= full
+        if room > 0 and worth_it and dry is None and (others or not full):
             room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
             probes: list[int] = []
@@ -350,7 +351,7 @@ class Dispatcher:
             rows = queue.claim(
                 self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease,
                 exclude_hosts=sorted(full), probe_window=settings.timeout + settings.circuit_max_cooldown, probes=probes,
-                host_cap=self._quota("", hosts + 1), left=left,  # what a host not seen yet may hold
+                host_cap=self._quota("", hosts + 1), left=left, look_past=others,  # what a host not seen yet may hold
             )
             if not rows and full:
                 self._dry = (frozenset(full), now + self._dry_pause)

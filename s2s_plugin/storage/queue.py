@@ -59,8 +59,8 @@ ClaimedDelivery = collections.namedtuple("ClaimedDelivery", _COLUMNS)  # type: i
 _HOST_ANSWERING = (
     f"NOT EXISTS (SELECT 1 FROM {t.hosts.name} h WHERE h.host = {_TABLE}.host AND h.state <> 'closed')"
 )
-#: A claim reads this many times the rows it wants (at least ``_WINDOW_MIN``), oldest first, and
-#: takes them in turns by host, so one host's old backlog does not fill a claim on its own.
+#: A claim reads twice the rows it wants (at least ``_WINDOW_MIN``), oldest first, and takes them
+#: in turns by host, at most ``host_cap`` of each (on PostgreSQL it then locks only those).
 _WINDOW_FACTOR, _WINDOW_MIN = 2, 16
 
 
@@ -77,8 +77,24 @@ def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
     if hosts:
         where.append(f"host NOT IN ({rawdb.placeholders(hosts)})")
     sql = f"SELECT id, host FROM {_TABLE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
-    # Concurrent workers take disjoint rows without waiting for each other.
-    return sql + " FOR UPDATE SKIP LOCKED" if postgres else sql
+    # Concurrent workers take disjoint rows without waiting for each other. Due rows are read
+    # unlocked and only the ones chosen locked (``_lock_sql``): locking the whole window would
+    # write a lock into twice the rows a claim takes.
+    return sql + " FOR UPDATE SKIP LOCKED" if postgres and kind == "expired" else sql
+
+
+@functools.lru_cache(maxsize=None)
+def _lock_sql(count: int) -> str:
+    return f"SELECT id FROM {_TABLE} WHERE id IN ({rawdb.placeholders(count)}) AND state = 'due' FOR UPDATE SKIP LOCKED"
+
+
+def _locked(cur: rawdb.Cursor, ids: list[int]) -> list[int]:
+    """The ids, in order, this transaction could lock (PostgreSQL): rows another worker is claiming
+    now are skipped, rows it claimed already are no longer due."""
+    if not ids:
+        return ids
+    got = {r[0] for r in cur.execute(_lock_sql(len(ids)), ids).fetchall()}
+    return [delivery_id for delivery_id in ids if delivery_id in got]
 
 
 #: Windows looked at per kind in one claim when hosts that reached ``host_cap`` fill them.
@@ -87,7 +103,7 @@ _WINDOWS = 4
 
 def _pick(
     cur: rawdb.Cursor, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = (),
-    host_cap: Optional[int] = None, left: Optional[set[Optional[str]]] = None,
+    host_cap: Optional[int] = None, left: Optional[set[Optional[str]]] = None, look_past: bool = True,
 ) -> list[int]:
     """Up to ``limit`` ids of one kind; ``left`` gets the hosts of due rows left behind (None for
     rows beyond the window, of hosts unknown)."""
@@ -100,13 +116,15 @@ def _pick(
         sql = _pick_sql(cur.postgres, kind, len(left_out), len(skip))
         rows = cur.execute(sql, [now, *skip, *left_out, window]).fetchall()
         ids = in_turns(rows, limit - len(taken), host_cap)
+        if cur.postgres and kind != "expired":
+            ids = _locked(cur, ids)
         taken += ids
         if left is not None:
             chosen = set(ids)
             left.update(host for delivery_id, host in rows if delivery_id not in chosen)
-            if len(rows) == window:
-                left.add(None)
-        if len(taken) >= limit or len(rows) < window or host_cap is None:
+            if len(rows) == window and (len(taken) >= limit or look_past):
+                left.add(None)  # more beyond this window, of hosts unknown
+        if len(taken) >= limit or len(rows) < window or host_cap is None or not look_past:
             break
         # The window was all rows of a few hosts, each given as many as it may take: the next
         # window leaves them out, so hosts queued behind a large old backlog are found in this claim.
@@ -192,6 +210,7 @@ def claim(
     probes: Optional[list[int]] = None,
     host_cap: Optional[int] = None,
     left: Optional[set[Optional[str]]] = None,
+    look_past: bool = True,
 ) -> list[Any]:
     """Lease due deliveries: expired leases first, then up to ``retries`` retries and ``fresh``
     first attempts (retry room left unused goes to first attempts), oldest due first. Deliveries
@@ -201,6 +220,8 @@ def claim(
     :param host_cap: at most this many deliveries of one host (and then hosts queued behind a
         large backlog of a few others are looked for in the same claim).
     :param left: gets the hosts of due deliveries left unclaimed (None: maybe more, of hosts unknown).
+    :param look_past: whether to look past hosts that reached ``host_cap`` (false when the caller
+        knows no other host has due deliveries: looking would read through their backlog for nothing).
     :param probe_window: when given, also claim one delivery of each open host whose probe time
         has come (its next probe is then ``probe_window`` seconds away unless this one reports);
         their ids are appended to ``probes``.
@@ -219,10 +240,11 @@ def claim(
             ids += found
             if probes is not None:
                 probes.extend(found)
-        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts, host_cap=host_cap, left=left)
-        ids += _pick(cur, "fresh", total - len(ids), now, hosts, host_cap=host_cap, left=left)
+        more = dict(host_cap=host_cap, left=left, look_past=look_past)
+        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts, **more)
+        ids += _pick(cur, "fresh", total - len(ids), now, hosts, **more)
         if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
-            ids += _pick(cur, "retry", total - len(ids), now, hosts, skip=ids, host_cap=host_cap, left=left)
+            ids += _pick(cur, "retry", total - len(ids), now, hosts, skip=ids, **more)
         if not ids:
             return []
         rows = [ClaimedDelivery._make(r) for r in cur.execute(_lease_sql(len(ids)), [now + lease_seconds, now, *ids]).fetchall()]
