@@ -358,8 +358,9 @@ class Dispatcher:
                 self._dry_pause = min(2 * self._dry_pause, _DRY_PAUSE_MOST)
             elif rows:
                 self._dry_pause = _DRY_PAUSE
-            self._claimed_all = not left and len(rows) < room
-            self._left_hosts = left
+            # Hosts left out of the claim may have more due too: only when none was is all work known.
+            self._claimed_all = not left and not full and len(rows) < room
+            self._left_hosts = left | full
             extra = []
             with self._lock:
                 self._probes.update(probes)
