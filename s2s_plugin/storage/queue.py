@@ -83,7 +83,7 @@ def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
     return sql + " FOR UPDATE SKIP LOCKED" if postgres and kind == "expired" else sql
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lock_sql(count: int) -> str:
     return f"SELECT id FROM {_TABLE} WHERE id IN ({rawdb.placeholders(count)}) AND state = 'due' FOR UPDATE SKIP LOCKED"
 
@@ -240,11 +240,10 @@ def claim(
             ids += found
             if probes is not None:
                 probes.extend(found)
-        more = dict(host_cap=host_cap, left=left, look_past=look_past)
-        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts, **more)
-        ids += _pick(cur, "fresh", total - len(ids), now, hosts, **more)
+        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts, (), host_cap, left, look_past)
+        ids += _pick(cur, "fresh", total - len(ids), now, hosts, (), host_cap, left, look_past)
         if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
-            ids += _pick(cur, "retry", total - len(ids), now, hosts, skip=ids, **more)
+            ids += _pick(cur, "retry", total - len(ids), now, hosts, ids, host_cap, left, look_past)
         if not ids:
             return []
         rows = [ClaimedDelivery._make(r) for r in cur.execute(_lease_sql(len(ids)), [now + lease_seconds, now, *ids]).fetchall()]
