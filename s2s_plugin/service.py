@@ -20,7 +20,7 @@ from s2s_plugin.hooks import hookcalls
 from s2s_plugin.ops import operations
 from s2s_plugin.ops.explain import Explanation, explain_subid
 from s2s_plugin.ops.stats import OutboxStats, outbox_stats
-from s2s_plugin.platforms import register_platforms
+from s2s_plugin.platforms import PLATFORMS, register_platforms
 from s2s_plugin.resolution.links import check_macro, check_param_name, check_parameters, link_settings
 from s2s_plugin.resolution.lint import LintWarning, lint, lint_rule
 from s2s_plugin.resolution.money import check_payout_settings, coerce_payout
@@ -429,7 +429,7 @@ class PostbackService:
         if row.template:
             chosen = self.templates().get(row.template)
             success_body = chosen.success_body if chosen else None
-        if not self.pm.hook.prepare_request.get_hookimpls():  # the common case: no click to load
+        if not self._may_prepare(row.template):  # the common case: no click to load
             return request, None, success_body, None
         click = self.store.load_click(row.subid)
         rule = PostbackRule(
@@ -439,6 +439,15 @@ class PostbackService:
         context = ResolveContext(click=click, conversion=conversion_for_delivery(row, click), rule=rule)
         request, problem = self.prepare(request, context)
         return request, context, success_body, problem
+
+    def _may_prepare(self, template: Optional[str]) -> bool:
+        """Whether a ``prepare_request`` hook may change a request of ``template``: any third-party
+        implementation may; the built-in platforms change only their own templates' requests, so
+        a plain postback loads no click for them."""
+        for impl in self.pm.hook.prepare_request.get_hookimpls():
+            if impl.plugin_name not in PLATFORMS or template == PLATFORMS[impl.plugin_name].NAME:
+                return True
+        return False
 
     @staticmethod
     def with_content_type(request: PostbackRequest) -> PostbackRequest:

@@ -241,3 +241,19 @@ def test_a_plugin_with_its_own_template_of_that_name_replaces_the_built_in_platf
         assert [a.outcome for a in host.attempts] == ["delivered"]
     finally:
         s2s.close()
+
+
+def test_a_plain_postback_loads_no_click_for_the_built_in_platforms(make_s2s, standin, monkeypatch):
+    pm, s2s = make_s2s()
+    s2s.add_postback("summer", url=standin.url + "/pb?c={subid}", statuses=["sale"])  # a plain one, beside the platform
+    meta_source(s2s, standin)
+    standin.script("/v21.0/PIX123/events", [(200, '{"events_received":1}')])
+    loads: list[str] = []
+    real = s2s.store.load_click
+    monkeypatch.setattr(s2s.store, "load_click", lambda subid: loads.append(subid) or real(subid))
+    visit(pm)
+    convert(pm)
+    s2s.drain(timeout=5)
+    assert len(standin.requests) == 2
+    # Only the platform's own postback needed the click (for its user data); the plain one did not.
+    assert loads == ["s1"]
