@@ -137,7 +137,8 @@ def test_a_real_browsers_click_is_recorded_with_its_attributes(
     base = serve_asgi(create_app(tracker))
     page.context.set_extra_http_headers({"Accept-Language": "uk-UA,uk;q=0.9,en;q=0.5"})
     page.goto(f"{base}/c/summer?external_id=from-chromium")
-    (offer,) = standin.wait_for(1)
+    standin.wait_for(1)  # the offer page first; Chromium may ask the offer's host for a favicon after it
+    (offer,) = standin.requests_for("/offer")
     subid = offer.params["s"]
     click = tracker.click(subid)
     browser_ua = page.evaluate("navigator.userAgent")
