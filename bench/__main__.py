@@ -67,8 +67,11 @@ def sink(delay: float, *options: str) -> Iterator[str]:
     """A ``bench.sink`` process answering after ``delay`` seconds (``--hang``: never; ``--hosts N``:
     on N loopback addresses); yields its (first) base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.sink", "--delay", str(delay), *options], cwd=ROOT, env=env(),
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "bench.sink", "--delay", str(delay), *options],
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -161,7 +164,15 @@ def bare_httpx(name: str, url: str, total: int, passes: int) -> tuple[str, Calla
     setups = bare_setups(url, total)
     rates, per_pass = try_each(setups, passes)
     best = max(rates, key=rates.__getitem__)
-    emit(name, requests_per_setup=total, passes=passes, rates_per_s=rates, rates_per_pass=per_pass, best=best, best_per_s=rates[best])
+    emit(
+        name,
+        requests_per_setup=total,
+        passes=passes,
+        rates_per_s=rates,
+        rates_per_pass=per_pass,
+        best=best,
+        best_per_s=rates[best],
+    )
     return best, setups[best], rates[best]
 
 
@@ -185,10 +196,25 @@ def queue_postbacks(service: s2s_plugin.PostbackService, targets: list[tuple[str
         first = (conn.execute(select(func.max(t.deliveries.c.conversion_id))).scalar() or 0) + 1
     rows = [
         {
-            "conversion_id": first + n, "subid": f"b{first + n}", "status": "sale", "rule_id": f"source:{source}",
-            "method": "GET", "url": f"{url}/pb?c={first + n}", "follow_redirects": False, "state": "due", "attempts": 0,
-            "retry_base": 0, "next_attempt_at": now, "lease_token": 0, "host": host_key(url), "lane": 0, "age_from": now,
-            "created_at": now, "updated_at": now, "source_id": source, "campaign_id": "bench",
+            "conversion_id": first + n,
+            "subid": f"b{first + n}",
+            "status": "sale",
+            "rule_id": f"source:{source}",
+            "method": "GET",
+            "url": f"{url}/pb?c={first + n}",
+            "follow_redirects": False,
+            "state": "due",
+            "attempts": 0,
+            "retry_base": 0,
+            "next_attempt_at": now,
+            "lease_token": 0,
+            "host": host_key(url),
+            "lane": 0,
+            "age_from": now,
+            "created_at": now,
+            "updated_at": now,
+            "source_id": source,
+            "campaign_id": "bench",
         }
         for n, (url, source) in enumerate(targets)
     ]
@@ -224,25 +250,47 @@ def _enqueue_costs(count: int, other_campaigns: int = 0) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         pm, service = plugin(f"sqlite:///{tmp}/bench.db")
         try:
-            service.add_source("exo", postback_url="https://postback.example.net/pb?cid={external_id}&p={revenue}", statuses=["sale"])
-            service.add_postback("summer", url="https://partner.example.net/pb?cid={external_id}&s={status}", statuses=["sale"])
+            service.add_source(
+                "exo", postback_url="https://postback.example.net/pb?cid={external_id}&p={revenue}", statuses=["sale"]
+            )
+            service.add_postback(
+                "summer", url="https://partner.example.net/pb?cid={external_id}&s={status}", statuses=["sale"]
+            )
             if other_campaigns:
                 now = time.time()
-                rule = {"method": "GET", "statuses": "sale", "payout_mode": "real", "follow_redirects": False,
-                        "enabled": True, "gone": False, "created_at": now, "updated_at": now}
+                rule = {
+                    "method": "GET",
+                    "statuses": "sale",
+                    "payout_mode": "real",
+                    "follow_redirects": False,
+                    "enabled": True,
+                    "gone": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 with service.engine.begin() as conn:
-                    conn.execute(t.sources.insert(), [
-                        {**rule, "source_id": f"src{n}", "url": f"https://s{n}.example.net/pb?cid={{external_id}}"}
-                        for n in range(other_campaigns // 25)
-                    ])
-                    conn.execute(t.postbacks.insert(), [
-                        {**rule, "campaign_id": f"c{n}", "url": f"https://p{n}.example.net/pb?cid={{external_id}}"}
-                        for n in range(other_campaigns)
-                    ])
+                    conn.execute(
+                        t.sources.insert(),
+                        [
+                            {**rule, "source_id": f"src{n}", "url": f"https://s{n}.example.net/pb?cid={{external_id}}"}
+                            for n in range(other_campaigns // 25)
+                        ],
+                    )
+                    conn.execute(
+                        t.postbacks.insert(),
+                        [
+                            {**rule, "campaign_id": f"c{n}", "url": f"https://p{n}.example.net/pb?cid={{external_id}}"}
+                            for n in range(other_campaigns)
+                        ],
+                    )
             for n in range(count + 50):
-                pm.hook.on_click(click=Click(subid=f"s{n}", campaign_id="summer", source_id="exo", params={"external_id": f"X{n}"}))
+                pm.hook.on_click(
+                    click=Click(subid=f"s{n}", campaign_id="summer", source_id="exo", params={"external_id": f"X{n}"})
+                )
             for n in range(50):  # warm-up: statement caches, the template library
-                pm.hook.on_conversion(conversion=Conversion(subid=f"s{count + n}", status="sale", payout=Decimal("2.5")))
+                pm.hook.on_conversion(
+                    conversion=Conversion(subid=f"s{count + n}", status="sale", payout=Decimal("2.5"))
+                )
             costs = []
             for n in range(count):
                 conversion = Conversion(subid=f"s{n}", status="sale", payout=Decimal("2.5"), tid=f"t{n}")
@@ -263,9 +311,18 @@ def scenario_enqueue(quick: bool) -> None:
     everything = [cost for costs in rounds for cost in costs]
     other_campaigns = 500 if quick else 5000
     large = _enqueue_costs(count, other_campaigns=other_campaigns)
-    emit("enqueue", database="sqlite", conversions=count, postbacks_per_conversion=2,
-         p50_us=round(statistics.median(p50s)), p50_us_per_round=p50s, p99_us=round(percentile(everything, 0.99)),
-         other_campaigns=other_campaigns, p50_us_with_other_campaigns=round(percentile(large, 0.5)), target_p50_us=300)
+    emit(
+        "enqueue",
+        database="sqlite",
+        conversions=count,
+        postbacks_per_conversion=2,
+        p50_us=round(statistics.median(p50s)),
+        p50_us_per_round=p50s,
+        p99_us=round(percentile(everything, 0.99)),
+        other_campaigns=other_campaigns,
+        p50_us_with_other_campaigns=round(percentile(large, 0.5)),
+        target_p50_us=300,
+    )
 
 
 def scenario_delivery(quick: bool, delay: float, name: str) -> None:
@@ -297,13 +354,26 @@ def scenario_delivery(quick: bool, delay: float, name: str) -> None:
             default_rates.append(delivered_per_second(url, total))  # the settings' defaults
     rate, bare = statistics.median(rates), statistics.median(bare_rates)
     defaults = statistics.median(default_rates)
-    emit(f"delivery_{name}", deliveries=total, delivered_per_s_by_concurrency=tried,
-         delivered_per_s_by_concurrency_per_pass=tried_per_pass, max_concurrency=concurrency,
-         rounds=rounds, delivered_per_s=round(rate, 1), best_bare=best, best_bare_per_s=round(bare, 1),
-         ratio=round(rate / bare, 3), defaults_per_s=round(defaults, 1), defaults_ratio=round(defaults / bare, 3),
-         per_round={"delivered_per_s": [round(r, 1) for r in rates], "best_bare_per_s": [round(r, 1) for r in bare_rates],
-                    "defaults_per_s": [round(r, 1) for r in default_rates]},
-         target_ratio=0.8)
+    emit(
+        f"delivery_{name}",
+        deliveries=total,
+        delivered_per_s_by_concurrency=tried,
+        delivered_per_s_by_concurrency_per_pass=tried_per_pass,
+        max_concurrency=concurrency,
+        rounds=rounds,
+        delivered_per_s=round(rate, 1),
+        best_bare=best,
+        best_bare_per_s=round(bare, 1),
+        ratio=round(rate / bare, 3),
+        defaults_per_s=round(defaults, 1),
+        defaults_ratio=round(defaults / bare, 3),
+        per_round={
+            "delivered_per_s": [round(r, 1) for r in rates],
+            "best_bare_per_s": [round(r, 1) for r in bare_rates],
+            "defaults_per_s": [round(r, 1) for r in default_rates],
+        },
+        target_ratio=0.8,
+    )
 
 
 def scenario_pickup(quick: bool) -> None:
@@ -315,7 +385,9 @@ def scenario_pickup(quick: bool) -> None:
             service.add_source("exo", postback_url=url + "/pickup?c={external_id}", statuses=["sale"])
             total = seconds * rate
             for n in range(total):
-                pm.hook.on_click(click=Click(subid=f"s{n}", campaign_id="c", source_id="exo", params={"external_id": str(n)}))
+                pm.hook.on_click(
+                    click=Click(subid=f"s{n}", campaign_id="c", source_id="exo", params={"external_id": str(n)})
+                )
             service.start()
             httpx.get(url + "/__reset")
             httpx.get(url + "/__record")
@@ -336,9 +408,18 @@ def scenario_pickup(quick: bool) -> None:
         finally:
             service.close()
     latencies = [(at - sent[target.rsplit("=", 1)[1]]) * 1000 for at, target in arrivals]
-    emit("pickup", database="sqlite", dispatcher="embedded (start())", conversions_per_s=rate, conversions=total,
-         arrived=len(latencies), p50_ms=round(percentile(latencies, 0.5), 2), p99_ms=round(percentile(latencies, 0.99), 2),
-         target_p50_ms=20, target_p99_ms=100)
+    emit(
+        "pickup",
+        database="sqlite",
+        dispatcher="embedded (start())",
+        conversions_per_s=rate,
+        conversions=total,
+        arrived=len(latencies),
+        p50_ms=round(percentile(latencies, 0.5), 2),
+        p99_ms=round(percentile(latencies, 0.99), 2),
+        target_p50_ms=20,
+        target_p99_ms=100,
+    )
 
 
 # --- isolation -------------------------------------------------------------------------------
@@ -370,11 +451,19 @@ def scenario_hanging(quick: bool) -> None:
         for _ in range(rounds):
             alone.append(_healthy_drain(healthy, count, 0, 0))
             beside.append(_healthy_drain(healthy, count, 5, hanging_count))
-    emit("hanging_sources", healthy_postbacks=count, hanging_sources=5, postbacks_per_hanging_source=hanging_count,
-         timeout_s=15, rounds=rounds, alone_s=round(statistics.median(alone), 3), beside_hanging_s=round(statistics.median(beside), 3),
-         ratio=round(statistics.median(beside) / statistics.median(alone), 2),
-         per_round={"alone_s": [round(x, 3) for x in alone], "beside_hanging_s": [round(x, 3) for x in beside]},
-         target_ratio=1.5)
+    emit(
+        "hanging_sources",
+        healthy_postbacks=count,
+        hanging_sources=5,
+        postbacks_per_hanging_source=hanging_count,
+        timeout_s=15,
+        rounds=rounds,
+        alone_s=round(statistics.median(alone), 3),
+        beside_hanging_s=round(statistics.median(beside), 3),
+        ratio=round(statistics.median(beside) / statistics.median(alone), 2),
+        per_round={"alone_s": [round(x, 3) for x in alone], "beside_hanging_s": [round(x, 3) for x in beside]},
+        target_ratio=1.5,
+    )
 
 
 def scenario_outage(quick: bool) -> None:
@@ -404,8 +493,15 @@ def _outage(total: int, down: float) -> None:
             after = httpx.get(url + "/__status?code=200").json()["count"] - while_down
         finally:
             service.close()
-    emit("outage_503", down_s=down, postbacks=total // 30 * 30, requests_while_down=while_down, requests_after=after,
-         recovery_to_drained_s=round(drained, 2), target_recovery_to_drained_s=30)
+    emit(
+        "outage_503",
+        down_s=down,
+        postbacks=total // 30 * 30,
+        requests_while_down=while_down,
+        requests_after=after,
+        recovery_to_drained_s=round(drained, 2),
+        target_recovery_to_drained_s=30,
+    )
 
 
 def _jain(counts: list[int]) -> float:
@@ -444,18 +540,40 @@ def scenario_fairness(quick: bool) -> None:
             drained = _wait_delivered(service, hosts * each, 300, [], started)
         finally:
             service.close()
-    emit("fairness_100_hosts", hosts=hosts, postbacks_per_host=each, sink_delay_ms=50, samples=len(indices),
-         jain_min=min(indices) if indices else None, jain_median=statistics.median(indices) if indices else None,
-         jain_per_sample=indices, drain_s=round(drained, 2), target_jain=0.9)
+    emit(
+        "fairness_100_hosts",
+        hosts=hosts,
+        postbacks_per_host=each,
+        sink_delay_ms=50,
+        samples=len(indices),
+        jain_min=min(indices) if indices else None,
+        jain_median=statistics.median(indices) if indices else None,
+        jain_per_sample=indices,
+        drain_s=round(drained, 2),
+        target_jain=0.9,
+    )
 
 
 def _worker(database_url: str, *options: str) -> subprocess.Popen:
     """An ``s2s-postback worker`` process with no third-party plugins loaded (only the plugin is measured,
     as in the in-process scenarios)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "s2s_plugin", "worker", "--database-url", database_url, "--allow-private-targets",
-         "--poll-interval", "0.2", *options],
-        cwd=ROOT, env={**env(), "S2S_DISABLE_PLUGINS": "*"}, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "s2s_plugin",
+            "worker",
+            "--database-url",
+            database_url,
+            "--allow-private-targets",
+            "--poll-interval",
+            "0.2",
+            *options,
+        ],
+        cwd=ROOT,
+        env={**env(), "S2S_DISABLE_PLUGINS": "*"},
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -468,8 +586,13 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _wait_delivered(
-    service: s2s_plugin.PostbackService, total: int, timeout: float, procs: list[subprocess.Popen], started: Optional[float] = None,
-    source: Optional[str] = None, every: float = 0.1,
+    service: s2s_plugin.PostbackService,
+    total: int,
+    timeout: float,
+    procs: list[subprocess.Popen],
+    started: Optional[float] = None,
+    source: Optional[str] = None,
+    every: float = 0.1,
 ) -> float:
     """Seconds from ``started`` (default: now) until ``total`` deliveries (of ``source``) are delivered."""
     from sqlalchemy import func, select
@@ -523,8 +646,15 @@ def scenario_backlog_rss(quick: bool) -> None:
                 worker.wait(30)
         finally:
             service.close()
-    emit("backlog_rss", database="sqlite", backlog=total, peak_rss_mb=round(peak, 1), drain_s=round(elapsed, 1),
-         delivered_per_s=round(total / elapsed, 1), target_peak_rss_mb=150)
+    emit(
+        "backlog_rss",
+        database="sqlite",
+        backlog=total,
+        peak_rss_mb=round(peak, 1),
+        drain_s=round(elapsed, 1),
+        delivered_per_s=round(total / elapsed, 1),
+        target_peak_rss_mb=150,
+    )
 
 
 def _listening_workers(service: s2s_plugin.PostbackService) -> int:
@@ -559,7 +689,10 @@ def scenario_postgres(quick: bool) -> None:
                         with service.engine.begin() as conn:
                             conn.execute(t.attempts.delete())
                             conn.execute(t.deliveries.delete())
-                    procs = [_worker(database_url, "--max-concurrency", "32", "--per-host-concurrency", "32") for _ in range(workers)]
+                    procs = [
+                        _worker(database_url, "--max-concurrency", "32", "--per-host-concurrency", "32")
+                        for _ in range(workers)
+                    ]
                     try:
                         # Time the draining, not the start-up: the workers are idle and listening
                         # before the backlog appears (with the NOTIFY a host's enqueue sends).
@@ -585,10 +718,18 @@ def scenario_postgres(quick: bool) -> None:
     finally:
         if server is not None:
             server.stop()
-    emit("postgres_workers", sink_delay_ms=50, deliveries=total, max_concurrency_per_worker=32,
-         one_worker_per_s=round(rates[1], 1), two_workers_per_s=round(rates[2], 1),
-         scaling=round(rates[2] / rates[1], 2), workers_cpu_cores={"1": cpu[1], "2": cpu[2]},
-         cores=os.cpu_count(), target_scaling=1.6)
+    emit(
+        "postgres_workers",
+        sink_delay_ms=50,
+        deliveries=total,
+        max_concurrency_per_worker=32,
+        one_worker_per_s=round(rates[1], 1),
+        two_workers_per_s=round(rates[2], 1),
+        scaling=round(rates[2] / rates[1], 2),
+        workers_cpu_cores={"1": cpu[1], "2": cpu[2]},
+        cores=os.cpu_count(),
+        target_scaling=1.6,
+    )
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -61,7 +61,10 @@ class Sink:
                     if status != 200:
                         body = b"unavailable"
                 reason = b"OK" if status == 200 else b"Service Unavailable"
-                writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (status, reason, len(body), body))
+                writer.write(
+                    b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                    % (status, reason, len(body), body)
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass

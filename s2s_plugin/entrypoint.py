@@ -51,7 +51,9 @@ class EntryPointPlugin:
                     from s2s_plugin.settings import DeliverySettings, database_url_from_env, settings_from_env
 
                     pm = build_plugin_manager()
-                    service = PostbackService(pm, database_url_from_env(), DeliverySettings.from_kwargs(**settings_from_env()))
+                    service = PostbackService(
+                        pm, database_url_from_env(), DeliverySettings.from_kwargs(**settings_from_env())
+                    )
                     service.create_tables()
                     pm.register(service, name=ENTRY_POINT_NAME)
                     self._service = service

@@ -319,9 +319,15 @@ class PostbackService:
             mode = values.get("payout_mode", current.payout_mode if current else "real")
             amount = values.get("payout_value", current.payout_value if current else None)
             minimum = values.get("min_payout", current.min_payout if current else None)
-            values["payout_mode"], values["payout_value"], values["min_payout"] = check_payout_settings(mode, amount, minimum)
+            values["payout_mode"], values["payout_value"], values["min_payout"] = check_payout_settings(
+                mode, amount, minimum
+            )
         rule = self.store.update_postback(pk, values)
-        return self._linted(rule, f"campaign {rule.campaign_id}'s postback {rule.id}") if "url" in values or "body" in values else rule
+        return (
+            self._linted(rule, f"campaign {rule.campaign_id}'s postback {rule.id}")
+            if "url" in values or "body" in values
+            else rule
+        )
 
     def remove_postback(self, rule_id: str) -> bool:
         """Remove a campaign postback; False when there was none."""
@@ -378,7 +384,9 @@ class PostbackService:
             self.dispatcher.wake()
         return recorded
 
-    def _plan(self, conversion: Conversion, click: Optional[Click], rules: Sequence[PostbackRule]) -> list[PlannedPostback]:
+    def _plan(
+        self, conversion: Conversion, click: Optional[Click], rules: Sequence[PostbackRule]
+    ) -> list[PlannedPostback]:
         """``resolve.plan`` with the ``resolve_macro`` hooks; a failing one is noted on its postback."""
         notes: dict[str, list[str]] = {}
 
@@ -409,7 +417,9 @@ class PostbackService:
         )
         return Verdict(first.value, first.plugin, tuple(first.failures))
 
-    def _build_request(self, row: Any) -> tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]:
+    def _build_request(
+        self, row: Any
+    ) -> tuple[PostbackRequest, Optional[ResolveContext], Optional[str], Optional[str]]:
         """The request for a claimed delivery, after ``prepare_request`` hooks; with the template's
         success text, and a problem sentence when a hook failed."""
         request = self.with_idempotency_key(
@@ -433,8 +443,12 @@ class PostbackService:
             return request, None, success_body, None
         click = self.store.load_click(row.subid)
         rule = PostbackRule(
-            id=row.rule_id, url=row.rule_url or row.url, method=row.method, source_id=row.source_id,
-            campaign_id=row.campaign_id, template=row.template,
+            id=row.rule_id,
+            url=row.rule_url or row.url,
+            method=row.method,
+            source_id=row.source_id,
+            campaign_id=row.campaign_id,
+            template=row.template,
         )
         context = ResolveContext(click=click, conversion=conversion_for_delivery(row, click), rule=rule)
         request, problem = self.prepare(request, context)
@@ -453,7 +467,11 @@ class PostbackService:
     def with_content_type(request: PostbackRequest) -> PostbackRequest:
         """The request with a ``Content-Type`` for its body (JSON or form), unless it has one."""
         if request.body and "content-type" not in {k.lower() for k in request.headers}:
-            kind = "application/json" if request.body.lstrip().startswith((b"{", b"[")) else "application/x-www-form-urlencoded"
+            kind = (
+                "application/json"
+                if request.body.lstrip().startswith((b"{", b"["))
+                else "application/x-www-form-urlencoded"
+            )
             request = dataclasses.replace(request, headers={**request.headers, "Content-Type": kind})
         return request
 
@@ -527,8 +545,14 @@ class PostbackService:
         if all(v in (None, "") for v in (source_id, campaign_id, rule_id, subid, outcome, since, until)):
             raise InputError("resend needs a filter (source, campaign, rule, subid, outcome or a time range)")
         ids = operations.matching_deliveries(
-            self.engine, source_id=source_id, campaign_id=campaign_id, rule_id=rule_id, subid=subid, outcome=outcome,
-            since=since, until=until,
+            self.engine,
+            source_id=source_id,
+            campaign_id=campaign_id,
+            rule_id=rule_id,
+            subid=subid,
+            outcome=outcome,
+            since=since,
+            until=until,
         )
         if ids and not dry_run:
             queue.make_due(self.engine, ids)
@@ -565,7 +589,12 @@ class PostbackService:
     ) -> list[PostbackAttempt]:
         """The plugin's own attempt log, newest first."""
         A, D = t.attempts, t.deliveries
-        query = select(A.c.id, D.c.id).select_from(A.join(D, D.c.id == A.c.delivery_id)).order_by(A.c.id.desc()).limit(limit)
+        query = (
+            select(A.c.id, D.c.id)
+            .select_from(A.join(D, D.c.id == A.c.delivery_id))
+            .order_by(A.c.id.desc())
+            .limit(limit)
+        )
         if subid:
             query = query.where(t.of_subid(subid))
         if outcome:

@@ -106,7 +106,13 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, 
                 out[field.name] = [float(x) for x in raw.split(",") if x.strip()]
             elif field.name == "allow_private_targets":
                 out[field.name] = _truthy(raw)
-            elif field.name in ("max_concurrency", "per_host_concurrency", "max_response_bytes", "claim_batch", "circuit_failures"):
+            elif field.name in (
+                "max_concurrency",
+                "per_host_concurrency",
+                "max_response_bytes",
+                "claim_batch",
+                "circuit_failures",
+            ):
                 out[field.name] = int(raw)
             elif field.name in ("user_agent", "idempotency_header"):
                 out[field.name] = raw

@@ -126,7 +126,7 @@ def _str_map(data: dict[str, Any], name: str) -> Optional[dict[str, str]]:
     if value is None:
         return None
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise HostError(f"{name!r} must be an object of strings, e.g. {{\"sub_id_1\": \"{{zoneid}}\"}}")
+        raise HostError(f'{name!r} must be an object of strings, e.g. {{"sub_id_1": "{{zoneid}}"}}')
     return value
 
 
@@ -195,8 +195,9 @@ async def add_source(request: Request, tracker: Tracker) -> Any:
     base_url = str(request.base_url)
 
     def add() -> dict[str, Any]:
-        rule = tracker.add_source(source_id, template=_opt_str(data, "template"),
-                                  postback_url=_opt_str(data, "postback_url"), **settings)
+        rule = tracker.add_source(
+            source_id, template=_opt_str(data, "template"), postback_url=_opt_str(data, "postback_url"), **settings
+        )
         return _source_view(tracker, rule, base_url)
 
     return JSONResponse(await run_in_threadpool(add), status_code=201)
@@ -206,7 +207,9 @@ async def add_source(request: Request, tracker: Tracker) -> Any:
 async def get_source(request: Request, tracker: Tracker) -> Any:
     """``GET /api/sources/{id}``: one source's postback rule and its campaign link."""
     base_url = str(request.base_url)
-    return await run_in_threadpool(lambda: _source_view(tracker, tracker.source(request.path_params["source_id"]), base_url))
+    return await run_in_threadpool(
+        lambda: _source_view(tracker, tracker.source(request.path_params["source_id"]), base_url)
+    )
 
 
 @endpoint
@@ -218,8 +221,9 @@ async def edit_source(request: Request, tracker: Tracker) -> Any:
     base_url = str(request.base_url)
 
     def edit() -> dict[str, Any]:
-        rule = tracker.edit_source(request.path_params["source_id"], postback_url=_opt_str(data, "postback_url"),
-                                   **settings)
+        rule = tracker.edit_source(
+            request.path_params["source_id"], postback_url=_opt_str(data, "postback_url"), **settings
+        )
         return _source_view(tracker, rule, base_url)
 
     return await run_in_threadpool(edit)
@@ -285,8 +289,9 @@ async def add_postback(request: Request, tracker: Tracker) -> Any:
     if not url:
         raise HostError("'url' is required")
     rule = await run_in_threadpool(
-        functools.partial(tracker.add_postback, request.path_params["alias"], url=url,
-                          **_given(_postback_settings(data)))
+        functools.partial(
+            tracker.add_postback, request.path_params["alias"], url=url, **_given(_postback_settings(data))
+        )
     )
     return JSONResponse(rule_to_dict(rule), status_code=201)
 
@@ -302,8 +307,12 @@ async def edit_postback(request: Request, tracker: Tracker) -> Any:
     """``PATCH /api/postbacks/{id}``: change the settings given (those of adding one); the others stay."""
     data = await _json_body(request)
     rule = await run_in_threadpool(
-        functools.partial(tracker.edit_postback, request.path_params["postback_id"], url=_opt_str(data, "url"),
-                          **_postback_settings(data))
+        functools.partial(
+            tracker.edit_postback,
+            request.path_params["postback_id"],
+            url=_opt_str(data, "url"),
+            **_postback_settings(data),
+        )
     )
     return rule_to_dict(rule)
 
@@ -334,8 +343,12 @@ async def received_postbacks(request: Request, tracker: Tracker) -> Any:
 def _log_filters(request: Request, names: tuple[str, ...]) -> dict[str, Any]:
     """A log endpoint's filters: the named text parameters, the time range and the limit."""
     filters: dict[str, Any] = {name: request.query_params.get(name) or None for name in names}
-    return {**filters, "since": _time_param(request, "since"), "until": _time_param(request, "until"),
-            "limit": _limit_param(request)}
+    return {
+        **filters,
+        "since": _time_param(request, "since"),
+        "until": _time_param(request, "until"),
+        "limit": _limit_param(request),
+    }
 
 
 @endpoint

@@ -123,8 +123,13 @@ async def postback_endpoint(request: Request) -> Response:
     key = request.path_params["postback_key"]
     try:
         refused = await run_in_threadpool(
-            functools.partial(tracker.refuse_postback, key, ip=_client_ip(request), method=request.method,
-                              params=dict(request.query_params))
+            functools.partial(
+                tracker.refuse_postback,
+                key,
+                ip=_client_ip(request),
+                method=request.method,
+                params=dict(request.query_params),
+            )
         )
         if refused is not None:
             return _text(refused.http_status, refused.text)
@@ -132,8 +137,11 @@ async def postback_endpoint(request: Request) -> Response:
             params = await _postback_params(request)
         except HostError as exc:
             receipt = await run_in_threadpool(
-                tracker.reject_postback, exc, dict(request.query_params),
-                method=request.method, ip=_client_ip(request),
+                tracker.reject_postback,
+                exc,
+                dict(request.query_params),
+                method=request.method,
+                ip=_client_ip(request),
             )
             return _text(receipt.http_status, receipt.text)
         receipt = await run_in_threadpool(
@@ -209,8 +217,9 @@ def create_app(
             https_only=secure_cookies,
         ),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={404: _not_found, 405: _not_allowed})
+    app = Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_allowed}
+    )
     app.state.tracker = tracker
     app.state.signin_throttle = signin_throttle or SignInThrottle()
     app.state.session_lifetime = session_lifetime

@@ -125,8 +125,11 @@ def _require_web_stack() -> None:
     """Stop with one line when the sample host's extra is not installed (a plugin-only install)."""
     import importlib.util
 
-    missing = [name for name in ("starlette", "uvicorn", "jinja2", "multipart", "itsdangerous")
-               if importlib.util.find_spec(name) is None]
+    missing = [
+        name
+        for name in ("starlette", "uvicorn", "jinja2", "multipart", "itsdangerous")
+        if importlib.util.find_spec(name) is None
+    ]
     if missing:
         raise click.ClickException(
             f"the sample host needs its web stack ({', '.join(missing)} missing): "
@@ -137,14 +140,20 @@ def _require_web_stack() -> None:
 @main.command()
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
-@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
-              help="Where the tracker will be reachable, for the URLs printed.")
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where the tracker will be reachable, for the URLs printed.",
+)
 def init(database_url: Optional[str], as_json: bool, base_url: str) -> None:
     """Create the tables and the secrets (API token, postback key, admin password)."""
     with open_tracker(database_url) as tracker:
         creds = tracker.init()
-    postback_url = (f"{base_url.rstrip('/')}/{creds.postback_key}/postback"
-                    "?subid={subid}&status={status}&payout={payout}&tid={tid}")
+    postback_url = (
+        f"{base_url.rstrip('/')}/{creds.postback_key}/postback"
+        "?subid={subid}&status={status}&payout={payout}&tid={tid}"
+    )
     data = {
         "database_url": _database_url(database_url),
         "api_token": creds.api_token,
@@ -170,12 +179,22 @@ def init(database_url: Optional[str], as_json: bool, base_url: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--secure-cookies", is_flag=True, help="Mark the session cookie Secure (when served over HTTPS).")
-@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
-              help="Reverse proxies whose X-Forwarded-For names the client, comma-separated ('*': any). "
-                   "The sign-in and refusal throttles count that client (an IPv6 one by its /64).")
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    help="Reverse proxies whose X-Forwarded-For names the client, comma-separated ('*': any). "
+    "The sign-in and refusal throttles count that client (an IPv6 one by its /64).",
+)
 @private_targets_option
-def serve(database_url: Optional[str], host: str, port: int, secure_cookies: bool, forwarded_allow_ips: str,
-          allow_private_targets: bool) -> None:
+def serve(
+    database_url: Optional[str],
+    host: str,
+    port: int,
+    secure_cookies: bool,
+    forwarded_allow_ips: str,
+    allow_private_targets: bool,
+) -> None:
     """Run the tracker's web app and its postback delivery dispatcher."""
     import uvicorn
 
@@ -187,12 +206,16 @@ def serve(database_url: Optional[str], host: str, port: int, secure_cookies: boo
         if creds.admin_password:
             click.echo(f"initialised; admin password (shown only now): {creds.admin_password}", err=True)
         click.echo(f"pages: http://{host}:{port}/  (sign in as admin)", err=True)
-        click.echo(f"inbound postbacks: http://{host}:{port}/{creds.postback_key[:4]}.../postback?subid=... "
-                   "(full URL: `sample-host init`)", err=True)
+        click.echo(
+            f"inbound postbacks: http://{host}:{port}/{creds.postback_key[:4]}.../postback?subid=... "
+            "(full URL: `sample-host init`)",
+            err=True,
+        )
         hide_postback_key(creds.postback_key)  # access log lines carry the inbound postback's path
         app = create_app(tracker, run_dispatcher=True, secure_cookies=secure_cookies)
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
-                    forwarded_allow_ips=forwarded_allow_ips)
+        uvicorn.run(
+            app, host=host, port=port, log_level="info", proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips
+        )
 
 
 @main.command("reset-password")
@@ -209,14 +232,25 @@ def reset_password(database_url: Optional[str]) -> None:
 
 @main.command("settings")
 @db_option
-@click.option("--postback-allow-ip", "allow_ips", multiple=True, metavar="CIDR",
-              help="Only take inbound postbacks from this address or network; repeat for more.")
+@click.option(
+    "--postback-allow-ip",
+    "allow_ips",
+    multiple=True,
+    metavar="CIDR",
+    help="Only take inbound postbacks from this address or network; repeat for more.",
+)
 @click.option("--postback-allow-any", is_flag=True, help="Take inbound postbacks from any address (with the key).")
-@click.option("--postback-response", default=None, metavar="TEXT",
-              help="The answer to an accepted inbound postback (default OK).")
+@click.option(
+    "--postback-response", default=None, metavar="TEXT", help="The answer to an accepted inbound postback (default OK)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
-def settings_command(database_url: Optional[str], allow_ips: tuple[str, ...], postback_allow_any: bool,
-                     postback_response: Optional[str], as_json: bool) -> None:
+def settings_command(
+    database_url: Optional[str],
+    allow_ips: tuple[str, ...],
+    postback_allow_any: bool,
+    postback_response: Optional[str],
+    as_json: bool,
+) -> None:
     """Show or change the inbound postback settings (answer text, allowed addresses)."""
     if allow_ips and postback_allow_any:
         raise UserError("give --postback-allow-ip or --postback-allow-any, not both")
@@ -302,14 +336,24 @@ def explain(database_url: Optional[str], subid: str, as_json: bool) -> None:
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line instead of a table.")
 @click.option("--subid", default=None, help="Only this click's postbacks.")
-@click.option("--outcome", type=click.Choice(["delivered", "retrying", "failed", "skipped"]), default=None,
-              help="Only attempts with this outcome.")
+@click.option(
+    "--outcome",
+    type=click.Choice(["delivered", "retrying", "failed", "skipped"]),
+    default=None,
+    help="Only attempts with this outcome.",
+)
 @click.option("--source", default=None, help="Only postbacks of this traffic source.")
 @click.option("--campaign", default=None, help="Only postbacks of this campaign.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000),
-              help="Show the last N entries.")
-def logs(database_url: Optional[str], as_json: bool, subid: Optional[str], outcome: Optional[str],
-         source: Optional[str], campaign: Optional[str], limit: int) -> None:
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Show the last N entries.")
+def logs(
+    database_url: Optional[str],
+    as_json: bool,
+    subid: Optional[str],
+    outcome: Optional[str],
+    source: Optional[str],
+    campaign: Optional[str],
+    limit: int,
+) -> None:
     """The Sent postbacks log: every attempt and every skipped postback, oldest first."""
     with open_tracker(database_url) as tracker:
         rows = tracker.sent_postbacks(subid=subid, outcome=outcome, source=source, campaign=campaign, limit=limit)
@@ -365,24 +409,63 @@ def postback_options(func: Any) -> Any:
     Each is None when not given, so ``edit`` keeps what is stored.
     """
     options = [
-        click.option("--method", type=click.Choice(["GET", "POST"], case_sensitive=False), default=None,
-                     help="GET, or POST with a body."),
-        click.option("--status", "statuses", multiple=True, metavar="S",
-                     help="Status it fires for (lead, sale, rejected, rebill); repeat for more."),
-        click.option("--payout-mode", type=click.Choice(["real", "fixed", "percent"]), default=None,
-                     help="Payout to report: the conversion's (real), a fixed amount, or a percentage of it."),
-        click.option("--payout-value", "--amount", "payout_value", default=None, metavar="AMOUNT",
-                     help="The fixed amount, or the percentage, for --payout-mode fixed|percent."),
-        click.option("--min-payout", default=None, metavar="AMOUNT",
-                     help="Send nothing for a payout below this (after the payout mode)."),
-        click.option("--body", default=None, metavar="TEMPLATE",
-                     help="POST body with macros, e.g. '{\"click\": \"{external_id}\"}'; '' for none."),
-        click.option("--content-type", default=None, metavar="TYPE",
-                     help="Content-Type of the body (default: JSON or form, from the body); '' for the default."),
-        click.option("--secret", "secrets", multiple=True, metavar="NAME",
-                     help="A parameter, body field or header whose value logs mask; repeat for more."),
-        click.option("--follow-redirects/--no-follow-redirects", default=None,
-                     help="Follow the target's redirects (each hop checked like the first)."),
+        click.option(
+            "--method",
+            type=click.Choice(["GET", "POST"], case_sensitive=False),
+            default=None,
+            help="GET, or POST with a body.",
+        ),
+        click.option(
+            "--status",
+            "statuses",
+            multiple=True,
+            metavar="S",
+            help="Status it fires for (lead, sale, rejected, rebill); repeat for more.",
+        ),
+        click.option(
+            "--payout-mode",
+            type=click.Choice(["real", "fixed", "percent"]),
+            default=None,
+            help="Payout to report: the conversion's (real), a fixed amount, or a percentage of it.",
+        ),
+        click.option(
+            "--payout-value",
+            "--amount",
+            "payout_value",
+            default=None,
+            metavar="AMOUNT",
+            help="The fixed amount, or the percentage, for --payout-mode fixed|percent.",
+        ),
+        click.option(
+            "--min-payout",
+            default=None,
+            metavar="AMOUNT",
+            help="Send nothing for a payout below this (after the payout mode).",
+        ),
+        click.option(
+            "--body",
+            default=None,
+            metavar="TEMPLATE",
+            help="POST body with macros, e.g. '{\"click\": \"{external_id}\"}'; '' for none.",
+        ),
+        click.option(
+            "--content-type",
+            default=None,
+            metavar="TYPE",
+            help="Content-Type of the body (default: JSON or form, from the body); '' for the default.",
+        ),
+        click.option(
+            "--secret",
+            "secrets",
+            multiple=True,
+            metavar="NAME",
+            help="A parameter, body field or header whose value logs mask; repeat for more.",
+        ),
+        click.option(
+            "--follow-redirects/--no-follow-redirects",
+            default=None,
+            help="Follow the target's redirects (each hop checked like the first).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -392,18 +475,39 @@ def postback_options(func: Any) -> Any:
 def source_options(func: Any) -> Any:
     """A source's own options: its template's placeholders and its campaign link."""
     options = [
-        click.option("--placeholder", "placeholders", multiple=True, metavar="NAME=VALUE",
-                     help="Fill one of the template's placeholders, e.g. GOAL_ID=1b9b...; repeat for more."),
-        click.option("--click-id-param", default=None, metavar="NAME",
-                     help="The campaign link's parameter for the source's click id (default external_id)."),
-        click.option("--source-macro", default=None, metavar="MACRO",
-                     help="The macro the source writes for its click id, e.g. {clickid}."),
-        click.option("--param", "parameters", multiple=True, metavar="NAME=MACRO",
-                     help="A row of the source's parameter table, e.g. sub_id_1={zoneid}; repeat for more "
-                          "(replaces the table)."),
+        click.option(
+            "--placeholder",
+            "placeholders",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Fill one of the template's placeholders, e.g. GOAL_ID=1b9b...; repeat for more.",
+        ),
+        click.option(
+            "--click-id-param",
+            default=None,
+            metavar="NAME",
+            help="The campaign link's parameter for the source's click id (default external_id).",
+        ),
+        click.option(
+            "--source-macro",
+            default=None,
+            metavar="MACRO",
+            help="The macro the source writes for its click id, e.g. {clickid}.",
+        ),
+        click.option(
+            "--param",
+            "parameters",
+            multiple=True,
+            metavar="NAME=MACRO",
+            help="A row of the source's parameter table, e.g. sub_id_1={zoneid}; repeat for more (replaces the table).",
+        ),
         click.option("--no-params", is_flag=True, help="Empty the source's parameter table."),
-        click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
-                     help="Where the tracker is reachable, for the campaign link printed."),
+        click.option(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            show_default=True,
+            help="Where the tracker is reachable, for the campaign link printed.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -412,13 +516,18 @@ def source_options(func: Any) -> Any:
 
 def _setting_changes(options: dict[str, Any]) -> dict[str, Any]:
     """The settings a command was given (None for those it was not), as the tracker names them."""
-    changes = {name: options[name] for name in ("method", "payout_mode", "payout_value", "min_payout", "body",
-                                                "content_type", "follow_redirects") if name in options}
+    changes = {
+        name: options[name]
+        for name in ("method", "payout_mode", "payout_value", "min_payout", "body", "content_type", "follow_redirects")
+        if name in options
+    }
     changes["statuses"] = list(options["statuses"]) or None
     secrets = [name for value in options["secrets"] for name in value.replace(",", " ").split()]
     changes["secrets"] = secrets if options["secrets"] else None
     if "placeholders" in options:
-        changes["placeholders"] = _pairs(options["placeholders"], "--placeholder", "NAME=VALUE", "GOAL_ID=1b9b...") or None
+        changes["placeholders"] = (
+            _pairs(options["placeholders"], "--placeholder", "NAME=VALUE", "GOAL_ID=1b9b...") or None
+        )
         changes["click_id_param"] = options["click_id_param"]
         changes["source_macro"] = options["source_macro"]
         table = _pairs(options["parameters"], "--param", "NAME=MACRO", "sub_id_1={zoneid}")
@@ -454,8 +563,14 @@ def _echo_source(tracker: Any, rule: Any, base_url: str) -> None:
 @click.option("--postback-url", default=None, help="Postback URL with macros; default: the template's.")
 @postback_options
 @source_options
-def sources_add(database_url: Optional[str], source_id: str, template: Optional[str], postback_url: Optional[str],
-                base_url: str, **options: Any) -> None:
+def sources_add(
+    database_url: Optional[str],
+    source_id: str,
+    template: Optional[str],
+    postback_url: Optional[str],
+    base_url: str,
+    **options: Any,
+) -> None:
     """Add or replace the traffic source ID; prints its postback and the campaign link to give it."""
     changes = _setting_changes(options)
     with open_tracker(database_url) as tracker:
@@ -470,8 +585,9 @@ def sources_add(database_url: Optional[str], source_id: str, template: Optional[
 @click.option("--postback-url", default=None, help="A new postback URL with macros.")
 @postback_options
 @source_options
-def sources_edit(database_url: Optional[str], source_id: str, postback_url: Optional[str], base_url: str,
-                 **options: Any) -> None:
+def sources_edit(
+    database_url: Optional[str], source_id: str, postback_url: Optional[str], base_url: str, **options: Any
+) -> None:
     """Change some settings of the traffic source ID; the others stay as they are."""
     changes = _setting_changes(options)
     with open_tracker(database_url) as tracker:
@@ -489,8 +605,13 @@ def sources_list(database_url: Optional[str], as_json: bool) -> None:
     if as_json:
         _print_json(rows)
         return
-    columns = [("ID", "source_id"), ("TEMPLATE", "template"), ("METHOD", "method"),
-               ("STATUSES", "statuses"), ("POSTBACK URL", "url")]
+    columns = [
+        ("ID", "source_id"),
+        ("TEMPLATE", "template"),
+        ("METHOD", "method"),
+        ("STATUSES", "statuses"),
+        ("POSTBACK URL", "url"),
+    ]
     click.echo(format_table(rows, columns) if rows else "no sources yet: `sample-host sources add ID --template NAME`")
 
 
@@ -536,8 +657,7 @@ def campaigns() -> None:
 @click.option("--source", "source_id", required=True, help="The traffic source buying this campaign.")
 @click.option("--offer-url", required=True, help="Where visitors go; {subid} is replaced by the click's id.")
 @click.option("--name", default=None, help="Display name (default: the alias).")
-def campaigns_add(database_url: Optional[str], alias: str, source_id: str, offer_url: str,
-                  name: Optional[str]) -> None:
+def campaigns_add(database_url: Optional[str], alias: str, source_id: str, offer_url: str, name: Optional[str]) -> None:
     """Add or update the campaign ALIAS (its link is /c/ALIAS)."""
     with open_tracker(database_url) as tracker:
         tracker.add_campaign(alias, source_id=source_id, offer_url=offer_url, name=name)
@@ -548,8 +668,12 @@ def campaigns_add(database_url: Optional[str], alias: str, source_id: str, offer
 @campaigns.command("list")
 @db_option
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
-              help="Where the tracker is reachable, for the campaign links.")
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where the tracker is reachable, for the campaign links.",
+)
 def campaigns_list(database_url: Optional[str], as_json: bool, base_url: str) -> None:
     """List campaigns with their links."""
     with open_tracker(database_url) as tracker:
@@ -589,7 +713,9 @@ def postbacks_add(database_url: Optional[str], alias: str, url: str, **options: 
     """Add an S2S postback to the campaign ALIAS (GET, for every status, unless told otherwise)."""
     changes = _setting_changes(options)
     with open_tracker(database_url) as tracker:
-        rule = tracker.add_postback(alias, url=url, **{name: value for name, value in changes.items() if value is not None})
+        rule = tracker.add_postback(
+            alias, url=url, **{name: value for name, value in changes.items() if value is not None}
+        )
     _echo_postback(rule, alias)
 
 
@@ -617,8 +743,13 @@ def postbacks_list(database_url: Optional[str], alias: Optional[str], as_json: b
     if as_json:
         _print_json(rows)
         return
-    columns = [("ID", "id"), ("CAMPAIGN", "campaign_id"), ("METHOD", "method"), ("STATUSES", "statuses"),
-               ("URL", "url")]
+    columns = [
+        ("ID", "id"),
+        ("CAMPAIGN", "campaign_id"),
+        ("METHOD", "method"),
+        ("STATUSES", "statuses"),
+        ("URL", "url"),
+    ]
     click.echo(format_table(rows, columns) if rows else "no campaign postbacks yet")
 
 

@@ -247,8 +247,12 @@ def _add_new_columns(engine: Engine) -> None:
     with engine.begin() as conn:
         for table, column in missing:
             if not column.nullable:
-                raise RuntimeError(f"new column {table.name}.{column.name} must be nullable to be added to older databases")
-            conn.execute(sa.text(
-                f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} "
-                f"{column.type.compile(dialect=engine.dialect)}"
-            ))
+                raise RuntimeError(
+                    f"new column {table.name}.{column.name} must be nullable to be added to older databases"
+                )
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} "
+                    f"{column.type.compile(dialect=engine.dialect)}"
+                )
+            )

@@ -35,8 +35,12 @@ Echo = Callable[[str], Any]
 DEMO_RETRY_SCHEDULE = [0, 0.2, 0.5, 1.0]
 
 # Account-specific slots in the templates (goal id, account id...), filled as an operator would.
-_ACCOUNT_VALUES = {"GOAL_ID": "1b9b3786eae526755467c2593d194005", "AID": "482913", "TID": "7731",
-                   "KEY": "demo-account-key"}
+_ACCOUNT_VALUES = {
+    "GOAL_ID": "1b9b3786eae526755467c2593d194005",
+    "AID": "482913",
+    "TID": "7731",
+    "KEY": "demo-account-key",
+}
 _PLACEHOLDER = re.compile(r"(?<==)([A-Z][A-Z0-9_]*)(?=&|$)")
 
 OFFER_URL = "https://offers.example/landing?click={subid}"
@@ -110,8 +114,9 @@ def _waiting_for_retry(tracker: Tracker) -> bool:
     return any(outcome == "retrying" for outcome in latest.values())
 
 
-def run_demo(echo: Echo = print, keep: bool = False, workdir: Optional[Path] = None,
-             database_url: Optional[str] = None) -> DemoResult:
+def run_demo(
+    echo: Echo = print, keep: bool = False, workdir: Optional[Path] = None, database_url: Optional[str] = None
+) -> DemoResult:
     """Run the demo, printing as it goes; return what happened.
 
     :param keep: keep the temporary database (and print its URL) instead of deleting it.
@@ -174,20 +179,28 @@ def _run(standin: StandInSource, database_url: str, echo: Echo, keep: bool) -> D
         echo("")
         echo("Sources (real templates, host pointed at the stand-in):")
         urls = {}
-        for source_id, statuses in (("exoclick", ["sale"]), ("propellerads", ["sale"]),
-                                    ("trafficstars", ["sale", "rejected"])):
+        for source_id, statuses in (
+            ("exoclick", ["sale"]),
+            ("propellerads", ["sale"]),
+            ("trafficstars", ["sale", "rejected"]),
+        ):
             urls[source_id] = point_at_standin(templates[source_id].postback_url, standin.url)
             tracker.add_source(source_id, template=source_id, postback_url=urls[source_id], statuses=statuses)
             echo(f"  {source_id:<13} {', '.join(statuses):<14} {urls[source_id]}")
         # PropellerAds' endpoint is down for two requests, then recovers.
-        standin.script(_path_of(urls["propellerads"]), [(503, "Service Unavailable"), (503, "Service Unavailable")],
-                       default=(200, "OK"))
+        standin.script(
+            _path_of(urls["propellerads"]),
+            [(503, "Service Unavailable"), (503, "Service Unavailable")],
+            default=(200, "OK"),
+        )
 
         tracker.add_campaign("exo-summer", source_id="exoclick", offer_url=OFFER_URL, name="Summer sale (ExoClick)")
         tracker.add_campaign("propeller-vpn", source_id="propellerads", offer_url=OFFER_URL, name="VPN (PropellerAds)")
         tracker.add_campaign("ts-dating", source_id="trafficstars", offer_url=OFFER_URL, name="Dating (TrafficStars)")
-        partner_url = (f"{standin.url}/partner/s2s?click={{subid}}&status={{status}}"
-                       "&payout={revenue}&currency={currency}&banner={sub_id_1}")
+        partner_url = (
+            f"{standin.url}/partner/s2s?click={{subid}}&status={{status}}"
+            "&payout={revenue}&currency={currency}&banner={sub_id_1}"
+        )
         tracker.add_postback("exo-summer", url=partner_url, statuses=["lead", "sale"])
         # Pasted from an old set-up with its goal placeholder never filled in: the partner refuses it.
         broken_url = f"{standin.url}/old-partner/pb?click={{subid}}&goal=REPLACE"

@@ -177,8 +177,9 @@ class Handoffs:
         if taken:
             log.info("handed %d waiting conversion(s) to the postback plugin", taken)
         if failed:
-            log.warning("%d waiting conversion(s) were not taken by the postback plugin (last error: %s)",
-                        failed, last_error)
+            log.warning(
+                "%d waiting conversion(s) were not taken by the postback plugin (last error: %s)", failed, last_error
+            )
         return Handed(taken, last_error, failed)
 
     def hand_over_now(self, conversion_id: int) -> Handed:
@@ -204,9 +205,11 @@ class Handoffs:
         """How many waiting conversions failed ``STUCK_AFTER`` hand-overs or more."""
         table = db.handoffs
         with self._engine.connect() as conn:
-            return int(conn.execute(
-                sa.select(sa.func.count()).select_from(table).where(table.c.tries >= STUCK_AFTER)
-            ).scalar_one())
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(table).where(table.c.tries >= STUCK_AFTER)
+                ).scalar_one()
+            )
 
     def waiting_list(self, *, subid: Optional[str] = None, limit: int = 200) -> list[dict[str, Any]]:
         """Waiting conversions with their status and tid, tries, last error and next try: the
@@ -260,8 +263,12 @@ class Handoffs:
                 conn.execute(
                     sa.update(table)
                     .where(table.c.conversion_id == conversion_id)
-                    .values(tries=tries + 1, last_error=error, last_tried_at=now,
-                            next_try_at=now + dt.timedelta(seconds=self.backoff(tries + 1)))
+                    .values(
+                        tries=tries + 1,
+                        last_error=error,
+                        last_tried_at=now,
+                        next_try_at=now + dt.timedelta(seconds=self.backoff(tries + 1)),
+                    )
                 )
         except Exception:
             log.exception("could not note the failed hand-over of conversion #%s", conversion_id)

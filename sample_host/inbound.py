@@ -82,8 +82,11 @@ def parse_postback(params: Mapping[str, str]) -> InboundPostback:
         currency = currency.upper()
     tid = _value(params, "tid")
     # The conversion's columns bound these; refusing here answers the same on every database.
-    db.check_lengths(db.conversions, {"subid": subid, "tid": tid, "original_status": original_status},
-                     shown={"original_status": "status"})
+    db.check_lengths(
+        db.conversions,
+        {"subid": subid, "tid": tid, "original_status": original_status},
+        shown={"original_status": "status"},
+    )
     return InboundPostback(
         subid=subid,
         status=status,
@@ -124,9 +127,13 @@ def parse_conversion_time(value: Optional[str], now: Optional[dt.datetime] = Non
         if parsed is not None:
             moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
     if moment is None:
-        raise HostError(f"conversion_time {value[:40]!r} is not Unix seconds or an ISO 8601 time such as 2026-11-29T09:03:20Z")
+        raise HostError(
+            f"conversion_time {value[:40]!r} is not Unix seconds or an ISO 8601 time such as 2026-11-29T09:03:20Z"
+        )
     if moment < _EARLIEST or moment > (now or db.utcnow()) + _FUTURE_SLACK:
-        raise HostError(f"conversion_time {value[:40]!r} is {moment:%Y-%m-%d %H:%M:%S} UTC: not a time a conversion can have")
+        raise HostError(
+            f"conversion_time {value[:40]!r} is {moment:%Y-%m-%d %H:%M:%S} UTC: not a time a conversion can have"
+        )
     return moment
 
 

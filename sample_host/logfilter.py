@@ -32,7 +32,9 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def hide_postback_key(postback_key: str, loggers: tuple[str, ...] = ("uvicorn.access", "uvicorn.error")) -> SecretFilter:
+def hide_postback_key(
+    postback_key: str, loggers: tuple[str, ...] = ("uvicorn.access", "uvicorn.error")
+) -> SecretFilter:
     """Mask ``postback_key`` in the named loggers' records; returns the filter (to remove it)."""
     secret_filter = SecretFilter(postback_key)
     for name in loggers:

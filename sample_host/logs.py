@@ -41,8 +41,12 @@ class SentFilter:
         """The SQL conditions on ``sent_postbacks``."""
         table = db.sent_postbacks
         conditions: list[Any] = []
-        for column, value in (("subid", self.subid), ("source_id", self.source),
-                              ("campaign_id", self.campaign), ("outcome", self.outcome)):
+        for column, value in (
+            ("subid", self.subid),
+            ("source_id", self.source),
+            ("campaign_id", self.campaign),
+            ("outcome", self.outcome),
+        ):
             if value:
                 conditions.append(table.c[column] == value)
         if self.since:

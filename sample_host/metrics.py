@@ -75,50 +75,96 @@ def render(snapshot: Snapshot) -> str:
     """The snapshot in the Prometheus text exposition format (pure)."""
     lines: list[str] = []
 
-    def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, Sequence[tuple[str, str]], float]]) -> None:
+    def family(
+        name: str, kind: str, help_text: str, samples: Iterable[tuple[str, Sequence[tuple[str, str]], float]]
+    ) -> None:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         for suffix, labels, value in samples:
             lines.append(f"{name}{suffix}{_labels(labels)} {_number(value)}")
 
-    family("sample_host_sent_postbacks_total", "counter",
-           "Entries of the Sent postbacks log (attempts and skips) by outcome and traffic source.",
-           [("", (("outcome", o), ("source", s)), n) for (o, s), n in sorted(snapshot.sent.items())])
-    family("sample_host_received_postbacks_total", "counter",
-           "Inbound conversion postbacks in the Received postbacks log by outcome.",
-           [("", (("outcome", o),), n) for o, n in sorted(snapshot.received.items())])
-    family("sample_host_refused_postbacks_total", "counter",
-           "Inbound postbacks refused before they were read (wrong key, address not allowed), by kind.",
-           [("", (("kind", k),), n) for k, n in sorted(snapshot.refused.items())])
-    family("sample_host_throttled_postbacks_total", "counter",
-           "Refused inbound postbacks answered 429 without being stored, since the process started.",
-           [("", (), snapshot.throttled)])
-    family("s2s_deliveries", "gauge", "Deliveries in the postback outbox by state.",
-           [("", (("state", s),), n) for s, n in sorted(snapshot.deliveries.items())])
-    family("s2s_queue_depth", "gauge", "Deliveries still to send (due now or later, or being sent).",
-           [("", (), snapshot.queue_depth)])
+    family(
+        "sample_host_sent_postbacks_total",
+        "counter",
+        "Entries of the Sent postbacks log (attempts and skips) by outcome and traffic source.",
+        [("", (("outcome", o), ("source", s)), n) for (o, s), n in sorted(snapshot.sent.items())],
+    )
+    family(
+        "sample_host_received_postbacks_total",
+        "counter",
+        "Inbound conversion postbacks in the Received postbacks log by outcome.",
+        [("", (("outcome", o),), n) for o, n in sorted(snapshot.received.items())],
+    )
+    family(
+        "sample_host_refused_postbacks_total",
+        "counter",
+        "Inbound postbacks refused before they were read (wrong key, address not allowed), by kind.",
+        [("", (("kind", k),), n) for k, n in sorted(snapshot.refused.items())],
+    )
+    family(
+        "sample_host_throttled_postbacks_total",
+        "counter",
+        "Refused inbound postbacks answered 429 without being stored, since the process started.",
+        [("", (), snapshot.throttled)],
+    )
+    family(
+        "s2s_deliveries",
+        "gauge",
+        "Deliveries in the postback outbox by state.",
+        [("", (("state", s),), n) for s, n in sorted(snapshot.deliveries.items())],
+    )
+    family(
+        "s2s_queue_depth",
+        "gauge",
+        "Deliveries still to send (due now or later, or being sent).",
+        [("", (), snapshot.queue_depth)],
+    )
     family("s2s_due_now", "gauge", "Deliveries whose next attempt time has come.", [("", (), snapshot.due_now)])
-    family("s2s_oldest_due_delivery_age_seconds", "gauge",
-           "How long the most overdue delivery has waited past its due time (0 when none).",
-           [("", (), round(snapshot.oldest_due_age, 3))])
+    family(
+        "s2s_oldest_due_delivery_age_seconds",
+        "gauge",
+        "How long the most overdue delivery has waited past its due time (0 when none).",
+        [("", (), round(snapshot.oldest_due_age, 3))],
+    )
     histogram = snapshot.latency
-    samples = [("_bucket", (("le", _number(bound)),), count) for bound, count in zip(LATENCY_BUCKETS, histogram.buckets)]
-    samples += [("_bucket", (("le", "+Inf"),), histogram.count), ("_sum", (), round(histogram.total, 6)),
-                ("_count", (), histogram.count)]
-    family("sample_host_postback_attempt_duration_seconds", "histogram",
-           "Duration of postback delivery attempts (request to answer).", samples)
-    family("sample_host_conversions_waiting_for_plugin", "gauge",
-           "Recorded conversions the postback plugin has not taken yet (handed over again automatically).",
-           [("", (), snapshot.waiting_handoffs)])
-    family("sample_host_stuck_handoffs", "gauge",
-           f"Waiting conversions whose hand-over to the postback plugin failed {STUCK_AFTER} times or more (see /handoffs).",
-           [("", (), snapshot.stuck_handoffs)])
-    family("s2s_host_circuit_open", "gauge",
-           "1 while a target host is not answering: its postbacks wait for a probe (circuit open or probing).",
-           [("", (("host", h),), int(state != "closed")) for h, (state, _limit) in sorted(snapshot.hosts.items())])
-    family("s2s_host_concurrency_limit", "gauge",
-           "Attempts a target host may have in flight now (adaptive, capped by per_host_concurrency).",
-           [("", (("host", h),), limit) for h, (_state, limit) in sorted(snapshot.hosts.items()) if limit is not None])
+    samples = [
+        ("_bucket", (("le", _number(bound)),), count) for bound, count in zip(LATENCY_BUCKETS, histogram.buckets)
+    ]
+    samples += [
+        ("_bucket", (("le", "+Inf"),), histogram.count),
+        ("_sum", (), round(histogram.total, 6)),
+        ("_count", (), histogram.count),
+    ]
+    family(
+        "sample_host_postback_attempt_duration_seconds",
+        "histogram",
+        "Duration of postback delivery attempts (request to answer).",
+        samples,
+    )
+    family(
+        "sample_host_conversions_waiting_for_plugin",
+        "gauge",
+        "Recorded conversions the postback plugin has not taken yet (handed over again automatically).",
+        [("", (), snapshot.waiting_handoffs)],
+    )
+    family(
+        "sample_host_stuck_handoffs",
+        "gauge",
+        f"Waiting conversions whose hand-over to the postback plugin failed {STUCK_AFTER} times or more (see /handoffs).",
+        [("", (), snapshot.stuck_handoffs)],
+    )
+    family(
+        "s2s_host_circuit_open",
+        "gauge",
+        "1 while a target host is not answering: its postbacks wait for a probe (circuit open or probing).",
+        [("", (("host", h),), int(state != "closed")) for h, (state, _limit) in sorted(snapshot.hosts.items())],
+    )
+    family(
+        "s2s_host_concurrency_limit",
+        "gauge",
+        "Attempts a target host may have in flight now (adaptive, capped by per_host_concurrency).",
+        [("", (("host", h),), limit) for h, (_state, limit) in sorted(snapshot.hosts.items()) if limit is not None],
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -129,15 +175,21 @@ def collect(tracker: Tracker) -> Snapshot:
         sent = {
             (outcome, source or ""): count
             for outcome, source, count in conn.execute(
-                sa.select(sent_t.c.outcome, sent_t.c.source_id, sa.func.count()).group_by(sent_t.c.outcome, sent_t.c.source_id)
+                sa.select(sent_t.c.outcome, sent_t.c.source_id, sa.func.count()).group_by(
+                    sent_t.c.outcome, sent_t.c.source_id
+                )
             )
         }
-        received = dict(conn.execute(sa.select(received_t.c.outcome, sa.func.count()).group_by(received_t.c.outcome)).all())
+        received = dict(
+            conn.execute(sa.select(received_t.c.outcome, sa.func.count()).group_by(received_t.c.outcome)).all()
+        )
         seconds = sent_t.c.duration_ms / 1000.0
         tried = sent_t.c.attempt > 0
         bucket_columns = [sa.func.sum(sa.case((seconds <= bound, 1), else_=0)) for bound in LATENCY_BUCKETS]
         row = conn.execute(
-            sa.select(sa.func.count(), sa.func.sum(seconds), *bucket_columns).where(tried, sent_t.c.duration_ms.is_not(None))
+            sa.select(sa.func.count(), sa.func.sum(seconds), *bucket_columns).where(
+                tried, sent_t.c.duration_ms.is_not(None)
+            )
         ).one()
     stats = tracker.s2s.stats()
     return Snapshot(
@@ -160,8 +212,11 @@ async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics`` (``Authorization: Bearer <api_token>``)."""
     tracker: Tracker = request.app.state.tracker
     if not await run_in_threadpool(is_authorized, request, tracker):
-        return error_response(401, "missing or wrong API token: send 'Authorization: Bearer <api_token>'",
-                              headers={"WWW-Authenticate": "Bearer"})
+        return error_response(
+            401,
+            "missing or wrong API token: send 'Authorization: Bearer <api_token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     try:
         snapshot = await run_in_threadpool(collect, tracker)
     except Exception:

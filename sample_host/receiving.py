@@ -96,8 +96,9 @@ class Receiver:
         """The endpoint's current settings."""
         return inbound_settings.load(self._engine)
 
-    def refuse(self, postback_key: str, *, ip: Optional[str], method: str = "GET",
-               params: Optional[Mapping[str, str]] = None) -> Optional[Receipt]:
+    def refuse(
+        self, postback_key: str, *, ip: Optional[str], method: str = "GET", params: Optional[Mapping[str, str]] = None
+    ) -> Optional[Receipt]:
         """The answer for a request that may not be read at all (address not allowed, wrong key),
         or None when it may. Checked before the body is read."""
         address = ip or "unknown"
@@ -117,8 +118,9 @@ class Receiver:
             self._log(self._record(params, method, ip), "rejected", error.http_status, str(error))
         return Receipt(error.http_status, str(error))
 
-    def receive(self, postback_key: str, params: Mapping[str, str], *, method: str = "GET",
-                ip: Optional[str] = None) -> Receipt:
+    def receive(
+        self, postback_key: str, params: Mapping[str, str], *, method: str = "GET", ip: Optional[str] = None
+    ) -> Receipt:
         """Handle one conversion postback from an affiliate network.
 
         The conversion is stored (with its hand-over mark) before the plugin is called, so a
@@ -159,19 +161,22 @@ class Receiver:
         )
         stored = self._store(conversion, record, converted=inbound.converted_at is not None)
         if stored.repeat_of is not None:
-            reason = (f"repeat of conversion #{stored.repeat_of} (same subid, status and tid): "
-                      "not recorded again")
+            reason = f"repeat of conversion #{stored.repeat_of} (same subid, status and tid): not recorded again"
             self._log(record, "ignored", 200, reason, conversion_id=stored.repeat_of)
             # The network's retry is a good moment to try a conversion still waiting for the plugin.
             self.handoffs.hand_over(conversion.subid)
             return Receipt(200, success_text(settings, params), stored.repeat_of)
         handed = self.handoffs.hand_over(conversion.subid)
         if not handed.complete:
-            reason = (f"{conversion.status} recorded; the postback plugin did not take it yet ({handed.error}): "
-                      "the tracker hands it over again on its own")
+            reason = (
+                f"{conversion.status} recorded; the postback plugin did not take it yet ({handed.error}): "
+                "the tracker hands it over again on its own"
+            )
             with self._engine.begin() as conn:
                 conn.execute(
-                    sa.update(db.received_postbacks).where(db.received_postbacks.c.id == stored.received_id).values(reason=reason)
+                    sa.update(db.received_postbacks)
+                    .where(db.received_postbacks.c.id == stored.received_id)
+                    .values(reason=reason)
                 )
         return Receipt(200, success_text(settings, params), stored.conversion_id)
 
@@ -205,9 +210,16 @@ class Receiver:
                     Handoffs.mark(conn, conversion_id, conversion.subid)
                     received_id = conn.execute(
                         sa.insert(db.received_postbacks).values(
-                            **record, outcome="accepted", http_status=200, conversion_id=conversion_id,
+                            **record,
+                            outcome="accepted",
+                            http_status=200,
+                            conversion_id=conversion_id,
                             reason=f"{conversion.status} recorded"
-                            + (f" (converted at {conversion.created_at:%Y-%m-%d %H:%M:%S} UTC, the network says)" if converted else ""),
+                            + (
+                                f" (converted at {conversion.created_at:%Y-%m-%d %H:%M:%S} UTC, the network says)"
+                                if converted
+                                else ""
+                            ),
                         )
                     ).inserted_primary_key[0]
                 return _Stored(conversion_id=conversion_id, received_id=received_id)
@@ -215,8 +227,9 @@ class Receiver:
                 continue  # the same conversion was recorded meanwhile: the next pass finds it
         raise RuntimeError(f"conversion {key} neither recorded nor found")
 
-    def reject(self, error: HostError, params: Mapping[str, str], *, method: str = "GET",
-               ip: Optional[str] = None) -> Receipt:
+    def reject(
+        self, error: HostError, params: Mapping[str, str], *, method: str = "GET", ip: Optional[str] = None
+    ) -> Receipt:
         """Log an inbound postback whose parameters could not be read (a bad body)."""
         params = {str(k): str(v) for k, v in params.items()}
         self._log(self._record(params, method, ip), "rejected", error.http_status, str(error))
@@ -242,12 +255,14 @@ class Receiver:
             "ip": _clip(ip, 64),
         }
 
-    def _log(self, record: dict[str, Any], outcome: str, http_status: int, reason: str,
-             conversion_id: Optional[int] = None) -> None:
+    def _log(
+        self, record: dict[str, Any], outcome: str, http_status: int, reason: str, conversion_id: Optional[int] = None
+    ) -> None:
         with self._engine.begin() as conn:
             conn.execute(
-                sa.insert(db.received_postbacks).values(**record, outcome=outcome, http_status=http_status,
-                                                        reason=reason, conversion_id=conversion_id)
+                sa.insert(db.received_postbacks).values(
+                    **record, outcome=outcome, http_status=http_status, reason=reason, conversion_id=conversion_id
+                )
             )
 
 

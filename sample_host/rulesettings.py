@@ -17,7 +17,14 @@ from .errors import HostError
 
 #: Settings every postback has (a source's and a campaign's), as the front ends name them.
 POSTBACK_SETTINGS = (
-    "method", "statuses", "payout_mode", "payout_value", "min_payout", "body", "content_type", "secrets",
+    "method",
+    "statuses",
+    "payout_mode",
+    "payout_value",
+    "min_payout",
+    "body",
+    "content_type",
+    "secrets",
     "follow_redirects",
 )
 #: Settings only a source has: its template's placeholders and its campaign link.
@@ -79,8 +86,11 @@ def current_settings(rule: PostbackRule) -> dict[str, Any]:
         "follow_redirects": rule.follow_redirects,
     }
     if rule.source_id is not None:
-        settings.update(click_id_param=rule.click_id_param, source_macro=rule.source_macro,
-                        parameters=None if rule.parameters is None else dict(rule.parameters))
+        settings.update(
+            click_id_param=rule.click_id_param,
+            source_macro=rule.source_macro,
+            parameters=None if rule.parameters is None else dict(rule.parameters),
+        )
     return settings
 
 

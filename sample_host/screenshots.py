@@ -77,8 +77,9 @@ def take(outdir: Path) -> list[Path]:
             retried = next(r for r in tracker.sent_postbacks(outcome="retrying", limit=10))
             skipped = demo.subids["skipped"]
             with serve(create_app(tracker)) as base, sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                     args=["--no-sandbox", "--disable-gpu"])
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+                )
                 page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
                 written = [_shot(page, base, "/login", outdir / "signin.png")]
                 page.fill("input[name=password]", password)

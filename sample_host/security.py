@@ -64,8 +64,9 @@ def sign_in(request: Request, fingerprint: str, session_token: str) -> None:
     :param session_token: the server-side session's token (``sessions.start``).
     """
     request.session.clear()
-    request.session.update({"admin": True, "sid": session_token, "pw": fingerprint,
-                            CSRF_FIELD: secrets.token_urlsafe(24)})
+    request.session.update(
+        {"admin": True, "sid": session_token, "pw": fingerprint, CSRF_FIELD: secrets.token_urlsafe(24)}
+    )
 
 
 def session_token(request: Request) -> Optional[str]:
@@ -85,8 +86,11 @@ def signed_in(request: Request, fingerprint: Optional[str], live: bool) -> bool:
     :param live: whether the server still holds the cookie's session (``sessions.is_live``).
     """
     session = request.session
-    return live and bool(session.get("admin")) and fingerprint is not None and hmac.compare_digest(
-        str(session.get("pw", "")), fingerprint
+    return (
+        live
+        and bool(session.get("admin"))
+        and fingerprint is not None
+        and hmac.compare_digest(str(session.get("pw", "")), fingerprint)
     )
 
 
@@ -146,8 +150,15 @@ class SignInThrottle:
     ``concurrent`` are answered at once instead of queueing (``hashing.slot()``).
     """
 
-    def __init__(self, limit: int = 10, window: float = 300.0, *, concurrent: int = 2, max_clients: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int = 10,
+        window: float = 300.0,
+        *,
+        concurrent: int = 2,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.attempts = RecentCounts(limit, window, max_keys=max_clients, clock=clock)
         self.hashing = WorkSlots(concurrent)
 

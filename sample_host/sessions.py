@@ -33,8 +33,11 @@ def start(engine: Engine, lifetime: float) -> str:
     table = db.admin_sessions
     with engine.begin() as conn:
         conn.execute(sa.delete(table).where(table.c.expires_at <= now))
-        conn.execute(sa.insert(table).values(id=_digest(token), signed_in_at=now,
-                                             expires_at=now + dt.timedelta(seconds=lifetime)))
+        conn.execute(
+            sa.insert(table).values(
+                id=_digest(token), signed_in_at=now, expires_at=now + dt.timedelta(seconds=lifetime)
+            )
+        )
     return token
 
 

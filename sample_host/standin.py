@@ -206,7 +206,10 @@ class StandInSource:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, default: Any = DEFAULT_REPLY,
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        default: Any = DEFAULT_REPLY,
         keep_requests: bool = True,
     ) -> None:
         self.host = host
@@ -235,8 +238,10 @@ class StandInSource:
         self._port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"standin-source:{self._port}", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"standin-source:{self._port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -468,20 +473,22 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, raw_query = target.partition("?")
         with standin._lock:
             reply = standin._next_reply(path)
-        standin._record(RecordedRequest(
-            method=self.command,
-            target=target,
-            path=path,
-            raw_query=raw_query,
-            query=parse_qs(raw_query, keep_blank_values=True),
-            headers=_Headers(self.headers.items()),
-            body=body,
-            received_at=datetime.now(UTC),
-            monotonic=time.monotonic(),
-            client=self.client_address[:2],
-            reply=reply,
-            http_version=self.request_version,
-        ))
+        standin._record(
+            RecordedRequest(
+                method=self.command,
+                target=target,
+                path=path,
+                raw_query=raw_query,
+                query=parse_qs(raw_query, keep_blank_values=True),
+                headers=_Headers(self.headers.items()),
+                body=body,
+                received_at=datetime.now(UTC),
+                monotonic=time.monotonic(),
+                client=self.client_address[:2],
+                reply=reply,
+                http_version=self.request_version,
+            )
+        )
         if reply.delay > 0 and standin._stopping.wait(reply.delay):
             self._abort()  # stopped while stalling: the source went away
             return
@@ -522,7 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args(argv)
     source = StandInSource(
-        args.host, args.port, default=Reply(args.status, args.body, delay=args.delay), keep_requests=False,
+        args.host,
+        args.port,
+        default=Reply(args.status, args.body, delay=args.delay),
+        keep_requests=False,
     )
     source.start()
     print(source.url, flush=True)

@@ -37,8 +37,9 @@ class RecentCounts:
     :param clock: seconds, monotonic (tests pass their own).
     """
 
-    def __init__(self, limit: int, window: float, *, max_keys: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, window: float, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys

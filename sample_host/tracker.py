@@ -96,10 +96,16 @@ def _postback_settings(**settings: Any) -> dict[str, Any]:
         raise HostError(f"method {method!r} must be GET or POST")
     content_type = rulesettings.check_content_type(settings.pop("content_type", None))
     headers = rulesettings.headers_with(settings.pop("headers", None) or {}, content_type)
-    return {**settings, "url": settings["url"].strip(), "method": method,
-            "statuses": list(settings.get("statuses") or ()), "payout_mode": settings.get("payout_mode") or "real",
-            "body": rulesettings.check_body(method, settings.get("body")), "headers": headers,
-            "follow_redirects": bool(settings.get("follow_redirects"))}
+    return {
+        **settings,
+        "url": settings["url"].strip(),
+        "method": method,
+        "statuses": list(settings.get("statuses") or ()),
+        "payout_mode": settings.get("payout_mode") or "real",
+        "body": rulesettings.check_body(method, settings.get("body")),
+        "headers": headers,
+        "follow_redirects": bool(settings.get("follow_redirects")),
+    }
 
 
 _SENT_FIELDS = ("id",) + ATTEMPT_FIELDS + ("logged_at", "response_truncated")
@@ -251,14 +257,22 @@ class Tracker:
         method = (method or (chosen.method if chosen else None) or "GET").upper()
         if method not in ("GET", "POST"):
             raise HostError(f"method {method!r} must be GET or POST")
-        kwargs: dict[str, Any] = {"template": template, "postback_url": postback_url, "method": method,
-                                  "payout_mode": payout_mode or "real", "payout_value": payout_value,
-                                  "min_payout": min_payout, "secrets": list(secrets or ()),
-                                  "body": rulesettings.check_body(method, body),
-                                  "headers": rulesettings.headers_with(headers or {}, rulesettings.check_content_type(content_type)),
-                                  "follow_redirects": follow_redirects, "placeholders": dict(placeholders or {}) or None,
-                                  "click_id_param": click_id_param or None, "source_macro": source_macro or None,
-                                  "parameters": None if parameters is None else dict(parameters)}
+        kwargs: dict[str, Any] = {
+            "template": template,
+            "postback_url": postback_url,
+            "method": method,
+            "payout_mode": payout_mode or "real",
+            "payout_value": payout_value,
+            "min_payout": min_payout,
+            "secrets": list(secrets or ()),
+            "body": rulesettings.check_body(method, body),
+            "headers": rulesettings.headers_with(headers or {}, rulesettings.check_content_type(content_type)),
+            "follow_redirects": follow_redirects,
+            "placeholders": dict(placeholders or {}) or None,
+            "click_id_param": click_id_param or None,
+            "source_macro": source_macro or None,
+            "parameters": None if parameters is None else dict(parameters),
+        }
         if statuses:
             kwargs["statuses"] = list(statuses)
         try:
@@ -294,8 +308,9 @@ class Tracker:
         self.source(source_id)
         using = [c["alias"] for c in self.campaigns() if c["source_id"] == source_id]
         if using:
-            raise Conflict(f"source {source_id!r} is used by campaign(s) {', '.join(using)}: "
-                           "give them another source first")
+            raise Conflict(
+                f"source {source_id!r} is used by campaign(s) {', '.join(using)}: give them another source first"
+            )
         self.s2s.remove_source(source_id)
 
     def sources(self) -> list[PostbackRule]:
@@ -371,9 +386,18 @@ class Tracker:
         ``add_source``.
         """
         self.campaign(alias)
-        kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
-                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()),
-                                    body=body, content_type=content_type, follow_redirects=follow_redirects)
+        kwargs = _postback_settings(
+            url=url,
+            method=method,
+            statuses=statuses,
+            payout_mode=payout_mode,
+            payout_value=payout_value,
+            min_payout=min_payout,
+            secrets=list(secrets or ()),
+            body=body,
+            content_type=content_type,
+            follow_redirects=follow_redirects,
+        )
         if not statuses:
             del kwargs["statuses"]
         try:
@@ -408,10 +432,19 @@ class Tracker:
         rule = self.postback(postback_id)
         if not statuses:
             raise HostError("choose at least one status for the postback to fire on")
-        kwargs = _postback_settings(url=url, method=method, statuses=statuses, payout_mode=payout_mode,
-                                    payout_value=payout_value, min_payout=min_payout, secrets=list(secrets or ()),
-                                    body=body, content_type=content_type, follow_redirects=follow_redirects,
-                                    headers=rule.headers)
+        kwargs = _postback_settings(
+            url=url,
+            method=method,
+            statuses=statuses,
+            payout_mode=payout_mode,
+            payout_value=payout_value,
+            min_payout=min_payout,
+            secrets=list(secrets or ()),
+            body=body,
+            content_type=content_type,
+            follow_redirects=follow_redirects,
+            headers=rule.headers,
+        )
         try:
             return self.s2s.update_postback(rule.id, **kwargs)
         except ValueError as exc:
@@ -459,8 +492,13 @@ class Tracker:
         if status is not None and status not in hookspecs.CANONICAL_STATUSES:
             raise HostError(f"status {status!r} must be one of {', '.join(hookspecs.CANONICAL_STATUSES)}")
         try:
-            return self.s2s.test_send(rule.id, status=status, payout=payout, currency=currency or None,
-                                      external_id=external_id or "test-click-id")
+            return self.s2s.test_send(
+                rule.id,
+                status=status,
+                payout=payout,
+                currency=currency or None,
+                external_id=external_id or "test-click-id",
+            )
         except ValueError as exc:
             raise HostError(str(exc)) from None
 
@@ -484,7 +522,11 @@ class Tracker:
         """
         campaign = self.campaign(alias)
         attributes = visitors.click_attributes(
-            user_agent=user_agent, accept_language=accept_language, referrer=referrer, ip=ip, geoip=self.geoip,
+            user_agent=user_agent,
+            accept_language=accept_language,
+            referrer=referrer,
+            ip=ip,
+            geoip=self.geoip,
         )
         click = Click(
             subid=new_subid(),
@@ -553,8 +595,9 @@ class Tracker:
         Received postbacks log (see ``receiving.Receiver.receive``)."""
         return self.receiver.receive(postback_key, params, method=method, ip=ip)
 
-    def refuse_postback(self, postback_key: str, *, ip: Optional[str], method: str = "GET",
-                        params: Optional[Mapping[str, str]] = None) -> Optional[Receipt]:
+    def refuse_postback(
+        self, postback_key: str, *, ip: Optional[str], method: str = "GET", params: Optional[Mapping[str, str]] = None
+    ) -> Optional[Receipt]:
         """The answer for an inbound postback that may not be read at all (address not allowed,
         wrong key), or None when it may: checked before its body is read (``params`` are the
         query's, for the log)."""
@@ -599,7 +642,9 @@ class Tracker:
         """
         current = self.inbound_settings()
         changed = InboundSettings(
-            response_text=current.response_text if response_text is None else inbound_settings.clean_response_text(response_text),
+            response_text=current.response_text
+            if response_text is None
+            else inbound_settings.clean_response_text(response_text),
             allowed=current.allowed if allowed_ips is None else inbound_settings.parse_networks(allowed_ips),
         )
         inbound_settings.save(self.engine, changed)
@@ -638,8 +683,9 @@ class Tracker:
         rows.reverse()
         return [_sent_entry(row._mapping) for row in rows]
 
-    def sent_page(self, filters: SentFilter, *, before: Optional[int] = None, after: Optional[int] = None,
-                  limit: int = 50) -> LogPage:
+    def sent_page(
+        self, filters: SentFilter, *, before: Optional[int] = None, after: Optional[int] = None, limit: int = 50
+    ) -> LogPage:
         """One page of the Sent postbacks log, newest first (see ``logs.read_page``)."""
         page = read_page(self.engine, db.sent_postbacks, filters.where(), before=before, after=after, limit=limit)
         return dataclasses.replace(page, rows=[_sent_entry(row) for row in page.rows])
@@ -675,8 +721,9 @@ class Tracker:
         with self.engine.connect() as conn:
             return [_row_dict(r) for r in conn.execute(query)]
 
-    def received_page(self, filters: ReceivedFilter, *, before: Optional[int] = None, after: Optional[int] = None,
-                      limit: int = 50) -> LogPage:
+    def received_page(
+        self, filters: ReceivedFilter, *, before: Optional[int] = None, after: Optional[int] = None, limit: int = 50
+    ) -> LogPage:
         """One page of the Received postbacks log, newest first."""
         page = read_page(self.engine, db.received_postbacks, filters.where(), before=before, after=after, limit=limit)
         return dataclasses.replace(page, rows=[jsonable(row) for row in page.rows])

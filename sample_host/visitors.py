@@ -22,8 +22,18 @@ log = logging.getLogger("sample_host.visitors")
 
 #: Every attribute a click may get, in the order they are listed on a click's page.
 ATTRIBUTES = (
-    "os", "os_version", "browser", "browser_version", "device_type", "device_model", "language", "referrer",
-    "country", "region", "city", "isp",
+    "os",
+    "os_version",
+    "browser",
+    "browser_version",
+    "device_type",
+    "device_model",
+    "language",
+    "referrer",
+    "country",
+    "region",
+    "city",
+    "isp",
 )
 
 # Operating systems of phones and tablets, as uap-core names them.
@@ -136,7 +146,11 @@ def _name(value: Any) -> Optional[str]:
 
 
 def click_attributes(
-    *, user_agent: Optional[str], accept_language: Optional[str], referrer: Optional[str], ip: Optional[str],
+    *,
+    user_agent: Optional[str],
+    accept_language: Optional[str],
+    referrer: Optional[str],
+    ip: Optional[str],
     geoip: Optional[GeoIP] = None,
 ) -> dict[str, str]:
     """Every attribute the request tells of its visitor, by Keitaro's names."""

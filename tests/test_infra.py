@@ -179,8 +179,9 @@ async def _hello_app(scope, receive, send):  # type: ignore[no-untyped-def]
             if message["type"] == "lifespan.shutdown":
                 return
     body = b"<html><head><title>s2s stand-in page</title></head><body><h1>hello</h1></body></html>"
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html; charset=utf-8")]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -229,9 +230,9 @@ def test_fresh_pg_url_is_a_new_empty_database(fresh_pg_url: str, postgres_url: s
     engine = sa.create_engine(fresh_pg_url)
     try:
         with engine.begin() as conn:
-            tables = conn.execute(sa.text(
-                "select count(*) from information_schema.tables where table_schema = 'public'"
-            )).scalar()
+            tables = conn.execute(
+                sa.text("select count(*) from information_schema.tables where table_schema = 'public'")
+            ).scalar()
             assert tables == 0
             conn.execute(sa.text("create table t (id serial primary key)"))
             # FOR UPDATE SKIP LOCKED is what the delivery queue relies on.

@@ -20,8 +20,9 @@ from s2s_plugin.cli.service import open_service
 @click.option("--all", "lint_all", is_flag=True, help="Lint every configured source and campaign postback instead.")
 @database_option
 @user_errors
-def lint(url: Optional[str], template: Optional[str], body: Optional[str], method: str, lint_all: bool,
-         database_url: str) -> None:
+def lint(
+    url: Optional[str], template: Optional[str], body: Optional[str], method: str, lint_all: bool, database_url: str
+) -> None:
     """Check a postback URL: unknown macros (with a suggestion), placeholders left in, a missing
     click-id macro, plain http. Exits 1 when something was found."""
     from s2s_plugin.resolution.lint import lint as lint_url
@@ -32,12 +33,16 @@ def lint(url: Optional[str], template: Optional[str], body: Optional[str], metho
         service = open_service(database_url)
         try:
             library = service.templates()
-            findings = [(f"{rule.id} {rule.url}", lint_rule(rule, library)) for rule in service.sources() + service.postbacks()]
+            findings = [
+                (f"{rule.id} {rule.url}", lint_rule(rule, library)) for rule in service.sources() + service.postbacks()
+            ]
         finally:
             service.close()
     elif url:
         library = _library()
-        findings = [(url, lint_url(url, body=body, method=method, template=find_template(library, template), library=library))]
+        findings = [
+            (url, lint_url(url, body=body, method=method, template=find_template(library, template), library=library))
+        ]
     else:
         raise click.UsageError("give a URL to check, or --all for every configured postback")
     found = False
@@ -61,7 +66,9 @@ def lint(url: Optional[str], template: Optional[str], body: Optional[str], metho
 @click.option("--source", "source_id", help="A configured source: its template decides the macro.")
 @database_option
 @user_errors
-def campaign_link(campaign: str, base_url: str, template: Optional[str], source_id: Optional[str], database_url: str) -> None:
+def campaign_link(
+    campaign: str, base_url: str, template: Optional[str], source_id: Optional[str], database_url: str
+) -> None:
     """Print the campaign link to give the traffic source, with its click-id macro:
     https://HOST/c/CAMPAIGN?external_id={conversions_tracking}"""
     from s2s_plugin.resolution.links import UNKNOWN_SOURCE_MACRO
@@ -80,5 +87,6 @@ def campaign_link(campaign: str, base_url: str, template: Optional[str], source_
     if UNKNOWN_SOURCE_MACRO in link:
         click.echo(
             f"note: the source's click-id macro is not known here: replace {UNKNOWN_SOURCE_MACRO} with the macro "
-            "from the source's documentation", err=True,
+            "from the source's documentation",
+            err=True,
         )

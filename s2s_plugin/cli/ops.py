@@ -87,7 +87,10 @@ def resend(delivery_ids: tuple[int, ...], database_url: str, dry_run: bool, **fi
     finally:
         service.close()
     verb = "would resend" if dry_run else "resent"
-    click.echo(f"{verb} {len(done)} deliver{'y' if len(done) == 1 else 'ies'}" + (f": {', '.join(map(str, done[:50]))}" if done else ""))
+    click.echo(
+        f"{verb} {len(done)} deliver{'y' if len(done) == 1 else 'ies'}"
+        + (f": {', '.join(map(str, done[:50]))}" if done else "")
+    )
 
 
 @main.command("test-send")
@@ -102,7 +105,14 @@ def resend(delivery_ids: tuple[int, ...], database_url: str, dry_run: bool, **fi
 @click.option("--allow-private-targets", is_flag=True, default=None, help="Allow loopback and private addresses.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
-def test_send(rule_id: str, database_url: str, params: tuple[str, ...], allow_private_targets: Optional[bool], as_json: bool, **sample: Optional[str]) -> None:
+def test_send(
+    rule_id: str,
+    database_url: str,
+    params: tuple[str, ...],
+    allow_private_targets: Optional[bool],
+    as_json: bool,
+    **sample: Optional[str],
+) -> None:
     """Send RULE_ID (source:ID or postback:N) now with sample values and show the answer.
 
     Nothing is queued or logged. Exit code 1 when the source did not accept it.
@@ -137,4 +147,6 @@ def prune(database_url: str, older_than: str) -> None:
         pruned = service.prune(seconds)
     finally:
         service.close()
-    click.echo(f"deleted {pruned.attempts} attempt log entr{'y' if pruned.attempts == 1 else 'ies'} older than {older_than}")
+    click.echo(
+        f"deleted {pruned.attempts} attempt log entr{'y' if pruned.attempts == 1 else 'ies'} older than {older_than}"
+    )

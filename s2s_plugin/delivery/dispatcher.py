@@ -177,7 +177,11 @@ class Dispatcher:
                 try:
                     made += self._step()
                     if self._busy():
-                        pause = self._write_retry_pause() if self._write_failures else (_FLUSH_EVERY if self._results else 0.5)
+                        pause = (
+                            self._write_retry_pause()
+                            if self._write_failures
+                            else (_FLUSH_EVERY if self._results else 0.5)
+                        )
                         self._wait(min(pause, max(0.0, deadline - time.monotonic())))
                     else:
                         next_due = queue.next_due_at(self.engine)
@@ -349,9 +353,16 @@ class Dispatcher:
             probes: list[int] = []
             left: set[Optional[str]] = set()
             rows = queue.claim(
-                self.engine, fresh=room - retries, retries=retries, lease_seconds=settings.lease,
-                exclude_hosts=sorted(full), probe_window=settings.timeout + settings.circuit_max_cooldown, probes=probes,
-                host_cap=self._quota("", hosts + 1), left=left, look_past=others,  # what a host not seen yet may hold
+                self.engine,
+                fresh=room - retries,
+                retries=retries,
+                lease_seconds=settings.lease,
+                exclude_hosts=sorted(full),
+                probe_window=settings.timeout + settings.circuit_max_cooldown,
+                probes=probes,
+                host_cap=self._quota("", hosts + 1),
+                left=left,
+                look_past=others,  # what a host not seen yet may hold
             )
             if not rows and full:
                 self._dry = (frozenset(full), now + self._dry_pause)
@@ -443,9 +454,7 @@ class Dispatcher:
                 # their own limits) go to them beyond their shares, up to their limits; except the
                 # shares of hosts whose next rows are not claimed yet (they had some a moment ago).
                 if not self._claimed_all:
-                    left -= sum(
-                        max(0, min(share, hosts.limit(h)) - per_host[h]) for h in busy if not waiting.held(h)
-                    )
+                    left -= sum(max(0, min(share, hosts.limit(h)) - per_host[h]) for h in busy if not waiting.held(h))
                 if left > 0:
                     more = waiting.take_turns(left, lambda h: room(h, self.settings.max_concurrency), fresh_only)
                     self._start(more)
@@ -512,8 +521,12 @@ class Dispatcher:
             return done
         values = done.completion.attempt
         note = self._hosts.record(
-            host, signal_of(done.result, done.sent), duration_ms=done.result.duration_ms,
-            started_at=values.get("started_at") or 0.0, probe=probe, retry_after=done.result.retry_after,
+            host,
+            signal_of(done.result, done.sent),
+            duration_ms=done.result.duration_ms,
+            started_at=values.get("started_at") or 0.0,
+            probe=probe,
+            retry_after=done.result.retry_after,
             # Work waited for the host while it had all the attempts its limit allows.
             saturated=self._waiting.held(host) > 0 and self._per_host[host] >= self._hosts.limit(host),
         )
@@ -601,7 +614,9 @@ class Dispatcher:
                 with self._lock:
                     self._results.extendleft(reversed(batch))
                     self._first_result_at = time.monotonic()
-                log.warning("could not write %d finished attempts; they are kept and written again", len(batch), exc_info=True)
+                log.warning(
+                    "could not write %d finished attempts; they are kept and written again", len(batch), exc_info=True
+                )
                 return False
             self._unmarked = []
             reported = []
@@ -621,13 +636,17 @@ class Dispatcher:
     def _recorded_now(self, done: _Done, record: queue.Written) -> None:
         """A written attempt's consequences: a flagged rule, the next wake-up, the report."""
         if not record.current:
-            log.warning("delivery %s: its claim was taken over before the attempt was written; logged as late", done.row.id)
+            log.warning(
+                "delivery %s: its claim was taken over before the attempt was written; logged as late", done.row.id
+            )
         else:
             if done.gone:
                 self._on_gone(done.row.rule_id)
             if done.completion.next_attempt_at is not None:
                 soonest = self._soonest_retry
-                self._soonest_retry = min(soonest, done.completion.next_attempt_at) if soonest else done.completion.next_attempt_at
+                self._soonest_retry = (
+                    min(soonest, done.completion.next_attempt_at) if soonest else done.completion.next_attempt_at
+                )
         attempt = _attempt(done.row, done.completion)
         if not record.current:
             attempt = dataclasses.replace(attempt, reason=f"{attempt.reason}; {queue.LATE_NOTE}")
@@ -696,7 +715,10 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             return self.sender.send(
-                request, success_body=success_body, follow_redirects=bool(row.follow_redirects), secret_names=parse_secrets(row.secrets),
+                request,
+                success_body=success_body,
+                follow_redirects=bool(row.follow_redirects),
+                secret_names=parse_secrets(row.secrets),
             )
         except Exception as exc:
             log.exception("delivery %s: sending failed", row.id)
@@ -704,8 +726,10 @@ class Dispatcher:
             # The request may have reached the source before the error (decoding or judging its
             # answer): sending it again could count the conversion twice, so only a resend does.
             return AttemptResult(
-                FAILED, f"{error}; not retried, as the source may have received it: resend it once the cause is fixed",
-                error=error, duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                FAILED,
+                f"{error}; not retried, as the source may have received it: resend it once the cause is fixed",
+                error=error,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
 
     def _recorded(self, row: Any, request: PostbackRequest, result: AttemptResult, started_at: float) -> _Done:
@@ -759,9 +783,13 @@ class Dispatcher:
             now = time.time()
             since = row.age_from or row.created_at
             if now + delay - since > self.settings.max_age:
-                return "failed", None, (
-                    f"{result.reason}; gave up: the next try would come after the maximum age of "
-                    f"{_human(self.settings.max_age)}"
+                return (
+                    "failed",
+                    None,
+                    (
+                        f"{result.reason}; gave up: the next try would come after the maximum age of "
+                        f"{_human(self.settings.max_age)}"
+                    ),
                 )
             why = f"{result.reason}; retrying in {_human(delay)}"
             if result.retry_after is not None:
@@ -800,8 +828,12 @@ def internal_error(exc: BaseException) -> str:
 def stored_request(row: Any) -> PostbackRequest:
     """The request as the delivery row stores it, before any ``prepare_request`` hook."""
     return PostbackRequest(
-        method=row.method, url=row.url, headers=headers_of(row) if row.headers else {},
-        body=row.body.encode("utf-8") if row.body else None, template=row.template, rule_id=row.rule_id,
+        method=row.method,
+        url=row.url,
+        headers=headers_of(row) if row.headers else {},
+        body=row.body.encode("utf-8") if row.body else None,
+        template=row.template,
+        rule_id=row.rule_id,
     )
 
 
@@ -834,8 +866,14 @@ def _recorded_plainly(
         state, outcome = "delivered", "delivered"
     else:
         state, outcome = "failed", "failed"
-    reason = f"{error}, while recording the attempt" + (f"; {said}" if said else "") + (
-        "; not retried, as the source may have received it: resend it once the cause is fixed" if sent and state == "failed" else ""
+    reason = (
+        f"{error}, while recording the attempt"
+        + (f"; {said}" if said else "")
+        + (
+            "; not retried, as the source may have received it: resend it once the cause is fixed"
+            if sent and state == "failed"
+            else ""
+        )
     )
     values = {
         "attempt": row.attempts + 1,
@@ -860,14 +898,31 @@ def _last_resort(row: Any, exc: BaseException) -> _Done:
     """The record of an attempt whose own handling failed: whether it was sent is unknown, so it is
     not retried."""
     # The message may quote the request: masked like any attempt's text, or left out.
-    error = _guarded(
-        lambda: redact(internal_error(exc), secret_values(row.url, row.body, headers_of(row) if row.headers else {}, parse_secrets(row.secrets)))
-    ) or f"internal error: {type(exc).__name__}"
+    error = (
+        _guarded(
+            lambda: redact(
+                internal_error(exc),
+                secret_values(row.url, row.body, headers_of(row) if row.headers else {}, parse_secrets(row.secrets)),
+            )
+        )
+        or f"internal error: {type(exc).__name__}"
+    )
     reason = f"{error}; the attempt's outcome is unknown and it is not retried: resend it once the cause is fixed"
     values = {
-        "attempt": row.attempts + 1, "outcome": "failed", "method": row.method, "url": None, "body": None,
-        "http_status": None, "response_body": None, "response_truncated": False, "error": error, "reason": reason,
-        "duration_ms": None, "started_at": time.time(), "next_attempt_at": None, "reported": False,
+        "attempt": row.attempts + 1,
+        "outcome": "failed",
+        "method": row.method,
+        "url": None,
+        "body": None,
+        "http_status": None,
+        "response_body": None,
+        "response_truncated": False,
+        "error": error,
+        "reason": reason,
+        "duration_ms": None,
+        "started_at": time.time(),
+        "next_attempt_at": None,
+        "reported": False,
     }
     return _Done(row, queue.Completion("failed", None, values, None, reason), False)
 
@@ -875,12 +930,26 @@ def _last_resort(row: Any, exc: BaseException) -> _Done:
 def _attempt(row: Any, done: queue.Completion) -> PostbackAttempt:
     values = done.attempt
     return PostbackAttempt(
-        delivery_id=row.id, subid=row.subid, tid=row.tid, status=row.status, source_id=row.source_id,
-        campaign_id=row.campaign_id, rule_id=row.rule_id, method=values["method"], url=values["url"],
-        body=values["body"], attempt=values["attempt"], outcome=values["outcome"],
-        http_status=values["http_status"], response_body=values["response_body"], error=values["error"],
-        reason=values["reason"], duration_ms=values["duration_ms"], started_at=aware(values["started_at"]),
-        next_attempt_at=aware(values["next_attempt_at"]), response_truncated=values["response_truncated"],
+        delivery_id=row.id,
+        subid=row.subid,
+        tid=row.tid,
+        status=row.status,
+        source_id=row.source_id,
+        campaign_id=row.campaign_id,
+        rule_id=row.rule_id,
+        method=values["method"],
+        url=values["url"],
+        body=values["body"],
+        attempt=values["attempt"],
+        outcome=values["outcome"],
+        http_status=values["http_status"],
+        response_body=values["response_body"],
+        error=values["error"],
+        reason=values["reason"],
+        duration_ms=values["duration_ms"],
+        started_at=aware(values["started_at"]),
+        next_attempt_at=aware(values["next_attempt_at"]),
+        response_truncated=values["response_truncated"],
     )
 
 

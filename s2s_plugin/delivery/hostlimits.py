@@ -177,7 +177,14 @@ class HostBoard:
         return f"waiting: {not_answering(host, opened_at, next_probe_at)}; no attempt is spent meanwhile"
 
     def record(
-        self, host: str, signal: str, *, duration_ms: float, started_at: float, saturated: bool, probe: bool,
+        self,
+        host: str,
+        signal: str,
+        *,
+        duration_ms: float,
+        started_at: float,
+        saturated: bool,
+        probe: bool,
         retry_after: Optional[float] = None,
     ) -> Optional[str]:
         """Feed one attempt's result; returns a sentence for its reason when it opened the circuit."""
@@ -255,7 +262,9 @@ class HostBoard:
     def refresh(self, engine: Engine) -> None:
         """Read which hosts are open from ``s2s_hosts`` (other processes open and close them too)."""
         with rawdb.reading(engine) as cur:
-            rows = cur.execute(f"SELECT host, opened_at, next_probe_at FROM {_HOSTS} WHERE state <> 'closed'").fetchall()
+            rows = cur.execute(
+                f"SELECT host, opened_at, next_probe_at FROM {_HOSTS} WHERE state <> 'closed'"
+            ).fetchall()
         with self._lock:
             shared = {host: (opened_at, next_probe_at) for host, opened_at, next_probe_at in rows}
             for host in self._to_close:
@@ -286,9 +295,7 @@ _CLOSE = (
 )
 # The deliveries due now, which wait for the probe (those waiting for a later retry of their own
 # keep the reason that says when and why).
-_WAITING_REASON = (
-    f"UPDATE {t.deliveries.name} SET reason = ?, updated_at = ? WHERE host = ? AND state = 'due' AND next_attempt_at <= ?"
-)
+_WAITING_REASON = f"UPDATE {t.deliveries.name} SET reason = ?, updated_at = ? WHERE host = ? AND state = 'due' AND next_attempt_at <= ?"
 
 
 @dataclasses.dataclass(frozen=True)

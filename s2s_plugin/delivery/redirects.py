@@ -75,27 +75,42 @@ def next_hop(
         target, _fragment = urldefrag(urljoin(url, location.strip()))
         before, after = origin(url), origin(target)
     except ValueError as exc:
-        return Hop(url, method, headers, body, refused=f"the source redirected to {location!r}, which is not a URL ({exc})")
+        return Hop(
+            url, method, headers, body, refused=f"the source redirected to {location!r}, which is not a URL ({exc})"
+        )
     if before[0] == "https" and after[0] == "http":
-        return Hop(target, method, headers, body, refused=(
-            f"the source redirected from https to http (HTTP {status}): refused, the postback would travel "
-            "unencrypted; fix the postback URL"
-        ))
+        return Hop(
+            target,
+            method,
+            headers,
+            body,
+            refused=(
+                f"the source redirected from https to http (HTTP {status}): refused, the postback would travel "
+                "unencrypted; fix the postback URL"
+            ),
+        )
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         method, body = "GET", None
         headers = {name: value for name, value in headers.items() if name.lower() not in _BODY_HEADERS}
     if after == before or after == _upgraded(before):
         return Hop(target, method, headers, body)
     if body:
-        return Hop(target, method, headers, body, refused=(
-            f"the source redirected the {method} to another origin ({after[0]}://{after[1]}:{after[2]}) with HTTP {status}, "
-            "which would carry the body there: refused, a postback's body is not sent across origins; "
-            "point the postback at the new URL"
-        ))
+        return Hop(
+            target,
+            method,
+            headers,
+            body,
+            refused=(
+                f"the source redirected the {method} to another origin ({after[0]}://{after[1]}:{after[2]}) with HTTP {status}, "
+                "which would carry the body there: refused, a postback's body is not sent across origins; "
+                "point the postback at the new URL"
+            ),
+        )
     names = ALWAYS_SECRET | {name.lower() for name in secret_names}
     values = [value for value in secret_values if value]
     kept = {
-        name: value for name, value in headers.items()
+        name: value
+        for name, value in headers.items()
         if name.lower() not in names and not any(secret in value for secret in values)
     }
     return Hop(target, method, kept, None)

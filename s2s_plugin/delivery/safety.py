@@ -15,7 +15,13 @@ from s2s_plugin.resolution.hosts import DEFAULT_PORTS
 
 # Cloud metadata endpoints, refused whatever ipaddress makes of them (in some Python versions
 # 100.100.100.200 and fd00:ec2::254 fall in no range it calls private).
-_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")})
+_METADATA = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),
+        ipaddress.ip_address("fd00:ec2::254"),
+        ipaddress.ip_address("100.100.100.200"),
+    }
+)
 
 # NAT64's well-known prefix (RFC 6052): an IPv6-only host's DNS64 answers 64:ff9b::a.b.c.d for
 # an IPv4-only source, and the gateway delivers to a.b.c.d, so that address decides.
@@ -136,7 +142,9 @@ def check_target(url: str, *, allow_private: bool, resolver: Optional[Resolver] 
         return TargetCheck(False, "the URL has no host name")
     if _NOT_IN_A_NAME.search(host):
         # Not a name any DNS answers: trying again later cannot help.
-        return TargetCheck(False, f"the URL's host {host!r} is not a host name (a macro left unfilled?): fix the postback URL")
+        return TargetCheck(
+            False, f"the URL's host {host!r} is not a host name (a macro left unfilled?): fix the postback URL"
+        )
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
     except ValueError:

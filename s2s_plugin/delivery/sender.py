@@ -113,7 +113,11 @@ class PinnedBackend(httpcore.SyncBackend):
         self.pins[(url.host.decode("ascii").lower(), port)] = addresses
 
     def connect_tcp(
-        self, host: str, port: int, timeout: Optional[float] = None, local_address: Optional[str] = None,
+        self,
+        host: str,
+        port: int,
+        timeout: Optional[float] = None,
+        local_address: Optional[str] = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
         addresses = self.pins.get((host.lower(), port))
@@ -155,9 +159,13 @@ class _BoundedStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._stream.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: Optional[str] = None, timeout: Optional[float] = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self, ssl_context: Any, server_hostname: Optional[str] = None, timeout: Optional[float] = None
+    ) -> httpcore.NetworkStream:
         try:
-            stream = self._stream.start_tls(ssl_context, server_hostname, self._time_left(timeout, httpcore.ConnectTimeout))
+            stream = self._stream.start_tls(
+                ssl_context, server_hostname, self._time_left(timeout, httpcore.ConnectTimeout)
+            )
         except httpcore.ConnectError as exc:
             raise httpcore.ConnectError(f"the TLS handshake failed: {exc}") from exc
         return _BoundedStream(stream, self._backend)
@@ -185,7 +193,10 @@ class Sender:
         self._lock = threading.Lock()
         self._shared_ssl: Any = None
         self._timeouts = {
-            "connect": settings.connect_timeout, "read": settings.timeout, "write": settings.timeout, "pool": settings.timeout,
+            "connect": settings.connect_timeout,
+            "read": settings.timeout,
+            "write": settings.timeout,
+            "pool": settings.timeout,
         }
         self._resolver = Resolver()
         #: lowercase name -> (name, value) as sent, unless the request sets a header of that name.
@@ -252,8 +263,13 @@ class Sender:
             return _internal_error(exc, progress, _elapsed(started))
 
     def _send(
-        self, request: PostbackRequest, success_body: Optional[str], follow_redirects: bool, secret_names: Iterable[str],
-        started: float, progress: _Progress,
+        self,
+        request: PostbackRequest,
+        success_body: Optional[str],
+        follow_redirects: bool,
+        secret_names: Iterable[str],
+        started: float,
+        progress: _Progress,
     ) -> AttemptResult:
         deadline = started + self.settings.timeout
         method, url, headers, body = request.method, request.url, request.headers, request.body
@@ -262,17 +278,24 @@ class Sender:
             check = check_target(url, allow_private=self.settings.allow_private_targets, resolver=self._resolver)
             if not check.ok:
                 return AttemptResult(
-                    RETRY if check.retryable else FAILED, _after_redirects(check.reason or "target refused", progress.hops),
-                    http_status=progress.status, duration_ms=_elapsed(started),
+                    RETRY if check.retryable else FAILED,
+                    _after_redirects(check.reason or "target refused", progress.hops),
+                    http_status=progress.status,
+                    duration_ms=_elapsed(started),
                 )
             try:
                 answer, cut = self._exchange(method, url, headers, body, check.addresses, deadline, progress)
             except (httpcore.UnsupportedProtocol, httpcore.LocalProtocolError, httpx.InvalidURL, UnicodeError) as exc:
                 # An invalid URL or header: sending again will not help.
-                return AttemptResult(FAILED, f"the request could not be sent: {exc}", error=repr(exc), duration_ms=_elapsed(started))
+                return AttemptResult(
+                    FAILED, f"the request could not be sent: {exc}", error=repr(exc), duration_ms=_elapsed(started)
+                )
             except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
                 return AttemptResult(
-                    RETRY, _after_redirects(self._unanswered(exc), progress.hops), error=repr(exc), duration_ms=_elapsed(started),
+                    RETRY,
+                    _after_redirects(self._unanswered(exc), progress.hops),
+                    error=repr(exc),
+                    duration_ms=_elapsed(started),
                 )
             if not (follow_redirects and answer.status_code in FOLLOWED):
                 break
@@ -280,15 +303,31 @@ class Sender:
             location = answer.headers.get("location", "").strip()
             if not location:
                 return AttemptResult(
-                    FAILED, _after_redirects(f"the source answered a redirect (HTTP {answer.status_code}) without a Location", progress.hops),
-                    http_status=answer.status_code, response_body=answer.text, duration_ms=_elapsed(started),
+                    FAILED,
+                    _after_redirects(
+                        f"the source answered a redirect (HTTP {answer.status_code}) without a Location", progress.hops
+                    ),
+                    http_status=answer.status_code,
+                    response_body=answer.text,
+                    duration_ms=_elapsed(started),
                 )
             if progress.hops == _MAX_REDIRECTS:
                 return AttemptResult(
-                    FAILED, f"more than {_MAX_REDIRECTS} redirects", http_status=answer.status_code, duration_ms=_elapsed(started),
+                    FAILED,
+                    f"more than {_MAX_REDIRECTS} redirects",
+                    http_status=answer.status_code,
+                    duration_ms=_elapsed(started),
                 )
-            hop = next_hop(url, answer.status_code, location, method, headers, body,
-                           secret_names=secret_names, secret_values=request.secrets)
+            hop = next_hop(
+                url,
+                answer.status_code,
+                location,
+                method,
+                headers,
+                body,
+                secret_names=secret_names,
+                secret_values=request.secrets,
+            )
             if hop.refused:
                 return AttemptResult(FAILED, hop.refused, http_status=answer.status_code, duration_ms=_elapsed(started))
             method, url, headers, body = hop.method, hop.url, hop.headers, hop.body
@@ -297,8 +336,14 @@ class Sender:
         return self._classify(request, answer, cut, success_body, progress.hops, _elapsed(started))
 
     def _exchange(
-        self, method: str, url: str, headers: Mapping[str, str], body: Optional[bytes], addresses: tuple[str, ...],
-        deadline: float, progress: _Progress,
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Optional[bytes],
+        addresses: tuple[str, ...],
+        deadline: float,
+        progress: _Progress,
     ) -> tuple[Answer, Optional[Exception]]:
         """One request and its answer: the answer, and what cut its body short (None when whole)."""
         limit = self.settings.max_response_bytes
@@ -312,7 +357,11 @@ class Sender:
         wire_headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
         progress.step, progress.sent = "sending the request", True
         with pool.stream(
-            method.encode("ascii"), target, headers=wire_headers, content=body, extensions={"timeout": self._timeouts},
+            method.encode("ascii"),
+            target,
+            headers=wire_headers,
+            content=body,
+            extensions={"timeout": self._timeouts},
         ) as response:
             progress.step, progress.status = "reading the answer", response.status
             chunks: list[bytes] = []
@@ -334,7 +383,9 @@ class Sender:
         progress.step = "decoding the answer"
         response_headers = httpx.Headers(response.headers)
         raw, over = _decoded(b"".join(chunks), response_headers.get("content-encoding"), limit)
-        return Answer(response.status, response_headers, _text(raw, response_headers.get("content-type")), truncated or over), cut
+        return Answer(
+            response.status, response_headers, _text(raw, response_headers.get("content-type")), truncated or over
+        ), cut
 
     def _unanswered(self, exc: Exception) -> str:
         """Why no answer came, for an exception raised before the status line was read."""
@@ -350,7 +401,12 @@ class Sender:
         return f"could not reach the source: {exc or type(exc).__name__}"
 
     def _classify(
-        self, request: PostbackRequest, answer: Answer, cut: Optional[Exception], success_body: Optional[str], hops: int,
+        self,
+        request: PostbackRequest,
+        answer: Answer,
+        cut: Optional[Exception],
+        success_body: Optional[str],
+        hops: int,
         duration_ms: float,
     ) -> AttemptResult:
         error = None
@@ -431,7 +487,11 @@ def _internal_error(exc: Exception, progress: _Progress, duration_ms: float) -> 
     if progress.sent:
         reason += "; not retried, as the source may have received the postback: resend it once the cause is fixed"
     return AttemptResult(
-        FAILED if progress.sent else RETRY, reason, http_status=progress.status, error=repr(exc), duration_ms=duration_ms,
+        FAILED if progress.sent else RETRY,
+        reason,
+        http_status=progress.status,
+        error=repr(exc),
+        duration_ms=duration_ms,
     )
 
 
@@ -448,11 +508,51 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
 _TEXT_ENCODINGS = frozenset(
     codecs.lookup(name).name
     for name in (
-        "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "ibm866", "iso-8859-1", "iso-8859-2", "iso-8859-3",
-        "iso-8859-4", "iso-8859-5", "iso-8859-6", "iso-8859-7", "iso-8859-8", "iso-8859-10", "iso-8859-13",
-        "iso-8859-14", "iso-8859-15", "iso-8859-16", "koi8-r", "koi8-u", "mac-roman", "mac-cyrillic", "cp874",
-        "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "gbk", "gb2312",
-        "gb18030", "big5", "big5hkscs", "euc-jp", "iso-2022-jp", "shift_jis", "cp932", "euc-kr", "cp949", "ascii",
+        "utf-8",
+        "utf-8-sig",
+        "utf-16",
+        "utf-16-le",
+        "utf-16-be",
+        "ibm866",
+        "iso-8859-1",
+        "iso-8859-2",
+        "iso-8859-3",
+        "iso-8859-4",
+        "iso-8859-5",
+        "iso-8859-6",
+        "iso-8859-7",
+        "iso-8859-8",
+        "iso-8859-10",
+        "iso-8859-13",
+        "iso-8859-14",
+        "iso-8859-15",
+        "iso-8859-16",
+        "koi8-r",
+        "koi8-u",
+        "mac-roman",
+        "mac-cyrillic",
+        "cp874",
+        "cp1250",
+        "cp1251",
+        "cp1252",
+        "cp1253",
+        "cp1254",
+        "cp1255",
+        "cp1256",
+        "cp1257",
+        "cp1258",
+        "gbk",
+        "gb2312",
+        "gb18030",
+        "big5",
+        "big5hkscs",
+        "euc-jp",
+        "iso-2022-jp",
+        "shift_jis",
+        "cp932",
+        "euc-kr",
+        "cp949",
+        "ascii",
     )
 )
 

@@ -170,11 +170,22 @@ def load_plugins(
     for dist, entry_point in _entry_points():
         dist_name = dist.metadata["Name"] if dist is not None else None
         version = dist.version if dist is not None else None
-        if _norm(entry_point.name) in excluded or pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+        if (
+            _norm(entry_point.name) in excluded
+            or pm.get_plugin(entry_point.name) is not None
+            or pm.is_blocked(entry_point.name)
+        ):
             continue
-        if "*" in blocked or "all" in blocked or _norm(entry_point.name) in blocked or (dist_name and _norm(dist_name) in blocked):
+        if (
+            "*" in blocked
+            or "all" in blocked
+            or _norm(entry_point.name) in blocked
+            or (dist_name and _norm(dist_name) in blocked)
+        ):
             report.skipped.append(
-                SkippedPlugin(entry_point.name, dist_name, version, entry_point.value, f"disabled by {DISABLE_ENV}", True)
+                SkippedPlugin(
+                    entry_point.name, dist_name, version, entry_point.value, f"disabled by {DISABLE_ENV}", True
+                )
             )
             continue
         try:
@@ -216,7 +227,11 @@ def check_hooks(pm: pluggy.PluginManager, plugin: object) -> None:
 
 
 def _spec_names() -> list[str]:
-    return sorted(name for name in dir(hookspecs.specs) if hasattr(getattr(hookspecs.specs, name), f"{hookspecs.PROJECT_NAME}_spec"))
+    return sorted(
+        name
+        for name in dir(hookspecs.specs)
+        if hasattr(getattr(hookspecs.specs, name), f"{hookspecs.PROJECT_NAME}_spec")
+    )
 
 
 def load_report(pm: pluggy.PluginManager) -> LoadReport:

@@ -39,7 +39,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from s2s_plugin.service import PostbackService
 
 # Lint findings that make a postback fail or mean the wrong thing; the others are advice.
-_SERIOUS_LINT = {"leftover", "not-http", "unknown-macro", "source-macro", "double-braces", "no-click-id", "bad-argument", "bad-json"}
+_SERIOUS_LINT = {
+    "leftover",
+    "not-http",
+    "unknown-macro",
+    "source-macro",
+    "double-braces",
+    "no-click-id",
+    "bad-argument",
+    "bad-json",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +71,13 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: headline, problems, lines and the facts behind them."""
-        return {"subid": self.subid, "headline": self.headline, "problems": list(self.problems), "lines": list(self.lines), **self.data}
+        return {
+            "subid": self.subid,
+            "headline": self.headline,
+            "problems": list(self.problems),
+            "lines": list(self.lines),
+            **self.data,
+        }
 
 
 class _Problems:
@@ -169,11 +184,13 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
     conversion_data, delivery_data = [], []
     shown: set[int] = set()
     if not events:
-        lines.append(problems.add(
-            _Problems.CONVERSIONS,
-            "No conversion has arrived for this click: check the affiliate network's postback to the tracker "
-            "(its Received postbacks log) and that it sends this subid.",
-        ))
+        lines.append(
+            problems.add(
+                _Problems.CONVERSIONS,
+                "No conversion has arrived for this click: check the affiliate network's postback to the tracker "
+                "(its Received postbacks log) and that it sends this subid.",
+            )
+        )
     else:
         lines.append(f"Conversions ({len(events)} report{'s' if len(events) != 1 else ''} from the network):")
     for event in events:
@@ -184,11 +201,18 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
             shown.add(row.id)
             lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down)
             delivery_data.append(_delivery_data(row, by_delivery.get(row.id, [])))
-        conversion_data.append({
-            "at": moment(event.created_at).isoformat(), "status": event.status, "original_status": event.original_status,
-            "tid": event.tid, "payout": event.payout, "decision": event.decision, "reason": event.reason,
-            "deliveries": [row.id for row in fired],
-        })
+        conversion_data.append(
+            {
+                "at": moment(event.created_at).isoformat(),
+                "status": event.status,
+                "original_status": event.original_status,
+                "tid": event.tid,
+                "payout": event.payout,
+                "decision": event.decision,
+                "reason": event.reason,
+                "deliveries": [row.id for row in fired],
+            }
+        )
     leftover = [row for row in deliveries if row.id not in shown]
     if leftover:
         lines.append("Other deliveries for this click:")
@@ -215,10 +239,22 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
     else:
         headline = "No postback applied to this click's conversions."
     data = {
-        "click": {"campaign_id": click.campaign_id, "source_id": click.source_id, "params": dict(click.params),
-                  "click_id": click_id_of(click, param)},
-        "rules": [{"rule_id": r.id, "statuses": list(r.statuses), "enabled": r.enabled,
-                   "url": redact_url(r.url, r.secrets), "method": r.method} for r in rules],
+        "click": {
+            "campaign_id": click.campaign_id,
+            "source_id": click.source_id,
+            "params": dict(click.params),
+            "click_id": click_id_of(click, param),
+        },
+        "rules": [
+            {
+                "rule_id": r.id,
+                "statuses": list(r.statuses),
+                "enabled": r.enabled,
+                "url": redact_url(r.url, r.secrets),
+                "method": r.method,
+            }
+            for r in rules
+        ],
         "conversions": conversion_data,
         "deliveries": delivery_data,
     }
@@ -232,15 +268,19 @@ def _configuration(
     if click.source_id is None:
         lines.append("Source postback: the click came from no traffic source, so no source postback applies.")
     elif source_rule is None:
-        lines.append(problems.add(
-            _Problems.CONFIG,
-            f"Source {click.source_id} has no postback URL set: add one (add_source, or sample-host sources add) "
-            "so the source learns about its conversions.",
-        ))
+        lines.append(
+            problems.add(
+                _Problems.CONFIG,
+                f"Source {click.source_id} has no postback URL set: add one (add_source, or sample-host sources add) "
+                "so the source learns about its conversions.",
+            )
+        )
     else:
         lines.append(f"Source postback: source {click.source_id}'s postback {_rule_sentence(source_rule)}")
         if not source_rule.enabled:
-            lines.append(problems.add(_Problems.CONFIG, f"Source {click.source_id}'s postback is disabled: enable it to send."))
+            lines.append(
+                problems.add(_Problems.CONFIG, f"Source {click.source_id}'s postback is disabled: enable it to send.")
+            )
     if campaign_rules:
         lines.append(f"Campaign postbacks: campaign {click.campaign_id} has {len(campaign_rules)}:")
         lines += [f"  {rule.id} {_rule_sentence(rule)}" for rule in campaign_rules]
@@ -255,7 +295,8 @@ def _click_id(click: Click, rules: Sequence[PostbackRule], template: Any, proble
     if value is not None:
         return [f"Click id: the click carried the source's click id, {param}={value}."]
     problem = describe_click_id_problem(
-        click.params.get(param), param=param,
+        click.params.get(param),
+        param=param,
         source_macro=template.source_macro if template else None,
         source_name=(template.title or template.name) if template else None,
     )
@@ -268,7 +309,11 @@ def _click_id(click: Click, rules: Sequence[PostbackRule], template: Any, proble
 
 
 def _event_sentence(event: Any, problems: _Problems) -> str:
-    network = f" (network said {event.original_status!r})" if event.original_status and event.original_status != event.status else ""
+    network = (
+        f" (network said {event.original_status!r})"
+        if event.original_status and event.original_status != event.status
+        else ""
+    )
     tid = f", tid {event.tid}" if event.tid else ", no tid"
     payout = f", payout {event.payout}" if event.payout else ""
     sentence = f"{_when(event.created_at)}: {event.status}{network}{tid}{payout}: {event.reason}."
@@ -278,7 +323,12 @@ def _event_sentence(event: Any, problems: _Problems) -> str:
 
 
 def _delivery_lines(
-    row: Any, rules: dict[str, PostbackRule], attempts: list[Any], problems: _Problems, now: float, library: Any,
+    row: Any,
+    rules: dict[str, PostbackRule],
+    attempts: list[Any],
+    problems: _Problems,
+    now: float,
+    library: Any,
     down: Optional[dict[str, Any]] = None,
 ) -> list[str]:
     url = redact_url(row.url, parse_secrets(row.secrets))  # marked secrets never reach the log
@@ -296,9 +346,15 @@ def _delivery_lines(
         sentence = f"{head}: delivered on attempt {row.attempts}."
     elif row.state == "failed":
         # What the linter finds in the rule is the likely cause of a refusal: say it on the same line.
-        hints = [w.message for w in (lint_rule(rule, library) if rule else []) if w.code in ("leftover", "unknown-macro", "source-macro")]
+        hints = [
+            w.message
+            for w in (lint_rule(rule, library) if rule else [])
+            if w.code in ("leftover", "unknown-macro", "source-macro")
+        ]
         hint = f" Likely cause: {'; '.join(hints)}." if hints else ""
-        sentence = problems.add(_Problems.DELIVERY, f"{head}: failed after {row.attempts} attempt(s): {row.reason}.{hint}")
+        sentence = problems.add(
+            _Problems.DELIVERY, f"{head}: failed after {row.attempts} attempt(s): {row.reason}.{hint}"
+        )
     elif row.state == "leased":
         sentence = f"{head}: being sent now."
     elif down and row.host in down:
@@ -321,19 +377,31 @@ def _delivery_lines(
         answer = f"HTTP {attempt.http_status}" if attempt.http_status else (attempt.error or "no answer")
         body = f" {_snippet(attempt.response_body)!r}" if attempt.response_body else ""
         retry = f"; next attempt at {_when(attempt.next_attempt_at)}" if attempt.next_attempt_at else ""
-        lines.append(f"      attempt {attempt.attempt} at {_when(attempt.started_at)}: {attempt.outcome}, {answer}{body}; {attempt.reason}{retry}")
+        lines.append(
+            f"      attempt {attempt.attempt} at {_when(attempt.started_at)}: {attempt.outcome}, {answer}{body}; {attempt.reason}{retry}"
+        )
     return lines
 
 
 def _delivery_data(row: Any, attempts: list[Any]) -> dict[str, Any]:
     return {
-        "delivery_id": row.id, "rule_id": row.rule_id, "status": row.status, "state": row.state,
-        "url": redact_url(row.url, parse_secrets(row.secrets)), "attempts": row.attempts, "reason": row.reason,
+        "delivery_id": row.id,
+        "rule_id": row.rule_id,
+        "status": row.status,
+        "state": row.state,
+        "url": redact_url(row.url, parse_secrets(row.secrets)),
+        "attempts": row.attempts,
+        "reason": row.reason,
         "next_attempt_at": moment(row.next_attempt_at).isoformat() if row.next_attempt_at else None,
         "attempt_log": [
-            {"attempt": a.attempt, "outcome": a.outcome, "http_status": a.http_status,
-             "response_body": _snippet(a.response_body, 500) or None, "reason": a.reason,
-             "started_at": moment(a.started_at).isoformat() if a.started_at else None}
+            {
+                "attempt": a.attempt,
+                "outcome": a.outcome,
+                "http_status": a.http_status,
+                "response_body": _snippet(a.response_body, 500) or None,
+                "reason": a.reason,
+                "started_at": moment(a.started_at).isoformat() if a.started_at else None,
+            }
             for a in attempts
         ],
     }

@@ -170,8 +170,11 @@ def test_send(
     chosen = status or (rule.statuses[0] if rule.statuses else "sale")
     subid = f"test-{uuid.uuid4().hex[:12]}"
     click = Click(
-        subid=subid, campaign_id=rule.campaign_id or "test-campaign", source_id=rule.source_id,
-        params={"external_id": external_id, **dict(params or {})}, campaign_name=rule.campaign_id or "test-campaign",
+        subid=subid,
+        campaign_id=rule.campaign_id or "test-campaign",
+        source_id=rule.source_id,
+        params={"external_id": external_id, **dict(params or {})},
+        campaign_name=rule.campaign_id or "test-campaign",
     )
     try:
         amount = None if payout in (None, "") else Decimal(str(payout))
@@ -186,11 +189,23 @@ def test_send(
     planned = fill_delivery_id(planned, TEST_DELIVERY_ID)
     secrets = rule.secrets
     if planned.state != "due":
-        return TestSend(rule_id, "skipped", planned.method, redact_url(planned.url, secrets), redact_body(planned.body, secrets),
-                        None, None, planned.reason or "the rule would not fire")
+        return TestSend(
+            rule_id,
+            "skipped",
+            planned.method,
+            redact_url(planned.url, secrets),
+            redact_body(planned.body, secrets),
+            None,
+            None,
+            planned.reason or "the rule would not fire",
+        )
     request = PostbackRequest(
-        planned.method, planned.url, dict(planned.headers), planned.body.encode() if planned.body else None,
-        template=rule.template, rule_id=rule.id,
+        planned.method,
+        planned.url,
+        dict(planned.headers),
+        planned.body.encode() if planned.body else None,
+        template=rule.template,
+        rule_id=rule.id,
     )
     request = service.with_idempotency_key(service.with_content_type(request), TEST_DELIVERY_ID)
     context = ResolveContext(click=click, conversion=conversion, rule=rule)
@@ -201,15 +216,27 @@ def test_send(
     values = (*request.secrets, *secret_values(request.url, body, request.headers, secrets))
     url, shown_body = redact(redact_url(request.url, secrets), values) or "", redact(redact_body(body, secrets), values)
     if problem:
-        return TestSend(rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values) or problem)
+        return TestSend(
+            rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values) or problem
+        )
     result = service.dispatcher.sender.send(
-        request, success_body=template.success_body if template else None, follow_redirects=rule.follow_redirects,
+        request,
+        success_body=template.success_body if template else None,
+        follow_redirects=rule.follow_redirects,
         secret_names=secrets,
     )
     reason = result.reason + (f"; {planned.reason}" if planned.reason else "")
     return TestSend(
-        rule_id, result.outcome, request.method, url, shown_body, result.http_status,
-        redact(result.response_body, values), redact(reason, values) or reason, result.duration_ms, redact(result.error, values),
+        rule_id,
+        result.outcome,
+        request.method,
+        url,
+        shown_body,
+        result.http_status,
+        redact(result.response_body, values),
+        redact(reason, values) or reason,
+        result.duration_ms,
+        redact(result.error, values),
     )
 
 

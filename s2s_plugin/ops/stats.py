@@ -55,6 +55,8 @@ def outbox_stats(engine: Engine, now: Optional[float] = None) -> OutboxStats:
             select(func.count(), func.min(D.c.next_attempt_at)).where(D.c.state == "due", D.c.next_attempt_at <= now)
         ).one()
     return OutboxStats(
-        by_state=by_state, due_now=int(due_now), oldest_due_age=max(0.0, now - oldest) if oldest is not None else 0.0,
+        by_state=by_state,
+        due_now=int(due_now),
+        oldest_due_age=max(0.0, now - oldest) if oldest is not None else 0.0,
         hosts=host_statuses(engine),
     )

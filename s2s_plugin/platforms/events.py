@@ -70,7 +70,12 @@ def hashed_phone(value: Optional[str]) -> Optional[str]:
 
 
 def json_post(
-    request: PostbackRequest, url: str, body: Mapping[str, Any], *, headers: Mapping[str, str] = {}, secrets: tuple[str, ...] = ()
+    request: PostbackRequest,
+    url: str,
+    body: Mapping[str, Any],
+    *,
+    headers: Mapping[str, str] = {},
+    secrets: tuple[str, ...] = (),
 ) -> PostbackRequest:
     """``request`` as a JSON POST of ``body`` to ``url``, with extra ``headers`` and marked ``secrets``."""
     return dataclasses.replace(

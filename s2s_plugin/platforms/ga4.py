@@ -88,14 +88,18 @@ def build_event(inputs: dict[str, str], context: ResolveContext, now: Optional[f
     stamp = inputs.get("timestamp", "")
     if stamp.isdigit() and (time.time() if now is None else now) - int(stamp) < MAX_TIMESTAMP_AGE:
         body["timestamp_micros"] = int(stamp) * 1_000_000
-    body["events"] = [{
-        "name": name,
-        "params": compact({
-            "transaction_id": inputs.get("transaction_id"),
-            "value": amount(inputs.get("value"), conversion.payout),
-            "currency": (inputs.get("currency") or conversion.currency or "").upper() or None,
-        }),
-    }]
+    body["events"] = [
+        {
+            "name": name,
+            "params": compact(
+                {
+                    "transaction_id": inputs.get("transaction_id"),
+                    "value": amount(inputs.get("value"), conversion.payout),
+                    "currency": (inputs.get("currency") or conversion.currency or "").upper() or None,
+                }
+            ),
+        }
+    ]
     return body
 
 

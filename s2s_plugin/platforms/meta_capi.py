@@ -21,7 +21,16 @@ from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_ph
 NAME = "meta-capi"
 
 #: Query parameters of the template that become the event's fields.
-INPUTS = ("event_name", "event_time", "event_id", "value", "currency", "action_source", "event_source_url", "test_event_code")
+INPUTS = (
+    "event_name",
+    "event_time",
+    "event_id",
+    "value",
+    "currency",
+    "action_source",
+    "event_source_url",
+    "test_event_code",
+)
 
 #: Graph API error codes that mean "try later": rate limits and temporary errors.
 TEMPORARY_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
@@ -81,26 +90,32 @@ def build_event(inputs: dict[str, str], context: ResolveContext) -> dict[str, An
         fbc = f"fb.1.{int(click.created_at.timestamp() * 1000)}.{fbclid}"
     email = hashed_email(param(click, conversion, "em", "email"))
     phone = hashed_phone(param(click, conversion, "ph", "phone"))
-    user = compact({
-        "client_ip_address": (click.ip if click else None) or param(click, conversion, "ip"),
-        "client_user_agent": (click.user_agent if click else None) or param(click, conversion, "user_agent"),
-        "fbc": fbc,
-        "fbp": param(click, conversion, "fbp"),
-        "em": [email] if email else None,
-        "ph": [phone] if phone else None,
-    })
-    event = compact({
-        "event_name": name,
-        "event_time": event_time,
-        "event_id": inputs.get("event_id") or None,
-        "action_source": inputs.get("action_source") or "website",
-        "event_source_url": inputs.get("event_source_url"),
-        "user_data": user,
-        "custom_data": compact({
-            "value": amount(inputs.get("value"), conversion.payout),
-            "currency": (inputs.get("currency") or conversion.currency or "").upper() or None,
-        }),
-    })
+    user = compact(
+        {
+            "client_ip_address": (click.ip if click else None) or param(click, conversion, "ip"),
+            "client_user_agent": (click.user_agent if click else None) or param(click, conversion, "user_agent"),
+            "fbc": fbc,
+            "fbp": param(click, conversion, "fbp"),
+            "em": [email] if email else None,
+            "ph": [phone] if phone else None,
+        }
+    )
+    event = compact(
+        {
+            "event_name": name,
+            "event_time": event_time,
+            "event_id": inputs.get("event_id") or None,
+            "action_source": inputs.get("action_source") or "website",
+            "event_source_url": inputs.get("event_source_url"),
+            "user_data": user,
+            "custom_data": compact(
+                {
+                    "value": amount(inputs.get("value"), conversion.payout),
+                    "currency": (inputs.get("currency") or conversion.currency or "").upper() or None,
+                }
+            ),
+        }
+    )
     body: dict[str, Any] = {"data": [event]}
     if inputs.get("test_event_code"):
         body["test_event_code"] = inputs["test_event_code"]

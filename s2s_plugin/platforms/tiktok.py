@@ -20,7 +20,14 @@ from s2s_plugin.platforms.events import amount, compact, hashed_email, hashed_ph
 NAME = "tiktok-events"
 
 INPUTS = (
-    "access_token", "event_source_id", "event", "event_time", "event_id", "ttclid", "value", "currency",
+    "access_token",
+    "event_source_id",
+    "event",
+    "event_time",
+    "event_id",
+    "ttclid",
+    "value",
+    "currency",
     "test_event_code",
 )
 
@@ -75,22 +82,31 @@ def build_event(inputs: dict[str, str], context: ResolveContext) -> dict[str, An
     body: dict[str, Any] = {
         "event_source": "web",
         "event_source_id": pixel,
-        "data": [compact({
-            "event": event,
-            "event_time": int(inputs.get("event_time") or conversion.created_at.timestamp()),
-            "event_id": inputs.get("event_id") or None,
-            "user": compact({
-                "ttclid": inputs.get("ttclid") or param(click, conversion, "ttclid"),
-                "ip": (click.ip if click else None) or param(click, conversion, "ip"),
-                "user_agent": (click.user_agent if click else None) or param(click, conversion, "user_agent"),
-                "email": email,
-                "phone": phone,
-            }),
-            "properties": compact({
-                "value": amount(inputs.get("value"), conversion.payout),
-                "currency": (inputs.get("currency") or conversion.currency or "").upper() or None,
-            }),
-        })],
+        "data": [
+            compact(
+                {
+                    "event": event,
+                    "event_time": int(inputs.get("event_time") or conversion.created_at.timestamp()),
+                    "event_id": inputs.get("event_id") or None,
+                    "user": compact(
+                        {
+                            "ttclid": inputs.get("ttclid") or param(click, conversion, "ttclid"),
+                            "ip": (click.ip if click else None) or param(click, conversion, "ip"),
+                            "user_agent": (click.user_agent if click else None)
+                            or param(click, conversion, "user_agent"),
+                            "email": email,
+                            "phone": phone,
+                        }
+                    ),
+                    "properties": compact(
+                        {
+                            "value": amount(inputs.get("value"), conversion.payout),
+                            "currency": (inputs.get("currency") or conversion.currency or "").upper() or None,
+                        }
+                    ),
+                }
+            )
+        ],
     }
     if inputs.get("test_event_code"):
         body["test_event_code"] = inputs["test_event_code"]

@@ -29,8 +29,22 @@ _UNSUBSTITUTED_ANY = re.compile("|".join(f"(?:{pattern.pattern})" for pattern in
 # Values that are certainly not a click id: empty markers from scripts, and macro names written
 # without their delimiters (copied from a documentation page).
 _JUNK = {
-    "null", "undefined", "(null)", "none", "nil", "nan", "false", "-",
-    "click_id", "clickid", "external_id", "externalid", "subid", "sub_id", "replace", "your_click_id",
+    "null",
+    "undefined",
+    "(null)",
+    "none",
+    "nil",
+    "nan",
+    "false",
+    "-",
+    "click_id",
+    "clickid",
+    "external_id",
+    "externalid",
+    "subid",
+    "sub_id",
+    "replace",
+    "your_click_id",
 }
 
 
@@ -87,8 +101,10 @@ def describe_click_id_problem(
     if source_macro:
         fix = f"put {whose} click-id macro {source_macro} in the campaign link, e.g. {example}"
     else:
-        fix = (f"put {whose} click-id macro in the campaign link, e.g. {example} "
-               "(the source's documentation names its macro)")
+        fix = (
+            f"put {whose} click-id macro in the campaign link, e.g. {example} "
+            "(the source's documentation names its macro)"
+        )
     if value is None or not str(value).strip():
         return f"the click has no {param}: {fix}"
     text = str(value).strip()

@@ -78,7 +78,9 @@ def check_param_name(name: str, what: str = "tracker parameter") -> str:
     """
     name = (name or "").strip()
     if not _PARAM_NAME.match(name):
-        raise ConfigError(f"{what} {name!r} must start with a letter and hold only letters, digits and '_' (at most 64)")
+        raise ConfigError(
+            f"{what} {name!r} must start with a letter and hold only letters, digits and '_' (at most 64)"
+        )
     return name
 
 

@@ -83,8 +83,12 @@ def lint_rule(rule: PostbackRule, library: Optional[Mapping[str, SourceTemplate]
     """``lint`` for a stored postback rule (its URL, body, headers, method and template)."""
     library = library or {}
     return lint(
-        rule.url, body=rule.body, headers=rule.headers, method=rule.method,
-        template=library.get(rule.template or ""), library=library,
+        rule.url,
+        body=rule.body,
+        headers=rule.headers,
+        method=rule.method,
+        template=library.get(rule.template or ""),
+        library=library,
     )
 
 
@@ -96,9 +100,19 @@ def _check_scheme(url: str) -> list[LintWarning]:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.netloc:
         shown = f"{scheme}://" if scheme else "no scheme"
-        return [LintWarning("not-http", f"the URL has {shown}: a postback must start with https:// (or http://) and a host, or it is never sent")]
+        return [
+            LintWarning(
+                "not-http",
+                f"the URL has {shown}: a postback must start with https:// (or http://) and a host, or it is never sent",
+            )
+        ]
     if scheme == "http":
-        return [LintWarning("plain-http", "the URL uses plain http: the click id and payout travel unencrypted; use https:// if the source accepts it")]
+        return [
+            LintWarning(
+                "plain-http",
+                "the URL uses plain http: the click id and payout travel unencrypted; use https:// if the source accepts it",
+            )
+        ]
     return []
 
 
@@ -116,7 +130,11 @@ def _check_leftovers(
     url: str, body: Optional[str], template: Optional[SourceTemplate], library: Mapping[str, SourceTemplate]
 ) -> list[LintWarning]:
     # The built-in templates' words too: a plugin's template of the same name may not list them.
-    known = all_placeholders(library) | all_placeholders(builtin_templates()) | set(template.placeholders if template else ())
+    known = (
+        all_placeholders(library)
+        | all_placeholders(builtin_templates())
+        | set(template.placeholders if template else ())
+    )
     found: list[str] = []
     pieces = _values_and_segments(url) + ([MACRO_RE.sub("", body)] if body else [])
     for piece in (_FOREIGN_MACRO.sub("", p) for p in pieces):  # a source's macro is reported as such
@@ -125,8 +143,11 @@ def _check_leftovers(
                 found.append(word)
     # {REPLACE}, {YOUR_ID}: a placeholder written as a macro renders empty, which hides it.
     for use in find_macros(url + (body or "")):
-        if not is_known(use.name) and (use.name in known or use.name.upper() in _GENERIC_LEFTOVERS
-                                       or any(p.match(use.name) for p in _LEFTOVER_PATTERNS)):
+        if not is_known(use.name) and (
+            use.name in known
+            or use.name.upper() in _GENERIC_LEFTOVERS
+            or any(p.match(use.name) for p in _LEFTOVER_PATTERNS)
+        ):
             found.append(use.text)
     warnings = []
     for word in dict.fromkeys(found):
@@ -138,10 +159,12 @@ def _check_leftovers(
             origin = f" from the {', '.join(users[:3])} template{'s' if len(users) > 1 else ''}"
         else:
             origin = ""
-        warnings.append(LintWarning(
-            "leftover",
-            f"{word} is a placeholder{origin}: replace it with your account's value, or the source will reject the postback",
-        ))
+        warnings.append(
+            LintWarning(
+                "leftover",
+                f"{word} is a placeholder{origin}: replace it with your account's value, or the source will reject the postback",
+            )
+        )
     return warnings
 
 
@@ -161,10 +184,12 @@ def _check_macros(texts: Iterable[str], library: Mapping[str, SourceTemplate]) -
     owners = _source_macro_owners(library)
     joined = "\n".join(texts)
     for match in _DOUBLE_BRACES.finditer(joined):
-        warnings.append(LintWarning(
-            "double-braces",
-            f"{match.group(0)} has double braces: macros here take one pair, e.g. {{{_suggest(match.group(1))}}}",
-        ))
+        warnings.append(
+            LintWarning(
+                "double-braces",
+                f"{match.group(0)} has double braces: macros here take one pair, e.g. {{{_suggest(match.group(1))}}}",
+            )
+        )
     for use in _single_brace_macros(joined):
         if is_known(use.name):
             warnings += _check_argument(use.name, use.argument, use.text)
@@ -183,26 +208,36 @@ def _check_macros(texts: Iterable[str], library: Mapping[str, SourceTemplate]) -
                 whose = f"{', '.join(named)} write it in their campaign links"
             else:
                 whose = "sources write such macros in their campaign links"
-            extra = "; in Binom and Voluum {clickid} is the tracker's own click id, here {subid}" if lowered == "clickid" else ""
-            warnings.append(LintWarning(
-                "source-macro",
-                f"{use.text} is a traffic source's macro, not a tracker macro ({whose}): use {{external_id}} "
-                f"for the source's click id, unless your campaign link passes a parameter named {use.name}{extra}",
-            ))
+            extra = (
+                "; in Binom and Voluum {clickid} is the tracker's own click id, here {subid}"
+                if lowered == "clickid"
+                else ""
+            )
+            warnings.append(
+                LintWarning(
+                    "source-macro",
+                    f"{use.text} is a traffic source's macro, not a tracker macro ({whose}): use {{external_id}} "
+                    f"for the source's click id, unless your campaign link passes a parameter named {use.name}{extra}",
+                )
+            )
         else:
-            warnings.append(LintWarning(
-                "unknown-macro",
-                f"{use.text} is not a built-in macro: it is filled from a click parameter named {use.name}, "
-                "and left empty when the click has none",
-            ))
+            warnings.append(
+                LintWarning(
+                    "unknown-macro",
+                    f"{use.text} is not a built-in macro: it is filled from a click parameter named {use.name}, "
+                    "and left empty when the click has none",
+                )
+            )
     # Macros of other syntaxes (${SUBID}, [CLICK_ID], %guid%) are sent literally.
     for word in _FOREIGN_MACRO.findall(joined):
         if unsubstituted_macro(word):
-            warnings.append(LintWarning(
-                "source-macro",
-                f"{word} is a traffic source's macro, not a tracker macro, and is sent literally: use {{external_id}} "
-                "for the source's click id",
-            ))
+            warnings.append(
+                LintWarning(
+                    "source-macro",
+                    f"{word} is a traffic source's macro, not a tracker macro, and is sent literally: use {{external_id}} "
+                    "for the source's click id",
+                )
+            )
     return warnings
 
 
@@ -210,9 +245,11 @@ def _single_brace_macros(text: str) -> list[MacroUse]:
     """Macros not inside ``{{...}}`` (those are reported as double braces, once)."""
     uses = []
     for match in MACRO_RE.finditer(text):
-        if text[match.start() - 1:match.start()] == "{" and text[match.end():match.end() + 1] == "}":
+        if text[match.start() - 1 : match.start()] == "{" and text[match.end() : match.end() + 1] == "}":
             continue
-        uses.append(MacroUse(name=match.group(2), argument=match.group(3), raw=bool(match.group(1)), text=match.group(0)))
+        uses.append(
+            MacroUse(name=match.group(2), argument=match.group(3), raw=bool(match.group(1)), text=match.group(0))
+        )
     return uses
 
 
@@ -234,22 +271,35 @@ def _check_argument(name: str, argument: Optional[str], text: str) -> list[LintW
             if not sep or status.strip().lower() not in CANONICAL_STATUSES:
                 problems.append(pair)
         if problems:
-            return [LintWarning(
-                "bad-argument",
-                f"{text}: {', '.join(problems)} is not status=value with a status among {', '.join(CANONICAL_STATUSES)}, "
-                "e.g. {status:lead=0 sale=1 rejected=2}",
-            )]
+            return [
+                LintWarning(
+                    "bad-argument",
+                    f"{text}: {', '.join(problems)} is not status=value with a status among {', '.join(CANONICAL_STATUSES)}, "
+                    "e.g. {status:lead=0 sale=1 rejected=2}",
+                )
+            ]
     elif key in ("date", "conversion_datetime", "click_datetime") and "," not in argument and _is_zone(argument):
         # {date:Europe/Kyiv} reads the zone as date letters: the format comes first.
-        return [LintWarning("bad-argument", f"{text}: write the format first, then the zone, e.g. {{{name}:Y-m-d H:i:s,{argument.strip()}}}")]
+        return [
+            LintWarning(
+                "bad-argument",
+                f"{text}: write the format first, then the zone, e.g. {{{name}:Y-m-d H:i:s,{argument.strip()}}}",
+            )
+        ]
     elif key in ("date", "conversion_datetime", "click_datetime") and "," in argument:
         zone = argument.rpartition(",")[2].strip()
         if ("/" in zone or zone.upper() in ("UTC", "GMT")) and not _is_zone(zone):
-            return [LintWarning("bad-argument", f"{text}: {zone!r} is not a time zone; use an IANA name such as Europe/Kyiv")]
+            return [
+                LintWarning(
+                    "bad-argument", f"{text}: {zone!r} is not a time zone; use an IANA name such as Europe/Kyiv"
+                )
+            ]
     elif key == "random":
         parts = [p.strip() for p in argument.split(",")]
         if not all(p.lstrip("-").isdigit() for p in parts) or len(parts) > 2:
-            return [LintWarning("bad-argument", f"{text}: the range must be two whole numbers, e.g. {{random:1,999999}}")]
+            return [
+                LintWarning("bad-argument", f"{text}: the range must be two whole numbers, e.g. {{random:1,999999}}")
+            ]
     return []
 
 
@@ -265,25 +315,40 @@ def _check_click_id(texts: Iterable[str]) -> list[LintWarning]:
     uses = [m for text in texts for m in find_macros(text)]
     if any(canonical_name(m.name) == "external_id" for m in uses):
         return []
-    return [LintWarning(
-        "no-click-id",
-        "the postback has no {external_id}: the source cannot tell which of its clicks converted; "
-        "put {external_id} where the source expects its click id",
-    )]
+    return [
+        LintWarning(
+            "no-click-id",
+            "the postback has no {external_id}: the source cannot tell which of its clicks converted; "
+            "put {external_id} where the source expects its click id",
+        )
+    ]
 
 
 def _check_text(url: str, body: Optional[str], method: str) -> list[LintWarning]:
     warnings = []
     if "&amp;" in url:
-        warnings.append(LintWarning("html-escaped", "the URL contains &amp;, an HTML-escaped &: write a plain & between parameters"))
+        warnings.append(
+            LintWarning("html-escaped", "the URL contains &amp;, an HTML-escaped &: write a plain & between parameters")
+        )
     outside = MACRO_RE.sub("", url)
     if any(ch.isspace() for ch in outside.strip()) or url != url.strip():
-        warnings.append(LintWarning("whitespace", "the URL contains spaces or line breaks: remove them, or write a space as %20"))
+        warnings.append(
+            LintWarning("whitespace", "the URL contains spaces or line breaks: remove them, or write a space as %20")
+        )
     if body and body.lstrip().startswith(("{", "[")):
         try:
             json.loads(render(body, lambda _name, _arg: "0", encoding="json").text)
         except json.JSONDecodeError as exc:
-            warnings.append(LintWarning("bad-json", f"the body looks like JSON but is not valid JSON once filled in ({exc.msg} at character {exc.pos})"))
+            warnings.append(
+                LintWarning(
+                    "bad-json",
+                    f"the body looks like JSON but is not valid JSON once filled in ({exc.msg} at character {exc.pos})",
+                )
+            )
     if body and method.upper() == "GET":
-        warnings.append(LintWarning("get-with-body", "the postback has a body but is sent with GET, where sources ignore bodies: use POST"))
+        warnings.append(
+            LintWarning(
+                "get-with-body", "the postback has a body but is sent with GET, where sources ignore bodies: use POST"
+            )
+        )
     return warnings

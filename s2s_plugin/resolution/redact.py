@@ -36,8 +36,12 @@ def _forms(secret: str) -> set[str]:
     # A secret may come back percent-encoded (in a URL), JSON-escaped or HTML-escaped (a source
     # echoing the request in its answer or its error page).
     return {
-        secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1], html.escape(secret),
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        html.escape(secret),
     }
 
 
@@ -49,6 +53,7 @@ def redact(text: Optional[str], secrets: Iterable[str]) -> Optional[str]:
     for form in forms:
         text = text.replace(form, REDACTED)
     return text
+
 
 def parse_secrets(value: Optional[Iterable[str] | str]) -> tuple[str, ...]:
     """Secret names from a list or a comma list, lower-cased, without blanks or repeats."""
@@ -102,15 +107,11 @@ def redact_body(body: Optional[str], secrets: Iterable[str]) -> Optional[str]:
     if "=" in body:
         pairs = parse_qsl(body, keep_blank_values=True)
         if any(name.lower() in names for name, _ in pairs):
-            return "&".join(
-                f"{quote(name)}={MASK if name.lower() in names else quote(value)}" for name, value in pairs
-            )
+            return "&".join(f"{quote(name)}={MASK if name.lower() in names else quote(value)}" for name, value in pairs)
     return body
 
 
-def secret_values(
-    url: str, body: Optional[str], headers: Mapping[str, str], secrets: Iterable[str]
-) -> tuple[str, ...]:
+def secret_values(url: str, body: Optional[str], headers: Mapping[str, str], secrets: Iterable[str]) -> tuple[str, ...]:
     """The values a request carries in its secret query parameters, form or JSON body fields and
     headers (``Authorization`` always), so they can be masked wherever else they turn up: a source
     that echoes the request in its answer, an error message quoting the URL."""

@@ -80,8 +80,7 @@ def plan(
     templates = templates or {}
     source = source_template(click, rules, templates)
     return [
-        plan_one(conversion, click, rule, templates=templates, macro_hook=macro_hook, source=source)
-        for rule in rules
+        plan_one(conversion, click, rule, templates=templates, macro_hook=macro_hook, source=source) for rule in rules
     ]
 
 
@@ -198,16 +197,16 @@ def plan_one(
     # Rendered URLs nearly always start with their scheme: urlsplit only for the others.
     scheme = "http" if _HTTP_START.match(url.text) else urlsplit(url.text).scheme.lower()
     if scheme not in ("http", "https"):
-        return skipped(f"{describe_rule(rule)} has URL {url.text!r}: only http and https postbacks can be sent", url.text)
+        return skipped(
+            f"{describe_rule(rule)} has URL {url.text!r}: only http and https postbacks can be sent", url.text
+        )
     reason = None
     if unknown:
         reason = f"unknown macro{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} rendered empty"
         hints = [hint for hint in (did_you_mean(m) for m in unknown) if hint]
         if hints:
             reason += f" ({'; '.join(hints)})"
-    return PlannedPostback(
-        rule, "due", method, url.text, body.text if body else None, headers, reason, unknown
-    )
+    return PlannedPostback(rule, "due", method, url.text, body.text if body else None, headers, reason, unknown)
 
 
 def uses_delivery_id(planned: PlannedPostback) -> bool:

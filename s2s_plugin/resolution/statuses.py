@@ -17,13 +17,30 @@ ALLOWED_CHANGES = frozenset({("lead", "sale"), ("lead", "rejected"), ("sale", "r
 
 # What networks send, mapped to canonical statuses when the postback carries no mapping parameters.
 DEFAULT_ALIASES: Mapping[str, str] = {
-    "lead": "lead", "pending": "lead", "hold": "lead", "created": "lead", "new": "lead", "pend": "lead",
-    "sale": "sale", "approved": "sale", "approve": "sale", "confirmed": "sale", "paid": "sale",
-    "success": "sale", "1": "sale",
-    "rejected": "rejected", "reject": "rejected", "declined": "rejected", "canceled": "rejected",
-    "cancelled": "rejected", "fraud": "rejected", "trash": "rejected", "refund": "rejected",
+    "lead": "lead",
+    "pending": "lead",
+    "hold": "lead",
+    "created": "lead",
+    "new": "lead",
+    "pend": "lead",
+    "sale": "sale",
+    "approved": "sale",
+    "approve": "sale",
+    "confirmed": "sale",
+    "paid": "sale",
+    "success": "sale",
+    "1": "sale",
+    "rejected": "rejected",
+    "reject": "rejected",
+    "declined": "rejected",
+    "canceled": "rejected",
+    "cancelled": "rejected",
+    "fraud": "rejected",
+    "trash": "rejected",
+    "refund": "rejected",
     "chargeback": "rejected",
-    "rebill": "rebill", "upsell": "rebill",
+    "rebill": "rebill",
+    "upsell": "rebill",
 }
 
 #: Inbound postback parameters that map a network's own status names (comma lists), Keitaro's names.
@@ -130,7 +147,9 @@ def decide(known: Sequence[KnownConversion], tid: Optional[str], status: str) ->
             if conv.tid == tid:
                 if status == "rebill" and conv.status == "sale":
                     return StatusDecision(
-                        "new", "rebill", f"rebill of conversion #{conv.id} (same tid {tid!r}): a new conversion",
+                        "new",
+                        "rebill",
+                        f"rebill of conversion #{conv.id} (same tid {tid!r}): a new conversion",
                         previous_status=conv.status,
                     )
                 return _change(conv, status)
@@ -144,7 +163,9 @@ def decide(known: Sequence[KnownConversion], tid: Optional[str], status: str) ->
         if status in ("sale", "rebill") and any(c.status in ("sale", "rebill") for c in known):
             return StatusDecision("new", "rebill", f"new tid {tid!r} on a click that already has a sale: a rebill")
         if known:
-            return StatusDecision("new", status, f"new conversion with tid {tid!r} (the click's conversion #{len(known) + 1})")
+            return StatusDecision(
+                "new", status, f"new conversion with tid {tid!r} (the click's conversion #{len(known) + 1})"
+            )
         return StatusDecision("new", status, f"first conversion of this click, tid {tid!r}")
     if not known:
         return StatusDecision("new", status, "first conversion of this click")
@@ -153,10 +174,12 @@ def decide(known: Sequence[KnownConversion], tid: Optional[str], status: str) ->
         return StatusDecision("new", "rebill", f"rebill of conversion #{latest.id}: a new conversion")
     if status == "rebill":
         return StatusDecision(
-            "repeat", status,
+            "repeat",
+            status,
             f"rebill without a tid repeated for conversion #{latest.id}: nothing sent again "
             "(networks must send a new tid with every rebill)",
-            latest.id, latest.status,
+            latest.id,
+            latest.status,
         )
     return _change(latest, status)
 
@@ -165,9 +188,11 @@ def _change(conv: KnownConversion, status: str) -> StatusDecision:
     if conv.status == status or (conv.status == "rebill" and status == "sale"):
         # A "sale" for a conversion recorded as a rebill is the network repeating that rebill's report.
         return StatusDecision(
-            "repeat", conv.status,
+            "repeat",
+            conv.status,
             f"status {status} repeated for conversion #{conv.id}: already handled, nothing sent again",
-            conv.id, conv.status,
+            conv.id,
+            conv.status,
         )
     if is_allowed_change(conv.status, status):
         return StatusDecision("change", status, f"status changed {conv.status} → {status}", conv.id, conv.status)

@@ -85,7 +85,9 @@ def _template(entry: dict[str, Any]) -> tuple[SourceTemplate, TemplateFacts]:
         except ConfigError as exc:
             raise ValueError(f"built-in template {name}: {exc}") from None
     fields["citation"] = CITATION_SEPARATOR.join(citations) or None
-    facts = TemplateFacts(citations=citations, legacy=bool(entry.get("legacy")), formats=tuple(entry.get("formats", ())))
+    facts = TemplateFacts(
+        citations=citations, legacy=bool(entry.get("legacy")), formats=tuple(entry.get("formats", ()))
+    )
     return SourceTemplate(**fields), facts
 
 

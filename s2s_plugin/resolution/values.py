@@ -47,18 +47,52 @@ ALIASES: Mapping[str, str] = {
 #: them: the sample host from the visitor's request); empty, not unknown, when the click has none.
 CLICK_ATTRIBUTES = frozenset(
     {
-        "os", "os_version", "browser", "browser_version", "device_type", "device_model", "language", "referrer",
-        "region", "city", "isp", "keyword", "offer_id", "landing_id", "creative_id", "ad_campaign_id", "connection_type",
-        "operator", "source_url",
+        "os",
+        "os_version",
+        "browser",
+        "browser_version",
+        "device_type",
+        "device_model",
+        "language",
+        "referrer",
+        "region",
+        "city",
+        "isp",
+        "keyword",
+        "offer_id",
+        "landing_id",
+        "creative_id",
+        "ad_campaign_id",
+        "connection_type",
+        "operator",
+        "source_url",
     }
 )
 
 #: Built-in macro names (after aliasing), for the linter and explain.
 BUILTIN_NAMES = frozenset(
     {
-        "subid", "external_id", "tid", "status", "original_status", "revenue", "cost", "profit",
-        "currency", "campaign_id", "campaign_name", "source", "ip", "user_agent", "country",
-        "click_datetime", "conversion_datetime", "date", "random", "timestamp", "delivery_id",
+        "subid",
+        "external_id",
+        "tid",
+        "status",
+        "original_status",
+        "revenue",
+        "cost",
+        "profit",
+        "currency",
+        "campaign_id",
+        "campaign_name",
+        "source",
+        "ip",
+        "user_agent",
+        "country",
+        "click_datetime",
+        "conversion_datetime",
+        "date",
+        "random",
+        "timestamp",
+        "delivery_id",
     }
     | {f"sub_id_{n}" for n in range(1, 31)}
     | CLICK_ATTRIBUTES

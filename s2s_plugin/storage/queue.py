@@ -56,9 +56,7 @@ ClaimedDelivery = collections.namedtuple("ClaimedDelivery", _COLUMNS)  # type: i
 
 
 #: Rows of an open host (``s2s_hosts``) wait for its probe: claims leave them alone.
-_HOST_ANSWERING = (
-    f"NOT EXISTS (SELECT 1 FROM {t.hosts.name} h WHERE h.host = {_TABLE}.host AND h.state <> 'closed')"
-)
+_HOST_ANSWERING = f"NOT EXISTS (SELECT 1 FROM {t.hosts.name} h WHERE h.host = {_TABLE}.host AND h.state <> 'closed')"
 #: A claim reads twice the rows it wants (at least ``_WINDOW_MIN``), oldest first, and takes them
 #: in turns by host, at most ``host_cap`` of each (on PostgreSQL it then locks only those).
 _WINDOW_FACTOR, _WINDOW_MIN = 2, 16
@@ -70,7 +68,12 @@ def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
     if kind == "expired":
         where, order = ["state = 'leased'", "lease_until <= ?"], "lease_until"
     else:
-        where = ["state = 'due'", "next_attempt_at <= ?", f"lane = {RETRY_LANE if kind == 'retry' else FRESH}", _HOST_ANSWERING]
+        where = [
+            "state = 'due'",
+            "next_attempt_at <= ?",
+            f"lane = {RETRY_LANE if kind == 'retry' else FRESH}",
+            _HOST_ANSWERING,
+        ]
         order = "next_attempt_at"
     if skip:
         where.append(f"id NOT IN ({rawdb.placeholders(skip)})")
@@ -102,8 +105,15 @@ _WINDOWS = 4
 
 
 def _pick(
-    cur: rawdb.Cursor, kind: str, limit: int, now: float, hosts: list[str], skip: Sequence[int] = (),
-    host_cap: Optional[int] = None, left: Optional[set[Optional[str]]] = None, look_past: bool = True,
+    cur: rawdb.Cursor,
+    kind: str,
+    limit: int,
+    now: float,
+    hosts: list[str],
+    skip: Sequence[int] = (),
+    host_cap: Optional[int] = None,
+    left: Optional[set[Optional[str]]] = None,
+    look_past: bool = True,
 ) -> list[int]:
     """Up to ``limit`` ids of one kind; ``left`` gets the hosts of due rows left behind (None for
     rows beyond the window, of hosts unknown)."""
@@ -246,7 +256,10 @@ def claim(
             ids += _pick(cur, "retry", total - len(ids), now, hosts, ids, host_cap, left, look_past)
         if not ids:
             return []
-        rows = [ClaimedDelivery._make(r) for r in cur.execute(_lease_sql(len(ids)), [now + lease_seconds, now, *ids]).fetchall()]
+        rows = [
+            ClaimedDelivery._make(r)
+            for r in cur.execute(_lease_sql(len(ids)), [now + lease_seconds, now, *ids]).fetchall()
+        ]
     order = {delivery_id: n for n, delivery_id in enumerate(ids)}
     return sorted(rows, key=lambda row: order[row.id])
 
@@ -256,9 +269,7 @@ _COMPLETE = (
     "reason = ?, http_status = ?, updated_at = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
 )
 _ATTEMPT_COLUMNS = [c.name for c in A.c if c.name != "id"]
-_INSERT_ATTEMPT = (
-    f"INSERT INTO {A.name} ({', '.join(_ATTEMPT_COLUMNS)}) VALUES ({rawdb.placeholders(len(_ATTEMPT_COLUMNS))}) RETURNING id"
-)
+_INSERT_ATTEMPT = f"INSERT INTO {A.name} ({', '.join(_ATTEMPT_COLUMNS)}) VALUES ({rawdb.placeholders(len(_ATTEMPT_COLUMNS))}) RETURNING id"
 
 
 @functools.cache
@@ -308,7 +319,9 @@ def record_many(engine: Engine, done: Sequence[tuple[Any, Completion]], reported
     return _write(engine, done, reported, keep_late=True)
 
 
-def _write(engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int], keep_late: bool) -> list[Written]:
+def _write(
+    engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int], keep_late: bool
+) -> list[Written]:
     if not done:
         mark_reported(engine, reported)
         return []
@@ -327,15 +340,24 @@ def _write(engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Seq
                 _COMPLETE,
                 [
                     (
-                        result.state, result.next_attempt_at, RETRY_LANE if result.state == "due" else row.lane, result.reason,
-                        result.http_status, now, row.id, row.lease_token,
+                        result.state,
+                        result.next_attempt_at,
+                        RETRY_LANE if result.state == "due" else row.lane,
+                        result.reason,
+                        result.http_status,
+                        now,
+                        row.id,
+                        row.lease_token,
                     )
                     for _, row, result in winners
                 ],
             )
             attempt_ids = cur.insert_returning_ids(
                 _INSERT_ATTEMPT,
-                [[row.id if name == "delivery_id" else result.attempt.get(name) for name in _ATTEMPT_COLUMNS] for _, row, result in winners],
+                [
+                    [row.id if name == "delivery_id" else result.attempt.get(name) for name in _ATTEMPT_COLUMNS]
+                    for _, row, result in winners
+                ],
             )
             for (n, _, _), attempt_id in zip(winners, attempt_ids):
                 out[n] = Written(attempt_id, True)
@@ -432,7 +454,9 @@ def next_due_at(engine: Engine) -> Optional[float]:
         lease = conn.execute(select(func.min(D.c.lease_until)).where(D.c.state == "leased")).scalar()
         times = [x for x in (due, lease) if x is not None]
         for host, next_probe_at in conn.execute(select(H.c.host, H.c.next_probe_at).where(H.c.state != "closed")).all():
-            waiting = conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.state == "due", D.c.host == host)).scalar()
+            waiting = conn.execute(
+                select(func.min(D.c.next_attempt_at)).where(D.c.state == "due", D.c.host == host)
+            ).scalar()
             if waiting is not None:
                 times.append(max(waiting, next_probe_at or 0.0))
     return min(times) if times else None
@@ -459,7 +483,9 @@ def take_unreported(engine: Engine, *, older_than: float, limit: int = 500) -> l
             attempt_id
             for attempt_id in conn.execute(candidates).scalars().all()
             # One reporter per attempt, even with several dispatchers polling one database.
-            if conn.execute(update(A).where(A.c.id == attempt_id, A.c.reported.is_(False)).values(reported=True)).rowcount
+            if conn.execute(
+                update(A).where(A.c.id == attempt_id, A.c.reported.is_(False)).values(reported=True)
+            ).rowcount
         ]
         if not taken:
             return []
@@ -490,7 +516,9 @@ def make_due(engine: Engine, delivery_ids: Sequence[int], now: Optional[float] =
             changed += conn.execute(
                 update(D)
                 .where(D.c.id.in_(chunk), D.c.state.in_(("delivered", "failed", "due")))
-                .values(state="due", next_attempt_at=now, retry_base=D.c.attempts, lane=FRESH, age_from=now, updated_at=now)
+                .values(
+                    state="due", next_attempt_at=now, retry_base=D.c.attempts, lane=FRESH, age_from=now, updated_at=now
+                )
             ).rowcount
         if changed:
             notify(conn)

@@ -74,7 +74,9 @@ class RawStatement:
             try:
                 picked = self._pick({**self.defaults, **values})
             except KeyError as still_missing:
-                raise ValueError(f"a value is required for parameter {still_missing.args[0]!r} of: {self.sql}") from None
+                raise ValueError(
+                    f"a value is required for parameter {still_missing.args[0]!r} of: {self.sql}"
+                ) from None
         if self.processors:
             ordered = list(picked)
             for index, convert in self.processors:
@@ -91,7 +93,9 @@ def _none(values: Mapping[str, Any]) -> tuple[()]:
     return ()
 
 
-def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optional[Sequence[str]] = None) -> RawStatement:
+def compile_raw(
+    statement: ClauseElement, dialect: Dialect, column_keys: Optional[Sequence[str]] = None
+) -> RawStatement:
     """Compile ``statement`` once for ``dialect``.
 
     :param column_keys: for an INSERT or UPDATE, the columns the values will name (as in Core's
@@ -100,7 +104,10 @@ def compile_raw(statement: ClauseElement, dialect: Dialect, column_keys: Optiona
         Python default that is not a constant (pass that column's value instead).
     """
     # The SQL compiler's own attributes (binds, prefetch, positions) are what this module reads.
-    compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None))
+    compiled = cast(
+        SQLCompiler,
+        statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None),
+    )
     binds = compiled.binds
     defaults: dict[str, Any] = {}
     for name, bind in binds.items():

@@ -70,8 +70,13 @@ def _rule(row: Any, **identity: Any) -> PostbackRule:
 def source_rule(row: Any) -> PostbackRule:
     """The postback rule of a ``s2s_sources`` row, with the source's campaign-link settings."""
     return _rule(
-        row, id=str(RuleId.of_source(row.source_id)), source_id=row.source_id, template=row.template, name=row.template,
-        click_id_param=row.click_id_param, source_macro=row.source_macro,
+        row,
+        id=str(RuleId.of_source(row.source_id)),
+        source_id=row.source_id,
+        template=row.template,
+        name=row.template,
+        click_id_param=row.click_id_param,
+        source_macro=row.source_macro,
         parameters=None if row.parameters is None else loads(row.parameters),
     )
 

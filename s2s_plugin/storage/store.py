@@ -119,7 +119,9 @@ class Store:
         # The click a conversion is for, with the configuration's version (one statement less per
         # conversion). Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
         version = select(t.config_version.c.version).where(t.config_version.c.id == 1).scalar_subquery()
-        click_for_conversion = select(t.clicks, version.label("config_version")).where(t.clicks.c.subid == bindparam("b_subid"))
+        click_for_conversion = select(t.clicks, version.label("config_version")).where(
+            t.clicks.c.subid == bindparam("b_subid")
+        )
         self._raw_click_locked = compile_raw(
             click_for_conversion.with_for_update(of=t.clicks) if dialect.name == "postgresql" else click_for_conversion,
             dialect,
@@ -253,7 +255,9 @@ class Store:
                 rules.append(source)
         campaign = cache.get(version, "campaign", click.campaign_id)
         if campaign is _MISSING:
-            campaign = [postback_rule(r) for r in tx.all(self._raw_campaign_postbacks, {"b_campaign": click.campaign_id})]
+            campaign = [
+                postback_rule(r) for r in tx.all(self._raw_campaign_postbacks, {"b_campaign": click.campaign_id})
+            ]
             cache.put(version, "campaign", click.campaign_id, campaign)
         rules.extend(campaign)
         return rules
@@ -321,7 +325,9 @@ class Store:
             # {original_status} is what the network said, even when the decision renamed it (a "sale"
             # with a new tid fires as a rebill).
             fired = dataclasses.replace(
-                conversion, status=decision.status, click=click,
+                conversion,
+                status=decision.status,
+                click=click,
                 original_status=conversion.original_status or conversion.status,
             )
             rules = self.rules_for_click(tx, click, config_version) + list(extra_rules)
@@ -335,8 +341,12 @@ class Store:
                     planned = fill_delivery_id(planned, delivery_id)
                     tx.execute(
                         self._raw_fill_delivery_id,
-                        {"b_id": delivery_id, "url": planned.url, "body": planned.body,
-                         "headers": dumps(planned.headers) if planned.headers else None},
+                        {
+                            "b_id": delivery_id,
+                            "url": planned.url,
+                            "body": planned.body,
+                            "headers": dumps(planned.headers) if planned.headers else None,
+                        },
                     )
                 if planned.state == "skipped":
                     skipped += 1
@@ -344,9 +354,16 @@ class Store:
                     tx.execute(
                         self._raw_skip_attempt,
                         {
-                            "delivery_id": delivery_id, "attempt": 0, "outcome": "skipped", "method": planned.method,
-                            "url": redact_url(planned.url, secrets), "body": redact_body(planned.body, secrets),
-                            "reason": planned.reason, "started_at": now, "reported": False, "response_truncated": False,
+                            "delivery_id": delivery_id,
+                            "attempt": 0,
+                            "outcome": "skipped",
+                            "method": planned.method,
+                            "url": redact_url(planned.url, secrets),
+                            "body": redact_body(planned.body, secrets),
+                            "reason": planned.reason,
+                            "started_at": now,
+                            "reported": False,
+                            "response_truncated": False,
                         },
                     )
                 else:
@@ -370,8 +387,14 @@ class Store:
         if decision.kind == "new":
             return tx.insert(
                 self._raw_new_conversion,
-                {**values, "subid": conversion.subid, "tid": (conversion.tid or "").strip(),
-                 "params": dumps(conversion.params), "created_at": now, "payout": payout},
+                {
+                    **values,
+                    "subid": conversion.subid,
+                    "tid": (conversion.tid or "").strip(),
+                    "params": dumps(conversion.params),
+                    "created_at": now,
+                    "payout": payout,
+                },
             )
         if decision.kind == "change":
             if decision.adopt_tid:
@@ -439,14 +462,59 @@ class Store:
 
 
 #: Columns of a new conversion row (all but its id).
-_NEW_CONVERSION_COLUMNS = ("subid", "tid", "status", "original_status", "payout", "currency", "params", "created_at", "updated_at")
+_NEW_CONVERSION_COLUMNS = (
+    "subid",
+    "tid",
+    "status",
+    "original_status",
+    "payout",
+    "currency",
+    "params",
+    "created_at",
+    "updated_at",
+)
 #: Columns ``_delivery_values`` gives (the others keep their defaults).
 _DELIVERY_COLUMNS = (
-    "conversion_id", "subid", "tid", "status", "rule_id", "rule_url", "template", "source_id", "campaign_id", "payout",
-    "currency", "method", "url", "body", "headers", "follow_redirects", "state", "attempts", "retry_base", "next_attempt_at",
-    "lease_token", "reason", "resolve_note", "host", "lane", "age_from", "secrets", "created_at", "updated_at",
+    "conversion_id",
+    "subid",
+    "tid",
+    "status",
+    "rule_id",
+    "rule_url",
+    "template",
+    "source_id",
+    "campaign_id",
+    "payout",
+    "currency",
+    "method",
+    "url",
+    "body",
+    "headers",
+    "follow_redirects",
+    "state",
+    "attempts",
+    "retry_base",
+    "next_attempt_at",
+    "lease_token",
+    "reason",
+    "resolve_note",
+    "host",
+    "lane",
+    "age_from",
+    "secrets",
+    "created_at",
+    "updated_at",
 )
 #: Columns of the attempt a skipped delivery records.
 _SKIP_ATTEMPT_COLUMNS = (
-    "delivery_id", "attempt", "outcome", "method", "url", "body", "reason", "started_at", "reported", "response_truncated",
+    "delivery_id",
+    "attempt",
+    "outcome",
+    "method",
+    "url",
+    "body",
+    "reason",
+    "started_at",
+    "reported",
+    "response_truncated",
 )

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
 
+
 def _rule_columns() -> list[Column[Any]]:
     """Columns every postback rule has, whether a source's or a campaign's (new objects per table)."""
     return [

@@ -37,8 +37,15 @@ def _campaign_rows(request: Request) -> list[dict[str, Any]]:
 def _campaign_page(request: Request, *, form: dict[str, str], error: str | None, status: int = 200) -> Response:
     tracker = tracker_of(request)
     return page(
-        request, "campaigns.html", status_code=status, title="Campaigns", section="campaigns",
-        campaigns=_campaign_rows(request), sources=[s.source_id for s in tracker.sources()], form=form, error=error,
+        request,
+        "campaigns.html",
+        status_code=status,
+        title="Campaigns",
+        section="campaigns",
+        campaigns=_campaign_rows(request),
+        sources=[s.source_id for s in tracker.sources()],
+        form=form,
+        error=error,
     )
 
 
@@ -57,8 +64,13 @@ async def add_campaign(request: Request) -> Response:
     try:
         if any(c["alias"] == alias for c in await call(tracker.campaigns)):
             raise Conflict(f"campaign {alias!r} exists already: open it to change it")
-        await call(tracker.add_campaign, alias, source_id=form.get("source_id") or None,
-                   offer_url=form.get("offer_url", ""), name=form.get("name", "").strip() or None)
+        await call(
+            tracker.add_campaign,
+            alias,
+            source_id=form.get("source_id") or None,
+            offer_url=form.get("offer_url", ""),
+            name=form.get("name", "").strip() or None,
+        )
     except HostError as exc:
         return await call(_campaign_page, request, form=form, error=str(exc), status=exc.http_status)
     flash(request, f"Campaign {alias} created. Give its traffic source the campaign link shown below.")
@@ -96,14 +108,26 @@ async def update_campaign(request: Request) -> Response:
     tracker = tracker_of(request)
     try:
         await call(tracker.campaign, alias)
-        await call(tracker.add_campaign, alias, source_id=form.get("source_id") or None,
-                   offer_url=form.get("offer_url", ""), name=form.get("name", "").strip() or None)
+        await call(
+            tracker.add_campaign,
+            alias,
+            source_id=form.get("source_id") or None,
+            offer_url=form.get("offer_url", ""),
+            name=form.get("name", "").strip() or None,
+        )
     except NotFound as exc:
         return page(request, "error.html", status_code=404, title="Not found", message=str(exc))
     except HostError as exc:
         context = await call(_campaign_context, request, alias)
-        return page(request, "campaign.html", status_code=exc.http_status, tab="settings",
-                    form={**context["campaign"], **form}, error=str(exc), **context)
+        return page(
+            request,
+            "campaign.html",
+            status_code=exc.http_status,
+            tab="settings",
+            form={**context["campaign"], **form},
+            error=str(exc),
+            **context,
+        )
     flash(request, f"Campaign {alias} saved.")
     return see_other(f"/campaigns/{alias}")
 
@@ -123,16 +147,35 @@ def _postback_form(request: Request, values: dict[str, str], statuses: list[str]
     }
 
 
-def _postbacks_page(request: Request, alias: str, *, form: dict[str, Any], error: str | None,
-                    status: int = 200) -> Response:
+def _postbacks_page(
+    request: Request, alias: str, *, form: dict[str, Any], error: str | None, status: int = 200
+) -> Response:
     context = _campaign_context(request, alias)
-    return page(request, "campaign.html", status_code=status, tab="postbacks", form=form, error=error,
-                statuses=STATUSES, payout_modes=PAYOUT_MODES, **context)
+    return page(
+        request,
+        "campaign.html",
+        status_code=status,
+        tab="postbacks",
+        form=form,
+        error=error,
+        statuses=STATUSES,
+        payout_modes=PAYOUT_MODES,
+        **context,
+    )
 
 
-NEW_POSTBACK = {"url": "", "method": "GET", "statuses": ["lead", "sale"], "payout_mode": "real",
-                "payout_value": None, "min_payout": None, "secrets": [], "body": "", "content_type": "",
-                "follow_redirects": False}
+NEW_POSTBACK = {
+    "url": "",
+    "method": "GET",
+    "statuses": ["lead", "sale"],
+    "payout_mode": "real",
+    "payout_value": None,
+    "min_payout": None,
+    "secrets": [],
+    "body": "",
+    "content_type": "",
+    "follow_redirects": False,
+}
 
 
 @admin
@@ -160,15 +203,34 @@ async def add_postback(request: Request) -> Response:
     return see_other(f"/campaigns/{alias}/postbacks")
 
 
-def _edit_page(request: Request, number: int, *, form: dict[str, Any] | None, error: str | None,
-               status: int = 200) -> Response:
+def _edit_page(
+    request: Request, number: int, *, form: dict[str, Any] | None, error: str | None, status: int = 200
+) -> Response:
     rule = tracker_of(request).postback(str(number))
-    values = form or {"url": rule.url, "method": rule.method, "statuses": list(rule.statuses),
-                      "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout,
-                      "secrets": list(rule.secrets), "body": rule.body, "content_type": content_type_of(rule),
-                      "follow_redirects": rule.follow_redirects}
-    return page(request, "postback_edit.html", status_code=status, title=f"Postback {rule.id}", section="campaigns",
-                rule=rule, form=values, error=error, statuses=STATUSES, payout_modes=PAYOUT_MODES)
+    values = form or {
+        "url": rule.url,
+        "method": rule.method,
+        "statuses": list(rule.statuses),
+        "payout_mode": rule.payout_mode,
+        "payout_value": rule.payout_value,
+        "min_payout": rule.min_payout,
+        "secrets": list(rule.secrets),
+        "body": rule.body,
+        "content_type": content_type_of(rule),
+        "follow_redirects": rule.follow_redirects,
+    }
+    return page(
+        request,
+        "postback_edit.html",
+        status_code=status,
+        title=f"Postback {rule.id}",
+        section="campaigns",
+        rule=rule,
+        form=values,
+        error=error,
+        statuses=STATUSES,
+        payout_modes=PAYOUT_MODES,
+    )
 
 
 @admin

@@ -37,7 +37,23 @@ async def explain(request: Request) -> Response:
     try:
         found = await call(_explain, request, subid)
     except NotFound as exc:
-        return page(request, "explain.html", status_code=404, title="Explain", section="explain", subid=subid,
-                    found=None, error=str(exc))
-    return page(request, "explain.html", title=f"Explain {subid}", section="explain", subid=subid, found=found,
-                error=None, resendable=RESENDABLE)
+        return page(
+            request,
+            "explain.html",
+            status_code=404,
+            title="Explain",
+            section="explain",
+            subid=subid,
+            found=None,
+            error=str(exc),
+        )
+    return page(
+        request,
+        "explain.html",
+        title=f"Explain {subid}",
+        section="explain",
+        subid=subid,
+        found=found,
+        error=None,
+        resendable=RESENDABLE,
+    )

@@ -19,9 +19,17 @@ async def handoffs(request: Request) -> Response:
     """``GET /handoffs``: the waiting conversions (at most ``SHOWN``), stuck ones first."""
     handoffs = tracker_of(request).handoffs
     rows = await call(handoffs.waiting_list, limit=SHOWN)
-    return page(request, "handoffs.html", title="Waiting conversions", section="received", rows=rows,
-                waiting=await call(handoffs.waiting), stuck=await call(handoffs.stuck), shown=SHOWN,
-                stuck_after=STUCK_AFTER)
+    return page(
+        request,
+        "handoffs.html",
+        title="Waiting conversions",
+        section="received",
+        rows=rows,
+        waiting=await call(handoffs.waiting),
+        stuck=await call(handoffs.stuck),
+        shown=SHOWN,
+        stuck_after=STUCK_AFTER,
+    )
 
 
 @admin

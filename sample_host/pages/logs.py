@@ -34,27 +34,47 @@ async def sent(request: Request) -> Response:
     tracker = tracker_of(request)
     try:
         filters = SentFilter(
-            subid=values["subid"] or None, source=values["source"] or None, campaign=values["campaign"] or None,
-            outcome=values["outcome"] or None, since=parse_time(values["since"], "since"),
+            subid=values["subid"] or None,
+            source=values["source"] or None,
+            campaign=values["campaign"] or None,
+            outcome=values["outcome"] or None,
+            since=parse_time(values["since"], "since"),
             until=parse_time(values["until"], "until"),
         )
-        result = await call(tracker.sent_page, filters, before=int_param(request, "before"),
-                            after=int_param(request, "after"), limit=PER_PAGE)
+        result = await call(
+            tracker.sent_page,
+            filters,
+            before=int_param(request, "before"),
+            after=int_param(request, "after"),
+            limit=PER_PAGE,
+        )
         error = None
     except HostError as exc:
         result, error = None, str(exc)
     choices = await call(_choices, request)
-    return page(request, "sent.html", status_code=400 if error else 200, title="Sent postbacks", section="sent",
-                filters=values, result=result, error=error, outcomes=hookspecs.OUTCOMES, resendable=RESENDABLE,
-                **choices)
+    return page(
+        request,
+        "sent.html",
+        status_code=400 if error else 200,
+        title="Sent postbacks",
+        section="sent",
+        filters=values,
+        result=result,
+        error=error,
+        outcomes=hookspecs.OUTCOMES,
+        resendable=RESENDABLE,
+        **choices,
+    )
 
 
 def _choices(request: Request) -> dict[str, Any]:
     tracker = tracker_of(request)
-    return {"source_ids": [s.source_id for s in tracker.sources()],
-            "campaign_aliases": [c["alias"] for c in tracker.campaigns()],
-            # Source hosts whose postbacks wait for a probe (the plugin's circuit breaker).
-            "down_hosts": [status.describe() for status in host_statuses(tracker.s2s.engine).values() if status.is_open]}
+    return {
+        "source_ids": [s.source_id for s in tracker.sources()],
+        "campaign_aliases": [c["alias"] for c in tracker.campaigns()],
+        # Source hosts whose postbacks wait for a probe (the plugin's circuit breaker).
+        "down_hosts": [status.describe() for status in host_statuses(tracker.s2s.engine).values() if status.is_open],
+    }
 
 
 @admin
@@ -63,8 +83,14 @@ async def sent_entry(request: Request) -> Response:
     tracker = tracker_of(request)
     entry = await call(tracker.sent_entry, request.path_params["entry_id"])
     latest = entry["attempts"][-1]
-    return page(request, "attempt.html", title=f"Attempt #{entry['id']}", section="sent", entry=entry,
-                resendable=latest["outcome"] in RESENDABLE)
+    return page(
+        request,
+        "attempt.html",
+        title=f"Attempt #{entry['id']}",
+        section="sent",
+        entry=entry,
+        resendable=latest["outcome"] in RESENDABLE,
+    )
 
 
 @admin
@@ -86,15 +112,34 @@ async def received(request: Request) -> Response:
     values = _filter_values(request, ("subid", "outcome", "since", "until"))
     tracker = tracker_of(request)
     try:
-        filters = ReceivedFilter(subid=values["subid"] or None, outcome=values["outcome"] or None,
-                                 since=parse_time(values["since"], "since"), until=parse_time(values["until"], "until"))
-        result = await call(tracker.received_page, filters, before=int_param(request, "before"),
-                            after=int_param(request, "after"), limit=PER_PAGE)
+        filters = ReceivedFilter(
+            subid=values["subid"] or None,
+            outcome=values["outcome"] or None,
+            since=parse_time(values["since"], "since"),
+            until=parse_time(values["until"], "until"),
+        )
+        result = await call(
+            tracker.received_page,
+            filters,
+            before=int_param(request, "before"),
+            after=int_param(request, "after"),
+            limit=PER_PAGE,
+        )
         error = None
     except HostError as exc:
         result, error = None, str(exc)
     refused = await call(tracker.refusals.summary)
     waiting = await call(tracker.handoffs.waiting)
-    return page(request, "received.html", status_code=400 if error else 200, title="Received postbacks",
-                section="received", filters=values, result=result, error=error, outcomes=RECEIVED_OUTCOMES,
-                refused=refused, waiting=waiting)
+    return page(
+        request,
+        "received.html",
+        status_code=400 if error else 200,
+        title="Received postbacks",
+        section="received",
+        filters=values,
+        result=result,
+        error=error,
+        outcomes=RECEIVED_OUTCOMES,
+        refused=refused,
+        waiting=waiting,
+    )

@@ -20,9 +20,13 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 #: Outcomes and their badge style in the logs.
 OUTCOME_STYLES = {
-    "delivered": "good", "accepted": "good",
-    "retrying": "warn", "ignored": "muted",
-    "failed": "bad", "rejected": "bad", "error": "bad",
+    "delivered": "good",
+    "accepted": "good",
+    "retrying": "warn",
+    "ignored": "muted",
+    "failed": "bad",
+    "rejected": "bad",
+    "error": "bad",
     "skipped": "muted",
 }
 

@@ -16,16 +16,27 @@ from .render import flash, mask, page, see_other
 POSTBACK_QUERY = "?subid={subid}&status={status}&payout={payout}&currency={currency}&tid={tid}"
 
 
-def _settings_page(request: Request, *, form: Optional[dict[str, Any]], error: Optional[str], status: int = 200) -> Response:
+def _settings_page(
+    request: Request, *, form: Optional[dict[str, Any]], error: Optional[str], status: int = 200
+) -> Response:
     tracker = tracker_of(request)
     creds = tracker.credentials()
     current = tracker.inbound_settings()
     base = str(request.base_url).rstrip("/")
     values = form or {"response_text": current.response_text, "allowed_ips": "\n".join(current.allowed_text)}
-    return page(request, "settings.html", status_code=status, title="Settings", section="settings",
-                postback_url=f"{base}/{creds.postback_key}/postback{POSTBACK_QUERY}",
-                masked_postback_url=f"{base}/{creds.postback_key[:4]}…/postback{POSTBACK_QUERY}",
-                api_token=mask(creds.api_token), form=values, error=error, plugins=tracker.plugins)
+    return page(
+        request,
+        "settings.html",
+        status_code=status,
+        title="Settings",
+        section="settings",
+        postback_url=f"{base}/{creds.postback_key}/postback{POSTBACK_QUERY}",
+        masked_postback_url=f"{base}/{creds.postback_key[:4]}…/postback{POSTBACK_QUERY}",
+        api_token=mask(creds.api_token),
+        form=values,
+        error=error,
+        plugins=tracker.plugins,
+    )
 
 
 @admin
@@ -40,8 +51,11 @@ async def save_settings(request: Request) -> Response:
     values = await form_values(request)
     tracker = tracker_of(request)
     try:
-        await call(tracker.set_inbound_settings, response_text=values.get("response_text", ""),
-                   allowed_ips=[values.get("allowed_ips", "")])
+        await call(
+            tracker.set_inbound_settings,
+            response_text=values.get("response_text", ""),
+            allowed_ips=[values.get("allowed_ips", "")],
+        )
     except HostError as exc:
         return await call(_settings_page, request, form=values, error=str(exc), status=exc.http_status)
     flash(request, "Settings saved.")

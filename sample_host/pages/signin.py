@@ -23,8 +23,9 @@ async def signin(request: Request) -> Response:
     try:
         form = await form_values(request)
     except HostError as exc:
-        return page(request, "signin.html", title="Sign in", next="/campaigns", error=str(exc),
-                    status_code=exc.http_status)
+        return page(
+            request, "signin.html", title="Sign in", next="/campaigns", error=str(exc), status_code=exc.http_status
+        )
     target = safe_next(form.get("next"))
     address = client_address(request)
     throttle = request.app.state.signin_throttle
@@ -45,8 +46,10 @@ async def signin(request: Request) -> Response:
             return busy
         right = await call(credentials.check_admin_password, engine, form.get("password", ""))
     if not right:
-        return refuse("Wrong password. It was printed once by `sample-host init`; "
-                      "`sample-host reset-password` sets a new one.", 401)
+        return refuse(
+            "Wrong password. It was printed once by `sample-host init`; `sample-host reset-password` sets a new one.",
+            401,
+        )
     throttle.succeeded(address)
     stored = await call(credentials.admin_password_hash, engine)
     token = await call(sessions.start, engine, request.app.state.session_lifetime)

@@ -42,16 +42,41 @@ def _link_suffix(request: Request, source_id: str) -> str:
 def _new_form(request: Request, template_name: Optional[str]) -> dict[str, Any]:
     templates = tracker_of(request).templates()
     chosen = templates.get(template_name or "")
-    blank = {"body": None, "content_type": "", "placeholders": {}, "payout_mode": "real", "payout_value": None,
-             "min_payout": None}
+    blank = {
+        "body": None,
+        "content_type": "",
+        "placeholders": {},
+        "payout_mode": "real",
+        "payout_value": None,
+        "min_payout": None,
+    }
     if chosen is None:
-        return {**blank, "id": "", "template": "", "postback_url": "", "method": "GET", "statuses": ["sale"],
-                "secrets": [], "follow_redirects": False, "click_id_param": "external_id", "source_macro": "",
-                "parameters": {}}
-    return {**blank, "id": chosen.name, "template": chosen.name, "postback_url": chosen.postback_url,
-            "method": chosen.method, "statuses": list(chosen.statuses), "secrets": list(chosen.secrets or ()),
-            "follow_redirects": chosen.follow_redirects, "click_id_param": chosen.click_id_param,
-            "source_macro": chosen.source_macro or "", "parameters": dict(chosen.parameters)}
+        return {
+            **blank,
+            "id": "",
+            "template": "",
+            "postback_url": "",
+            "method": "GET",
+            "statuses": ["sale"],
+            "secrets": [],
+            "follow_redirects": False,
+            "click_id_param": "external_id",
+            "source_macro": "",
+            "parameters": {},
+        }
+    return {
+        **blank,
+        "id": chosen.name,
+        "template": chosen.name,
+        "postback_url": chosen.postback_url,
+        "method": chosen.method,
+        "statuses": list(chosen.statuses),
+        "secrets": list(chosen.secrets or ()),
+        "follow_redirects": chosen.follow_redirects,
+        "click_id_param": chosen.click_id_param,
+        "source_macro": chosen.source_macro or "",
+        "parameters": dict(chosen.parameters),
+    }
 
 
 async def _parameter_rows(request: Request) -> dict[str, str]:
@@ -73,11 +98,29 @@ def _sources_page(request: Request, *, form: dict[str, Any], error: Optional[str
     tracker = tracker_of(request)
     templates = tracker.templates()
     chosen = templates.get(form.get("template") or "")
-    rows = [{"rule": rule, "template": templates.get(rule.template or ""), "campaigns": len(_links(request, rule.source_id or ""))}
-            for rule in tracker.sources()]
+    rows = [
+        {
+            "rule": rule,
+            "template": templates.get(rule.template or ""),
+            "campaigns": len(_links(request, rule.source_id or "")),
+        }
+        for rule in tracker.sources()
+    ]
     library = sorted(templates.values(), key=lambda t: (t.title or t.name).lower())
-    return page(request, "sources.html", status_code=status, title="Sources", section="sources", sources=rows,
-                library=library, chosen=chosen, form=form, error=error, statuses=STATUSES, payout_modes=PAYOUT_MODES)
+    return page(
+        request,
+        "sources.html",
+        status_code=status,
+        title="Sources",
+        section="sources",
+        sources=rows,
+        library=library,
+        chosen=chosen,
+        form=form,
+        error=error,
+        statuses=STATUSES,
+        payout_modes=PAYOUT_MODES,
+    )
 
 
 @admin
@@ -99,8 +142,11 @@ def _source_values(values: dict[str, str], statuses: list[str], parameters: dict
         "body": values.get("body", ""),
         "content_type": values.get("content_type", ""),
         "follow_redirects": bool(values.get("follow_redirects")),
-        "placeholders": {key[len("placeholder_"):]: value.strip() for key, value in values.items()
-                         if key.startswith("placeholder_") and value.strip()},
+        "placeholders": {
+            key[len("placeholder_") :]: value.strip()
+            for key, value in values.items()
+            if key.startswith("placeholder_") and value.strip()
+        },
         "click_id_param": values.get("click_id_param", "").strip() or None,
         "source_macro": values.get("source_macro", "").strip() or None,
         "parameters": parameters,
@@ -121,8 +167,12 @@ async def add_source(request: Request) -> Response:
             raise HostError("choose at least one status for the source's postback")
         if await call(tracker.s2s.source, source_id) is not None:
             raise Conflict(f"source {source_id!r} exists already: open it to change its postback")
-        rule = await call(tracker.add_source, source_id, template=values.get("template") or None,
-                          **_source_values(values, statuses, form["parameters"]))
+        rule = await call(
+            tracker.add_source,
+            source_id,
+            template=values.get("template") or None,
+            **_source_values(values, statuses, form["parameters"]),
+        )
     except HostError as exc:
         return await call(_sources_page, request, form=form, error=str(exc), status=exc.http_status)
     flash(request, f"Source {source_id} added. Campaigns bought from it need the link shown here.")
@@ -130,24 +180,47 @@ async def add_source(request: Request) -> Response:
     return see_other(f"/sources/{source_id}")
 
 
-def _source_page(request: Request, source_id: str, *, form: Optional[dict[str, Any]], error: Optional[str],
-                 status: int = 200) -> Response:
+def _source_page(
+    request: Request, source_id: str, *, form: Optional[dict[str, Any]], error: Optional[str], status: int = 200
+) -> Response:
     tracker = tracker_of(request)
     rule = tracker.source(source_id)
     template = tracker.templates().get(rule.template or "")
     link = link_settings(template, rule)
-    values = form or {"postback_url": rule.url, "method": rule.method, "statuses": list(rule.statuses),
-                      "payout_mode": rule.payout_mode, "payout_value": rule.payout_value, "min_payout": rule.min_payout,
-                      "secrets": list(rule.secrets), "body": rule.body, "content_type": content_type_of(rule),
-                      "follow_redirects": rule.follow_redirects, "placeholders": {},
-                      "click_id_param": link.click_id_param, "source_macro": link.source_macro or "",
-                      "parameters": dict(link.parameters)}
+    values = form or {
+        "postback_url": rule.url,
+        "method": rule.method,
+        "statuses": list(rule.statuses),
+        "payout_mode": rule.payout_mode,
+        "payout_value": rule.payout_value,
+        "min_payout": rule.min_payout,
+        "secrets": list(rule.secrets),
+        "body": rule.body,
+        "content_type": content_type_of(rule),
+        "follow_redirects": rule.follow_redirects,
+        "placeholders": {},
+        "click_id_param": link.click_id_param,
+        "source_macro": link.source_macro or "",
+        "parameters": dict(link.parameters),
+    }
     left = placeholders_left(rule.url, template.placeholders) if template else []
-    return page(request, "source.html", status_code=status, title=f"Source {source_id}", section="sources",
-                rule=rule, template=template, links=_links(request, source_id),
-                warnings=[str(w) for w in tracker.s2s.lint(rule)], placeholders=left,
-                link_suffix=_link_suffix(request, source_id), form=values, error=error, statuses=STATUSES,
-                payout_modes=PAYOUT_MODES)
+    return page(
+        request,
+        "source.html",
+        status_code=status,
+        title=f"Source {source_id}",
+        section="sources",
+        rule=rule,
+        template=template,
+        links=_links(request, source_id),
+        warnings=[str(w) for w in tracker.s2s.lint(rule)],
+        placeholders=left,
+        link_suffix=_link_suffix(request, source_id),
+        form=values,
+        error=error,
+        statuses=STATUSES,
+        payout_modes=PAYOUT_MODES,
+    )
 
 
 @admin

@@ -12,7 +12,11 @@ from .conftest import ROOT, process_env
 def test_bench_quick_prints_json_lines():
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "enqueue", "delivery_instant", "pickup"],
-        cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
@@ -23,7 +27,11 @@ def test_bench_quick_prints_json_lines():
 def test_bench_postgres_workers_prints_both_rates_and_the_workers_cpu():
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "postgres_workers"],
-        cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     (line,) = [json.loads(line) for line in out.stdout.splitlines()]

@@ -45,7 +45,9 @@ def _attempts_per_delivery(s2s) -> list[int]:
     with s2s.engine.connect() as conn:
         counts = dict(
             conn.execute(
-                select(t.attempts.c.delivery_id, func.count()).where(t.attempts.c.attempt > 0).group_by(t.attempts.c.delivery_id)
+                select(t.attempts.c.delivery_id, func.count())
+                .where(t.attempts.c.attempt > 0)
+                .group_by(t.attempts.c.delivery_id)
             ).all()
         )
         ids = conn.execute(select(t.deliveries.c.id)).scalars().all()
@@ -141,8 +143,20 @@ def test_a_late_result_is_logged_once_without_changing_the_delivery(make_s2s, st
     first = queue.claim(s2s.engine, fresh=1, lease_seconds=30)[0]
     (second,) = queue.claim(s2s.engine, fresh=1, lease_seconds=30, now=time.time() + 31)
     assert second.id == first.id
-    done = queue.Completion("delivered", None, {"attempt": 1, "outcome": "delivered", "started_at": 123.0,
-                                                 "reason": "ok", "response_truncated": False, "reported": False}, 200, "ok")
+    done = queue.Completion(
+        "delivered",
+        None,
+        {
+            "attempt": 1,
+            "outcome": "delivered",
+            "started_at": 123.0,
+            "reason": "ok",
+            "response_truncated": False,
+            "reported": False,
+        },
+        200,
+        "ok",
+    )
     late = queue.record_many(s2s.engine, [(first, done)])
     again = queue.record_many(s2s.engine, [(first, done)])  # as after a commit whose answer was lost
     assert late == again and late[0].attempt_id is not None and late[0].current is False
@@ -180,8 +194,20 @@ def test_a_result_whose_claim_was_taken_over_is_logged_and_reported_as_late(make
     time.sleep(LEASE + 0.1)
     # Another worker takes the expired claim over and records its own attempt first.
     (taken,) = queue.claim(s2s.engine, fresh=1, lease_seconds=30)
-    done = queue.Completion("failed", None, {"attempt": 1, "outcome": "failed", "started_at": time.time(),
-                                             "reason": "theirs", "response_truncated": False, "reported": True}, 404, "theirs")
+    done = queue.Completion(
+        "failed",
+        None,
+        {
+            "attempt": 1,
+            "outcome": "failed",
+            "started_at": time.time(),
+            "reason": "theirs",
+            "response_truncated": False,
+            "reported": True,
+        },
+        404,
+        "theirs",
+    )
     queue.complete_many(s2s.engine, [(taken, done)])
     wait_until(lambda: any(queue.LATE_NOTE in a.reason for a in host.attempts), 10, "the late attempt reported")
     s2s.close()

@@ -8,7 +8,9 @@ import hookspecs
 from hookspecs import Click, Conversion
 
 
-def click(subid: str, external_id: str | None = "abc", campaign: str = "summer", source: str | None = "exo", **params: str) -> Click:
+def click(
+    subid: str, external_id: str | None = "abc", campaign: str = "summer", source: str | None = "exo", **params: str
+) -> Click:
     values = dict(params)
     if external_id is not None:
         values["external_id"] = external_id
@@ -23,7 +25,12 @@ def convert(pm, subid: str, status: str, payout: str | None = "2.5", tid: str | 
 
 def test_exact_url_encodes_every_structural_character(make_s2s, standin, host):
     pm, s2s = make_s2s()
-    s2s.add_source("exo", template="exoclick", postback_url=standin.url + "/tag.php?goal=G1&tag={external_id}&value={revenue}", statuses=["sale"])
+    s2s.add_source(
+        "exo",
+        template="exoclick",
+        postback_url=standin.url + "/tag.php?goal=G1&tag={external_id}&value={revenue}",
+        statuses=["sale"],
+    )
     tricky = "a&b=c #d?e/f ü\r\nX"
     pm.hook.on_click(click=click("s1", tricky))
     convert(pm, "s1", "sale", payout="12.50", currency="USD")
@@ -38,7 +45,9 @@ def test_exact_url_encodes_every_structural_character(make_s2s, standin, host):
 def test_status_filter_and_lead_then_sale(make_s2s, standin, host):
     pm, s2s = make_s2s()
     s2s.add_source("exo", postback_url=standin.url + "/src?cid={external_id}&st={status}", statuses=["sale"])
-    rule = s2s.add_postback("summer", url=standin.url + "/camp?cid={external_id}&st={status}&p={payout}", statuses=["lead", "sale"])
+    rule = s2s.add_postback(
+        "summer", url=standin.url + "/camp?cid={external_id}&st={status}&p={payout}", statuses=["lead", "sale"]
+    )
     pm.hook.on_click(click=click("s1", "X1"))
     convert(pm, "s1", "lead", payout="1")
     s2s.drain(timeout=5)
@@ -72,7 +81,9 @@ def test_retry_after_503_then_success(make_s2s, standin, host):
     convert(pm, "s1", "sale")
     s2s.drain(timeout=10)
     assert [(a.attempt, a.outcome, a.http_status) for a in host.attempts] == [
-        (1, "retrying", 503), (2, "retrying", 503), (3, "delivered", 200),
+        (1, "retrying", 503),
+        (2, "retrying", 503),
+        (3, "delivered", 200),
     ]
     assert host.attempts[0].next_attempt_at is not None and "503" in host.attempts[0].reason
     assert len(standin.requests) == 3
@@ -101,7 +112,9 @@ def test_4xx_fails_without_retry(make_s2s, standin, host):
 
 def test_missing_click_id_is_skipped_with_reason(make_s2s, standin, host):
     pm, s2s = make_s2s()
-    s2s.add_source("exo", template="exoclick", postback_url=standin.url + "/tag.php?tag={external_id}", statuses=["sale"])
+    s2s.add_source(
+        "exo", template="exoclick", postback_url=standin.url + "/tag.php?tag={external_id}", statuses=["sale"]
+    )
     pm.hook.on_click(click=click("none", None))
     pm.hook.on_click(click=click("macro", "{conversions_tracking}"))
     convert(pm, "none", "sale")
@@ -137,8 +150,13 @@ def test_every_attempt_reported_once(make_s2s, standin, host):
 
 def test_post_postback_with_json_body(make_s2s, standin, host):
     pm, s2s = make_s2s()
-    s2s.add_postback("summer", url=standin.url + "/events", method="POST", statuses=["sale"],
-                     body='{"click_id": "{external_id}", "value": "{revenue}"}')
+    s2s.add_postback(
+        "summer",
+        url=standin.url + "/events",
+        method="POST",
+        statuses=["sale"],
+        body='{"click_id": "{external_id}", "value": "{revenue}"}',
+    )
     pm.hook.on_click(click=click("s1", 'quo"te'))
     convert(pm, "s1", "sale", payout="3")
     s2s.drain(timeout=5)

@@ -34,10 +34,18 @@ class HostRules:
 def test_delivery_id_is_the_same_in_url_body_and_header_across_retries_and_resends(make_s2s, standin, host):
     pm, s2s = make_s2s(retry_schedule=[0, 0.05, 0.05])
     s2s.add_source("exo", postback_url=standin.url + "/pb?cid={external_id}&dedup={delivery_id}", statuses=["sale"])
-    pm.register(HostRules(PostbackRule(
-        id="host:events", url=standin.url + "/events", method="POST", statuses=("sale",),
-        body='{"event_id": "{delivery_id}", "click": "{external_id}"}', headers={"X-Event": "ev-{delivery_id}"},
-    )))
+    pm.register(
+        HostRules(
+            PostbackRule(
+                id="host:events",
+                url=standin.url + "/events",
+                method="POST",
+                statuses=("sale",),
+                body='{"event_id": "{delivery_id}", "click": "{external_id}"}',
+                headers={"X-Event": "ev-{delivery_id}"},
+            )
+        )
+    )
     standin.script("/pb", [503, 200])
     standin.script("/events", [503, 200])
     pm.hook.on_click(click=click("s1", "X1"))
@@ -77,9 +85,16 @@ def test_delivery_id_differs_between_deliveries(make_s2s, standin):
 def test_idempotency_header_carries_the_delivery_id_on_every_attempt(make_s2s, standin, host):
     pm, s2s = make_s2s(retry_schedule=[0, 0.05], idempotency_header="Idempotency-Key")
     s2s.add_source("exo", postback_url=standin.url + "/pb?cid={external_id}", statuses=["sale"])
-    pm.register(HostRules(PostbackRule(
-        id="host:own", url=standin.url + "/own", statuses=("sale",), headers={"idempotency-key": "mine"},
-    )))
+    pm.register(
+        HostRules(
+            PostbackRule(
+                id="host:own",
+                url=standin.url + "/own",
+                statuses=("sale",),
+                headers={"idempotency-key": "mine"},
+            )
+        )
+    )
     standin.script("/pb", [503, 200])
     pm.hook.on_click(click=click("s1", "X1"))
     convert(pm, "s1", "sale")
@@ -126,17 +141,33 @@ def test_delivery_id_is_a_known_macro_for_the_linter(make_s2s):
 
 def test_secrets_echoed_in_answers_never_reach_the_log(make_s2s, standin, host):
     pm, s2s = make_s2s(retry_schedule=[0, 0.05])
-    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}&api_key=SeCrEt%2B1",
-                   statuses=["sale"], secrets=["api_key"])
-    pm.register(HostRules(PostbackRule(
-        id="host:events", url=standin.url + "/events", method="POST", statuses=("sale",), secrets=("password", "x-token"),
-        body='{"click": "{external_id}", "auth": {"password": "p\\"SeCrEt3"}}', headers={"X-Token": "SeCrEt4tok"},
-    )))
+    s2s.add_source(
+        "exo",
+        postback_url=standin.url + "/pb?c={external_id}&api_key=SeCrEt%2B1",
+        statuses=["sale"],
+        secrets=["api_key"],
+    )
+    pm.register(
+        HostRules(
+            PostbackRule(
+                id="host:events",
+                url=standin.url + "/events",
+                method="POST",
+                statuses=("sale",),
+                secrets=("password", "x-token"),
+                body='{"click": "{external_id}", "auth": {"password": "p\\"SeCrEt3"}}',
+                headers={"X-Token": "SeCrEt4tok"},
+            )
+        )
+    )
     # A source that quotes the request back: plain, percent-encoded, JSON-escaped, HTML-escaped.
     standin.script("/pb", [(500, "bad key SeCrEt+1 in /pb?api_key=SeCrEt%2B1"), (200, "OK for SeCrEt+1")])
-    standin.script("/events", [
-        (400, json.dumps({"error": "wrong password", "echo": {"password": 'p"SeCrEt3', "token": "SeCrEt4tok"}})),
-    ])
+    standin.script(
+        "/events",
+        [
+            (400, json.dumps({"error": "wrong password", "echo": {"password": 'p"SeCrEt3', "token": "SeCrEt4tok"}})),
+        ],
+    )
     pm.hook.on_click(click=click("s1", "X1"))
     convert(pm, "s1", "sale")
     s2s.drain(timeout=5)
@@ -171,7 +202,15 @@ def test_secret_values_are_found_by_name_in_query_body_and_headers():
         {"X-Token": "tok-123", "Authorization": "Bearer b3arer-token", "Accept": "*/*"},
         ["api_key", "password", "x-token"],
     )
-    assert set(found) == {"k3y-value", "pa55word", "hunter22", "12345", "tok-123", "Bearer b3arer-token", "b3arer-token"}
+    assert set(found) == {
+        "k3y-value",
+        "pa55word",
+        "hunter22",
+        "12345",
+        "tok-123",
+        "Bearer b3arer-token",
+        "b3arer-token",
+    }
     # Form bodies too; values too short to be secrets are not searched for.
     assert secret_values("https://s.example/pb", "pin=12&token=abcdef", {}, ["pin", "token"]) == ("abcdef",)
     assert secret_values("https://s.example/pb?k=v", None, {}, []) == ()

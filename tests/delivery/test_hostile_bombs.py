@@ -55,7 +55,10 @@ def test_32_bombs_in_parallel_stay_under_150_mb():
         # test's own size. A child of a small sh reports its own.
         child = subprocess.run(
             ["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", _CHILD, source.url, json.dumps(paths)],
-            env=process_env(), capture_output=True, text=True, timeout=120,
+            env=process_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert child.returncode == 0, child.stderr
         assert sum(source.count(path) for path in paths) == 32
@@ -63,7 +66,9 @@ def test_32_bombs_in_parallel_stay_under_150_mb():
     for outcome, status, truncated, length, reason in report["results"]:
         assert (outcome, status, truncated, length) == ("delivered", 200, True, 16 * 1024), reason
     peak_mb, before_mb, hwm_mb = (report[key] / 1024 for key in ("peak_kib", "before_kib", "hwm_kib"))
-    print(f"\n32 bombs in parallel: peak RSS {peak_mb:.1f} MB (ru_maxrss; VmHWM {hwm_mb:.1f} MB; "
-          f"{before_mb:.1f} MB before sending)")
+    print(
+        f"\n32 bombs in parallel: peak RSS {peak_mb:.1f} MB (ru_maxrss; VmHWM {hwm_mb:.1f} MB; "
+        f"{before_mb:.1f} MB before sending)"
+    )
     assert abs(peak_mb - hwm_mb) < 5  # ru_maxrss measured this process, not the one it came from
     assert peak_mb <= PEAK_LIMIT_MB

@@ -28,7 +28,11 @@ RECORDED = {"delivered": ["delivered"], "failed": ["failed"], "retry": ["retryin
 class Hopper:
     @hookspecs.hookimpl
     def register_source_templates(self):
-        return [hookspecs.SourceTemplate(name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True)]
+        return [
+            hookspecs.SourceTemplate(
+                name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True
+            )
+        ]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -40,14 +44,18 @@ def test_every_hostile_answer_is_recorded_and_nothing_is_sent_unseen(make_s2s, h
     route_public_name(monkeypatch)  # private targets refused, as in production
     warm_up()
     # 2 s: 38 sources answer at once on a shared machine; the dripping ones still take 3 x 2 s.
-    pm, s2s = make_s2s(database_url, allow_private_targets=False, timeout=2.0, connect_timeout=1.0, retry_schedule=RETRIES)
+    pm, s2s = make_s2s(
+        database_url, allow_private_targets=False, timeout=2.0, connect_timeout=1.0, retry_schedule=RETRIES
+    )
     pm.register(Hopper())
     with ExitStack() as stack:
         # A source (a host) per case: one source's failures do not hold up another's.
         sources = {case.name: stack.enter_context(HostileSource({f"/{case.name}": case.answer})) for case in CATALOGUE}
         for case in CATALOGUE:
             url = sources[case.name].url_for("hostile.example") + f"/{case.name}?c={{external_id}}"
-            s2s.add_source(case.name, template="hopper" if case.follow_redirects else None, postback_url=url, statuses=["sale"])
+            s2s.add_source(
+                case.name, template="hopper" if case.follow_redirects else None, postback_url=url, statuses=["sale"]
+            )
             pm.hook.on_click(click=click(case.name, source=case.name))
             convert(pm, case.name)
         s2s.drain(timeout=20)
@@ -59,10 +67,15 @@ def test_every_hostile_answer_is_recorded_and_nothing_is_sent_unseen(make_s2s, h
     unseen = 0
     for case in CATALOGUE:
         made = attempts[case.name]
-        print(f"{case.name}: {received[case.name]} requests, attempts {[a.outcome for a in made]}: {made[-1].reason if made else None}")
+        print(
+            f"{case.name}: {received[case.name]} requests, attempts {[a.outcome for a in made]}: {made[-1].reason if made else None}"
+        )
         unseen += received[case.name] - len(made) * case.hops
         assert [a.outcome for a in made] == RECORDED[case.outcome], (case.name, [a.reason for a in made])
-        assert all(case.reason in a.reason and a.http_status == case.http_status for a in made), (case.name, [a.reason for a in made])
+        assert all(case.reason in a.reason and a.http_status == case.http_status for a in made), (
+            case.name,
+            [a.reason for a in made],
+        )
         assert received[case.name] == len(made) * case.hops, case.name  # each attempt's requests, no more
     print(f"invisible sends: {unseen}")
     assert unseen == 0
@@ -98,8 +111,12 @@ def test_tls_failures_are_recorded_once_per_connection(make_s2s, host, monkeypat
     monkeypatch.setattr(httpx, "create_ssl_context", trusting_context)
     route_public_name(monkeypatch)
     pm, s2s = make_s2s(allow_private_targets=False, timeout=2.0, connect_timeout=1.0, retry_schedule=RETRIES)
-    with HostileSource() as plain, HostileSource(on_connect=_swallow_then_reset) as resetting, \
-            HostileSource(tls=serving(trustme.CA())) as unknown, HostileSource(tls=serving(ca)) as good:
+    with (
+        HostileSource() as plain,
+        HostileSource(on_connect=_swallow_then_reset) as resetting,
+        HostileSource(tls=serving(trustme.CA())) as unknown,
+        HostileSource(tls=serving(ca)) as good,
+    ):
         sources = {"plain-on-https": plain, "handshake-reset": resetting, "unknown-authority": unknown, "good": good}
         for name, source in sources.items():
             url = f"https://hostile.example:{source.port}/pb?c={{external_id}}"
@@ -113,8 +130,11 @@ def test_tls_failures_are_recorded_once_per_connection(make_s2s, host, monkeypat
     for attempt in host.attempts:
         made[attempt.subid].append(attempt)
     assert [a.outcome for a in made["good"]] == ["delivered"] and requests["good"] == 1
-    for name, words in [("plain-on-https", "WRONG_VERSION_NUMBER"), ("handshake-reset", "reset"),
-                        ("unknown-authority", "CERTIFICATE_VERIFY_FAILED")]:
+    for name, words in [
+        ("plain-on-https", "WRONG_VERSION_NUMBER"),
+        ("handshake-reset", "reset"),
+        ("unknown-authority", "CERTIFICATE_VERIFY_FAILED"),
+    ]:
         assert [a.outcome for a in made[name]] == RECORDED["retry"], (name, [a.reason for a in made[name]])
         assert all("TLS handshake failed" in a.reason and words.lower() in a.reason.lower() for a in made[name])
         assert requests[name] == 0 and connections[name] == len(made[name]), name

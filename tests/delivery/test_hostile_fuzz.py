@@ -20,15 +20,30 @@ from tests.support.hostile import HostileSource, answer
 
 _HEADER_VALUES = {
     "Content-Type": st.one_of(
-        st.sampled_from(["text/plain; charset=base64", "text/html; charset=utf-7", "text/plain; charset=idna",
-                         "text/plain; charset=\"windows-1251\"", "text/plain; charset=", "; charset=utf-16", "text/plain;;;charset"]),
+        st.sampled_from(
+            [
+                "text/plain; charset=base64",
+                "text/html; charset=utf-7",
+                "text/plain; charset=idna",
+                'text/plain; charset="windows-1251"',
+                "text/plain; charset=",
+                "; charset=utf-16",
+                "text/plain;;;charset",
+            ]
+        ),
         st.text(max_size=40).map(lambda text: f"text/plain; charset={text}"),
     ),
     "Content-Encoding": st.sampled_from(["gzip", "x-gzip", "deflate", "br", "gzip, gzip", "identity", "GZIP ", ""]),
-    "Content-Length": st.one_of(st.integers(min_value=-5, max_value=10**12).map(str), st.sampled_from(["", "abc", "1,1", "0x10"])),
+    "Content-Length": st.one_of(
+        st.integers(min_value=-5, max_value=10**12).map(str), st.sampled_from(["", "abc", "1,1", "0x10"])
+    ),
     "Transfer-Encoding": st.sampled_from(["chunked", "gzip, chunked", "identity", "chunked, chunked"]),
-    "Location": st.sampled_from(["/ok", "//", "http://[::1", "http://10.0.0.1/", "file:///etc/passwd", "/ok#x", "\u00e9", ""]),
-    "Retry-After": st.one_of(st.sampled_from(["\u00b2", "-1", "1e400", "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 32 Foo"]), st.text(max_size=20)),
+    "Location": st.sampled_from(
+        ["/ok", "//", "http://[::1", "http://10.0.0.1/", "file:///etc/passwd", "/ok#x", "\u00e9", ""]
+    ),
+    "Retry-After": st.one_of(
+        st.sampled_from(["\u00b2", "-1", "1e400", "Fri, 31 Dec 9999 23:59:59 GMT", "Mon, 32 Foo"]), st.text(max_size=20)
+    ),
     "Connection": st.sampled_from(["close", "keep-alive", "upgrade"]),
 }
 
@@ -57,7 +72,9 @@ def sender() -> Iterator[Sender]:
     made.close()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.one_of(http_answers(), st.binary(max_size=300)), follow=st.booleans())
 def test_any_answer_ends_as_an_outcome_with_a_storable_reason(source, sender, data, follow):
     source.answers["/pb"] = answer(data)

@@ -17,8 +17,13 @@ from .conftest import click, convert
 
 BODY = b'{"click": "abc", "token": "SeCrEt-1"}'
 HEADERS = {
-    "Content-Type": "application/json", "Authorization": "Bearer t0k3n", "Cookie": "sid=1",
-    "Proxy-Authorization": "Basic eA==", "X-Api-Key": "k3y", "X-Signature": "sig-SeCrEt-1", "X-Trace": "t1",
+    "Content-Type": "application/json",
+    "Authorization": "Bearer t0k3n",
+    "Cookie": "sid=1",
+    "Proxy-Authorization": "Basic eA==",
+    "X-Api-Key": "k3y",
+    "X-Signature": "sig-SeCrEt-1",
+    "X-Trace": "t1",
 }
 
 
@@ -100,11 +105,20 @@ def test_redirect_loops_end_after_five_hops(sender, sources):
     assert [r.path for r in source.requests] == ["/a", "/b"] * 3
 
 
-@pytest.mark.parametrize("location", [
-    "http://127.0.0.1:{port}/inside", "http://[::ffff:127.0.0.1]:{port}/inside", "http://0x7f000001:{port}/inside",
-    "http://localhost:{port}/inside", "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest",
-    "http://10.0.0.1/", "http://[2002:7f00:1::]:{port}/inside", "http://[64:ff9b::7f00:1]:{port}/inside",
-])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1:{port}/inside",
+        "http://[::ffff:127.0.0.1]:{port}/inside",
+        "http://0x7f000001:{port}/inside",
+        "http://localhost:{port}/inside",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/latest",
+        "http://10.0.0.1/",
+        "http://[2002:7f00:1::]:{port}/inside",
+        "http://[64:ff9b::7f00:1]:{port}/inside",
+    ],
+)
 def test_a_redirect_to_a_private_address_is_refused_with_private_targets_refused(monkeypatch, location):
     # hostile.example is public (it lives on loopback for the test): the first hop goes out, the
     # redirect to an internal address does not.
@@ -124,7 +138,11 @@ def test_a_redirect_to_a_private_address_is_refused_with_private_targets_refused
 class Hopper:
     @hookspecs.hookimpl
     def register_source_templates(self):
-        return [hookspecs.SourceTemplate(name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True)]
+        return [
+            hookspecs.SourceTemplate(
+                name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True
+            )
+        ]
 
 
 def test_the_dispatcher_keeps_a_rules_marked_headers_from_another_origin(make_s2s, host, sources):
@@ -132,8 +150,14 @@ def test_the_dispatcher_keeps_a_rules_marked_headers_from_another_origin(make_s2
     source.answers["/pb"] = redirect(302, other.url + "/landed")
     pm, s2s = make_s2s()
     pm.register(Hopper())
-    s2s.add_source("exo", template="hopper", postback_url=source.url + "/pb?c={external_id}", statuses=["sale"],
-                   headers={"X-Api-Key": "k3y", "X-Trace": "t1"}, secrets=["x-api-key"])
+    s2s.add_source(
+        "exo",
+        template="hopper",
+        postback_url=source.url + "/pb?c={external_id}",
+        statuses=["sale"],
+        headers={"X-Api-Key": "k3y", "X-Trace": "t1"},
+        secrets=["x-api-key"],
+    )
     pm.hook.on_click(click=click("s1"))
     convert(pm, "s1")
     s2s.drain(timeout=5)

@@ -39,7 +39,10 @@ def sender(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sender]:
 def test_a_hostile_answer_ends_as_an_outcome_with_a_reason(sender, source, case):
     path = f"/{case.name}"
     before = source.count(path)
-    result = sender.send(PostbackRequest("GET", source.url_for("hostile.example") + path + "?c=1"), follow_redirects=case.follow_redirects)
+    result = sender.send(
+        PostbackRequest("GET", source.url_for("hostile.example") + path + "?c=1"),
+        follow_redirects=case.follow_redirects,
+    )
     print(f"{case.name}: {result.outcome} ({result.http_status}): {result.reason}")
     assert (result.outcome, result.http_status) == (case.outcome, case.http_status), result.reason
     assert case.reason in result.reason
@@ -73,7 +76,9 @@ def test_an_internal_error_after_sending_fails_the_attempt_without_a_resend(send
         result = sender.send(PostbackRequest("GET", source.url_for("hostile.example") + "/pb"))
         assert source.count("/pb") == 1
     assert result.outcome == "failed" and result.http_status == 200
-    assert result.reason.startswith("internal error while decoding the answer: LookupError: unknown encoding: base64; not retried")
+    assert result.reason.startswith(
+        "internal error while decoding the answer: LookupError: unknown encoding: base64; not retried"
+    )
     assert "not retried" in result.reason and "LookupError" in result.error
 
 
@@ -107,10 +112,13 @@ def test_a_classify_hook_that_raises_leaves_the_answer_to_the_default_rules(monk
     assert "internal error while classifying the answer: ValueError: boom" in result.reason
 
 
-@pytest.mark.parametrize("headers, words", [
-    ({"X-Token": "a\r\nInjected: 1"}, "could not be sent"),  # header injection: h11 refuses it
-    ({"X-Name": "Ωmega"}, "could not be sent"),  # not latin-1
-])
+@pytest.mark.parametrize(
+    "headers, words",
+    [
+        ({"X-Token": "a\r\nInjected: 1"}, "could not be sent"),  # header injection: h11 refuses it
+        ({"X-Name": "Ωmega"}, "could not be sent"),  # not latin-1
+    ],
+)
 def test_a_request_that_cannot_be_sent_fails_at_once_and_reaches_nobody(sender, headers, words):
     with HostileSource() as source:
         result = sender.send(PostbackRequest("GET", source.url_for("hostile.example") + "/pb", headers))

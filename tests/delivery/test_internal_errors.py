@@ -205,7 +205,6 @@ def test_a_crash_in_the_attempts_own_handling_still_ends_recorded(make_s2s, stan
     assert _delivery(s2s).state == "failed"
 
 
-
 def test_a_failure_in_the_host_limits_keeps_the_result(make_s2s, standin, monkeypatch):
     pm, s2s = make_s2s(lease_seconds=LEASE)
 
@@ -217,6 +216,7 @@ def test_a_failure_in_the_host_limits_keeps_the_result(make_s2s, standin, monkey
     (attempt,) = _attempts(s2s)
     assert len(standin.requests) == 1
     assert attempt.outcome == "delivered" and _delivery(s2s).state == "delivered"
+
 
 # --- the invariant, end to end -------------------------------------------------------------
 
@@ -284,7 +284,9 @@ def test_every_request_that_reached_the_source_is_an_attempt(make_s2s, standin, 
 
     def settled() -> bool:
         with s2s.engine.connect() as conn:
-            return not conn.execute(select(t.deliveries.c.id).where(t.deliveries.c.state.in_(("due", "leased")))).first()
+            return not conn.execute(
+                select(t.deliveries.c.id).where(t.deliveries.c.state.in_(("due", "leased")))
+            ).first()
 
     deadline = time.monotonic() + 10
     while not settled() and time.monotonic() < deadline:
@@ -298,13 +300,29 @@ def test_every_request_that_reached_the_source_is_an_attempt(make_s2s, standin, 
         sent[int(request.params["d"])] = sent.get(int(request.params["d"]), 0) + 1
     with s2s.engine.connect() as conn:
         rows = conn.execute(select(t.deliveries.c.id, t.deliveries.c.source_id)).all()
-        attempts = conn.execute(select(t.attempts.c.delivery_id, t.attempts.c.reason).where(t.attempts.c.attempt > 0)).all()
+        attempts = conn.execute(
+            select(t.attempts.c.delivery_id, t.attempts.c.reason).where(t.attempts.c.attempt > 0)
+        ).all()
     recorded = {}
     for attempt in attempts:
         if not attempt.reason.startswith("not sent"):
             recorded[attempt.delivery_id] = recorded.get(attempt.delivery_id, 0) + 1
-    invisible = {row.source_id: sent.get(row.id, 0) - recorded.get(row.id, 0) for row in rows if sent.get(row.id, 0) != recorded.get(row.id, 0)}
+    invisible = {
+        row.source_id: sent.get(row.id, 0) - recorded.get(row.id, 0)
+        for row in rows
+        if sent.get(row.id, 0) != recorded.get(row.id, 0)
+    }
     assert invisible == {}  # sources, and the requests each saw beyond the attempts recorded
     assert settled_in_time
     by_kind = {kind: sum(sent.get(row.id, 0) for row in rows if row.source_id == kind) for kind in KINDS}
-    assert by_kind == {"ok": 3, "b64": 3, "flaky": 5, "slow": 3, "after": 3, "judge": 3, "prep": 0, "decide": 3, "build": 0}
+    assert by_kind == {
+        "ok": 3,
+        "b64": 3,
+        "flaky": 5,
+        "slow": 3,
+        "after": 3,
+        "judge": 3,
+        "prep": 0,
+        "decide": 3,
+        "build": 0,
+    }

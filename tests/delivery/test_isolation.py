@@ -38,7 +38,9 @@ def _wait(condition, timeout: float, what: str):
 
 def _deliveries(s2s, source: str):
     with s2s.engine.connect() as conn:
-        return conn.execute(select(t.deliveries).where(t.deliveries.c.source_id == source).order_by(t.deliveries.c.id)).all()
+        return conn.execute(
+            select(t.deliveries).where(t.deliveries.c.source_id == source).order_by(t.deliveries.c.id)
+        ).all()
 
 
 # --- fair turns ------------------------------------------------------------------------------
@@ -77,8 +79,11 @@ def test_hanging_sources_do_not_hold_up_a_healthy_one(make_s2s, standin_factory,
     healthy.wait_for(30, timeout=9)
     # Every healthy postback went out while the first attempts to the hanging sources were still
     # waiting for an answer (first come first served, those would have held all 8 slots for 10 s).
-    delivered = _wait(lambda: [a for a in host.attempts if a.source_id == "live"] if len(host.attempts) >= 30 else None,
-                      10, "the healthy postbacks recorded")
+    delivered = _wait(
+        lambda: [a for a in host.attempts if a.source_id == "live"] if len(host.attempts) >= 30 else None,
+        10,
+        "the healthy postbacks recorded",
+    )
     assert {a.outcome for a in delivered} == {"delivered"}
     assert not [a for a in host.attempts if a.source_id != "live"]
     # While the healthy source had work, each hanging one had at most its share of the slots.
@@ -148,8 +153,13 @@ def test_a_source_that_is_down_costs_only_probes_and_drains_once_it_answers(make
     source = host_key(standin.url)
     standin.set_default(RESET)  # drops every connection: down
     pm, s2s = make_s2s(
-        max_concurrency=8, per_host_concurrency=8, retry_schedule=[0, 600], circuit_failures=3,
-        circuit_cooldown=0.5, circuit_max_cooldown=1.0, poll_interval=0.2,
+        max_concurrency=8,
+        per_host_concurrency=8,
+        retry_schedule=[0, 600],
+        circuit_failures=3,
+        circuit_cooldown=0.5,
+        circuit_max_cooldown=1.0,
+        poll_interval=0.2,
     )
     _queue_postbacks(pm, s2s, standin.url, 40, source="down", prefix="d")
     s2s.start()
@@ -176,8 +186,11 @@ def test_a_source_that_is_down_costs_only_probes_and_drains_once_it_answers(make
     # Every delivery that waited for the host goes at once; those whose own attempt failed keep
     # their retry (600 s away).
     failed_before = {d.id for d in _deliveries(s2s, "down") if d.attempts and d.state == "due"}
-    _wait(lambda: sum(1 for d in _deliveries(s2s, "down") if d.state == "delivered") >= 40 - len(failed_before), 20,
-          "the waiting deliveries delivered after recovery")
+    _wait(
+        lambda: sum(1 for d in _deliveries(s2s, "down") if d.state == "delivered") >= 40 - len(failed_before),
+        20,
+        "the waiting deliveries delivered after recovery",
+    )
     assert time.monotonic() - recovered < 20
     still_due = {d.id for d in _deliveries(s2s, "down") if d.state == "due"}
     assert still_due == failed_before - {d.id for d in _deliveries(s2s, "down") if d.state == "delivered"}
@@ -188,8 +201,12 @@ def test_a_source_that_is_down_costs_only_probes_and_drains_once_it_answers(make
 def test_a_deferred_delivery_keeps_its_retries_and_max_age(make_s2s, standin, host):
     standin.set_default(Reply(503, "down"))
     pm, s2s = make_s2s(
-        max_concurrency=1, per_host_concurrency=1, retry_schedule=[0, 600, 600], circuit_failures=1,
-        circuit_cooldown=60, circuit_max_cooldown=60,
+        max_concurrency=1,
+        per_host_concurrency=1,
+        retry_schedule=[0, 600, 600],
+        circuit_failures=1,
+        circuit_cooldown=60,
+        circuit_max_cooldown=60,
     )
     _queue_postbacks(pm, s2s, standin.url, 3, source="down", prefix="d")
     s2s.drain(timeout=1)
@@ -215,8 +232,11 @@ def test_claims_leave_an_open_hosts_deliveries_alone_and_take_one_probe(make_s2s
     _queue_postbacks(pm, s2s, "http://127.0.0.1:10", 2, source="up", prefix="u")
     now = time.time()
     with s2s.engine.begin() as conn:
-        conn.execute(t.hosts.insert().values(host="127.0.0.1:9", state="open", failures=5, opened_at=now - 10,
-                                             next_probe_at=now + 5, updated_at=now))
+        conn.execute(
+            t.hosts.insert().values(
+                host="127.0.0.1:9", state="open", failures=5, opened_at=now - 10, next_probe_at=now + 5, updated_at=now
+            )
+        )
     rows = queue.claim(s2s.engine, fresh=10, lease_seconds=30, probe_window=30)
     assert {r.source_id for r in rows} == {"up"}
     probes: list[int] = []
@@ -232,12 +252,24 @@ def test_claims_leave_an_open_hosts_deliveries_alone_and_take_one_probe(make_s2s
 def test_another_process_sees_an_open_host_in_explain(make_s2s, standin, tmp_path):
     standin.set_default(RESET)
     database_url = f"sqlite:///{tmp_path}/s2s.db"
-    pm, s2s = make_s2s(database_url, max_concurrency=1, retry_schedule=[0, 600], circuit_failures=2, circuit_cooldown=60, circuit_max_cooldown=60)
+    pm, s2s = make_s2s(
+        database_url,
+        max_concurrency=1,
+        retry_schedule=[0, 600],
+        circuit_failures=2,
+        circuit_cooldown=60,
+        circuit_max_cooldown=60,
+    )
     _queue_postbacks(pm, s2s, standin.url, 4, source="down", prefix="d")
     s2s.drain(timeout=1)
     waiting = next(d for d in _deliveries(s2s, "down") if d.attempts == 0)
-    out = subprocess.run(cli("explain", waiting.subid, "--database-url", database_url), env=process_env(),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        cli("explain", waiting.subid, "--database-url", database_url),
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert f"source host {host_key(standin.url)} is not answering since" in out.stdout
 
@@ -255,7 +287,9 @@ def test_fair_queue_drops_rows_and_keeps_its_turns():
 
 def test_two_workers_on_postgresql_share_an_open_circuit(make_s2s, fresh_pg_url, standin):
     standin.set_default(RESET)
-    settings = dict(max_concurrency=1, retry_schedule=[0, 600], circuit_failures=2, circuit_cooldown=60, circuit_max_cooldown=60)
+    settings = dict(
+        max_concurrency=1, retry_schedule=[0, 600], circuit_failures=2, circuit_cooldown=60, circuit_max_cooldown=60
+    )
     pm, first = make_s2s(fresh_pg_url, **settings)
     _queue_postbacks(pm, first, standin.url, 6, source="down", prefix="d")
     first.drain(timeout=1)
@@ -269,8 +303,9 @@ def test_two_workers_on_postgresql_share_an_open_circuit(make_s2s, fresh_pg_url,
 
 def test_retry_after_holds_off_the_probe_and_the_delivery(make_s2s, standin):
     standin.set_default(Reply(429, "slow down", retry_after=30))
-    pm, s2s = make_s2s(max_concurrency=1, retry_schedule=[0, 5], circuit_failures=1, circuit_cooldown=0.5,
-                       circuit_max_cooldown=1)
+    pm, s2s = make_s2s(
+        max_concurrency=1, retry_schedule=[0, 5], circuit_failures=1, circuit_cooldown=0.5, circuit_max_cooldown=1
+    )
     _queue_postbacks(pm, s2s, standin.url, 2, source="busy", prefix="b")
     s2s.drain(timeout=1)
     status = s2s.stats().hosts[host_key(standin.url)]
@@ -282,8 +317,14 @@ def test_retry_after_holds_off_the_probe_and_the_delivery(make_s2s, standin):
 
 def test_a_delivery_that_waited_past_max_age_fails_with_that_reason(make_s2s, standin):
     standin.set_default(RESET)
-    pm, s2s = make_s2s(max_concurrency=1, retry_schedule=[0, 600], circuit_failures=1, circuit_cooldown=60,
-                       circuit_max_cooldown=60, max_age=2)
+    pm, s2s = make_s2s(
+        max_concurrency=1,
+        retry_schedule=[0, 600],
+        circuit_failures=1,
+        circuit_cooldown=60,
+        circuit_max_cooldown=60,
+        max_age=2,
+    )
     _queue_postbacks(pm, s2s, standin.url, 2, source="down", prefix="d")
     s2s.drain(timeout=0.5)
     assert standin.count == 1
@@ -292,5 +333,7 @@ def test_a_delivery_that_waited_past_max_age_fails_with_that_reason(make_s2s, st
         conn.execute(t.hosts.update().values(state="closed", opened_at=None, next_probe_at=None))
     standin.set_default(Reply(200, "OK"))
     s2s.drain(timeout=1)
-    waited = next(d for d in _deliveries(s2s, "down") if d.rule_id and d.attempts == 1 and "maximum age" in (d.reason or ""))
+    waited = next(
+        d for d in _deliveries(s2s, "down") if d.rule_id and d.attempts == 1 and "maximum age" in (d.reason or "")
+    )
     assert waited.state == "failed" and standin.count == 1  # never sent: too old

@@ -53,7 +53,13 @@ def test_resend_by_source_and_outcome(two_sources, host):
     s2s.drain(timeout=5)
     assert len(bad.requests) == 6 and len(good.requests) == 3
     with s2s.engine.connect() as conn:
-        states = dict(conn.execute(select(t.deliveries.c.source_id, func.count()).where(t.deliveries.c.state == "delivered").group_by(t.deliveries.c.source_id)).all())
+        states = dict(
+            conn.execute(
+                select(t.deliveries.c.source_id, func.count())
+                .where(t.deliveries.c.state == "delivered")
+                .group_by(t.deliveries.c.source_id)
+            ).all()
+        )
     assert states == {"good": 3, "bad": 3}
 
 
@@ -61,7 +67,9 @@ def test_resend_by_time_range(two_sources, host):
     pm, s2s, good, bad = two_sources
     now = time.time()
     with s2s.engine.begin() as conn:  # two of the failed ones were queued yesterday
-        conn.execute(update(t.deliveries).where(t.deliveries.c.subid.in_(["bad0", "bad1"])).values(created_at=now - 86400))
+        conn.execute(
+            update(t.deliveries).where(t.deliveries.c.subid.in_(["bad0", "bad1"])).values(created_at=now - 86400)
+        )
     yesterday = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 90000))
     ids = s2s.resend_matching(outcome="failed", since=yesterday, until=now - 3600, dry_run=True)
     assert len(ids) == 2
@@ -98,14 +106,22 @@ def test_resend_command(two_sources, tmp_path):
     with s2s.engine.connect() as conn:
         assert conn.execute(select(func.count()).where(t.deliveries.c.state == "due")).scalar() == 3
     nothing = _run("resend", "--database-url", url)
-    assert nothing.returncode == 2 and "give delivery ids, or filters" in nothing.stderr and "Traceback" not in nothing.stderr
+    assert (
+        nothing.returncode == 2
+        and "give delivery ids, or filters" in nothing.stderr
+        and "Traceback" not in nothing.stderr
+    )
 
 
 def test_test_send_uses_sample_values_and_reports_the_answer(make_s2s, standin, host):
     standin.script("/pb", [(200, "OK")], default=(500, "broken"))
     pm, s2s = make_s2s()
-    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}&p={revenue}&z={sub_id_1}&k=K1",
-                   statuses=["sale"], secrets=["k"])
+    s2s.add_source(
+        "exo",
+        postback_url=standin.url + "/pb?c={external_id}&p={revenue}&z={sub_id_1}&k=K1",
+        statuses=["sale"],
+        secrets=["k"],
+    )
     result = s2s.test_send("source:exo", payout="4.20", external_id="abc", params={"sub_id_1": "zone9"})
     assert result.outcome == "delivered" and result.http_status == 200
     assert standin.requests[0].params == {"c": "abc", "p": "4.2", "z": "zone9", "k": "K1"}
@@ -139,7 +155,11 @@ def test_prune_by_age(two_sources, host):
         conn.execute(update(t.attempts).where(t.attempts.c.id <= 4).values(started_at=old))
         # One old attempt belongs to a delivery still pending: it stays whatever its age.
         pending = conn.execute(select(t.attempts.c.delivery_id).where(t.attempts.c.id == 4)).scalar()
-        conn.execute(update(t.deliveries).where(t.deliveries.c.id == pending).values(state="due", next_attempt_at=time.time() + 999))
+        conn.execute(
+            update(t.deliveries)
+            .where(t.deliveries.c.id == pending)
+            .values(state="due", next_attempt_at=time.time() + 999)
+        )
     out = _run("prune", "--older-than", "30d", "--database-url", str(s2s.engine.url))
     assert out.returncode == 0 and "deleted 3 attempt log entries older than 30d" in out.stdout
     with s2s.engine.connect() as conn:

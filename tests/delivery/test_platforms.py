@@ -24,31 +24,50 @@ def sha256(text: str) -> str:
 
 def meta_source(s2s, standin, extra: str = "") -> None:
     s2s.add_source(
-        "fb", template="meta-capi", statuses=["lead", "sale"],
-        postback_url=standin.url + "/v21.0/PIX123/events?access_token=EAAtok3n&event_name={status:lead=Lead sale=Purchase}"
+        "fb",
+        template="meta-capi",
+        statuses=["lead", "sale"],
+        postback_url=standin.url
+        + "/v21.0/PIX123/events?access_token=EAAtok3n&event_name={status:lead=Lead sale=Purchase}"
         "&event_time={timestamp}&event_id={delivery_id}&value={revenue}&currency={currency}" + extra,
     )
 
 
 def visit(pm, subid: str = "s1", **params: str) -> None:
-    pm.hook.on_click(click=Click(
-        subid=subid, campaign_id="summer", source_id="fb", created_at=CLICK_TIME, ip="203.0.113.9",
-        user_agent="Mozilla/5.0 (X11; Linux x86_64)", params=params,
-    ))
+    pm.hook.on_click(
+        click=Click(
+            subid=subid,
+            campaign_id="summer",
+            source_id="fb",
+            created_at=CLICK_TIME,
+            ip="203.0.113.9",
+            user_agent="Mozilla/5.0 (X11; Linux x86_64)",
+            params=params,
+        )
+    )
 
 
-def convert(pm, subid: str = "s1", status: str = "sale", payout: str = "4.20", created_at: dt.datetime | None = None) -> None:
-    pm.hook.on_conversion(conversion=Conversion(
-        subid=subid, status=status, payout=Decimal(payout), currency="usd",
-        created_at=created_at or dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC),
-    ))
+def convert(
+    pm, subid: str = "s1", status: str = "sale", payout: str = "4.20", created_at: dt.datetime | None = None
+) -> None:
+    pm.hook.on_conversion(
+        conversion=Conversion(
+            subid=subid,
+            status=status,
+            payout=Decimal(payout),
+            currency="usd",
+            created_at=created_at or dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC),
+        )
+    )
 
 
 def test_meta_capi_sends_metas_event_json_with_hashed_identifiers(make_s2s, standin, host):
     pm, s2s = make_s2s()
     meta_source(s2s, standin, "&test_event_code=TEST42")
     standin.script("/v21.0/PIX123/events", [(200, '{"events_received":1,"messages":[],"fbtrace_id":"AbC"}')])
-    visit(pm, fbclid="IwAR0abc", fbp="fb.1.1700000000000.123", email=" Jane.Doe@Example.COM ", phone="+1 (650) 555-1212")
+    visit(
+        pm, fbclid="IwAR0abc", fbp="fb.1.1700000000000.123", email=" Jane.Doe@Example.COM ", phone="+1 (650) 555-1212"
+    )
     convert(pm)
     s2s.drain(timeout=5)
 
@@ -58,21 +77,23 @@ def test_meta_capi_sends_metas_event_json_with_hashed_identifiers(make_s2s, stan
     assert request.params == {"access_token": "EAAtok3n"}  # the event's inputs moved into the body
     assert request.headers["Content-Type"] == "application/json"
     assert request.json() == {
-        "data": [{
-            "event_name": "Purchase",
-            "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC).timestamp()),
-            "event_id": str(delivery_id),
-            "action_source": "website",
-            "user_data": {
-                "client_ip_address": "203.0.113.9",
-                "client_user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
-                "fbc": f"fb.1.{int(CLICK_TIME.timestamp() * 1000)}.IwAR0abc",
-                "fbp": "fb.1.1700000000000.123",
-                "em": [sha256("jane.doe@example.com")],
-                "ph": [sha256("16505551212")],
-            },
-            "custom_data": {"value": 4.2, "currency": "USD"},
-        }],
+        "data": [
+            {
+                "event_name": "Purchase",
+                "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC).timestamp()),
+                "event_id": str(delivery_id),
+                "action_source": "website",
+                "user_data": {
+                    "client_ip_address": "203.0.113.9",
+                    "client_user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                    "fbc": f"fb.1.{int(CLICK_TIME.timestamp() * 1000)}.IwAR0abc",
+                    "fbp": "fb.1.1700000000000.123",
+                    "em": [sha256("jane.doe@example.com")],
+                    "ph": [sha256("16505551212")],
+                },
+                "custom_data": {"value": 4.2, "currency": "USD"},
+            }
+        ],
         "test_event_code": "TEST42",
     }
     (attempt,) = host.attempts
@@ -117,13 +138,17 @@ def test_meta_capi_answers_decide_the_outcome(make_s2s, standin, host, status, a
 def test_ga4_sends_the_measurement_protocol_body(make_s2s, standin, host):
     pm, s2s = make_s2s()
     s2s.add_source(
-        "ga", template="ga4", statuses=["lead", "sale"],
+        "ga",
+        template="ga4",
+        statuses=["lead", "sale"],
         postback_url=standin.url + "/mp/collect?measurement_id=G-TEST1&api_secret=s3cr3tKey"
         "&event_name={status:lead=generate_lead sale=purchase}&transaction_id={delivery_id}"
         "&value={revenue}&currency={currency}&timestamp={timestamp}",
     )
     standin.script("/mp/collect", [(204, "")])
-    pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="ga", params={"_ga": "GA1.1.1234567890.1700000000"}))
+    pm.hook.on_click(
+        click=Click(subid="s1", campaign_id="summer", source_id="ga", params={"_ga": "GA1.1.1234567890.1700000000"})
+    )
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     convert(pm, created_at=now)
     s2s.drain(timeout=5)
@@ -132,9 +157,16 @@ def test_ga4_sends_the_measurement_protocol_body(make_s2s, standin, host):
     assert request.json() == {
         "client_id": "1234567890.1700000000",
         "timestamp_micros": int(now.timestamp()) * 1_000_000,
-        "events": [{"name": "purchase", "params": {
-            "transaction_id": str(host.attempts[0].delivery_id), "value": 4.2, "currency": "USD",
-        }}],
+        "events": [
+            {
+                "name": "purchase",
+                "params": {
+                    "transaction_id": str(host.attempts[0].delivery_id),
+                    "value": 4.2,
+                    "currency": "USD",
+                },
+            }
+        ],
     }
     assert host.attempts[0].outcome == "delivered"
     assert "s3cr3tKey" not in host.attempts[0].url
@@ -143,7 +175,9 @@ def test_ga4_sends_the_measurement_protocol_body(make_s2s, standin, host):
 def test_ga4_old_conversions_go_without_a_timestamp_and_validation_messages_fail(make_s2s, standin, host):
     pm, s2s = make_s2s()
     s2s.add_source(
-        "ga", template="ga4", statuses=["sale"],
+        "ga",
+        template="ga4",
+        statuses=["sale"],
         postback_url=standin.url + "/debug/mp/collect?measurement_id=G-TEST1&api_secret=s3cr3tKey"
         "&event_name=purchase&transaction_id={delivery_id}&value={revenue}&currency={currency}&timestamp={timestamp}",
     )
@@ -167,7 +201,9 @@ def test_platform_templates_are_in_the_library_with_their_secrets(make_s2s):
 
 def tiktok_source(s2s, standin) -> None:
     s2s.add_source(
-        "tt", template="tiktok-events", statuses=["lead", "sale"],
+        "tt",
+        template="tiktok-events",
+        statuses=["lead", "sale"],
         postback_url=standin.url + "/open_api/v1.3/event/track/?access_token=tt-t0ken-9f&event_source_id=C0PIX"
         "&event={status:lead=SubmitForm sale=CompletePayment}&event_time={timestamp}&event_id={delivery_id}"
         "&ttclid={external_id}&value={revenue}&currency={currency}",
@@ -178,8 +214,16 @@ def test_tiktok_events_sends_tiktoks_json_with_the_token_in_its_header(make_s2s,
     pm, s2s = make_s2s()
     tiktok_source(s2s, standin)
     standin.script("/open_api/v1.3/event/track/", [(200, '{"code":0,"message":"OK"}')])
-    pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="tt", ip="203.0.113.9",
-                                 user_agent="Mozilla/5.0", params={"ttclid": "E.C.P.abc", "email": "A@B.example"}))
+    pm.hook.on_click(
+        click=Click(
+            subid="s1",
+            campaign_id="summer",
+            source_id="tt",
+            ip="203.0.113.9",
+            user_agent="Mozilla/5.0",
+            params={"ttclid": "E.C.P.abc", "email": "A@B.example"},
+        )
+    )
     convert(pm)
     s2s.drain(timeout=5)
     (request,) = standin.requests
@@ -188,20 +232,29 @@ def test_tiktok_events_sends_tiktoks_json_with_the_token_in_its_header(make_s2s,
     assert request.json() == {
         "event_source": "web",
         "event_source_id": "C0PIX",
-        "data": [{
-            "event": "CompletePayment",
-            "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC).timestamp()),
-            "event_id": str(host.attempts[0].delivery_id),
-            "user": {"ttclid": "E.C.P.abc", "ip": "203.0.113.9", "user_agent": "Mozilla/5.0", "email": sha256("a@b.example")},
-            "properties": {"value": 4.2, "currency": "USD"},
-        }],
+        "data": [
+            {
+                "event": "CompletePayment",
+                "event_time": int(dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC).timestamp()),
+                "event_id": str(host.attempts[0].delivery_id),
+                "user": {
+                    "ttclid": "E.C.P.abc",
+                    "ip": "203.0.113.9",
+                    "user_agent": "Mozilla/5.0",
+                    "email": sha256("a@b.example"),
+                },
+                "properties": {"value": 4.2, "currency": "USD"},
+            }
+        ],
     }
     (attempt,) = host.attempts
     assert attempt.outcome == "delivered"
     assert "tt-t0ken-9f" not in f"{attempt.url} {attempt.body} {attempt.reason} {attempt.response_body}"
 
 
-@pytest.mark.parametrize(("answer", "outcome"), [('{"code":40001,"message":"bad pixel"}', "failed"), ('{"code":40100}', "retrying")])
+@pytest.mark.parametrize(
+    ("answer", "outcome"), [('{"code":40001,"message":"bad pixel"}', "failed"), ('{"code":40100}', "retrying")]
+)
 def test_tiktok_answer_codes_decide(make_s2s, standin, host, answer, outcome):
     pm, s2s = make_s2s(retry_schedule=[0, 60])
     tiktok_source(s2s, standin)
@@ -212,7 +265,9 @@ def test_tiktok_answer_codes_decide(make_s2s, standin, host, answer, outcome):
     assert [a.outcome for a in host.attempts] == [outcome]
 
 
-def test_a_plugin_with_its_own_template_of_that_name_replaces_the_built_in_platform(tmp_path, host, standin, monkeypatch):
+def test_a_plugin_with_its_own_template_of_that_name_replaces_the_built_in_platform(
+    tmp_path, host, standin, monkeypatch
+):
     import pluggy
     import s2s_json_events
 
@@ -228,8 +283,13 @@ def test_a_plugin_with_its_own_template_of_that_name_replaces_the_built_in_platf
     try:
         assert pm.get_plugin("s2s_postback.tiktok-events") is None
         assert pm.get_plugin("s2s_postback.meta-capi") is not None
-        s2s.add_source("tt", template="tiktok-events", statuses=["sale"], postback_url=standin.url
-                       + "/track?event_source_id=C0PIX&ttclid={external_id}&value={revenue}&currency={currency}")
+        s2s.add_source(
+            "tt",
+            template="tiktok-events",
+            statuses=["sale"],
+            postback_url=standin.url
+            + "/track?event_source_id=C0PIX&ttclid={external_id}&value={revenue}&currency={currency}",
+        )
         standin.script("/track", [(200, '{"code":0}')])
         pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="tt", params={"ttclid": "X"}))
         convert(pm)

@@ -7,8 +7,13 @@ import pytest
 from s2s_plugin.delivery.redirects import next_hop
 
 HEADERS = {
-    "Authorization": "Bearer t0k3n", "Cookie": "sid=1", "Proxy-Authorization": "Basic eA==", "X-Api-Key": "k3y",
-    "X-Signed": "sig-SeCrEt", "Content-Type": "application/json", "X-Trace": "t1",
+    "Authorization": "Bearer t0k3n",
+    "Cookie": "sid=1",
+    "Proxy-Authorization": "Basic eA==",
+    "X-Api-Key": "k3y",
+    "X-Signed": "sig-SeCrEt",
+    "Content-Type": "application/json",
+    "X-Trace": "t1",
 }
 BODY = b'{"click": "abc"}'
 
@@ -30,9 +35,15 @@ def test_307_and_308_with_a_body_to_another_origin_are_refused(status):
     assert moved.refused and "another origin" in moved.refused and "elsewhere.example" in moved.refused
 
 
-@pytest.mark.parametrize("status, method, becomes", [
-    (303, "POST", "GET"), (303, "PUT", "GET"), (301, "POST", "GET"), (302, "POST", "GET"),
-])
+@pytest.mark.parametrize(
+    "status, method, becomes",
+    [
+        (303, "POST", "GET"),
+        (303, "PUT", "GET"),
+        (301, "POST", "GET"),
+        (302, "POST", "GET"),
+    ],
+)
 def test_303_and_a_301_or_302_post_become_a_get_without_a_body(status, method, becomes):
     moved = hop("https://s.example/pb", status, "/next", method=method)
     assert (moved.method, moved.body, moved.refused) == (becomes, None, None)
@@ -55,7 +66,10 @@ def test_across_origins_secret_headers_are_dropped():
 
 def test_a_get_across_origins_keeps_its_plain_headers():
     moved = hop("http://s.example/pb", 301, "http://s.example:8080/pb", method="GET", body=None)
-    assert moved.url == "http://s.example:8080/pb" and moved.headers == {"X-Trace": "t1", "Content-Type": "application/json"}
+    assert moved.url == "http://s.example:8080/pb" and moved.headers == {
+        "X-Trace": "t1",
+        "Content-Type": "application/json",
+    }
 
 
 def test_https_to_http_is_refused():
@@ -65,7 +79,13 @@ def test_https_to_http_is_refused():
 
 def test_http_to_https_on_the_same_host_is_the_same_origin():
     moved = hop("http://s.example/pb", 308, "https://s.example/pb")
-    assert (moved.url, moved.method, moved.body, moved.headers, moved.refused) == ("https://s.example/pb", "POST", BODY, HEADERS, None)
+    assert (moved.url, moved.method, moved.body, moved.headers, moved.refused) == (
+        "https://s.example/pb",
+        "POST",
+        BODY,
+        HEADERS,
+        None,
+    )
 
 
 def test_a_location_that_is_not_a_url_is_refused():

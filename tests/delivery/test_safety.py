@@ -20,8 +20,16 @@ from .conftest import click, convert
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1/x", "http://10.1.2.3/", "http://169.254.169.254/latest/meta-data", "http://[::1]:8080/",
-     "http://[::ffff:127.0.0.1]/", "http://100.100.100.200/", "http://0.0.0.0/", "http://[fd00:ec2::254]/"],
+    [
+        "http://127.0.0.1/x",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:8080/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://100.100.100.200/",
+        "http://0.0.0.0/",
+        "http://[fd00:ec2::254]/",
+    ],
 )
 def test_private_loopback_link_local_and_metadata_refused(url):
     verdict = check_target(url, allow_private=False)
@@ -78,7 +86,11 @@ def test_redirects_not_followed_unless_the_template_allows(make_s2s, standin, ho
 class RedirectingTemplate:
     @hookspecs.hookimpl
     def register_source_templates(self):
-        return [hookspecs.SourceTemplate(name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True)]
+        return [
+            hookspecs.SourceTemplate(
+                name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True
+            )
+        ]
 
 
 def test_each_redirect_hop_is_checked(make_s2s, standin, host, monkeypatch):
@@ -124,10 +136,20 @@ def test_long_answers_are_stored_truncated_with_a_flag(make_s2s, standin, host):
 
 def test_marked_secrets_are_sent_but_never_logged(make_s2s, standin, host):
     pm, s2s = make_s2s()
-    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}&api_key=SeCrEt1&Token=SeCrEt2",
-                   statuses=["sale"], secrets=["api_key", "token"])
-    s2s.add_postback("summer", url=standin.url + "/events", method="POST", statuses=["sale", "lead"],
-                     body='{"click": "{external_id}", "auth": {"password": "SeCrEt3"}}', secrets=["password"])
+    s2s.add_source(
+        "exo",
+        postback_url=standin.url + "/pb?c={external_id}&api_key=SeCrEt1&Token=SeCrEt2",
+        statuses=["sale"],
+        secrets=["api_key", "token"],
+    )
+    s2s.add_postback(
+        "summer",
+        url=standin.url + "/events",
+        method="POST",
+        statuses=["sale", "lead"],
+        body='{"click": "{external_id}", "auth": {"password": "SeCrEt3"}}',
+        secrets=["password"],
+    )
     pm.hook.on_click(click=click("s1", "X1"))
     convert(pm, "s1", "lead")  # skipped by the source (lead not enabled): its log entry is redacted too
     convert(pm, "s1", "sale")
@@ -156,7 +178,9 @@ def test_resolver_remembers_a_name_for_its_ttl_and_still_checks_the_answer(monke
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     resolver = Resolver(ttl=0.2)
     for _ in range(3):
-        assert check_target("http://source.example/pb", allow_private=False, resolver=resolver).addresses == ("93.184.216.34",)
+        assert check_target("http://source.example/pb", allow_private=False, resolver=resolver).addresses == (
+            "93.184.216.34",
+        )
     assert lookups == ["source.example"]
     # A remembered private answer is refused every time, like a fresh one.
     for _ in range(2):
@@ -183,48 +207,103 @@ class FixedResolver:
         return self.answer
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200", "100.64.0.1",
-    "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "255.255.255.255", "192.0.0.8", "192.0.2.1", "198.18.0.1",
-    "198.51.100.7", "203.0.113.9", "240.0.0.1",
-    "::1", "::", "fe80::1%eth0", "fc00::1", "fd00:ec2::254", "ff02::1", "2001:db8::1", "100::1", "3fff::1",
-    "fec0::1",  # site-local (deprecated, still routed inside some networks)
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::127.0.0.1", "::8.8.8.8",  # IPv4-mapped and -compatible
-    "2002:7f00:1::", "2002:a9fe:a9fe::1", "2002:0a00:0001::",  # 6to4 of 127.0.0.1, the metadata address, 10.0.0.1
-    "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:7f00:1:8000:63bf:3fff:fdd2",  # Teredo
-    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::a00:1",  # NAT64 of 127.0.0.1, the metadata address, 10.0.0.1
-    "64:ff9b:1::808:808",  # local-use NAT64
-    "::ffff:0:7f00:1",  # IPv4-translated
-    "not-an-address",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.100.100.200",
+        "100.64.0.1",
+        "0.0.0.0",
+        "0.1.2.3",
+        "224.0.0.1",
+        "239.255.255.250",
+        "255.255.255.255",
+        "192.0.0.8",
+        "192.0.2.1",
+        "198.18.0.1",
+        "198.51.100.7",
+        "203.0.113.9",
+        "240.0.0.1",
+        "::1",
+        "::",
+        "fe80::1%eth0",
+        "fc00::1",
+        "fd00:ec2::254",
+        "ff02::1",
+        "2001:db8::1",
+        "100::1",
+        "3fff::1",
+        "fec0::1",  # site-local (deprecated, still routed inside some networks)
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",
+        "::8.8.8.8",  # IPv4-mapped and -compatible
+        "2002:7f00:1::",
+        "2002:a9fe:a9fe::1",
+        "2002:0a00:0001::",  # 6to4 of 127.0.0.1, the metadata address, 10.0.0.1
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "2001:0:7f00:1:8000:63bf:3fff:fdd2",  # Teredo
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::a00:1",  # NAT64 of 127.0.0.1, the metadata address, 10.0.0.1
+        "64:ff9b:1::808:808",  # local-use NAT64
+        "::ffff:0:7f00:1",  # IPv4-translated
+        "not-an-address",
+    ],
+)
 def test_every_address_that_is_not_globally_routable_is_refused(address):
     assert safety.is_forbidden_address(address)
-    verdict = check_target("http://source.example/pb", allow_private=False, resolver=FixedResolver("93.184.216.34", address))
+    verdict = check_target(
+        "http://source.example/pb", allow_private=False, resolver=FixedResolver("93.184.216.34", address)
+    )
     assert not verdict.ok and address in verdict.reason and "private or internal" in verdict.reason
 
 
-@pytest.mark.parametrize("address", [
-    "93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e",
-    "::ffff:8.8.8.8",  # IPv4-mapped public address: it is 8.8.8.8
-    "2002:0808:0808::1",  # 6to4 of a public address
-    "64:ff9b::808:808",  # NAT64 of a public address: how an IPv6-only host reaches an IPv4-only source
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "2a00:1450:4001:80b::200e",
+        "::ffff:8.8.8.8",  # IPv4-mapped public address: it is 8.8.8.8
+        "2002:0808:0808::1",  # 6to4 of a public address
+        "64:ff9b::808:808",  # NAT64 of a public address: how an IPv6-only host reaches an IPv4-only source
+    ],
+)
 def test_globally_routable_addresses_pass(address):
     assert not safety.is_forbidden_address(address)
     assert check_target("http://source.example/pb", allow_private=False, resolver=FixedResolver(address)).ok
 
 
-@pytest.mark.parametrize("url", ["http://0x7f000001/", "http://2130706433/", "http://127.1/", "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:ffff:a9fe:a9fe]/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://0x7f000001/",
+        "http://2130706433/",
+        "http://127.1/",
+        "http://[::ffff:7f00:1]/",
+        "http://[0:0:0:0:0:ffff:a9fe:a9fe]/",
+    ],
+)
 def test_loopback_and_metadata_in_other_spellings_are_refused(url):
     verdict = check_target(url, allow_private=False)
     assert not verdict.ok and "private or internal" in verdict.reason
 
 
-@pytest.mark.parametrize("url, words", [
-    ("http://{_sub_id_1}/pb", "is not a host name"),  # a raw macro in the host part
-    ("http://[::1/pb", "cannot be parsed"),
-    ("http://ex ample.com/pb", "is not a host name"),
-])
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("http://{_sub_id_1}/pb", "is not a host name"),  # a raw macro in the host part
+        ("http://[::1/pb", "cannot be parsed"),
+        ("http://ex ample.com/pb", "is not a host name"),
+    ],
+)
 def test_a_url_that_can_never_be_sent_fails_without_retrying(url, words):
     verdict = check_target(url, allow_private=True)
     assert not verdict.ok and not verdict.retryable and words in verdict.reason

@@ -34,7 +34,10 @@ def test_a_get_carries_host_accept_and_user_agent_once(sender, standin):
 def test_a_header_the_request_sets_replaces_the_default_and_a_body_gets_its_length(sender, standin):
     body = b'{"event":"purchase"}'
     request = PostbackRequest(
-        method="POST", url=standin.url + "/events", headers={"User-Agent": "custom/1", "Content-Type": "application/json"}, body=body
+        method="POST",
+        url=standin.url + "/events",
+        headers={"User-Agent": "custom/1", "Content-Type": "application/json"},
+        body=body,
     )
     assert sender.send(request).outcome == "delivered"
     (seen,) = standin.requests
@@ -57,7 +60,9 @@ def test_a_compressed_answer_is_read_decompressed(sender, standin, coding, encod
 
 
 def test_an_answer_is_decoded_with_the_charset_it_names(sender, standin):
-    standin.script("/pb", [Reply(200, "Ошибка: нет клика".encode("cp1251"), {"Content-Type": "text/plain; charset=windows-1251"})])
+    standin.script(
+        "/pb", [Reply(200, "Ошибка: нет клика".encode("cp1251"), {"Content-Type": "text/plain; charset=windows-1251"})]
+    )
     result = sender.send(PostbackRequest(method="GET", url=standin.url + "/pb"))
     assert result.response_body == "Ошибка: нет клика"
 

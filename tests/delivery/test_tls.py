@@ -153,7 +153,9 @@ def test_a_certificate_from_an_unknown_authority_is_refused(sender):
 def test_an_https_source_redirecting_to_http_is_refused(sender, ca):
     with HostileSource() as plain, HostileSource(tls=_tls_context(ca, "pinned.example")) as secure:
         secure.answers["/pb"] = answer(response(301, b"", [("Location", f"http://pinned.example:{plain.port}/pb")]))
-        result = sender.send(PostbackRequest("GET", f"https://pinned.example:{secure.port}/pb?c=1"), follow_redirects=True)
+        result = sender.send(
+            PostbackRequest("GET", f"https://pinned.example:{secure.port}/pb?c=1"), follow_redirects=True
+        )
         assert secure.count("/pb") == 1 and plain.requests == []  # the postback never went out in clear
     assert result.outcome == "failed" and result.http_status == 301 and "https to http" in result.reason
 

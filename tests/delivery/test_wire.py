@@ -22,7 +22,11 @@ def _by_httpx(url: str) -> tuple[bytes, bytes, int | None, bytes]:
 def urls(draw: st.DrawFn) -> str:
     chars = draw(st.sampled_from([_CHARS, _PLAIN_CHARS]))
     scheme = draw(st.sampled_from(["http", "https", "HTTP", "Https"]))
-    host = draw(st.sampled_from(["example.net", "Example.NET", "127.0.0.1", "a-b.c", "x", "pb.example.com", "xn--bcher-kva.example"]))
+    host = draw(
+        st.sampled_from(
+            ["example.net", "Example.NET", "127.0.0.1", "a-b.c", "x", "pb.example.com", "xn--bcher-kva.example"]
+        )
+    )
     port = draw(st.sampled_from(["", ":80", ":443", ":8080", ":080", ":65535", ":1"]))
     path = draw(st.text(alphabet=chars.replace("?", "").replace("#", ""), max_size=20))
     query = draw(st.one_of(st.just(""), st.text(alphabet=chars, max_size=30).map(lambda q: "?" + q)))

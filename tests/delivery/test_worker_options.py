@@ -32,13 +32,32 @@ def test_worker_options_reach_the_service_typed(monkeypatch: pytest.MonkeyPatch,
         raise Opened
 
     monkeypatch.setattr(worker_module, "open_service", open_service)
-    result = CliRunner().invoke(main, [
-        "worker", "--database-url", f"sqlite:///{tmp_path}/w.db", "--retry-schedule", "0,5", "--jitter", "0.5",
-        "--claim-batch", "7", "--retry-after-cap", "60", "--allow-private-targets", "--idempotency-header", "X-Id",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "worker",
+            "--database-url",
+            f"sqlite:///{tmp_path}/w.db",
+            "--retry-schedule",
+            "0,5",
+            "--jitter",
+            "0.5",
+            "--claim-batch",
+            "7",
+            "--retry-after-cap",
+            "60",
+            "--allow-private-targets",
+            "--idempotency-header",
+            "X-Id",
+        ],
+    )
     assert isinstance(result.exception, Opened)
     assert seen["retry_schedule"] == [0.0, 5.0] and seen["jitter"] == 0.5 and seen["claim_batch"] == 7
-    assert seen["retry_after_cap"] == 60.0 and seen["allow_private_targets"] is True and seen["idempotency_header"] == "X-Id"
+    assert (
+        seen["retry_after_cap"] == 60.0
+        and seen["allow_private_targets"] is True
+        and seen["idempotency_header"] == "X-Id"
+    )
     # Settings not given are left to S2S_* variables and the defaults.
     assert seen["timeout"] is None and seen["max_concurrency"] is None
 

@@ -49,7 +49,16 @@ def test_postgres_worker_wakes_on_notify_not_on_the_poll(fresh_pg_url):
 def test_sigkill_mid_run_loses_nothing_and_duplicates_only_what_was_in_flight(tmp_path):
     url = f"sqlite:///{tmp_path}/q.db"
     total = 2000
-    options = ("--lease-seconds", "2", "--poll-interval", "0.2", "--max-concurrency", "16", "--per-host-concurrency", "16")
+    options = (
+        "--lease-seconds",
+        "2",
+        "--poll-interval",
+        "0.2",
+        "--max-concurrency",
+        "16",
+        "--per-host-concurrency",
+        "16",
+    )
     with StandInSource(default=Reply(200, "OK", delay=0.002)) as source:
         queue_postbacks(url, source.url, total)
         engine = make_engine(url)

@@ -29,7 +29,12 @@ class Worker:
     def start(self) -> Worker:
         self.process = subprocess.Popen(
             cli("worker", "--database-url", self.database_url, "--allow-private-targets", *self.options),
-            cwd=ROOT, env=process_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=process_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         return self
 

@@ -12,7 +12,9 @@ import pluggy
 from hookspecs import Click, Conversion
 
 
-def make_click(subid: str, external_id: str | None = "abc", *, campaign: str = "summer", source: str | None = "exo", **params: str) -> Click:
+def make_click(
+    subid: str, external_id: str | None = "abc", *, campaign: str = "summer", source: str | None = "exo", **params: str
+) -> Click:
     """A click of campaign ``summer`` from source ``exo`` carrying the source's click id."""
     values = dict(params)
     if external_id is not None:
@@ -20,9 +22,13 @@ def make_click(subid: str, external_id: str | None = "abc", *, campaign: str = "
     return Click(subid=subid, campaign_id=campaign, source_id=source, params=values)
 
 
-def convert(pm: pluggy.PluginManager, subid: str, status: str = "sale", payout: str | None = "2.5", **fields: Any) -> None:
+def convert(
+    pm: pluggy.PluginManager, subid: str, status: str = "sale", payout: str | None = "2.5", **fields: Any
+) -> None:
     """Report a conversion through ``on_conversion``."""
-    pm.hook.on_conversion(conversion=Conversion(subid=subid, status=status, payout=Decimal(payout) if payout else None, **fields))
+    pm.hook.on_conversion(
+        conversion=Conversion(subid=subid, status=status, payout=Decimal(payout) if payout else None, **fields)
+    )
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ def documented_sections() -> dict[str, tuple[list[str], str]]:
     headings = list(re.finditer(r"^## `(\w+)\(([^)]*)\)`$", text, re.M))
     sections = {}
     for heading, following in zip(headings, headings[1:] + [None]):
-        body = text[heading.end(): following.start() if following else len(text)]
+        body = text[heading.end() : following.start() if following else len(text)]
         params = [p.strip() for p in heading.group(2).split(",") if p.strip()]
         sections[heading.group(1)] = (params, body)
     return sections
@@ -45,8 +45,14 @@ def documented_sections() -> dict[str, tuple[list[str], str]]:
 
 def test_the_contract_has_the_hooks_of_the_design() -> None:
     assert set(SPECS) == {
-        "on_click", "on_conversion", "on_postback_sent", "register_source_templates",
-        "resolve_macro", "prepare_request", "classify_response", "postback_rules",
+        "on_click",
+        "on_conversion",
+        "on_postback_sent",
+        "register_source_templates",
+        "resolve_macro",
+        "prepare_request",
+        "classify_response",
+        "postback_rules",
     }
     assert set(SPECS) <= set(hookspecs.__all__)
 
@@ -144,16 +150,25 @@ def test_the_tutorial_builds_a_plugin_that_installs_loads_and_passes_its_own_tes
     site = tmp_path / "site"
     info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n", "utf-8")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n", "utf-8"
+    )
     lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
     (info / "entry_points.txt").write_text(f"[{hookspecs.PROJECT_NAME}]\n{lines}", "utf-8")
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(tmp_path / "s2s-acme"), str(ROOT)]),
-           "S2S_PLUGINS_STRICT": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(tmp_path / "s2s-acme"), str(ROOT)]),
+        "S2S_PLUGINS_STRICT": "1",
+    }
     env.pop("S2S_DISABLE_PLUGINS", None)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=tmp_path / "s2s-acme", env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path / "s2s-acme",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b7 passed\b", result.stdout), result.stdout

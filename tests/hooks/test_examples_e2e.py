@@ -76,9 +76,10 @@ def host(tmp_path: Path, serve_asgi: Callable[..., str]) -> Iterator[Host]:
         assert {"exoclick", "json_events"} <= set(tracker.plugins)
         creds = tracker.init()
         base_url = serve_asgi(create_app(tracker))
-        with httpx.Client(base_url=base_url, timeout=10) as client, httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10
-        ) as api:
+        with (
+            httpx.Client(base_url=base_url, timeout=10) as client,
+            httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10) as api,
+        ):
             yield Host(tracker, client, api, creds.postback_key, database_url)
 
 
@@ -87,8 +88,13 @@ def host(tmp_path: Path, serve_asgi: Callable[..., str]) -> Iterator[Host]:
 
 @pytest.fixture
 def exo(host: Host, standin: StandInSource) -> Host:
-    host.add("/api/sources", id="exo", template="exoclick", postback_url=standin.url + "/tag.php?goal=g1&tag={external_id}&value={revenue}",
-             statuses=["sale"])
+    host.add(
+        "/api/sources",
+        id="exo",
+        template="exoclick",
+        postback_url=standin.url + "/tag.php?goal=g1&tag={external_id}&value={revenue}",
+        statuses=["sale"],
+    )
     host.add("/api/campaigns", alias="summer", source_id="exo", offer_url="https://offer.example/?s={subid}")
     return host
 
@@ -97,12 +103,21 @@ def exo(host: Host, standin: StandInSource) -> Host:
     ("answer", "outcome", "reason"),
     [
         ("OK", "delivered", "plugin 'exoclick' judged the HTTP 200 answer 'OK': delivered"),
-        ("ERROR: This conversion has already been notified and saved.", "delivered",
-         "plugin 'exoclick' judged the HTTP 200 answer 'ERROR: This conversion has already been notified and saved.': delivered"),
-        ("ERROR: Tag is invalid!", "failed", "plugin 'exoclick' judged the HTTP 200 answer 'ERROR: Tag is invalid!': failed"),
+        (
+            "ERROR: This conversion has already been notified and saved.",
+            "delivered",
+            "plugin 'exoclick' judged the HTTP 200 answer 'ERROR: This conversion has already been notified and saved.': delivered",
+        ),
+        (
+            "ERROR: Tag is invalid!",
+            "failed",
+            "plugin 'exoclick' judged the HTTP 200 answer 'ERROR: Tag is invalid!': failed",
+        ),
     ],
 )
-def test_exoclick_answers_decide_the_outcome(exo: Host, standin: StandInSource, answer: str, outcome: str, reason: str) -> None:
+def test_exoclick_answers_decide_the_outcome(
+    exo: Host, standin: StandInSource, answer: str, outcome: str, reason: str
+) -> None:
     standin.script("/tag.php", [(200, answer)])
     subid = exo.click("summer", external_id="EXO-1")
     exo.convert(subid=subid, status="sale", payout="1.5")
@@ -128,7 +143,10 @@ def test_exoclick_template_comes_from_the_plugin(exo: Host) -> None:
 def tiktok(host: Host, standin: StandInSource, monkeypatch: pytest.MonkeyPatch) -> Host:
     monkeypatch.setenv("S2S_TIKTOK_ACCESS_TOKEN", TOKEN)
     monkeypatch.delenv("S2S_TIKTOK_EVENTS", raising=False)
-    url = standin.url + "/open_api/v1.3/event/track/?event_source_id=C0PIX&ttclid={external_id}&value={revenue}&currency={currency}"
+    url = (
+        standin.url
+        + "/open_api/v1.3/event/track/?event_source_id=C0PIX&ttclid={external_id}&value={revenue}&currency={currency}"
+    )
     host.add("/api/sources", id="tiktok", template="tiktok-events", postback_url=url, statuses=["lead", "sale"])
     host.add("/api/campaigns", alias="tt", source_id="tiktok", offer_url="https://offer.example/?s={subid}")
     return host
@@ -138,8 +156,11 @@ def test_json_events_sends_tiktoks_json_post_with_the_token_and_never_logs_it(
     tiktok: Host, standin: StandInSource, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    standin.script("/open_api/", [(200, json.dumps({"code": 40100, "message": f"rate limited: {TOKEN}"}))],
-                   default=(200, '{"code": 0, "message": "OK", "data": {}}'))
+    standin.script(
+        "/open_api/",
+        [(200, json.dumps({"code": 40100, "message": f"rate limited: {TOKEN}"}))],
+        default=(200, '{"code": 0, "message": "OK", "data": {}}'),
+    )
     subid = tiktok.click("tt", headers={"User-Agent": "Mozilla/5.0 (test)"}, ttclid="E.C.P.xyz")
     tiktok.convert(subid=subid, status="sale", payout="4.20", currency="USD", tid="T-1")
     tiktok.tracker.s2s.drain(timeout=5)
@@ -156,7 +177,10 @@ def test_json_events_sends_tiktoks_json_post_with_the_token_and_never_logs_it(
     assert first.body == second.body  # the retry sends the same event: TikTok counts it once
 
     attempts = tiktok.sent(subid)
-    assert [(a["attempt"], a["outcome"], a["method"]) for a in attempts] == [(1, "retrying", "POST"), (2, "delivered", "POST")]
+    assert [(a["attempt"], a["outcome"], a["method"]) for a in attempts] == [
+        (1, "retrying", "POST"),
+        (2, "delivered", "POST"),
+    ]
     assert attempts[0]["reason"].startswith("plugin 'json_events' judged the HTTP 200 answer")
     assert "[REDACTED]" in attempts[0]["response_body"]
     logs = CliRunner().invoke(sample_host_cli, ["logs", "--db", tiktok.database_url, "--json"])
@@ -177,7 +201,10 @@ def test_json_events_without_a_token_retries_naming_the_plugin_then_delivers(
     assert standin.requests == []
     (attempt,) = tiktok.sent(subid)
     assert attempt["outcome"] == "retrying"
-    assert "not sent: plugin 'json_events' failed in prepare_request: RuntimeError: S2S_TIKTOK_ACCESS_TOKEN is not set" in attempt["reason"]
+    assert (
+        "not sent: plugin 'json_events' failed in prepare_request: RuntimeError: S2S_TIKTOK_ACCESS_TOKEN is not set"
+        in attempt["reason"]
+    )
     monkeypatch.setenv("S2S_TIKTOK_ACCESS_TOKEN", TOKEN)  # the operator sets it; the delivery was kept
     tiktok.tracker.s2s.drain(timeout=5)
     (request,) = standin.requests

@@ -33,8 +33,15 @@ class Templates:
 
 def test_register_source_templates_adds_and_replaces_templates(make_s2s, standin, host):
     pm, s2s = make_s2s()
-    mine = SourceTemplate(name="acme", postback_url=standin.url + "/acme?cid={external_id}", source_macro="[CID]", statuses=("lead", "sale"))
-    exo = SourceTemplate(name="exoclick", postback_url=standin.url + "/exo?tag={external_id}", source_macro="{conversions_tracking}")
+    mine = SourceTemplate(
+        name="acme",
+        postback_url=standin.url + "/acme?cid={external_id}",
+        source_macro="[CID]",
+        statuses=("lead", "sale"),
+    )
+    exo = SourceTemplate(
+        name="exoclick", postback_url=standin.url + "/exo?tag={external_id}", source_macro="{conversions_tracking}"
+    )
     with registered(pm, Templates(mine, exo), "acme"):
         assert s2s.templates()["acme"] == mine
         assert s2s.templates()["exoclick"] == exo  # a plugin's template replaces the built-in one
@@ -50,8 +57,11 @@ def test_register_source_templates_adds_and_replaces_templates(make_s2s, standin
 def test_register_source_templates_failing_plugin_is_left_out_and_named(make_s2s, standin, caplog):
     pm, s2s = make_s2s()
     good = SourceTemplate(name="acme", postback_url=standin.url + "/acme?cid={external_id}")
-    with registered(pm, Templates(good), "acme"), registered(pm, Templates(error=RuntimeError("no file")), "broken"), \
-            registered(pm, Templates("not a template"), "sloppy"):  # type: ignore[arg-type]
+    with (
+        registered(pm, Templates(good), "acme"),
+        registered(pm, Templates(error=RuntimeError("no file")), "broken"),
+        registered(pm, Templates("not a template"), "sloppy"),
+    ):  # type: ignore[arg-type]
         library = s2s.templates()
     assert library["acme"] == good and "exoclick" in library
     assert sorted(f.describe() for f in s2s.template_failures) == [
@@ -78,7 +88,9 @@ class Macros:
 
 def test_resolve_macro_first_result_wins_and_may_override_a_builtin(make_s2s, standin, host):
     pm, s2s = make_s2s()
-    s2s.add_source("exo", postback_url=standin.url + "/pb?goal={exo_goal:sale}&v={revenue}&c={external_id}", statuses=["sale"])
+    s2s.add_source(
+        "exo", postback_url=standin.url + "/pb?goal={exo_goal:sale}&v={revenue}&c={external_id}", statuses=["sale"]
+    )
     early, late = Macros({"exo_goal": "g&1", "revenue": "9.99"}), Macros({"exo_goal": "never"})
     with registered(pm, late, "late"), registered(pm, early, "early"):
         pm.hook.on_click(click=make_click("s1", "C1"))
@@ -93,7 +105,10 @@ def test_resolve_macro_first_result_wins_and_may_override_a_builtin(make_s2s, st
 def test_resolve_macro_failing_plugin_falls_through_and_is_named_on_the_attempt(make_s2s, standin, host):
     pm, s2s = make_s2s()
     s2s.add_source("exo", postback_url=standin.url + "/pb?goal={exo_goal}&c={external_id}", statuses=["sale"])
-    with registered(pm, Macros({"exo_goal": "G7"}), "fallback"), registered(pm, Macros({}, error=KeyError("goals")), "broken"):
+    with (
+        registered(pm, Macros({"exo_goal": "G7"}), "fallback"),
+        registered(pm, Macros({}, error=KeyError("goals")), "broken"),
+    ):
         pm.hook.on_click(click=make_click("s1", "C1"))
         convert(pm, "s1", "sale")
         s2s.drain(timeout=5)
@@ -111,10 +126,18 @@ class JsonBody:
 
     @hookspecs.hookimpl
     def prepare_request(self, request, context):
-        body = {"click": context.click.params["external_id"], "status": context.conversion.status,
-                "value": str(context.conversion.payout), "rule": context.rule.id}
-        return dataclasses.replace(request, method="POST", body=json.dumps(body).encode(),
-                                   headers={**request.headers, "Content-Type": "application/json"})
+        body = {
+            "click": context.click.params["external_id"],
+            "status": context.conversion.status,
+            "value": str(context.conversion.payout),
+            "rule": context.rule.id,
+        }
+        return dataclasses.replace(
+            request,
+            method="POST",
+            body=json.dumps(body).encode(),
+            headers={**request.headers, "Content-Type": "application/json"},
+        )
 
 
 class Signature:
@@ -164,7 +187,9 @@ def test_prepare_request_failure_retries_with_the_plugin_named_and_never_sends(m
         assert standin.requests == []  # a request the plugin could not prepare is never sent
         first = host.attempts[0]
         assert (first.attempt, first.outcome, first.http_status) == (1, "retrying", None)
-        assert "not sent: plugin 'token' failed in prepare_request: RuntimeError: token store unreachable" in first.reason
+        assert (
+            "not sent: plugin 'token' failed in prepare_request: RuntimeError: token store unreachable" in first.reason
+        )
         assert first.error == "plugin 'token' failed in prepare_request: RuntimeError: token store unreachable"
         assert first.next_attempt_at is not None
         # The operator fixes the plugin; the delivery was kept, and the next attempt goes out.
@@ -186,8 +211,11 @@ def test_prepare_request_every_failing_plugin_is_named_and_the_others_still_run(
         def prepare_request(self, request, context):
             Counting.calls += 1
 
-    with registered(pm, Broken(ValueError("one")), "first_broken"), registered(pm, Broken(ValueError("two")), "second_broken"), \
-            registered(pm, Counting(), "counting"):
+    with (
+        registered(pm, Broken(ValueError("one")), "first_broken"),
+        registered(pm, Broken(ValueError("two")), "second_broken"),
+        registered(pm, Counting(), "counting"),
+    ):
         pm.hook.on_click(click=make_click("s1"))
         convert(pm, "s1", "sale")
         s2s.drain(timeout=5)
@@ -205,8 +233,13 @@ def test_prepare_request_secrets_are_redacted_everywhere_the_attempt_is_recorded
     class Token:
         @hookspecs.hookimpl
         def prepare_request(self, request, context):
-            return dataclasses.replace(request, url=request.url + "&access_token=" + token, body=f'{{"token": "{token}"}}'.encode(),
-                                       headers={**request.headers, "Access-Token": token}, secrets=(*request.secrets, token))
+            return dataclasses.replace(
+                request,
+                url=request.url + "&access_token=" + token,
+                body=f'{{"token": "{token}"}}'.encode(),
+                headers={**request.headers, "Access-Token": token},
+                secrets=(*request.secrets, token),
+            )
 
     standin.script("/events", [(401, f"invalid token {token}")])
     s2s.add_source("exo", postback_url=standin.url + "/events?c={external_id}", statuses=["sale"])
@@ -217,7 +250,9 @@ def test_prepare_request_secrets_are_redacted_everywhere_the_attempt_is_recorded
     (request,) = standin.requests
     assert request.headers["access-token"] == token and request.params["access_token"] == token  # sent as is
     (attempt,) = host.attempts
-    recorded = json.dumps(attempt.to_dict()) + json.dumps([a.to_dict() for a in s2s.attempts()]) + str(s2s.explain("s1"))
+    recorded = (
+        json.dumps(attempt.to_dict()) + json.dumps([a.to_dict() for a in s2s.attempts()]) + str(s2s.explain("s1"))
+    )
     assert token not in recorded
     assert attempt.url.endswith("&access_token=[REDACTED]")
     assert attempt.response_body == "invalid token [REDACTED]"
@@ -233,7 +268,9 @@ def test_prepare_request_sees_which_template_and_rule_the_request_is_for(make_s2
         def prepare_request(self, request, context):
             seen.append((request.template, request.rule_id, context.rule.template, context.rule.source_id))
 
-    s2s.add_source("exo", template="exoclick", postback_url=standin.url + "/tag.php?tag={external_id}", statuses=["sale"])
+    s2s.add_source(
+        "exo", template="exoclick", postback_url=standin.url + "/tag.php?tag={external_id}", statuses=["sale"]
+    )
     with registered(pm, Look(), "look"):
         pm.hook.on_click(click=make_click("s1"))
         convert(pm, "s1", "sale")
@@ -265,7 +302,9 @@ def errors_fail(request, response):
 def test_classify_response_first_result_wins_and_the_body_is_in_the_reason(make_s2s, standin, host):
     pm, s2s = make_s2s()
     standin.script("/tag.php", [(200, "ERROR: Tag is invalid!")], default=(200, "OK"))
-    s2s.add_source("exo", template="exoclick", postback_url=standin.url + "/tag.php?tag={external_id}", statuses=["sale"])
+    s2s.add_source(
+        "exo", template="exoclick", postback_url=standin.url + "/tag.php?tag={external_id}", statuses=["sale"]
+    )
     never = Classifier("delivered")
     with registered(pm, never, "never"), registered(pm, Classifier(errors_fail), "exo"):
         for n in (1, 2):  # one after the other: the first answer scripted is the error
@@ -296,7 +335,10 @@ def test_classify_response_failing_plugin_falls_back_to_the_default_rules(make_s
     pm, s2s = make_s2s(retry_schedule=[0, 0.05])
     standin.script("/pb", [(503, "busy")], default=(200, "OK"))
     s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
-    with registered(pm, Classifier(error=ValueError("bad json")), "broken"), registered(pm, Classifier("perhaps"), "odd"):
+    with (
+        registered(pm, Classifier(error=ValueError("bad json")), "broken"),
+        registered(pm, Classifier("perhaps"), "odd"),
+    ):
         pm.hook.on_click(click=make_click("s1"))
         convert(pm, "s1", "sale")
         s2s.drain(timeout=5)
@@ -304,7 +346,10 @@ def test_classify_response_failing_plugin_falls_back_to_the_default_rules(make_s
     assert (first.outcome, first.http_status, second.outcome) == ("retrying", 503, "delivered")
     assert first.reason.startswith("the source answered HTTP 503, a temporary error")
     for attempt in (first, second):
-        assert "plugin 'broken' failed in classify_response: ValueError: bad json, so its verdict was not used" in attempt.reason
+        assert (
+            "plugin 'broken' failed in classify_response: ValueError: bad json, so its verdict was not used"
+            in attempt.reason
+        )
         assert "plugin 'odd' failed in classify_response: it returned 'perhaps'" in attempt.reason
         assert "plugin 'broken' failed in classify_response: ValueError: bad json" in attempt.error
 
@@ -352,7 +397,10 @@ def test_postback_rules_failing_plugin_is_named_in_explain_and_the_rest_is_deliv
     assert sorted(r.target for r in standin.requests) == ["/crm?s=s1", "/own?c=C1"]
     assert all(a.outcome == "delivered" for a in host.attempts)
     explanation = s2s.explain("s1")
-    assert "plugin 'broken_store' failed in postback_rules: ConnectionError: crm db down; its postback rules were not resolved" in explanation.headline
+    assert (
+        "plugin 'broken_store' failed in postback_rules: ConnectionError: crm db down; its postback rules were not resolved"
+        in explanation.headline
+    )
     assert explanation.problems[0] == explanation.headline
 
 

@@ -133,10 +133,16 @@ def test_a_wrong_answer_is_a_failure_of_that_plugin() -> None:
 
     pm = manager(("good", Says("failed")), ("odd", Says("ok")))
     first = hookcalls.call_first(
-        pm.hook.classify_response, check=hookcalls.expect_one_of(("delivered", "retry", "failed")), request=None, response=None
+        pm.hook.classify_response,
+        check=hookcalls.expect_one_of(("delivered", "retry", "failed")),
+        request=None,
+        response=None,
     )
     assert (first.value, first.plugin) == ("failed", "good")
-    assert first.failures[0].describe() == "plugin 'odd' failed in classify_response: it returned 'ok', not one of 'delivered', 'retry', 'failed'"
+    assert (
+        first.failures[0].describe()
+        == "plugin 'odd' failed in classify_response: it returned 'ok', not one of 'delivered', 'retry', 'failed'"
+    )
     assert hookcalls.is_failure_note("status sale; " + first.failures[0].describe())
     assert not hookcalls.is_failure_note("the source answered HTTP 200")
 
@@ -232,7 +238,9 @@ def test_a_wrapper_that_raises_is_a_failure_and_the_answers_stand() -> None:
     pm = manager(("plain", Macro("v")), ("raising", Raising()))
     result = hookcalls.call_first(pm.hook.resolve_macro, name="x", argument=None, context=None)
     assert result.value == "v"
-    assert [f.describe() for f in result.failures] == ["plugin 'raising' failed in resolve_macro: RuntimeError: wrapper bug"]
+    assert [f.describe() for f in result.failures] == [
+        "plugin 'raising' failed in resolve_macro: RuntimeError: wrapper bug"
+    ]
 
 
 def test_monitoring_and_tracing_see_the_calls() -> None:

@@ -65,11 +65,18 @@ def test_an_installed_plugin_is_loaded_with_its_version_and_hooks(fake_dist):
 def test_a_plugin_that_fails_to_import_is_skipped_with_a_warning_naming_it(fake_dist, standin):
     fake_dist("acme_s2s", GOOD, entry_name="acme")
     fake_dist("broken_s2s", "raise ImportError('needs libfoo >= 2')", dist="broken-s2s", version="0.9")
-    with pytest.warns(PluginLoadWarning, match=r"plugin 'broken_s2s' \(broken-s2s 0.9\) was not loaded: ImportError: needs libfoo >= 2"):
+    with pytest.warns(
+        PluginLoadWarning,
+        match=r"plugin 'broken_s2s' \(broken-s2s 0.9\) was not loaded: ImportError: needs libfoo >= 2",
+    ):
         pm = make_plugin_manager()
     assert "acme" in names(pm) and "broken_s2s" not in names(pm)
     (skipped,) = load_report(pm).skipped
-    assert (skipped.name, skipped.distribution, skipped.reason) == ("broken_s2s", "broken-s2s", "ImportError: needs libfoo >= 2")
+    assert (skipped.name, skipped.distribution, skipped.reason) == (
+        "broken_s2s",
+        "broken-s2s",
+        "ImportError: needs libfoo >= 2",
+    )
     # The host is not taken down: the plugin installs and the other plugin's template works.
     service = s2s_plugin.install(pm, database_url="sqlite://", allow_private_targets=True)
     try:
@@ -80,7 +87,9 @@ def test_a_plugin_that_fails_to_import_is_skipped_with_a_warning_naming_it(fake_
 
 def test_a_misspelt_hook_fails_loudly_and_the_plugin_is_not_registered(fake_dist):
     fake_dist("typo_s2s", MISSPELT)
-    with pytest.warns(PluginLoadWarning, match=r"unknown hook 'clasify_response' \(did you mean 'classify_response'\?\)"):
+    with pytest.warns(
+        PluginLoadWarning, match=r"unknown hook 'clasify_response' \(did you mean 'classify_response'\?\)"
+    ):
         pm = make_plugin_manager()
     assert "typo_s2s" not in names(pm)
     assert pm.hook.clasify_response.get_hookimpls() == []  # nothing half-registered answers
@@ -185,4 +194,7 @@ def test_strict_mode_stops_both_command_lines_with_one_line(fake_dist, monkeypat
         assert result.exit_code in (1, 2), (result.exit_code, result.output)
         assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
         lines = [line for line in result.output.splitlines() if "needs libfoo" in line]
-        assert len(lines) == 1 and "ImportError: needs libfoo >= 2 (while loading s2s_postback plugin 'broken_s2s'" in lines[0]
+        assert (
+            len(lines) == 1
+            and "ImportError: needs libfoo >= 2 (while loading s2s_postback plugin 'broken_s2s'" in lines[0]
+        )

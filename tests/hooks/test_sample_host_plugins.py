@@ -27,10 +27,14 @@ WATCHER = """
 """
 
 
-def test_a_broken_plugin_does_not_take_the_host_down(fake_dist, tmp_path: Path, serve_asgi: Callable[..., str], standin) -> None:
+def test_a_broken_plugin_does_not_take_the_host_down(
+    fake_dist, tmp_path: Path, serve_asgi: Callable[..., str], standin
+) -> None:
     fake_dist("watcher_s2s", WATCHER, dist="watcher-s2s", version="3.1.0")
     fake_dist("broken_s2s", "import not_installed_dependency", dist="broken-s2s", version="0.2.0")
-    with pytest.warns(PluginLoadWarning, match=r"plugin 'broken_s2s' \(broken-s2s 0.2.0\) was not loaded: ModuleNotFoundError"):
+    with pytest.warns(
+        PluginLoadWarning, match=r"plugin 'broken_s2s' \(broken-s2s 0.2.0\) was not loaded: ModuleNotFoundError"
+    ):
         tracker = Tracker(f"sqlite:///{tmp_path / 'tracker.db'}", allow_private_targets=True)
     with tracker:
         assert "watcher_s2s" in tracker.plugins and "broken_s2s" not in tracker.plugins

@@ -106,9 +106,10 @@ def serve_host(tracker: Tracker, serve_asgi: Callable[..., str], **app_options: 
     creds = tracker.init()
     app_options.setdefault("handoff_interval", 3600)  # tests hand over explicitly
     base_url = serve_asgi(create_app(tracker, **app_options))
-    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=10) as client, httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10
-    ) as api:
+    with (
+        httpx.Client(base_url=base_url, follow_redirects=False, timeout=10) as client,
+        httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}, timeout=10) as api,
+    ):
         yield Host(base_url, tracker, creds.api_token, creds.postback_key, creds.admin_password, client, api)
 
 

@@ -24,8 +24,11 @@ def _leaf_commands(group: click.Group, prefix: str = "") -> dict[str, click.Comm
 def test_every_command_takes_db() -> None:
     commands = _leaf_commands(main)
     assert "demo" in commands and "sources edit" in commands and "postbacks edit" in commands
-    lacking = [name for name, command in commands.items()
-               if not any("--db" in getattr(param, "opts", ()) for param in command.params)]
+    lacking = [
+        name
+        for name, command in commands.items()
+        if not any("--db" in getattr(param, "opts", ()) for param in command.params)
+    ]
     assert lacking == []
 
 

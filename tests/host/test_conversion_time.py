@@ -18,13 +18,19 @@ from .conftest import Host
 
 @pytest.fixture
 def timed(any_host: Host, standin: StandInSource) -> Host:
-    any_host.tracker.add_source("exo", postback_url=standin.url + "/pb?c={external_id}&at={conversion_datetime}"
-                                "&d={date:Y-m-d\\TH:i,Europe/Kyiv}&ts={timestamp}", statuses=["lead", "sale"])
+    any_host.tracker.add_source(
+        "exo",
+        postback_url=standin.url + "/pb?c={external_id}&at={conversion_datetime}"
+        "&d={date:Y-m-d\\TH:i,Europe/Kyiv}&ts={timestamp}",
+        statuses=["lead", "sale"],
+    )
     any_host.tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/?s={subid}")
     return any_host
 
 
-@pytest.mark.parametrize("sent", ["1764406800", "2025-11-29T09:00:00Z", "2025-11-29 11:00:00+02:00", "2025-11-29T09:00:00"])
+@pytest.mark.parametrize(
+    "sent", ["1764406800", "2025-11-29T09:00:00Z", "2025-11-29 11:00:00+02:00", "2025-11-29T09:00:00"]
+)
 def test_the_networks_conversion_time_feeds_the_postback(timed: Host, standin: StandInSource, sent: str) -> None:
     subid = timed.click("summer", external_id="x")
     answer = timed.postback(subid=subid, status="sale", payout="1", conversion_time=sent)

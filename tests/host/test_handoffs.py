@@ -57,7 +57,9 @@ def _handoff_rows(tracker: Tracker) -> dict[str, dict]:
         return {row.subid: dict(row._mapping) for row in conn.execute(sa.select(db.handoffs))}
 
 
-def test_conversions_that_always_fail_are_gone_past_backed_off_and_counted(campaign: Tracker, standin: StandInSource) -> None:
+def test_conversions_that_always_fail_are_gone_past_backed_off_and_counted(
+    campaign: Tracker, standin: StandInSource
+) -> None:
     tracker = campaign
     tracker.handoffs.backoff = lambda tries: 0.0  # due again at once: the run meets them all
     tracker.pm.register(Down(), name="down")
@@ -82,8 +84,10 @@ def test_conversions_that_always_fail_are_gone_past_backed_off_and_counted(campa
     rows = _handoff_rows(tracker)
     assert {row["tries"] for row in rows.values()} == {STUCK_AFTER}
     assert all(row["last_error"].startswith("ValueError: cannot store click poison-") for row in rows.values())
-    assert all(before + dt.timedelta(seconds=59) <= row["next_try_at"] <= db.utcnow() + dt.timedelta(seconds=61)
-               for row in rows.values())  # the third failure waits 60 s
+    assert all(
+        before + dt.timedelta(seconds=59) <= row["next_try_at"] <= db.utcnow() + dt.timedelta(seconds=61)
+        for row in rows.values()
+    )  # the third failure waits 60 s
     # Backing off: the periodic run leaves them alone, and a new click is not held up by them.
     fresh = _convert(tracker, "ok-late")
     assert tracker.hand_over_waiting(due_only=True) == type(handed)(0, None, 0)
@@ -98,7 +102,9 @@ def test_backoff_doubles_from_15_seconds_to_at_most_5_minutes() -> None:
 
 def test_a_stuck_conversion_of_a_click_holds_back_only_that_clicks_later_ones(campaign: Tracker) -> None:
     tracker = campaign
-    tracker.add_source("exo", postback_url="https://exo.example/pb?c={external_id}&s={status}", statuses=["lead", "sale"])
+    tracker.add_source(
+        "exo", postback_url="https://exo.example/pb?c={external_id}&s={status}", statuses=["lead", "sale"]
+    )
     tracker.pm.register(Poison(), name="poison")
     click, _ = tracker.record_click("summer", {"external_id": "poison-x"})
     key = tracker.credentials().postback_key
@@ -107,7 +113,9 @@ def test_a_stuck_conversion_of_a_click_holds_back_only_that_clicks_later_ones(ca
     waiting = tracker.handoffs.waiting_for(click.subid)
     # The lead failed (and backs off); the sale waits behind it, never tried on its own.
     assert [(row["status"], row["tries"]) for row in waiting] == [("lead", 2), ("sale", 0)]
-    assert tracker.waiting_notes(click.subid)[1].endswith("is not with the postback plugin yet: it is handed over on the next run")
+    assert tracker.waiting_notes(click.subid)[1].endswith(
+        "is not with the postback plugin yet: it is handed over on the next run"
+    )
 
 
 @pytest.fixture
@@ -144,8 +152,10 @@ def test_a_stuck_conversion_is_shown_on_its_page_in_metrics_and_in_explain(
     assert "sample_host_stuck_handoffs 1" in metrics.splitlines()
     assert "sample_host_conversions_waiting_for_plugin 1" in metrics.splitlines()
 
-    note = (f"(sale, tid T-1) is not with the postback plugin yet: {STUCK_AFTER} failed tries (stuck); "
-            "last error: ValueError: cannot store click poison-1; next try ")
+    note = (
+        f"(sale, tid T-1) is not with the postback plugin yet: {STUCK_AFTER} failed tries (stuck); "
+        "last error: ValueError: cannot store click poison-1; next try "
+    )
     explained = host.api.get(f"/api/explain/{subid}").json()
     assert len(explained["waiting"]) == 1 and note in explained["waiting"][0]
     assert explained["text"].startswith(explained["waiting"][0])
@@ -181,11 +191,15 @@ def test_explain_on_the_command_line_names_the_stuck_conversion_first(stuck_host
 def test_an_older_database_gets_the_new_column_and_keeps_its_waiting_conversions(any_database_url: str) -> None:
     engine = sa.create_engine(any_database_url)
     with engine.begin() as conn:  # the table as the previous version made it
-        conn.execute(sa.text(
-            "CREATE TABLE conversion_handoffs (conversion_id INTEGER PRIMARY KEY, subid VARCHAR(32) NOT NULL, "
-            "created_at TIMESTAMP NOT NULL, tries INTEGER NOT NULL, last_error TEXT, last_tried_at TIMESTAMP)"
-        ))
-        conn.execute(sa.text("INSERT INTO conversion_handoffs VALUES (7, 'abc', '2026-01-01 00:00:00', 4, 'boom', NULL)"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE conversion_handoffs (conversion_id INTEGER PRIMARY KEY, subid VARCHAR(32) NOT NULL, "
+                "created_at TIMESTAMP NOT NULL, tries INTEGER NOT NULL, last_error TEXT, last_tried_at TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO conversion_handoffs VALUES (7, 'abc', '2026-01-01 00:00:00', 4, 'boom', NULL)")
+        )
     engine.dispose()
     with test_tracker(any_database_url) as tracker:
         (row,) = tracker.handoffs.waiting_list()

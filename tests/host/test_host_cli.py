@@ -64,8 +64,19 @@ def test_sources_campaigns_and_postbacks_are_managed_from_the_cli(run) -> None:
     assert "summer" in _ok(run("campaigns", "list"))
     assert json.loads(_ok(run("campaigns", "list", "--json")))[0]["source_id"] == "exo"
 
-    out = _ok(run("postbacks", "add", "summer", "--url", "https://partner.example/pb?s={subid}",
-                  "--method", "post", "--status", "lead"))
+    out = _ok(
+        run(
+            "postbacks",
+            "add",
+            "summer",
+            "--url",
+            "https://partner.example/pb?s={subid}",
+            "--method",
+            "post",
+            "--status",
+            "lead",
+        )
+    )
     assert "postback postback:1 on campaign summer: POST" in out
     rows = json.loads(_ok(run("postbacks", "list", "summer", "--json")))
     assert [(r["id"], r["method"], r["statuses"]) for r in rows] == [("postback:1", "POST", ["lead"])]
@@ -101,7 +112,9 @@ def test_a_bad_database_url_is_a_user_error(run) -> None:
 
 def test_logs_shows_the_sent_postbacks_log(run, database_url: str, standin: StandInSource) -> None:
     with Tracker(database_url, allow_private_targets=True, load_plugins=False) as tracker:
-        tracker.add_source("exo", template="exoclick", postback_url=f"{standin.url}/t?tag={{external_id}}&v={{revenue}}")
+        tracker.add_source(
+            "exo", template="exoclick", postback_url=f"{standin.url}/t?tag={{external_id}}&v={{revenue}}"
+        )
         tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
         delivered, _ = tracker.record_click("summer", {"external_id": "abc"})
         skipped, _ = tracker.record_click("summer", {})
@@ -164,8 +177,17 @@ def test_demo_prints_a_log_with_deliveries_a_retry_a_skip_and_a_failure() -> Non
 
 def test_settings_command_shows_and_changes_the_inbound_settings(run) -> None:
     assert json.loads(_ok(run("settings", "--json"))) == {"postback_response": "OK", "postback_allowed_ips": []}
-    out = _ok(run("settings", "--postback-allow-ip", "203.0.113.0/24", "--postback-allow-ip", "198.51.100.7",
-                  "--postback-response", "accepted"))
+    out = _ok(
+        run(
+            "settings",
+            "--postback-allow-ip",
+            "203.0.113.0/24",
+            "--postback-allow-ip",
+            "198.51.100.7",
+            "--postback-response",
+            "accepted",
+        )
+    )
     assert "203.0.113.0/24, 198.51.100.7" in out and "accepted" in out
     assert json.loads(_ok(run("settings", "--json")))["postback_allowed_ips"] == ["203.0.113.0/24", "198.51.100.7"]
     assert "any address" in _ok(run("settings", "--postback-allow-any"))
@@ -212,7 +234,11 @@ def test_worker_hands_over_conversions_the_plugin_did_not_take(database_url: str
     env = {**os.environ, "PYTHONPATH": str(root), "S2S_DISABLE_PLUGINS": "*"}
     worker = subprocess.Popen(
         [sys.executable, "-m", "sample_host.cli", "worker", "--db", database_url, "--allow-private-targets"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         (request,) = standin.wait_for(1, timeout=20)
@@ -244,9 +270,23 @@ def test_serve_counts_the_client_a_trusted_proxy_names(database_url: str) -> Non
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(root), "S2S_DISABLE_PLUGINS": "*"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "sample_host.cli", "serve", "--db", database_url, "--port", str(port),
-         "--forwarded-allow-ips", "127.0.0.1"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sample_host.cli",
+            "serve",
+            "--db",
+            database_url,
+            "--port",
+            str(port),
+            "--forwarded-allow-ips",
+            "127.0.0.1",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
@@ -261,8 +301,9 @@ def test_serve_counts_the_client_a_trusted_proxy_names(database_url: str) -> Non
             token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
 
             def guess(address: str) -> int:
-                return client.post("/login", data={"csrf_token": token, "password": "guess"},
-                                   headers={"X-Forwarded-For": address}).status_code
+                return client.post(
+                    "/login", data={"csrf_token": token, "password": "guess"}, headers={"X-Forwarded-For": address}
+                ).status_code
 
             assert [guess(f"2001:db8:7:8::{n:x}") for n in range(1, 12)] == [401] * 10 + [429]
             assert guess("2001:db8:7:9::1") == 401

@@ -26,8 +26,9 @@ def _one_line(text: str) -> str:
 
 
 def test_click_redirects_to_the_offer_with_its_subid(host: Host, exo_campaign: str) -> None:
-    response = host.client.get("/c/summer", params={"external_id": "exo-1", "sub_id_1": "b 1"},
-                               headers={"User-Agent": "UA/1"})
+    response = host.client.get(
+        "/c/summer", params={"external_id": "exo-1", "sub_id_1": "b 1"}, headers={"User-Agent": "UA/1"}
+    )
     assert response.status_code == 302
     subid = response.headers["x-subid"]
     assert len(subid) >= 12 and subid.isalnum()
@@ -178,8 +179,7 @@ def test_a_wrong_postback_key_is_refused_and_logged(host: Host, exo_campaign: st
     ],
 )
 def test_bad_postback_bodies_get_a_400(host: Host, body: bytes, content_type: str, fragment: str) -> None:
-    response = host.client.post(f"/{host.postback_key}/postback", content=body,
-                                headers={"Content-Type": content_type})
+    response = host.client.post(f"/{host.postback_key}/postback", content=body, headers={"Content-Type": content_type})
     assert response.status_code == 400
     assert fragment in _one_line(response.text)
     assert host.received()[0]["outcome"] == "rejected"
@@ -189,8 +189,17 @@ def test_bad_postback_bodies_get_a_400(host: Host, body: bytes, content_type: st
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}])
-@pytest.mark.parametrize("path", ["/api/sources", "/api/sent-postbacks", "/api/received-postbacks",
-                                  "/api/campaigns", "/api/explain/x", "/api/nothing-here"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/sources",
+        "/api/sent-postbacks",
+        "/api/received-postbacks",
+        "/api/campaigns",
+        "/api/explain/x",
+        "/api/nothing-here",
+    ],
+)
 def test_api_needs_the_token(host: Host, headers: dict, path: str) -> None:
     response = host.client.get(path, headers=headers)
     assert response.status_code == 401
@@ -199,26 +208,36 @@ def test_api_needs_the_token(host: Host, headers: dict, path: str) -> None:
 
 
 def test_api_manages_sources_campaigns_and_postbacks(host: Host, standin: StandInSource) -> None:
-    created = host.api.post("/api/sources", json={"id": "ts", "template": "trafficstars",
-                                                  "postback_url": f"{standin.url}/ts?c={{external_id}}",
-                                                  "statuses": ["sale", "rejected"]})
+    created = host.api.post(
+        "/api/sources",
+        json={
+            "id": "ts",
+            "template": "trafficstars",
+            "postback_url": f"{standin.url}/ts?c={{external_id}}",
+            "statuses": ["sale", "rejected"],
+        },
+    )
     assert created.status_code == 201, created.text
     assert created.json()["id"] == "source:ts"
     assert [s["source_id"] for s in host.api.get("/api/sources").json()["items"]] == ["ts"]
 
-    campaign = host.api.post("/api/campaigns", json={"alias": "dating", "source_id": "ts",
-                                                      "offer_url": "https://offer.example/?s={subid}"})
+    campaign = host.api.post(
+        "/api/campaigns", json={"alias": "dating", "source_id": "ts", "offer_url": "https://offer.example/?s={subid}"}
+    )
     assert campaign.status_code == 201, campaign.text
     # TrafficStars' click id, then its parameter table.
-    assert campaign.json()["link"] == (f"{host.base_url}/c/dating?external_id={{click_id}}&source={{adspot_id}}"
-                                       "&ad_campaign_id={campaign_id}&creative_id={creative_id}&cost={cost}"
-                                       "&keyword={keywords}&sub_id_1={format}&sub_id_2={pricing_model}"
-                                       "&sub_id_3={adspot_name}&sub_id_4={carrier}&sub_id_5={site_host}"
-                                       "&sub_id_6={category}")
+    assert campaign.json()["link"] == (
+        f"{host.base_url}/c/dating?external_id={{click_id}}&source={{adspot_id}}"
+        "&ad_campaign_id={campaign_id}&creative_id={creative_id}&cost={cost}"
+        "&keyword={keywords}&sub_id_1={format}&sub_id_2={pricing_model}"
+        "&sub_id_3={adspot_name}&sub_id_4={carrier}&sub_id_5={site_host}"
+        "&sub_id_6={category}"
+    )
     assert [c["alias"] for c in host.api.get("/api/campaigns").json()["items"]] == ["dating"]
 
-    postback = host.api.post("/api/campaigns/dating/postbacks",
-                             json={"url": f"{standin.url}/pb?s={{subid}}", "statuses": ["lead"]})
+    postback = host.api.post(
+        "/api/campaigns/dating/postbacks", json={"url": f"{standin.url}/pb?s={{subid}}", "statuses": ["lead"]}
+    )
     assert postback.status_code == 201, postback.text
     rule_id = postback.json()["id"]
     assert [p["id"] for p in host.api.get("/api/campaigns/dating/postbacks").json()["items"]] == [rule_id]
@@ -234,8 +253,13 @@ def test_api_manages_sources_campaigns_and_postbacks(host: Host, standin: StandI
         ("post", "/api/sources", {"json": ["x"]}, 400, "must be a JSON object"),
         ("post", "/api/sources", {"json": {"id": "x", "template": "nope"}}, 404, "unknown template 'nope'"),
         ("post", "/api/sources", {"json": {"id": "x"}}, 400, "--template or a --postback-url"),
-        ("post", "/api/campaigns", {"json": {"alias": "a", "source_id": "ghost",
-                                             "offer_url": "https://o.example/"}}, 404, "unknown source 'ghost'"),
+        (
+            "post",
+            "/api/campaigns",
+            {"json": {"alias": "a", "source_id": "ghost", "offer_url": "https://o.example/"}},
+            404,
+            "unknown source 'ghost'",
+        ),
         ("post", "/api/campaigns", {"json": {"alias": "a", "offer_url": "ftp://o"}}, 400, "not an http"),
         ("post", "/api/campaigns/ghost/postbacks", {"json": {"url": "https://x.example/"}}, 404, "unknown campaign"),
         ("get", "/api/sent-postbacks?outcome=lost", {}, 400, "outcome 'lost'"),
@@ -244,17 +268,16 @@ def test_api_manages_sources_campaigns_and_postbacks(host: Host, standin: StandI
         ("post", "/api/deliveries/999/resend", {}, 404, "unknown delivery 999"),
     ],
 )
-def test_api_errors_are_one_line_json(host: Host, method: str, path: str, kwargs: dict, status: int,
-                                      fragment: str) -> None:
+def test_api_errors_are_one_line_json(
+    host: Host, method: str, path: str, kwargs: dict, status: int, fragment: str
+) -> None:
     response = getattr(host.api, method)(path, **kwargs)
     assert response.status_code == status, response.text
     message = response.json()["error"]
     assert fragment in message and "\n" not in message
 
 
-def test_api_filters_the_sent_postbacks_log_and_resends(
-    host: Host, exo_campaign: str, standin: StandInSource
-) -> None:
+def test_api_filters_the_sent_postbacks_log_and_resends(host: Host, exo_campaign: str, standin: StandInSource) -> None:
     delivered = host.click("summer", external_id="one")
     skipped = host.click("summer", external_id="")
     host.postback(subid=delivered, payout="1")
@@ -289,9 +312,7 @@ def test_host_plugin_manager_is_built_the_pluggy_way(host: Host) -> None:
     assert host.tracker.s2s in pm.get_plugins()
 
 
-def test_served_with_its_dispatcher_the_app_delivers_on_its_own(
-    tracker, standin: StandInSource, serve_asgi
-) -> None:
+def test_served_with_its_dispatcher_the_app_delivers_on_its_own(tracker, standin: StandInSource, serve_asgi) -> None:
     """What ``sample-host serve`` runs: the app and the delivery dispatcher, no drain needed."""
     creds = tracker.init()
     tracker.add_source("exo", template="exoclick", postback_url=f"{standin.url}/t?tag={{external_id}}")
@@ -305,12 +326,25 @@ def test_served_with_its_dispatcher_the_app_delivers_on_its_own(
 
 
 def test_api_takes_payout_settings_and_filters_received_postbacks_by_time(host: Host, exo_campaign: str) -> None:
-    created = host.api.post("/api/campaigns/summer/postbacks", json={
-        "url": "https://partner.example/pb?c={external_id}&k=S3CRET", "statuses": ["sale"],
-        "payout_mode": "percent", "payout_value": 40, "min_payout": "0.5", "secrets": ["k"]})
+    created = host.api.post(
+        "/api/campaigns/summer/postbacks",
+        json={
+            "url": "https://partner.example/pb?c={external_id}&k=S3CRET",
+            "statuses": ["sale"],
+            "payout_mode": "percent",
+            "payout_value": 40,
+            "min_payout": "0.5",
+            "secrets": ["k"],
+        },
+    )
     assert created.status_code == 201, created.text
     rule = created.json()
-    assert (rule["payout_mode"], rule["payout_value"], rule["min_payout"], rule["secrets"]) == ("percent", "40", "0.5", ["k"])
+    assert (rule["payout_mode"], rule["payout_value"], rule["min_payout"], rule["secrets"]) == (
+        "percent",
+        "40",
+        "0.5",
+        ["k"],
+    )
     bad = host.api.post("/api/campaigns/summer/postbacks", json={"url": "https://p.example/", "payout_value": [1]})
     assert bad.status_code == 400 and "'payout_value' must be a number" in bad.json()["error"]
     host.postback(subid=host.click("summer", external_id="x"))

@@ -16,7 +16,9 @@ def test_click_postback_and_delivery_on_postgresql(
 ) -> None:
     with Tracker(fresh_pg_url, allow_private_targets=True, load_plugins=False) as tracker:
         creds = tracker.init()
-        tracker.add_source("exo", template="exoclick", postback_url=f"{standin.url}/t?tag={{external_id}}&v={{revenue}}")
+        tracker.add_source(
+            "exo", template="exoclick", postback_url=f"{standin.url}/t?tag={{external_id}}&v={{revenue}}"
+        )
         tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/?s={subid}")
         base_url = serve_asgi(create_app(tracker))
         with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {creds.api_token}"}) as client:
@@ -56,4 +58,4 @@ def test_refusals_handoffs_log_pages_and_metrics_on_postgresql(fresh_pg_url: str
         text = render(collect(tracker))
     assert [row["outcome"] for row in page.rows] == ["delivered"] and page.older is None
     assert 'sample_host_refused_postbacks_total{kind="wrong_key"} 3' in text
-    assert 'sample_host_postback_attempt_duration_seconds_count 1' in text
+    assert "sample_host_postback_attempt_duration_seconds_count 1" in text

@@ -103,8 +103,13 @@ def test_the_answer_text_is_one_printable_line() -> None:
 
 @pytest.mark.parametrize(
     ("target", "expected"),
-    [("/sent?outcome=failed", "/sent?outcome=failed"), ("//evil.example/", "/campaigns"),
-     ("https://evil.example/", "/campaigns"), ("/\\evil.example", "/campaigns"), (None, "/campaigns")],
+    [
+        ("/sent?outcome=failed", "/sent?outcome=failed"),
+        ("//evil.example/", "/campaigns"),
+        ("https://evil.example/", "/campaigns"),
+        ("/\\evil.example", "/campaigns"),
+        (None, "/campaigns"),
+    ],
 )
 def test_after_sign_in_only_local_paths(target, expected) -> None:
     from sample_host.security import safe_next

@@ -34,8 +34,15 @@ def partner(host: Host, exo_campaign: str, standin: StandInSource) -> str:
 
 def test_keitaro_parameters_reach_the_postback(host: Host, partner: str, standin: StandInSource) -> None:
     subid = host.click("summer", external_id="x", sub_id_1="banner-a")
-    answer = host.postback(subid=subid, status="approved", revenue="3.10", currency="eur", tid="T-9",
-                           sub_id_1="banner-b", sub_id_31="ignored")
+    answer = host.postback(
+        subid=subid,
+        status="approved",
+        revenue="3.10",
+        currency="eur",
+        tid="T-9",
+        sub_id_1="banner-b",
+        sub_id_31="ignored",
+    )
     assert (answer.status_code, answer.text) == (200, "OK\n")
     host.tracker.s2s.drain(timeout=5)
     partner_request = next(r for r in standin.wait_for(2) if r.path == "/partner")
@@ -50,8 +57,10 @@ def test_status_mapping_parameters_map_a_networks_own_words(host: Host, partner:
     subid = host.click("summer", external_id="x")
     mapped = host.postback(subid=subid, status="reg", lead_status="reg,trial", sale_status="paid")
     assert mapped.status_code == 200
-    paid = host.client.post(f"/{host.postback_key}/postback",
-                            data={"subid": subid, "status": "paid", "lead_status": "reg", "sale_status": "paid"})
+    paid = host.client.post(
+        f"/{host.postback_key}/postback",
+        data={"subid": subid, "status": "paid", "lead_status": "reg", "sale_status": "paid"},
+    )
     assert paid.status_code == 200
     assert [c["status"] for c in host.tracker.conversions(subid=subid)] == ["sale", "lead"]
 
@@ -90,8 +99,11 @@ def test_oversize_and_malformed_values_get_a_4xx_and_are_logged_bounded(
 
 
 def test_an_oversize_body_is_a_413(host: Host) -> None:
-    response = host.client.post(f"/{host.postback_key}/postback", content=b"subid=" + b"a" * 70_000,
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = host.client.post(
+        f"/{host.postback_key}/postback",
+        content=b"subid=" + b"a" * 70_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 413
     assert "larger than" in _one_line(response.text)
     assert host.received()[0]["http_status"] == 413
@@ -151,7 +163,9 @@ class Broken:
 
 def _waiting(host: Host) -> list[int]:
     with host.tracker.engine.connect() as conn:
-        return list(conn.execute(sa.select(db.handoffs.c.conversion_id).order_by(db.handoffs.c.conversion_id)).scalars())
+        return list(
+            conn.execute(sa.select(db.handoffs.c.conversion_id).order_by(db.handoffs.c.conversion_id)).scalars()
+        )
 
 
 def test_a_failing_plugin_keeps_the_conversion_and_the_tracker_hands_it_over_later(
@@ -181,7 +195,9 @@ def test_with_the_plugins_database_down_conversions_wait_in_order_and_recover_at
     tracker, standin: StandInSource, serve_asgi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     creds = tracker.init()
-    tracker.add_source("exo", postback_url=f"{standin.url}/pb?c={{external_id}}&s={{status}}", statuses=["lead", "sale"])
+    tracker.add_source(
+        "exo", postback_url=f"{standin.url}/pb?c={{external_id}}&s={{status}}", statuses=["lead", "sale"]
+    )
     tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
     record = tracker.s2s.store.record_conversion
 
@@ -208,8 +224,9 @@ def test_with_the_plugins_database_down_conversions_wait_in_order_and_recover_at
 
 
 def test_a_later_conversion_never_overtakes_a_waiting_one(host: Host, exo_campaign: str) -> None:
-    host.tracker.add_source("exo", template="exoclick", postback_url="https://exo.example/t?tag={external_id}",
-                            statuses=["lead", "sale"])
+    host.tracker.add_source(
+        "exo", template="exoclick", postback_url="https://exo.example/t?tag={external_id}", statuses=["lead", "sale"]
+    )
     subid = host.click("summer", external_id="x")
     host.tracker.pm.register(Broken(), name="broken")
     try:

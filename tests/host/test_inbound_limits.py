@@ -54,8 +54,11 @@ def test_values_that_do_not_fit_their_columns_get_a_400_on_both_databases(
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 100_000 // 2])
 def test_deeply_nested_json_is_a_400(any_host: Host, depth: int) -> None:
     body = '{"subid": ' + "[" * depth + "]" * depth + "}"
-    inbound = any_host.client.post(f"/{any_host.postback_key}/postback", content=body[:MAX_POSTBACK_BODY],
-                                   headers={"Content-Type": "application/json"})
+    inbound = any_host.client.post(
+        f"/{any_host.postback_key}/postback",
+        content=body[:MAX_POSTBACK_BODY],
+        headers={"Content-Type": "application/json"},
+    )
     assert inbound.status_code == 400 and "nests JSON more than 16 levels deep" in inbound.text
     api = any_host.api.post("/api/campaigns", content=body, headers={"Content-Type": "application/json"})
     assert api.status_code == 400 and "nests JSON more than 16 levels deep" in api.json()["error"]
@@ -128,8 +131,10 @@ def test_a_chunked_api_body_over_its_limit_is_a_413(host: Host) -> None:
 
 def _chunked_post(sock: socket.socket, path: str, total: int, cookie: str = "") -> bytes:
     """POST a form body of ``total`` bytes in chunks, without the last chunk; return the answer."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-            f"Transfer-Encoding: chunked\r\n{cookie}\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Transfer-Encoding: chunked\r\n{cookie}\r\n"
+    )
     sock.sendall(head.encode() + b"6\r\npass=x\r\n")
     chunk = b"a" * 65536
     for _ in range(total // len(chunk)):
@@ -138,8 +143,9 @@ def _chunked_post(sock: socket.socket, path: str, total: int, cookie: str = "") 
 
 
 @pytest.mark.parametrize("path", ["/login", "/settings"])
-def test_a_chunked_form_over_the_request_limit_is_a_413_before_it_ends(host: Host, admin: Admin, raw: socket.socket,
-                                                                        path: str) -> None:
+def test_a_chunked_form_over_the_request_limit_is_a_413_before_it_ends(
+    host: Host, admin: Admin, raw: socket.socket, path: str
+) -> None:
     cookie = f"Cookie: {SESSION_COOKIE}={admin.client.cookies[SESSION_COOKIE]}\r\n"
     answer = _chunked_post(raw, path, MAX_REQUEST_BODY + 65536, cookie)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
@@ -148,6 +154,8 @@ def test_a_chunked_form_over_the_request_limit_is_a_413_before_it_ends(host: Hos
 
 
 def test_a_declared_form_length_over_the_request_limit_is_a_413(host: Host, raw: socket.socket) -> None:
-    raw.sendall(f"POST /login HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                f"Content-Length: {MAX_REQUEST_BODY + 1}\r\n\r\n".encode())
+    raw.sendall(
+        f"POST /login HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {MAX_REQUEST_BODY + 1}\r\n\r\n".encode()
+    )
     assert _read_answer(raw).startswith(b"HTTP/1.1 413")

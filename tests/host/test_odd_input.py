@@ -36,8 +36,9 @@ ODD = [
 
 #: Where the two databases differ, each gets the walk: SQLite overflows on huge numbers, while
 #: PostgreSQL refuses NUL bytes and values longer than their column (which SQLite stores).
-ON_DATABASES = ([("sqlite", odd) for odd in ODD if odd not in ("a\x00b", "x" * 3000)]
-                + [("postgresql", odd) for odd in ("9" * 40, "a\x00b", "x" * 3000)])
+ON_DATABASES = [("sqlite", odd) for odd in ODD if odd not in ("a\x00b", "x" * 3000)] + [
+    ("postgresql", odd) for odd in ("9" * 40, "a\x00b", "x" * 3000)
+]
 
 
 _CAMPAIGN = ("alias", "source_id", "offer_url", "name")
@@ -45,8 +46,15 @@ _RULE = ("url", "method", "statuses", "payout_mode", "payout_value", "min_payout
 _SOURCE = ("postback_url", "method", "statuses", "payout_mode", "payout_value", "min_payout", "secrets")
 _API_RULE = _RULE + ("body", "content_type", "follow_redirects")
 _API_SOURCE = ("postback_url",) + _API_RULE[1:] + ("placeholders", "click_id_param", "source_macro", "parameters")
-_PAGE_SOURCE = _SOURCE + ("body", "content_type", "follow_redirects", "click_id_param", "source_macro", "param_name",
-                          "param_macro")
+_PAGE_SOURCE = _SOURCE + (
+    "body",
+    "content_type",
+    "follow_redirects",
+    "click_id_param",
+    "source_macro",
+    "param_name",
+    "param_macro",
+)
 _SENT = ("subid", "source", "campaign", "outcome", "since", "until", "before", "after")
 _RECEIVED = ("subid", "outcome", "since", "until", "before", "after")
 
@@ -107,11 +115,32 @@ SKIPPED = {"/c/{campaign_alias}", "/{postback_key}/postback", "/api/{path:path}"
 
 #: Values that make each form valid, so the one odd field is what the handler meets.
 VALID = {
-    "alias": "fresh", "name": "Fresh", "source_id": "exo", "offer_url": "https://offer.example/?s={subid}",
-    "url": "https://partner.example/pb?c={external_id}", "postback_url": "https://partner.example/pb?c={external_id}",
-    "method": "GET", "statuses": "sale", "payout_mode": "real", "payout_value": "", "min_payout": "", "secrets": "",
-    "id": "fresh", "template": "exoclick", "status": "sale", "payout": "1.00", "currency": "USD",
-    "external_id": "e", "next": "/sent", "body": "", "content_type": "", "click_id_param": "", "source_macro": "", "response_text": "OK", "allowed_ips": "", "password": "wrong",
+    "alias": "fresh",
+    "name": "Fresh",
+    "source_id": "exo",
+    "offer_url": "https://offer.example/?s={subid}",
+    "url": "https://partner.example/pb?c={external_id}",
+    "postback_url": "https://partner.example/pb?c={external_id}",
+    "method": "GET",
+    "statuses": "sale",
+    "payout_mode": "real",
+    "payout_value": "",
+    "min_payout": "",
+    "secrets": "",
+    "id": "fresh",
+    "template": "exoclick",
+    "status": "sale",
+    "payout": "1.00",
+    "currency": "USD",
+    "external_id": "e",
+    "next": "/sent",
+    "body": "",
+    "content_type": "",
+    "click_id_param": "",
+    "source_macro": "",
+    "response_text": "OK",
+    "allowed_ips": "",
+    "password": "wrong",
 }
 
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
@@ -139,8 +168,17 @@ def test_every_route_is_listed_with_the_fields_it_reads() -> None:
 
 def _path(pattern: str, odd: str | None) -> str:
     """A concrete path: real ids of the fixture's records, or the odd value in every parameter."""
-    real = {"alias": "summer", "number": "1", "source_id": "exo", "rule_id": "source:exo", "entry_id": "1",
-            "delivery_id": "1", "subid": "SUBID", "postback_id": "1", "conversion_id": "1"}
+    real = {
+        "alias": "summer",
+        "number": "1",
+        "source_id": "exo",
+        "rule_id": "source:exo",
+        "entry_id": "1",
+        "delivery_id": "1",
+        "subid": "SUBID",
+        "postback_id": "1",
+        "conversion_id": "1",
+    }
     return _PARAM.sub(lambda m: urllib.parse.quote(odd, safe="") if odd is not None else real[m.group(1)], pattern)
 
 
@@ -178,8 +216,12 @@ def _no_server_error(response: httpx.Response, what: object) -> None:
         assert "\n" not in response.json()["error"], what
 
 
-@pytest.mark.parametrize(("any_database_url", "odd"), ON_DATABASES, indirect=["any_database_url"],
-                         ids=[f"{db}-{odd[:12]!r}" for db, odd in ON_DATABASES])
+@pytest.mark.parametrize(
+    ("any_database_url", "odd"),
+    ON_DATABASES,
+    indirect=["any_database_url"],
+    ids=[f"{db}-{odd[:12]!r}" for db, odd in ON_DATABASES],
+)
 def test_odd_values_in_every_field_get_a_4xx_never_a_500(odd_host: tuple[Host, Admin], odd: str) -> None:
     host, admin = odd_host
     for (method, pattern), fields in FIELDS.items():

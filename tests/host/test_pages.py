@@ -19,14 +19,24 @@ def _text(response) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", response.text))
 
 
-def test_a_source_from_a_template_shows_the_exact_campaign_link(host: Host, admin: Admin, standin: StandInSource) -> None:
+def test_a_source_from_a_template_shows_the_exact_campaign_link(
+    host: Host, admin: Admin, standin: StandInSource
+) -> None:
     prefilled = admin.get("/sources", params={"template": "propellerads"})
     assert "https://ad.propellerads.com/conversion.php?" in prefilled.text  # the template's URL, to edit
     assert "${SUBID}" in _text(prefilled)
 
-    created = admin.post("/sources", {"id": "pa", "template": "propellerads", "method": "GET", "statuses": "sale",
-                                      "postback_url": f"{standin.url}/conversion.php?visitor_id={{external_id}}",
-                                      "payout_mode": "real"})
+    created = admin.post(
+        "/sources",
+        {
+            "id": "pa",
+            "template": "propellerads",
+            "method": "GET",
+            "statuses": "sale",
+            "postback_url": f"{standin.url}/conversion.php?visitor_id={{external_id}}",
+            "payout_mode": "real",
+        },
+    )
     assert created.status_code == 303 and created.headers["location"] == "/sources/pa"
     assert "?external_id=${SUBID}" in _text(admin.get("/sources/pa"))  # before any campaign: the suffix
 
@@ -39,8 +49,16 @@ def test_a_source_from_a_template_shows_the_exact_campaign_link(host: Host, admi
 
 
 def test_the_template_linter_warnings_are_shown_but_do_not_block(host: Host, admin: Admin) -> None:
-    saved = admin.post("/sources", {"id": "exo", "template": "exoclick", "statuses": "sale", "payout_mode": "real",
-                                    "postback_url": "https://s.magsrv.com/tag.php?goal=GOAL_ID&tag={externa_id}"})
+    saved = admin.post(
+        "/sources",
+        {
+            "id": "exo",
+            "template": "exoclick",
+            "statuses": "sale",
+            "payout_mode": "real",
+            "postback_url": "https://s.magsrv.com/tag.php?goal=GOAL_ID&tag={externa_id}",
+        },
+    )
     assert saved.status_code == 303
     page = _text(admin.get(saved.headers["location"]))
     assert "Check source:exo:" in page and "GOAL_ID" in page and "did you mean {external_id}?" in page
@@ -48,7 +66,9 @@ def test_the_template_linter_warnings_are_shown_but_do_not_block(host: Host, adm
 
 
 def test_source_form_errors_are_shown_with_a_4xx_and_keep_the_input(host: Host, admin: Admin) -> None:
-    bad = admin.post("/sources", {"id": "exo", "template": "exoclick", "postback_url": "ftp://nope", "statuses": "sale"})
+    bad = admin.post(
+        "/sources", {"id": "exo", "template": "exoclick", "postback_url": "ftp://nope", "statuses": "sale"}
+    )
     assert bad.status_code == 400
     assert "'ftp://nope' is not an http:// or https:// URL" in _text(bad) and 'value="ftp://nope"' in bad.text
     none = admin.post("/sources", {"id": "exo", "template": "exoclick", "postback_url": "https://x.example/"})
@@ -59,14 +79,37 @@ def test_source_form_errors_are_shown_with_a_4xx_and_keep_the_input(host: Host, 
     assert [s.source_id for s in host.tracker.sources()] == ["exo"]
 
 
-def test_a_source_is_edited_and_only_deleted_when_no_campaign_uses_it(host: Host, admin: Admin, exo_campaign: str) -> None:
-    saved = admin.post("/sources/exo", {"postback_url": "https://exo.example/t?tag={external_id}&v={revenue}",
-                                        "method": "GET", "statuses": ["sale", "rejected"],
-                                        "payout_mode": "percent", "payout_value": "50", "min_payout": "0.1"})
+def test_a_source_is_edited_and_only_deleted_when_no_campaign_uses_it(
+    host: Host, admin: Admin, exo_campaign: str
+) -> None:
+    saved = admin.post(
+        "/sources/exo",
+        {
+            "postback_url": "https://exo.example/t?tag={external_id}&v={revenue}",
+            "method": "GET",
+            "statuses": ["sale", "rejected"],
+            "payout_mode": "percent",
+            "payout_value": "50",
+            "min_payout": "0.1",
+        },
+    )
     assert saved.status_code == 303
     rule = host.tracker.source("exo")
-    assert (rule.url, tuple(rule.statuses), rule.payout_mode, str(rule.payout_value), str(rule.min_payout), rule.template) == (
-        "https://exo.example/t?tag={external_id}&v={revenue}", ("sale", "rejected"), "percent", "50", "0.1", "exoclick")
+    assert (
+        rule.url,
+        tuple(rule.statuses),
+        rule.payout_mode,
+        str(rule.payout_value),
+        str(rule.min_payout),
+        rule.template,
+    ) == (
+        "https://exo.example/t?tag={external_id}&v={revenue}",
+        ("sale", "rejected"),
+        "percent",
+        "50",
+        "0.1",
+        "exoclick",
+    )
     refused = admin.post("/sources/exo/delete")
     assert refused.status_code == 303
     assert "used by campaign(s) summer" in _text(admin.get("/sources/exo"))
@@ -76,26 +119,47 @@ def test_a_source_is_edited_and_only_deleted_when_no_campaign_uses_it(host: Host
 def test_campaign_postbacks_are_added_edited_and_deleted(host: Host, admin: Admin, exo_campaign: str) -> None:
     tab = admin.get("/campaigns/summer/postbacks")
     assert tab.status_code == 200 and "has no S2S postbacks" in _text(tab)
-    added = admin.post("/campaigns/summer/postbacks", {
-        "url": "https://partner.example/pb?c={subid}&p={revenue}", "method": "POST",
-        "statuses": ["lead", "sale"], "payout_mode": "fixed", "payout_value": "1.5", "min_payout": ""})
+    added = admin.post(
+        "/campaigns/summer/postbacks",
+        {
+            "url": "https://partner.example/pb?c={subid}&p={revenue}",
+            "method": "POST",
+            "statuses": ["lead", "sale"],
+            "payout_mode": "fixed",
+            "payout_value": "1.5",
+            "min_payout": "",
+        },
+    )
     assert added.status_code == 303 and added.headers["location"] == "/campaigns/summer/postbacks"
     (rule,) = host.tracker.postbacks("summer")
-    assert (rule.method, tuple(rule.statuses), rule.payout_mode, str(rule.payout_value)) == ("POST", ("lead", "sale"), "fixed", "1.5")
+    assert (rule.method, tuple(rule.statuses), rule.payout_mode, str(rule.payout_value)) == (
+        "POST",
+        ("lead", "sale"),
+        "fixed",
+        "1.5",
+    )
     listed = _text(admin.get("/campaigns/summer/postbacks"))
     assert "https://partner.example/pb?c={subid}&p={revenue}" in listed and "lead, sale" in listed
     assert f"Postback {rule.id} added" in listed  # the flash message, once
 
     number = rule.id.split(":")[1]
     assert "partner.example" in admin.get(f"/postbacks/{number}/edit").text
-    edited = admin.post(f"/postbacks/{number}/edit", {"url": "https://partner.example/v2?c={subid}", "method": "GET",
-                                                      "statuses": "rejected", "payout_mode": "real"})
+    edited = admin.post(
+        f"/postbacks/{number}/edit",
+        {"url": "https://partner.example/v2?c={subid}", "method": "GET", "statuses": "rejected", "payout_mode": "real"},
+    )
     assert edited.status_code == 303
     (rule,) = host.tracker.postbacks("summer")
     assert (rule.url, rule.method, tuple(rule.statuses), rule.payout_mode) == (
-        "https://partner.example/v2?c={subid}", "GET", ("rejected",), "real")
+        "https://partner.example/v2?c={subid}",
+        "GET",
+        ("rejected",),
+        "real",
+    )
 
-    bad = admin.post(f"/postbacks/{number}/edit", {"url": "https://p.example/", "statuses": "sale", "payout_mode": "fixed"})
+    bad = admin.post(
+        f"/postbacks/{number}/edit", {"url": "https://p.example/", "statuses": "sale", "payout_mode": "fixed"}
+    )
     assert bad.status_code == 400 and "payout mode fixed needs payout_value" in _text(bad)
     assert admin.post(f"/postbacks/{number}/delete").status_code == 303
     assert host.tracker.postbacks("summer") == []
@@ -107,14 +171,17 @@ def test_campaign_forms_validate(host: Host, admin: Admin, exo_campaign: str) ->
     assert bad.status_code == 400 and "must be letters, digits" in _text(bad)
     taken = admin.post("/campaigns", {"alias": "summer", "offer_url": "https://o.example/"})
     assert taken.status_code == 409
-    saved = admin.post("/campaigns/summer", {"name": "Summer 2", "source_id": "exo", "offer_url": "https://o2.example/?c={subid}"})
+    saved = admin.post(
+        "/campaigns/summer", {"name": "Summer 2", "source_id": "exo", "offer_url": "https://o2.example/?c={subid}"}
+    )
     assert saved.status_code == 303
     assert host.tracker.campaign("summer")["offer_url"] == "https://o2.example/?c={subid}"
     assert admin.get("/campaigns/ghost").status_code == 404
 
 
-def test_the_sent_log_filters_pages_and_shows_an_attempts_detail(host: Host, admin: Admin, exo_campaign: str,
-                                                                standin: StandInSource) -> None:
+def test_the_sent_log_filters_pages_and_shows_an_attempts_detail(
+    host: Host, admin: Admin, exo_campaign: str, standin: StandInSource
+) -> None:
     standin.script("/tag.php", [(503, "busy right now")], default=(200, "OK"))
     host.tracker.add_campaign("winter", source_id="exo", offer_url="https://offer.example/")
     subids = [host.click("summer", external_id=f"c{n}") for n in range(5)] + [host.click("winter", external_id="w")]
@@ -126,7 +193,9 @@ def test_the_sent_log_filters_pages_and_shows_an_attempts_detail(host: Host, adm
 
     first = admin.get("/sent", params={"outcome": "delivered"})
     assert first.status_code == 200
-    assert _text(first).count("delivered") >= 6 and "retrying" not in re.sub(r"<select.*?</select>", "", first.text, flags=re.S)
+    assert _text(first).count("delivered") >= 6 and "retrying" not in re.sub(
+        r"<select.*?</select>", "", first.text, flags=re.S
+    )
     winter = _text(admin.get("/sent", params={"campaign": "winter"}))
     assert subids[-1] in winter and subids[0] not in winter
     assert subids[0] in _text(admin.get("/sent", params={"subid": subids[0]}))
@@ -149,7 +218,10 @@ def test_the_sent_log_filters_pages_and_shows_an_attempts_detail(host: Host, adm
             cursor = older.group(1)
         assert seen == sorted((r["id"] for r in rows), reverse=True)
         newer = re.search(r'href="/sent\?after=(\d+)"', page.text)
-        assert newer and len(re.findall(r'href="/sent/(\d+)">Details', admin.get(f"/sent?after={newer.group(1)}").text)) == 3
+        assert (
+            newer
+            and len(re.findall(r'href="/sent/(\d+)">Details', admin.get(f"/sent?after={newer.group(1)}").text)) == 3
+        )
     finally:
         logs_page.PER_PAGE = saved
 
@@ -160,8 +232,9 @@ def test_the_sent_log_filters_pages_and_shows_an_attempts_detail(host: Host, adm
     assert admin.get("/sent/99999").status_code == 404
 
 
-def test_resend_from_the_page_sends_the_delivery_again(host: Host, admin: Admin, exo_campaign: str,
-                                                       standin: StandInSource) -> None:
+def test_resend_from_the_page_sends_the_delivery_again(
+    host: Host, admin: Admin, exo_campaign: str, standin: StandInSource
+) -> None:
     subid = host.click("summer", external_id="r")
     host.postback(subid=subid)
     host.tracker.s2s.drain(timeout=5)
@@ -202,12 +275,14 @@ def test_explain_page_walks_the_chain_and_offers_resend(host: Host, admin: Admin
     assert unknown.status_code == 404 and "unknown subid 'nope'" in _text(unknown)
 
 
-def test_test_postback_renders_the_rule_with_sample_values_and_sends_it(host: Host, admin: Admin, exo_campaign: str,
-                                                                        standin: StandInSource) -> None:
+def test_test_postback_renders_the_rule_with_sample_values_and_sends_it(
+    host: Host, admin: Admin, exo_campaign: str, standin: StandInSource
+) -> None:
     form = admin.get("/rules/source:exo/test")
     assert form.status_code == 200 and "test-click-id" in form.text
-    sent = admin.post("/rules/source:exo/test", {"status": "sale", "payout": "4.20", "currency": "USD",
-                                                  "external_id": "probe-1"})
+    sent = admin.post(
+        "/rules/source:exo/test", {"status": "sale", "payout": "4.20", "currency": "USD", "external_id": "probe-1"}
+    )
     assert sent.status_code == 200
     (request,) = standin.wait_for(1)
     assert request.raw_query == "goal=g1&tag=probe-1&value=4.2"
@@ -231,8 +306,9 @@ def test_settings_page_changes_the_inbound_answer_and_allow_list(host: Host, adm
 # --- metrics ---------------------------------------------------------------------------------
 
 
-def test_metrics_need_the_token_and_report_the_logs_and_the_queue(host: Host, exo_campaign: str,
-                                                                 standin: StandInSource) -> None:
+def test_metrics_need_the_token_and_report_the_logs_and_the_queue(
+    host: Host, exo_campaign: str, standin: StandInSource
+) -> None:
     assert host.client.get("/metrics").status_code == 401
     standin.script("/tag.php", [(503, "busy")], default=(200, "OK"))
     first, second = host.click("summer", external_id="a"), host.click("summer", external_id="")
@@ -261,9 +337,16 @@ def test_metrics_need_the_token_and_report_the_logs_and_the_queue(host: Host, ex
 
 def test_metrics_text_format_escapes_labels_and_accumulates_buckets() -> None:
     snapshot = Snapshot(
-        sent={("failed", 'we"ird\\src'): 2}, received={}, deliveries={"due": 3}, queue_depth=3, due_now=1,
-        oldest_due_age=12.5, latency=Histogram(buckets=[0, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3], count=3, total=40.25),
-        waiting_handoffs=0, refused={}, throttled=0,
+        sent={("failed", 'we"ird\\src'): 2},
+        received={},
+        deliveries={"due": 3},
+        queue_depth=3,
+        due_now=1,
+        oldest_due_age=12.5,
+        latency=Histogram(buckets=[0, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3], count=3, total=40.25),
+        waiting_handoffs=0,
+        refused={},
+        throttled=0,
     )
     text = render(snapshot)
     assert 'sample_host_sent_postbacks_total{outcome="failed",source="we\\"ird\\\\src"} 2' in text
@@ -273,7 +356,9 @@ def test_metrics_text_format_escapes_labels_and_accumulates_buckets() -> None:
     assert "sample_host_postback_attempt_duration_seconds_sum 40.25" in text
     types = re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.M)
     assert ("sample_host_postback_attempt_duration_seconds", "histogram") in types
-    assert all(line.startswith("#") or re.match(r'^[a-z_0-9]+(\{.*\})? [0-9.e+-]+$', line) for line in text.splitlines())
+    assert all(
+        line.startswith("#") or re.match(r"^[a-z_0-9]+(\{.*\})? [0-9.e+-]+$", line) for line in text.splitlines()
+    )
 
 
 @pytest.mark.parametrize("path", ["/sent?before=abc", "/received?after=-1"])
@@ -282,72 +367,172 @@ def test_bad_cursors_are_a_400_not_a_500(admin: Admin, path: str) -> None:
     assert response.status_code == 400 and "must be a whole number" in _text(response)
 
 
-def test_every_source_setting_and_the_parameter_table_from_the_pages(host: Host, admin: Admin,
-                                                                    standin: StandInSource) -> None:
+def test_every_source_setting_and_the_parameter_table_from_the_pages(
+    host: Host, admin: Admin, standin: StandInSource
+) -> None:
     prefilled = admin.get("/sources", params={"template": "clickadu"})
     # The template's parameter table and its placeholders are on the form, ready to edit.
-    assert 'name="param_name" value="source"' in prefilled.text and 'name="param_macro" value="{zoneid}"' in prefilled.text
+    assert (
+        'name="param_name" value="source"' in prefilled.text and 'name="param_macro" value="{zoneid}"' in prefilled.text
+    )
     assert 'name="placeholder_HASH"' in prefilled.text and 'name="placeholder_AID"' in prefilled.text
-    created = admin.post("/sources", {
-        "id": "cl", "template": "clickadu", "statuses": "sale", "method": "POST",
-        "postback_url": f"{standin.url}/conversion/HASH/?visitor_id={{external_id}}&aid=AID",
-        "placeholder_HASH": "h1", "placeholder_AID": "a 2", "body": '{"p": "{revenue}"}',
-        "content_type": "application/json", "payout_mode": "fixed", "payout_value": "3", "min_payout": "1",
-        "secrets": "aid", "follow_redirects": "1", "click_id_param": "external_id", "source_macro": "${SUBID}",
-        "param_name": ["sub_id_1", "cost", ""], "param_macro": ["{zoneid}", "{cost}", ""]})
+    created = admin.post(
+        "/sources",
+        {
+            "id": "cl",
+            "template": "clickadu",
+            "statuses": "sale",
+            "method": "POST",
+            "postback_url": f"{standin.url}/conversion/HASH/?visitor_id={{external_id}}&aid=AID",
+            "placeholder_HASH": "h1",
+            "placeholder_AID": "a 2",
+            "body": '{"p": "{revenue}"}',
+            "content_type": "application/json",
+            "payout_mode": "fixed",
+            "payout_value": "3",
+            "min_payout": "1",
+            "secrets": "aid",
+            "follow_redirects": "1",
+            "click_id_param": "external_id",
+            "source_macro": "${SUBID}",
+            "param_name": ["sub_id_1", "cost", ""],
+            "param_macro": ["{zoneid}", "{cost}", ""],
+        },
+    )
     assert created.status_code == 303, _text(created)
     rule = host.tracker.source("cl")
     assert rule.url == f"{standin.url}/conversion/h1/?visitor_id={{external_id}}&aid=a%202"
-    assert (rule.method, rule.body, dict(rule.headers), rule.payout_mode, str(rule.payout_value), str(rule.min_payout),
-            rule.follow_redirects, rule.parameters) == (
-        "POST", '{"p": "{revenue}"}', {"Content-Type": "application/json"}, "fixed", "3", "1", True,
-        {"sub_id_1": "{zoneid}", "cost": "{cost}"})
+    assert (
+        rule.method,
+        rule.body,
+        dict(rule.headers),
+        rule.payout_mode,
+        str(rule.payout_value),
+        str(rule.min_payout),
+        rule.follow_redirects,
+        rule.parameters,
+    ) == (
+        "POST",
+        '{"p": "{revenue}"}',
+        {"Content-Type": "application/json"},
+        "fixed",
+        "3",
+        "1",
+        True,
+        {"sub_id_1": "{zoneid}", "cost": "{cost}"},
+    )
     assert "aid" in rule.secrets
     shown = admin.get("/sources/cl")
     assert "?external_id=${SUBID}&sub_id_1={zoneid}&cost={cost}" in _text(shown)
     assert 'name="follow_redirects" value="1" checked' in shown.text
 
     # Saving the page changes the table and the click-id settings; an emptied row goes.
-    saved = admin.post("/sources/cl", {
-        "postback_url": rule.url, "method": "GET", "statuses": "sale", "payout_mode": "real", "body": "",
-        "content_type": "", "click_id_param": "clickid", "source_macro": "[CLICK]",
-        "param_name": ["sub_id_1", "", "keyword"], "param_macro": ["", "", "{kw}"]})
+    saved = admin.post(
+        "/sources/cl",
+        {
+            "postback_url": rule.url,
+            "method": "GET",
+            "statuses": "sale",
+            "payout_mode": "real",
+            "body": "",
+            "content_type": "",
+            "click_id_param": "clickid",
+            "source_macro": "[CLICK]",
+            "param_name": ["sub_id_1", "", "keyword"],
+            "param_macro": ["", "", "{kw}"],
+        },
+    )
     assert saved.status_code == 400 and "the macro for sub_id_1" in _text(saved)  # half a row is named
     assert 'value="keyword"' in saved.text  # what was typed stays on the form
-    saved = admin.post("/sources/cl", {
-        "postback_url": rule.url, "method": "GET", "statuses": "sale", "payout_mode": "real", "body": "",
-        "content_type": "", "click_id_param": "clickid", "source_macro": "[CLICK]",
-        "param_name": ["", "keyword"], "param_macro": ["", "{kw}"]})
+    saved = admin.post(
+        "/sources/cl",
+        {
+            "postback_url": rule.url,
+            "method": "GET",
+            "statuses": "sale",
+            "payout_mode": "real",
+            "body": "",
+            "content_type": "",
+            "click_id_param": "clickid",
+            "source_macro": "[CLICK]",
+            "param_name": ["", "keyword"],
+            "param_macro": ["", "{kw}"],
+        },
+    )
     assert saved.status_code == 303, _text(saved)
     rule = host.tracker.source("cl")
-    assert (rule.method, rule.body, dict(rule.headers), rule.follow_redirects, rule.min_payout, rule.click_id_param,
-            rule.source_macro, rule.parameters) == ("GET", None, {}, False, None, "clickid", "[CLICK]", {"keyword": "{kw}"})
+    assert (
+        rule.method,
+        rule.body,
+        dict(rule.headers),
+        rule.follow_redirects,
+        rule.min_payout,
+        rule.click_id_param,
+        rule.source_macro,
+        rule.parameters,
+    ) == ("GET", None, {}, False, None, "clickid", "[CLICK]", {"keyword": "{kw}"})
     assert "?clickid=[CLICK]&keyword={kw}" in _text(admin.get("/sources/cl"))
-    bad = admin.post("/sources/cl", {"postback_url": rule.url, "method": "GET", "statuses": "sale",
-                                      "param_name": "x y", "param_macro": "{z}"})
+    bad = admin.post(
+        "/sources/cl",
+        {"postback_url": rule.url, "method": "GET", "statuses": "sale", "param_name": "x y", "param_macro": "{z}"},
+    )
     assert bad.status_code == 400 and "'x y' must start with a letter" in _text(bad)
 
 
-def test_campaign_postbacks_take_body_content_type_and_redirects_from_the_pages(host: Host, admin: Admin,
-                                                                                 exo_campaign: str) -> None:
-    added = admin.post("/campaigns/summer/postbacks", {
-        "url": "https://partner.example/pb", "method": "POST", "statuses": "sale", "payout_mode": "percent",
-        "payout_value": "50", "min_payout": "0.5", "body": "c={external_id}&p={revenue}",
-        "content_type": "application/x-www-form-urlencoded", "follow_redirects": "1", "secrets": "key"})
+def test_campaign_postbacks_take_body_content_type_and_redirects_from_the_pages(
+    host: Host, admin: Admin, exo_campaign: str
+) -> None:
+    added = admin.post(
+        "/campaigns/summer/postbacks",
+        {
+            "url": "https://partner.example/pb",
+            "method": "POST",
+            "statuses": "sale",
+            "payout_mode": "percent",
+            "payout_value": "50",
+            "min_payout": "0.5",
+            "body": "c={external_id}&p={revenue}",
+            "content_type": "application/x-www-form-urlencoded",
+            "follow_redirects": "1",
+            "secrets": "key",
+        },
+    )
     assert added.status_code == 303, _text(added)
     (rule,) = host.tracker.postbacks("summer")
     assert (rule.body, dict(rule.headers), rule.follow_redirects, rule.payout_mode, str(rule.payout_value)) == (
-        "c={external_id}&p={revenue}", {"Content-Type": "application/x-www-form-urlencoded"}, True, "percent", "50")
+        "c={external_id}&p={revenue}",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        True,
+        "percent",
+        "50",
+    )
     number = rule.id.split(":")[1]
     form = admin.get(f"/postbacks/{number}/edit")
-    assert "c={external_id}&amp;p={revenue}</textarea>" in form.text and 'value="application/x-www-form-urlencoded"' in form.text
-    refused = admin.post(f"/postbacks/{number}/edit", {"url": rule.url, "method": "GET", "statuses": "sale",
-                                                        "payout_mode": "real", "body": "c=1"})
+    assert (
+        "c={external_id}&amp;p={revenue}</textarea>" in form.text
+        and 'value="application/x-www-form-urlencoded"' in form.text
+    )
+    refused = admin.post(
+        f"/postbacks/{number}/edit",
+        {"url": rule.url, "method": "GET", "statuses": "sale", "payout_mode": "real", "body": "c=1"},
+    )
     assert refused.status_code == 400 and "only with method POST" in _text(refused)
-    saved = admin.post(f"/postbacks/{number}/edit", {"url": rule.url, "method": "POST", "statuses": "sale",
-                                                      "payout_mode": "real", "body": '{"c": "{external_id}"}',
-                                                      "content_type": "application/json"})
+    saved = admin.post(
+        f"/postbacks/{number}/edit",
+        {
+            "url": rule.url,
+            "method": "POST",
+            "statuses": "sale",
+            "payout_mode": "real",
+            "body": '{"c": "{external_id}"}',
+            "content_type": "application/json",
+        },
+    )
     assert saved.status_code == 303
     (rule,) = host.tracker.postbacks("summer")
     assert (rule.body, dict(rule.headers), rule.follow_redirects, rule.min_payout) == (
-        '{"c": "{external_id}"}', {"Content-Type": "application/json"}, False, None)
+        '{"c": "{external_id}"}',
+        {"Content-Type": "application/json"},
+        False,
+        None,
+    )

@@ -70,7 +70,10 @@ def test_an_operator_runs_a_campaign_from_the_pages(
 
     # The affiliate network reports the sale (and a broken report), server to server.
     with httpx.Client(base_url=base) as network:
-        assert network.get(f"/{key}/postback", params={"subid": subid, "status": "sale", "payout": "2.5"}).status_code == 200
+        assert (
+            network.get(f"/{key}/postback", params={"subid": subid, "status": "sale", "payout": "2.5"}).status_code
+            == 200
+        )
         assert network.get(f"/{key}/postback", params={"subid": subid, "payout": "abc"}).status_code == 400
     tracker.s2s.drain(timeout=5)
 
@@ -112,7 +115,9 @@ def test_test_postback_and_postback_editing_in_the_browser(
     page: Page, served: tuple[str, str, str], tracker: Tracker, standin: StandInSource
 ) -> None:
     base, password, _ = served
-    tracker.add_source("exo", template="exoclick", postback_url=f"{standin.url}/tag.php?tag={{external_id}}&v={{revenue}}")
+    tracker.add_source(
+        "exo", template="exoclick", postback_url=f"{standin.url}/tag.php?tag={{external_id}}&v={{revenue}}"
+    )
     tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
     tracker.add_postback("summer", url=f"{standin.url}/partner?c={{external_id}}", statuses=["sale"])
     _sign_in(page, base, password, "/sources")
@@ -212,12 +217,26 @@ def test_a_custom_sources_parameter_table_in_the_browser_and_a_click_through_its
     page.goto(link.replace("[CLICK_ID]", "ck-5").replace("[ZONE]", "z-9").replace("[PRICE]", "0.02"))
     subid = page.url.rsplit("=", 1)[1]
     params = tracker.click(subid).params
-    assert {name: params[name] for name in ("clickid", "sub_id_1", "cost")} == {"clickid": "ck-5", "sub_id_1": "z-9", "cost": "0.02"}
+    assert {name: params[name] for name in ("clickid", "sub_id_1", "cost")} == {
+        "clickid": "ck-5",
+        "sub_id_1": "z-9",
+        "cost": "0.02",
+    }
     # Beside the link's parameters, the visitor's attributes (the browser's own request).
-    assert set(params) - {"clickid", "sub_id_1", "cost"} <= {"os", "os_version", "browser", "browser_version", "device_type", "language"}
+    assert set(params) - {"clickid", "sub_id_1", "cost"} <= {
+        "os",
+        "os_version",
+        "browser",
+        "browser_version",
+        "device_type",
+        "language",
+    }
     with httpx.Client(base_url=base) as network:
-        assert network.get(f"/{key}/postback", params={"subid": subid, "status": "sale", "payout": "3"}).status_code == 200
+        assert (
+            network.get(f"/{key}/postback", params={"subid": subid, "status": "sale", "payout": "3"}).status_code == 200
+        )
     tracker.s2s.drain(timeout=5)
     sent = [r for r in standin.requests if r.path == "/pb"]
     assert [(r.method, r.raw_query, r.headers["content-type"], r.body) for r in sent] == [
-        ("POST", "c=ck-5&z=z-9", "application/json", b'{"cost": "0.02", "p": "3"}')]
+        ("POST", "c=ck-5&z=z-9", "application/json", b'{"cost": "0.02", "p": "3"}')
+    ]

@@ -17,14 +17,16 @@ from .conftest import Host, test_tracker
 
 @pytest.fixture
 def subid(any_host: Host, standin: StandInSource) -> str:
-    any_host.tracker.add_source("exo", postback_url=f"{standin.url}/pb?c={{external_id}}&s={{status}}",
-                                statuses=["lead", "sale"])
+    any_host.tracker.add_source(
+        "exo", postback_url=f"{standin.url}/pb?c={{external_id}}&s={{status}}", statuses=["lead", "sale"]
+    )
     any_host.tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
     return any_host.click("summer", external_id="c1")
 
 
-def test_a_retried_postback_is_one_conversion_logged_as_a_repeat(any_host: Host, subid: str,
-                                                                 standin: StandInSource) -> None:
+def test_a_retried_postback_is_one_conversion_logged_as_a_repeat(
+    any_host: Host, subid: str, standin: StandInSource
+) -> None:
     for payout in ("2.5", "2.50", "2.5"):  # a retry may reformat the payout: still the same sale
         answer = any_host.postback(subid=subid, status="sale", tid="T1", payout=payout)
         assert (answer.status_code, answer.text) == (200, "OK\n")
@@ -32,7 +34,10 @@ def test_a_retried_postback_is_one_conversion_logged_as_a_repeat(any_host: Host,
     received = any_host.received(subid=subid)  # newest first
     assert [r["outcome"] for r in received] == ["ignored", "ignored", "accepted"]
     assert all(r["conversion_id"] == conversion["id"] for r in received)
-    assert received[0]["reason"] == f"repeat of conversion #{conversion['id']} (same subid, status and tid): not recorded again"
+    assert (
+        received[0]["reason"]
+        == f"repeat of conversion #{conversion['id']} (same subid, status and tid): not recorded again"
+    )
     any_host.tracker.s2s.drain(timeout=5)
     assert [r.raw_query for r in standin.wait_for(1)] == ["c=c1&s=sale"]
 
@@ -73,8 +78,14 @@ def test_copies_arriving_at_once_are_recorded_once(any_host: Host, subid: str) -
 
 def test_the_database_refuses_a_second_row_with_the_same_key(any_host: Host, subid: str) -> None:
     assert any_host.postback(subid=subid, status="sale", tid="T1").status_code == 200
-    row = {"subid": subid, "status": "sale", "tid": "T1", "params": {}, "created_at": db.utcnow(),
-           "repeat_key": repeat_key(subid, "sale", "T1")}
+    row = {
+        "subid": subid,
+        "status": "sale",
+        "tid": "T1",
+        "params": {},
+        "created_at": db.utcnow(),
+        "repeat_key": repeat_key(subid, "sale", "T1"),
+    }
     with pytest.raises(sa.exc.IntegrityError), any_host.tracker.engine.begin() as conn:
         conn.execute(sa.insert(db.conversions).values(**row))
 
@@ -82,14 +93,20 @@ def test_the_database_refuses_a_second_row_with_the_same_key(any_host: Host, sub
 def test_an_older_database_keeps_its_conversions_and_gets_the_key(any_database_url: str) -> None:
     engine = sa.create_engine(any_database_url)
     with engine.begin() as conn:  # the table as the previous version made it, with a repeat in it
-        conn.execute(sa.text(
-            "CREATE TABLE conversions (id INTEGER PRIMARY KEY, subid VARCHAR(32) NOT NULL, tid VARCHAR(200), "
-            "status VARCHAR(16) NOT NULL, original_status VARCHAR(100), payout VARCHAR(40), currency VARCHAR(3), "
-            "params JSON NOT NULL, created_at TIMESTAMP NOT NULL)"
-        ))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE conversions (id INTEGER PRIMARY KEY, subid VARCHAR(32) NOT NULL, tid VARCHAR(200), "
+                "status VARCHAR(16) NOT NULL, original_status VARCHAR(100), payout VARCHAR(40), currency VARCHAR(3), "
+                "params JSON NOT NULL, created_at TIMESTAMP NOT NULL)"
+            )
+        )
         for number in (1, 2):
-            conn.execute(sa.text(f"INSERT INTO conversions VALUES ({number}, 'abc', 'T1', 'sale', 'sale', NULL, NULL, "
-                                 "'{}', '2026-01-01 00:00:00')"))
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO conversions VALUES ({number}, 'abc', 'T1', 'sale', 'sale', NULL, NULL, "
+                    "'{}', '2026-01-01 00:00:00')"
+                )
+            )
     engine.dispose()
     with test_tracker(any_database_url) as tracker:
         assert [c["id"] for c in tracker.conversions(subid="abc")] == [2, 1]

@@ -65,7 +65,9 @@ def test_every_page_and_api_route_refuses_a_visitor_who_has_not_signed_in(host: 
         if pattern in PUBLIC:
             continue
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "sample_host_session=forged"}):
-            response = host.client.request(method, path, headers=headers, data={"csrf_token": "x"} if method == "POST" else None)
+            response = host.client.request(
+                method, path, headers=headers, data={"csrf_token": "x"} if method == "POST" else None
+            )
             assert _refused(response), (method, path, headers, response.status_code, response.text[:200])
             assert "<table" not in response.text and host.api_token not in response.text
         checked.append((method, pattern))
@@ -109,8 +111,11 @@ def test_secure_cookies_when_served_over_https(tracker, serve_asgi) -> None:
 
 
 def test_every_form_post_needs_the_sessions_csrf_token(host: Host, admin: Admin, exo_campaign: str) -> None:
-    posts = [(pattern, path) for pattern, path, method in _routes(host)
-             if method == "POST" and pattern not in PUBLIC and not pattern.startswith("/api")]
+    posts = [
+        (pattern, path)
+        for pattern, path, method in _routes(host)
+        if method == "POST" and pattern not in PUBLIC and not pattern.startswith("/api")
+    ]
     assert len(posts) >= 12
     before = (host.tracker.campaigns(), host.tracker.sources(), host.tracker.inbound_settings())
     for pattern, path in posts:
@@ -136,8 +141,11 @@ def test_sign_in_with_a_wrong_password_is_refused_and_throttled(host: Host) -> N
 def test_sign_in_goes_only_to_local_pages(host: Host) -> None:
     client = httpx.Client(base_url=host.base_url)
     token = CSRF_TOKEN.search(client.get("/login").text).group(1)
-    answer = client.post("/login", data={"csrf_token": token, "password": host.admin_password,
-                                         "next": "//evil.example/phish"}, follow_redirects=False)
+    answer = client.post(
+        "/login",
+        data={"csrf_token": token, "password": host.admin_password, "next": "//evil.example/phish"},
+        follow_redirects=False,
+    )
     assert answer.headers["location"] == "/campaigns"
     client.close()
 
@@ -172,8 +180,19 @@ def test_no_page_shows_the_api_token_or_the_admin_password(host: Host, admin: Ad
     host.postback(subid=subid)
     host.tracker.s2s.drain(timeout=5)
     entry = host.sent()[0]["id"]
-    pages = ["/campaigns", "/campaigns/summer", "/campaigns/summer/postbacks", "/sources", "/sources/exo",
-             "/sent", f"/sent/{entry}", "/received", f"/explain?subid={subid}", "/settings", "/rules/source:exo/test"]
+    pages = [
+        "/campaigns",
+        "/campaigns/summer",
+        "/campaigns/summer/postbacks",
+        "/sources",
+        "/sources/exo",
+        "/sent",
+        f"/sent/{entry}",
+        "/received",
+        f"/explain?subid={subid}",
+        "/settings",
+        "/rules/source:exo/test",
+    ]
     for path in pages:
         text = admin.get(path).text
         assert admin.get(path).status_code == 200, path
@@ -194,11 +213,21 @@ class _Lines(logging.Handler):
 
 
 def test_a_sources_account_key_is_masked_outside_its_own_edit_form(host: Host, admin: Admin) -> None:
-    host.tracker.add_source("ts", template="trafficstars",
-                            postback_url="https://tsyndicate.example/api/v1/cpa/action?clickid={external_id}&key=ACCT-SECRET-1")
+    host.tracker.add_source(
+        "ts",
+        template="trafficstars",
+        postback_url="https://tsyndicate.example/api/v1/cpa/action?clickid={external_id}&key=ACCT-SECRET-1",
+    )
     host.tracker.add_campaign("dating", source_id="ts", offer_url="https://offer.example/")
-    added = admin.post("/campaigns/dating/postbacks", {"url": "https://partner.example/pb?c={external_id}&api_key=PARTNER-2",
-                                                       "statuses": "sale", "payout_mode": "real", "secrets": "api_key"})
+    added = admin.post(
+        "/campaigns/dating/postbacks",
+        {
+            "url": "https://partner.example/pb?c={external_id}&api_key=PARTNER-2",
+            "statuses": "sale",
+            "payout_mode": "real",
+            "secrets": "api_key",
+        },
+    )
     assert added.status_code == 303 and host.tracker.postbacks("dating")[0].secrets == ("api_key",)
     for path in ("/sources", "/campaigns/dating/postbacks", "/rules/source:ts/test"):
         text = admin.get(path).text
@@ -232,6 +261,16 @@ def test_no_route_answers_500_to_a_signed_in_admin_with_odd_values(host: Host, a
             if method == "GET":
                 response = admin.get(concrete, params={"subid": odd, "before": "1", "template": odd})
             else:
-                response = admin.post(concrete, {"url": odd, "statuses": odd, "payout_mode": odd, "id": odd,
-                                                 "offer_url": odd, "alias": odd, "allowed_ips": "1.2.3.4"})
+                response = admin.post(
+                    concrete,
+                    {
+                        "url": odd,
+                        "statuses": odd,
+                        "payout_mode": odd,
+                        "id": odd,
+                        "offer_url": odd,
+                        "alias": odd,
+                        "allowed_ips": "1.2.3.4",
+                    },
+                )
             assert response.status_code < 500, (method, concrete, response.status_code, response.text[:300])

@@ -23,8 +23,9 @@ from .conftest import CSRF_TOKEN, Admin, Host, sign_in
 
 def test_a_copied_cookie_stops_working_after_sign_out(host: Host) -> None:
     owner = sign_in(host.base_url, host.admin_password)
-    copied = httpx.Client(base_url=host.base_url, follow_redirects=False,
-                          cookies={SESSION_COOKIE: owner.cookies[SESSION_COOKIE]})
+    copied = httpx.Client(
+        base_url=host.base_url, follow_redirects=False, cookies={SESSION_COOKIE: owner.cookies[SESSION_COOKIE]}
+    )
     try:
         assert copied.get("/campaigns").status_code == 200  # a copy works while the session lives
         assert Admin(owner).post("/logout").status_code == 303
@@ -157,8 +158,12 @@ def test_an_ipv6_clients_64_neighbours_share_its_sign_in_throttle(proxied: tuple
 def test_an_ipv6_clients_64_neighbours_share_its_refusal_throttle(proxied: tuple[str, str, str]) -> None:
     base_url, _, _ = proxied
     with httpx.Client(base_url=base_url) as client:
-        codes = [client.get("/wrong-key/postback", params={"subid": "x"},
-                            headers={"X-Forwarded-For": f"2001:db8:5:6::{n}"}).status_code for n in range(1, 6)]
+        codes = [
+            client.get(
+                "/wrong-key/postback", params={"subid": "x"}, headers={"X-Forwarded-For": f"2001:db8:5:6::{n}"}
+            ).status_code
+            for n in range(1, 6)
+        ]
         assert codes == [403, 403, 403, 429, 429]
         other = client.get("/wrong-key/postback", headers={"X-Forwarded-For": "2001:db8:5:7::1"})
         assert other.status_code == 403

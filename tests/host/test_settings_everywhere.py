@@ -35,29 +35,93 @@ def _ok(result: Result) -> str:
 
 
 def test_sources_add_from_a_template_prints_the_campaign_link(run) -> None:
-    out = _ok(run("sources", "add", "roll", "--template", "rollerads", "--placeholder", "ACCOUNT_NUMBER=77",
-                  "--placeholder", "TRACKING_KEY=k 1", "--base-url", "https://trk.example"))
+    out = _ok(
+        run(
+            "sources",
+            "add",
+            "roll",
+            "--template",
+            "rollerads",
+            "--placeholder",
+            "ACCOUNT_NUMBER=77",
+            "--placeholder",
+            "TRACKING_KEY=k 1",
+            "--base-url",
+            "https://trk.example",
+        )
+    )
     assert "source roll: GET https://trk.roller.ad/conversion/aid/77/k%201?click_id={external_id}" in out
-    assert ("campaign link: https://trk.example/c/CAMPAIGN?external_id={clickid}&ad_campaign_id={campaignid}"
-            "&creative_id={creativeid}&source={accid}&cost={cost}&sub_id_1={zoneid}") in out
+    assert (
+        "campaign link: https://trk.example/c/CAMPAIGN?external_id={clickid}&ad_campaign_id={campaignid}"
+        "&creative_id={creativeid}&source={accid}&cost={cost}&sub_id_1={zoneid}"
+    ) in out
     _ok(run("campaigns", "add", "summer", "--source", "roll", "--offer-url", "https://offer.example/"))
     out = _ok(run("sources", "edit", "roll", "--base-url", "https://trk.example", "--param", "sub_id_1={zoneid}"))
     assert "campaign link for summer: https://trk.example/c/summer?external_id={clickid}&sub_id_1={zoneid}\n" in out
 
 
-def test_every_setting_from_the_cli_reaches_the_wire(run, database_url: str, standin: StandInSource,
-                                                      serve_asgi) -> None:
-    _ok(run("sources", "add", "own", "--postback-url", f"{standin.url}/pb?t=TOKEN_VALUE",
-            "--method", "post", "--body", '{"click": "{external_id}", "zone": "{sub_id_1}", "p": "{revenue}"}',
-            "--content-type", "application/vnd.own+json", "--payout-mode", "percent", "--amount", "50",
-            "--min-payout", "1", "--secret", "t", "--follow-redirects", "--status", "sale",
-            "--click-id-param", "clickid", "--source-macro", "[CLICK]", "--param", "sub_id_1=[ZONE]"))
+def test_every_setting_from_the_cli_reaches_the_wire(
+    run, database_url: str, standin: StandInSource, serve_asgi
+) -> None:
+    _ok(
+        run(
+            "sources",
+            "add",
+            "own",
+            "--postback-url",
+            f"{standin.url}/pb?t=TOKEN_VALUE",
+            "--method",
+            "post",
+            "--body",
+            '{"click": "{external_id}", "zone": "{sub_id_1}", "p": "{revenue}"}',
+            "--content-type",
+            "application/vnd.own+json",
+            "--payout-mode",
+            "percent",
+            "--amount",
+            "50",
+            "--min-payout",
+            "1",
+            "--secret",
+            "t",
+            "--follow-redirects",
+            "--status",
+            "sale",
+            "--click-id-param",
+            "clickid",
+            "--source-macro",
+            "[CLICK]",
+            "--param",
+            "sub_id_1=[ZONE]",
+        )
+    )
     rule = json.loads(_ok(run("sources", "list", "--json")))[0]
-    assert {k: rule[k] for k in ("method", "payout_mode", "payout_value", "min_payout", "content_type", "secrets",
-                                 "follow_redirects", "click_id_param", "source_macro", "parameters")} == {
-        "method": "POST", "payout_mode": "percent", "payout_value": "50", "min_payout": "1",
-        "content_type": "application/vnd.own+json", "secrets": ["t"], "follow_redirects": True,
-        "click_id_param": "clickid", "source_macro": "[CLICK]", "parameters": {"sub_id_1": "[ZONE]"}}
+    assert {
+        k: rule[k]
+        for k in (
+            "method",
+            "payout_mode",
+            "payout_value",
+            "min_payout",
+            "content_type",
+            "secrets",
+            "follow_redirects",
+            "click_id_param",
+            "source_macro",
+            "parameters",
+        )
+    } == {
+        "method": "POST",
+        "payout_mode": "percent",
+        "payout_value": "50",
+        "min_payout": "1",
+        "content_type": "application/vnd.own+json",
+        "secrets": ["t"],
+        "follow_redirects": True,
+        "click_id_param": "clickid",
+        "source_macro": "[CLICK]",
+        "parameters": {"sub_id_1": "[ZONE]"},
+    }
     out = _ok(run("campaigns", "add", "summer", "--source", "own", "--offer-url", "https://offer.example/"))
     assert "/c/summer?clickid=[CLICK]&sub_id_1=[ZONE]" in out
 
@@ -72,8 +136,12 @@ def test_every_setting_from_the_cli_reaches_the_wire(run, database_url: str, sta
             cheap = client.get("/c/summer", params={"clickid": "CK1", "sub_id_1": "z7"}).headers["x-subid"]
             paid = client.get("/c/summer", params={"clickid": "CK2", "sub_id_1": "z8"}).headers["x-subid"]
             for subid, payout in ((cheap, "1.5"), (paid, "4")):  # 50 %: 0.75 is below the minimum, 2 is not
-                assert client.get(f"/{creds.postback_key}/postback",
-                                  params={"subid": subid, "status": "sale", "payout": payout}).status_code == 200
+                assert (
+                    client.get(
+                        f"/{creds.postback_key}/postback", params={"subid": subid, "status": "sale", "payout": payout}
+                    ).status_code
+                    == 200
+                )
         tracker.s2s.drain(timeout=5)
         (request,) = standin.requests
         assert (request.method, request.target) == ("POST", "/pb?t=TOKEN_VALUE")
@@ -85,30 +153,102 @@ def test_every_setting_from_the_cli_reaches_the_wire(run, database_url: str, sta
         assert all("TOKEN_VALUE" not in e["url"] for e in logged)  # the secret is masked in the log
 
     # edit changes what it is given and keeps the rest.
-    _ok(run("sources", "edit", "own", "--method", "get", "--body", "", "--content-type", "", "--payout-mode", "real",
-            "--no-follow-redirects", "--no-params"))
+    _ok(
+        run(
+            "sources",
+            "edit",
+            "own",
+            "--method",
+            "get",
+            "--body",
+            "",
+            "--content-type",
+            "",
+            "--payout-mode",
+            "real",
+            "--no-follow-redirects",
+            "--no-params",
+        )
+    )
     rule = json.loads(_ok(run("sources", "list", "--json")))[0]
-    assert (rule["method"], rule["body"], rule["content_type"], rule["payout_mode"], rule["follow_redirects"],
-            rule["parameters"], rule["min_payout"], rule["secrets"], rule["click_id_param"]) == (
-        "GET", None, "", "real", False, {}, "1", ["t"], "clickid")
+    assert (
+        rule["method"],
+        rule["body"],
+        rule["content_type"],
+        rule["payout_mode"],
+        rule["follow_redirects"],
+        rule["parameters"],
+        rule["min_payout"],
+        rule["secrets"],
+        rule["click_id_param"],
+    ) == ("GET", None, "", "real", False, {}, "1", ["t"], "clickid")
 
 
 def test_postbacks_add_and_edit_take_every_setting(run) -> None:
     _ok(run("sources", "add", "exo", "--template", "exoclick"))
     _ok(run("campaigns", "add", "summer", "--source", "exo", "--offer-url", "https://offer.example/"))
-    out = _ok(run("postbacks", "add", "summer", "--url", "https://p.example/pb", "--method", "POST",
-                  "--body", "c={external_id}&p={revenue}", "--content-type", "application/x-www-form-urlencoded",
-                  "--payout-mode", "fixed", "--amount", "3", "--min-payout", "0.5", "--secret", "key",
-                  "--follow-redirects", "--status", "sale"))
+    out = _ok(
+        run(
+            "postbacks",
+            "add",
+            "summer",
+            "--url",
+            "https://p.example/pb",
+            "--method",
+            "POST",
+            "--body",
+            "c={external_id}&p={revenue}",
+            "--content-type",
+            "application/x-www-form-urlencoded",
+            "--payout-mode",
+            "fixed",
+            "--amount",
+            "3",
+            "--min-payout",
+            "0.5",
+            "--secret",
+            "key",
+            "--follow-redirects",
+            "--status",
+            "sale",
+        )
+    )
     assert "postback postback:1 on campaign summer: POST https://p.example/pb (statuses: sale)" in out
     assert "  payout: fixed 3, minimum 0.5\n  body: c={external_id}&p={revenue}\n" in out
-    out = _ok(run("postbacks", "edit", "postback:1", "--amount", "4", "--status", "lead", "--status", "sale",
-                  "--no-follow-redirects"))
+    out = _ok(
+        run(
+            "postbacks",
+            "edit",
+            "postback:1",
+            "--amount",
+            "4",
+            "--status",
+            "lead",
+            "--status",
+            "sale",
+            "--no-follow-redirects",
+        )
+    )
     (rule,) = json.loads(_ok(run("postbacks", "list", "--json")))
-    assert (rule["payout_mode"], rule["payout_value"], rule["min_payout"], rule["statuses"], rule["body"],
-            rule["content_type"], rule["secrets"], rule["follow_redirects"]) == (
-        "fixed", "4", "0.5", ["lead", "sale"], "c={external_id}&p={revenue}", "application/x-www-form-urlencoded",
-        ["key"], False)
+    assert (
+        rule["payout_mode"],
+        rule["payout_value"],
+        rule["min_payout"],
+        rule["statuses"],
+        rule["body"],
+        rule["content_type"],
+        rule["secrets"],
+        rule["follow_redirects"],
+    ) == (
+        "fixed",
+        "4",
+        "0.5",
+        ["lead", "sale"],
+        "c={external_id}&p={revenue}",
+        "application/x-www-form-urlencoded",
+        ["key"],
+        False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,43 +273,97 @@ def test_bad_settings_are_one_line_errors(run, args: tuple, fragment: str) -> No
 
 
 def test_the_api_sets_and_patches_every_setting(host: Host, standin: StandInSource) -> None:
-    created = host.api.post("/api/sources", json={
-        "id": "ts", "template": "trafficstars", "postback_url": f"{standin.url}/ts?c={{external_id}}&k=KEY",
-        "method": "POST", "body": "{\"v\": \"{revenue}\"}", "content_type": "application/json",
-        "payout_mode": "fixed", "payout_value": 5, "min_payout": "0.1", "secrets": ["k"], "follow_redirects": True,
-        "statuses": ["sale"], "parameters": {"sub_id_1": "{zone}", "cost": "{price}"}})
+    created = host.api.post(
+        "/api/sources",
+        json={
+            "id": "ts",
+            "template": "trafficstars",
+            "postback_url": f"{standin.url}/ts?c={{external_id}}&k=KEY",
+            "method": "POST",
+            "body": '{"v": "{revenue}"}',
+            "content_type": "application/json",
+            "payout_mode": "fixed",
+            "payout_value": 5,
+            "min_payout": "0.1",
+            "secrets": ["k"],
+            "follow_redirects": True,
+            "statuses": ["sale"],
+            "parameters": {"sub_id_1": "{zone}", "cost": "{price}"},
+        },
+    )
     assert created.status_code == 201, created.text
     source = created.json()
-    assert (source["method"], source["body"], source["content_type"], source["payout_mode"], source["payout_value"],
-            source["min_payout"], source["secrets"], source["follow_redirects"], source["parameters"]) == (
-        "POST", "{\"v\": \"{revenue}\"}", "application/json", "fixed", "5", "0.1", ["key", "k"], True,
-        {"sub_id_1": "{zone}", "cost": "{price}"})
-    assert source["campaign_link"] == f"{host.base_url}/c/CAMPAIGN?external_id={{click_id}}&sub_id_1={{zone}}&cost={{price}}"
+    assert (
+        source["method"],
+        source["body"],
+        source["content_type"],
+        source["payout_mode"],
+        source["payout_value"],
+        source["min_payout"],
+        source["secrets"],
+        source["follow_redirects"],
+        source["parameters"],
+    ) == (
+        "POST",
+        '{"v": "{revenue}"}',
+        "application/json",
+        "fixed",
+        "5",
+        "0.1",
+        ["key", "k"],
+        True,
+        {"sub_id_1": "{zone}", "cost": "{price}"},
+    )
+    assert (
+        source["campaign_link"]
+        == f"{host.base_url}/c/CAMPAIGN?external_id={{click_id}}&sub_id_1={{zone}}&cost={{price}}"
+    )
 
-    patched = host.api.patch("/api/sources/ts", json={"payout_value": "6", "click_id_param": "clickid",
-                                                        "source_macro": "{cid}", "parameters": {}})
+    patched = host.api.patch(
+        "/api/sources/ts",
+        json={"payout_value": "6", "click_id_param": "clickid", "source_macro": "{cid}", "parameters": {}},
+    )
     assert patched.status_code == 200, patched.text
     assert (patched.json()["payout_value"], patched.json()["method"], patched.json()["campaign_link"]) == (
-        "6", "POST", f"{host.base_url}/c/CAMPAIGN?clickid={{cid}}")
+        "6",
+        "POST",
+        f"{host.base_url}/c/CAMPAIGN?clickid={{cid}}",
+    )
     assert host.api.get("/api/sources/ts").json() == {**patched.json(), "warnings": []}  # warnings come on saving
 
     host.api.post("/api/campaigns", json={"alias": "dating", "source_id": "ts", "offer_url": "https://o.example/"})
-    added = host.api.post("/api/campaigns/dating/postbacks", json={
-        "url": f"{standin.url}/camp", "method": "POST", "body": "c={external_id}", "statuses": ["sale"],
-        "payout_mode": "percent", "payout_value": "10", "follow_redirects": False})
+    added = host.api.post(
+        "/api/campaigns/dating/postbacks",
+        json={
+            "url": f"{standin.url}/camp",
+            "method": "POST",
+            "body": "c={external_id}",
+            "statuses": ["sale"],
+            "payout_mode": "percent",
+            "payout_value": "10",
+            "follow_redirects": False,
+        },
+    )
     assert added.status_code == 201, added.text
     number = added.json()["id"].split(":")[1]
     edited = host.api.patch(f"/api/postbacks/{number}", json={"content_type": "text/plain", "min_payout": 1})
     assert edited.status_code == 200, edited.text
     assert (edited.json()["content_type"], edited.json()["min_payout"], edited.json()["body"]) == (
-        "text/plain", "1", "c={external_id}")
+        "text/plain",
+        "1",
+        "c={external_id}",
+    )
     assert host.api.get(f"/api/postbacks/{number}").json() == {**edited.json(), "warnings": []}
 
     subid = host.click("dating", clickid="C-9")
     assert host.postback(subid=subid, status="sale", payout="20").status_code == 200
     host.tracker.s2s.drain(timeout=5)
     by_path = {r.path: r for r in standin.requests}
-    assert (by_path["/ts"].method, by_path["/ts"].raw_query, by_path["/ts"].body) == ("POST", "c=C-9&k=KEY", b'{"v": "6"}')
+    assert (by_path["/ts"].method, by_path["/ts"].raw_query, by_path["/ts"].body) == (
+        "POST",
+        "c=C-9&k=KEY",
+        b'{"v": "6"}',
+    )
     assert (by_path["/camp"].headers["content-type"], by_path["/camp"].body) == ("text/plain", b"c=C-9")
     assert all("KEY" not in e["url"] for e in host.sent())
 
@@ -183,12 +377,18 @@ def test_the_api_sets_and_patches_every_setting(host: Host, standin: StandInSour
         ("patch", "/api/sources/ts", {"parameters": {"external_id": "{x}"}}, 400, "receives the click id"),
         ("patch", "/api/sources/ts", {"body": "x=1"}, 400, "only with method POST"),
         ("patch", "/api/postbacks/99", {"method": "POST"}, 404, "unknown postback"),
-        ("post", "/api/sources", {"id": "y", "postback_url": "https://y.example/", "placeholders": {"A": 1}}, 400,
-         "object of strings"),
+        (
+            "post",
+            "/api/sources",
+            {"id": "y", "postback_url": "https://y.example/", "placeholders": {"A": 1}},
+            400,
+            "object of strings",
+        ),
     ],
 )
-def test_api_setting_errors_are_one_line_json(host: Host, method: str, path: str, payload: dict, status: int,
-                                              fragment: str) -> None:
+def test_api_setting_errors_are_one_line_json(
+    host: Host, method: str, path: str, payload: dict, status: int, fragment: str
+) -> None:
     host.tracker.add_source("ts", template="trafficstars")
     response = getattr(host.api, method)(path, json=payload)
     assert response.status_code == status, response.text

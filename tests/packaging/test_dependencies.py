@@ -13,7 +13,10 @@ WEB_STACK = ("starlette", "uvicorn", "jinja2", "python-multipart", "itsdangerous
 
 
 def _names(requirements: list[str]) -> set[str]:
-    return {req.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower() for req in requirements}
+    return {
+        req.split(";")[0].split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+        for req in requirements
+    }
 
 
 def test_the_plugin_requires_no_web_stack_and_the_extra_brings_it():
@@ -61,7 +64,10 @@ def test_the_built_wheel_requires_no_web_stack_and_ships_its_data(tmp_path):
 
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
-        check=True, capture_output=True, text=True, timeout=300,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     (wheel,) = tmp_path.glob("s2s_postback-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -71,7 +77,11 @@ def test_the_built_wheel_requires_no_web_stack_and_ships_its_data(tmp_path):
     unconditional = _names([req for req in required if "extra ==" not in req])
     assert not unconditional & set(WEB_STACK)
     assert {"pluggy", "httpx", "httpcore", "sqlalchemy", "alembic", "click"} <= unconditional
-    for name in ("s2s_plugin/resolution/data/templates.json", "s2s_plugin/storage/migrations/env.py",
-                 "s2s_plugin/storage/migrations/script.py.mako", "sample_host/templates/base.html"):
+    for name in (
+        "s2s_plugin/resolution/data/templates.json",
+        "s2s_plugin/storage/migrations/env.py",
+        "s2s_plugin/storage/migrations/script.py.mako",
+        "sample_host/templates/base.html",
+    ):
         assert name in names, name
     assert any(n.startswith("s2s_plugin/storage/migrations/versions/0001_") for n in names)

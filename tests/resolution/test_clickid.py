@@ -16,9 +16,23 @@ LIBRARY = builtin_templates()
 @pytest.mark.parametrize(
     "value",
     [
-        "${SUBID}", "{conversions_tracking}", "[CLICK_ID]", "{{ctoken}}", "%guid%", "##SUB_ID_SHORT(action)##",
-        "@@CLICK-ID@@", "__CLICKID__", "_~click_id~_", "[[c4]]", "{$cpv}", "%%CLICK_ID%%", "<click_id>",
-        "{ clickid }", "%24%7BSUBID%7D", "%7Bconversions_tracking%7D", " {click_id} ",
+        "${SUBID}",
+        "{conversions_tracking}",
+        "[CLICK_ID]",
+        "{{ctoken}}",
+        "%guid%",
+        "##SUB_ID_SHORT(action)##",
+        "@@CLICK-ID@@",
+        "__CLICKID__",
+        "_~click_id~_",
+        "[[c4]]",
+        "{$cpv}",
+        "%%CLICK_ID%%",
+        "<click_id>",
+        "{ clickid }",
+        "%24%7BSUBID%7D",
+        "%7Bconversions_tracking%7D",
+        " {click_id} ",
     ],
 )
 def test_unsubstituted_macros_are_no_click_id(value: str) -> None:
@@ -34,8 +48,17 @@ def test_nothing_and_junk_are_no_click_id(value) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        "c86b8a88b91228911e723b93c65a5900bb49bc99", "d94ff74f-ea02-4153-ac04-111119!44117", "abc==", "1b9b3786-eae5",
-        "a{b}c", "{not-closed", "50%", "ext 1", "[1,2", "__init", "0",
+        "c86b8a88b91228911e723b93c65a5900bb49bc99",
+        "d94ff74f-ea02-4153-ac04-111119!44117",
+        "abc==",
+        "1b9b3786-eae5",
+        "a{b}c",
+        "{not-closed",
+        "50%",
+        "ext 1",
+        "[1,2",
+        "__init",
+        "0",
     ],
 )
 def test_real_click_ids_are_kept(value: str) -> None:
@@ -57,8 +80,10 @@ def test_every_templates_own_macro_left_in_the_link_skips_with_the_fix(name: str
     template = LIBRARY[name]
     whose = template.title + ("'" if template.title.endswith("s") else "'s")
     click = Click(subid="s1", campaign_id="summer", source_id="src", params={"external_id": template.source_macro})
-    rules = [PostbackRule(id="source:src", url=template.postback_url, statuses=("sale",), source_id="src", template=name),
-             PostbackRule(id="postback:1", url="https://partner.example/?c={external_id}", campaign_id="summer")]
+    rules = [
+        PostbackRule(id="source:src", url=template.postback_url, statuses=("sale",), source_id="src", template=name),
+        PostbackRule(id="postback:1", url="https://partner.example/?c={external_id}", campaign_id="summer"),
+    ]
     source, campaign = sale_for(click, rules)
     for planned, what in ((source, "source src's postback"), (campaign, "campaign summer's postback #1")):
         assert planned.state == "skipped"
@@ -72,7 +97,9 @@ def test_every_templates_own_macro_left_in_the_link_skips_with_the_fix(name: str
 
 def test_another_sources_macro_names_the_right_one() -> None:
     click = Click(subid="s1", campaign_id="summer", source_id="exo", params={"external_id": "${SUBID}"})
-    rule = PostbackRule(id="source:exo", url=LIBRARY["exoclick"].postback_url, statuses=("sale",), source_id="exo", template="exoclick")
+    rule = PostbackRule(
+        id="source:exo", url=LIBRARY["exoclick"].postback_url, statuses=("sale",), source_id="exo", template="exoclick"
+    )
     (planned,) = sale_for(click, [rule])
     assert planned.reason == (
         "source exo's postback needs the source's click id, but the click's external_id is '${SUBID}', a macro the "
@@ -83,7 +110,13 @@ def test_another_sources_macro_names_the_right_one() -> None:
 
 def test_no_click_id_at_all_names_the_macro() -> None:
     click = Click(subid="s1", campaign_id="summer", source_id="pa", params={"sub_id_1": "z"})
-    rule = PostbackRule(id="source:pa", url=LIBRARY["propellerads"].postback_url, statuses=("sale",), source_id="pa", template="propellerads")
+    rule = PostbackRule(
+        id="source:pa",
+        url=LIBRARY["propellerads"].postback_url,
+        statuses=("sale",),
+        source_id="pa",
+        template="propellerads",
+    )
     (planned,) = sale_for(click, [rule])
     assert planned.reason == (
         "source pa's postback needs the source's click id, but the click has no external_id: put PropellerAds' "
@@ -109,7 +142,9 @@ def test_skip_end_to_end_is_reported_and_nothing_is_sent(make_s2s, standin, host
     pm, s2s = make_s2s()
     s2s.add_source("exo", template="exoclick", postback_url=standin.url + "/tag.php?goal=G&tag={external_id}")
     s2s.add_postback("summer", url=standin.url + "/own?s={subid}", statuses=["sale"])
-    pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="exo", params={"external_id": "[CLICK_ID]"}))
+    pm.hook.on_click(
+        click=Click(subid="s1", campaign_id="summer", source_id="exo", params={"external_id": "[CLICK_ID]"})
+    )
     pm.hook.on_conversion(conversion=Conversion(subid="s1", status="sale"))
     s2s.drain(timeout=5)
     assert [r.target for r in standin.requests] == ["/own?s=s1"]

@@ -18,9 +18,14 @@ def click(pm, subid: str, external_id: str | None = "X1", source: str | None = "
     pm.hook.on_click(click=Click(subid=subid, campaign_id="summer", source_id=source, params=params))
 
 
-def convert(pm, subid: str, status: str, tid: str | None = "T1", payout: str | None = "2.5", original: str | None = None) -> None:
-    pm.hook.on_conversion(conversion=Conversion(subid=subid, status=status, tid=tid, original_status=original,
-                                                payout=Decimal(payout) if payout else None))
+def convert(
+    pm, subid: str, status: str, tid: str | None = "T1", payout: str | None = "2.5", original: str | None = None
+) -> None:
+    pm.hook.on_conversion(
+        conversion=Conversion(
+            subid=subid, status=status, tid=tid, original_status=original, payout=Decimal(payout) if payout else None
+        )
+    )
 
 
 def test_skipped_case_names_the_missing_click_id_first(make_s2s, standin) -> None:
@@ -45,14 +50,18 @@ def test_missing_click_id_names_the_macro_for_the_campaign_link(make_s2s, standi
     click(pm, "s1", None, source="pa")
     convert(pm, "s1", "sale")
     headline = s2s.explain("s1").headline
-    assert headline.startswith("Click id: none usable, the click has no external_id: put PropellerAds' click-id macro "
-                               "${SUBID} in the campaign link, e.g. ?external_id=${SUBID}.")
+    assert headline.startswith(
+        "Click id: none usable, the click has no external_id: put PropellerAds' click-id macro "
+        "${SUBID} in the campaign link, e.g. ?external_id=${SUBID}."
+    )
 
 
 def test_failed_case_names_the_answer_and_the_likely_cause_first(make_s2s, standin) -> None:
     pm, s2s = make_s2s()
     standin.script("/tag.php", [], default=(200, "ERROR: Goal ID is invalid."))
-    s2s.add_source("exo", template="exoclick", postback_url=standin.url + "/tag.php?goal=GOAL_ID&tag={external_id}&value={revenue}")
+    s2s.add_source(
+        "exo", template="exoclick", postback_url=standin.url + "/tag.php?goal=GOAL_ID&tag={external_id}&value={revenue}"
+    )
     s2s.add_postback("summer", url=standin.url + "/ok?c={external_id}", statuses=["sale"])
     click(pm, "s1", "X1")
     convert(pm, "s1", "sale")
@@ -122,7 +131,9 @@ def test_status_not_enabled_is_the_answer_only_when_nothing_else_is_wrong(make_s
 def test_conversions_decisions_and_postbacks_per_status(make_s2s, standin) -> None:
     pm, s2s = make_s2s()
     s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}&s={status}", statuses=["sale"])
-    s2s.add_postback("summer", url=standin.url + "/camp?c={external_id}", statuses=["lead"], payout_mode="percent", payout_value=50)
+    s2s.add_postback(
+        "summer", url=standin.url + "/camp?c={external_id}", statuses=["lead"], payout_mode="percent", payout_value=50
+    )
     click(pm, "s1")
     convert(pm, "s1", "lead", original="pending")
     convert(pm, "s1", "sale", original="approved")
@@ -169,8 +180,10 @@ def test_lint_findings_are_part_of_the_checklist(make_s2s) -> None:
     pm, s2s = make_s2s()
     s2s.add_source("exo", postback_url="https://pb.example/?c={external_id}&x={externa_id}")
     click(pm, "s1")
-    assert ("Check source exo's postback: {externa_id} is not a known macro and renders empty: did you mean {external_id}?."
-            in s2s.explain("s1").lines)
+    assert (
+        "Check source exo's postback: {externa_id} is not a known macro and renders empty: did you mean {external_id}?."
+        in s2s.explain("s1").lines
+    )
 
 
 def test_all_three_explains_print_the_same(tmp_path) -> None:
@@ -185,7 +198,9 @@ def test_all_three_explains_print_the_same(tmp_path) -> None:
     first = result.explain_text.splitlines()[0]
     assert first.startswith("Click id: none usable, the click's external_id is '{conversions_tracking}'")
     assert "campaign link" in first
-    as_json = json.loads(CliRunner().invoke(host_main, ["--db", result.database_url, "explain", subid, "--json"]).stdout)
+    as_json = json.loads(
+        CliRunner().invoke(host_main, ["--db", result.database_url, "explain", subid, "--json"]).stdout
+    )
     assert as_json["headline"] == first
 
 
@@ -197,6 +212,9 @@ def test_advice_is_listed_but_does_not_take_the_first_line(make_s2s, standin) ->
     s2s.drain(timeout=5)
     explanation = s2s.explain("s1")
     assert explanation.headline == "Every postback for this click was delivered (1)."
-    assert any(line.startswith("Check campaign summer's postback #1: the postback has no {external_id}") for line in explanation.lines)
+    assert any(
+        line.startswith("Check campaign summer's postback #1: the postback has no {external_id}")
+        for line in explanation.lines
+    )
     assert any("{zone} is not a built-in macro" in line for line in explanation.lines)
     assert "Source postback: the click came from no traffic source, so no source postback applies." in explanation.lines

@@ -23,8 +23,14 @@ def messages(url: str, **kwargs) -> list[str]:
 
 
 def test_a_good_url_has_no_findings() -> None:
-    assert lint("https://pb.example/pb?cid={external_id}&p={payout}&s={status:lead=0 sale=1}&d={date:U,Europe/Kyiv}"
-                "&e={date:d/m/Y}&f={random:99}", library=LIBRARY) == []
+    assert (
+        lint(
+            "https://pb.example/pb?cid={external_id}&p={payout}&s={status:lead=0 sale=1}&d={date:U,Europe/Kyiv}"
+            "&e={date:d/m/Y}&f={random:99}",
+            library=LIBRARY,
+        )
+        == []
+    )
 
 
 def test_unknown_macro_with_did_you_mean() -> None:
@@ -51,7 +57,10 @@ def test_a_click_parameter_macro_is_only_a_note() -> None:
         ("https://s.magsrv.com/tag.php?goal=GOAL_ID&tag={external_id}", "GOAL_ID"),
         ("https://trackhta.com/close/?token={external_id}&advertiserid=YOUR_ADVERTISER_ID", "YOUR_ADVERTISER_ID"),
         ("http://sconvtrk.com/conversion/<40-hex-hash>/?visitor_id={external_id}", "<40-hex-hash>"),
-        ("http://postback.zeroredirect1.com/zppostback/XXXXXX-XXXX-XXXX-XXXX-XXXXXX?cid={external_id}", "XXXXXX-XXXX-XXXX-XXXX-XXXXXX"),
+        (
+            "http://postback.zeroredirect1.com/zppostback/XXXXXX-XXXX-XXXX-XXXX-XXXXXX?cid={external_id}",
+            "XXXXXX-XXXX-XXXX-XXXX-XXXXXX",
+        ),
         ("http://serve.popads.net/cpixel.php?s2s=1&id={external_id}&value=conversionValue", "conversionValue"),
         ("https://voluum.example/postback?cid={external_id}&payout=OPTIONAL", "OPTIONAL"),
     ],
@@ -92,7 +101,9 @@ def test_pasted_binom_and_voluum_urls() -> None:
 
 def test_source_macros_pasted_into_a_postback() -> None:
     found = messages("https://pb.example/?tag={conversions_tracking}&v=${SUBID}&w=[CLICK_ID]")
-    assert found[0].startswith("{conversions_tracking} is a traffic source's macro, not a tracker macro (ExoClick writes it in its campaign links)")
+    assert found[0].startswith(
+        "{conversions_tracking} is a traffic source's macro, not a tracker macro (ExoClick writes it in its campaign links)"
+    )
     assert any(m.startswith("${SUBID} is a traffic source's macro") and "sent literally" in m for m in found)
     assert any(m.startswith("[CLICK_ID] is a traffic source's macro") for m in found)
     assert "no-click-id" in codes("https://pb.example/?tag={conversions_tracking}")
@@ -144,7 +155,11 @@ def test_add_source_and_add_postback_keep_the_url_and_report_warnings(make_s2s, 
     assert source.warnings == (
         "GOAL_ID is a placeholder from the exoclick template: replace it with your account's value, or the source will reject the postback",
     )
-    assert [w.split(":")[0] for w in postback.warnings] == ["the URL uses plain http", "{externa_id} is not a known macro and renders empty", "the postback has no {external_id}"]
+    assert [w.split(":")[0] for w in postback.warnings] == [
+        "the URL uses plain http",
+        "{externa_id} is not a known macro and renders empty",
+        "the postback has no {external_id}",
+    ]
     assert s2s.postbacks("summer")[0].url == "http://partner.example/pb?x={externa_id}"
     logged = [r.getMessage() for r in caplog.records]
     assert f"source exo's postback: {source.warnings[0]}" in logged
@@ -196,7 +211,27 @@ def test_sample_host_management_commands_show_the_warnings(tmp_path) -> None:
         "warning: AID is a placeholder from the propellerads template: replace it with your account's value, or the source will reject the postback",
         "warning: TID is a placeholder from the propellerads template: replace it with your account's value, or the source will reject the postback",
     ]
-    assert runner.invoke(host_main, ["--db", db, "campaigns", "add", "summer", "--source", "pa",
-                                     "--offer-url", "https://offer.example/?s={subid}"]).exit_code == 0
-    pb = runner.invoke(host_main, ["--db", db, "postbacks", "add", "summer", "--url", "https://p.example/?c={extrnal_id}"])
-    assert pb.exit_code == 0 and "warning: {extrnal_id} is not a known macro and renders empty: did you mean {external_id}?" in pb.stderr
+    assert (
+        runner.invoke(
+            host_main,
+            [
+                "--db",
+                db,
+                "campaigns",
+                "add",
+                "summer",
+                "--source",
+                "pa",
+                "--offer-url",
+                "https://offer.example/?s={subid}",
+            ],
+        ).exit_code
+        == 0
+    )
+    pb = runner.invoke(
+        host_main, ["--db", db, "postbacks", "add", "summer", "--url", "https://p.example/?c={extrnal_id}"]
+    )
+    assert (
+        pb.exit_code == 0
+        and "warning: {extrnal_id} is not a known macro and renders empty: did you mean {external_id}?" in pb.stderr
+    )

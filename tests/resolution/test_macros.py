@@ -19,37 +19,74 @@ from s2s_plugin.resolution.values import ALIASES, BUILTIN_NAMES, MacroValues, di
 
 SUB_IDS = {f"sub_id_{n}": f"s{n}" for n in range(1, 31)}
 CLICK = Click(
-    subid="K7Q2", campaign_id="summer", source_id="exo", campaign_name="Summer sale",
+    subid="K7Q2",
+    campaign_id="summer",
+    source_id="exo",
+    campaign_name="Summer sale",
     params={"external_id": "ext-9", "cost": "0.05", "zone": "z 1", "Banner": "b/2", "_hidden": "h", **SUB_IDS},
     created_at=dt.datetime(2026, 1, 31, 22, 5, 9, tzinfo=dt.UTC),
-    ip="198.51.100.4", user_agent="Mozilla/5.0 (X11)", country="DE",
+    ip="198.51.100.4",
+    user_agent="Mozilla/5.0 (X11)",
+    country="DE",
 )
 CONV = Conversion(
-    subid="K7Q2", status="lead", payout=Decimal("1.20"), currency="USD", tid="TX-1", original_status="pending",
-    params={"goal": "reg"}, created_at=dt.datetime(2026, 2, 1, 0, 0, 1, tzinfo=dt.UTC),
+    subid="K7Q2",
+    status="lead",
+    payout=Decimal("1.20"),
+    currency="USD",
+    tid="TX-1",
+    original_status="pending",
+    params={"goal": "reg"},
+    created_at=dt.datetime(2026, 2, 1, 0, 0, 1, tzinfo=dt.UTC),
 )
 RULE = PostbackRule(id="postback:7", url="", campaign_id="summer")
 
 
-def text(template: str, click: Click | None = CLICK, conversion: Conversion = CONV, amount: Decimal | None = Decimal("1.2")) -> str:
+def text(
+    template: str, click: Click | None = CLICK, conversion: Conversion = CONV, amount: Decimal | None = Decimal("1.2")
+) -> str:
     return render(template, MacroValues(click, conversion, RULE, amount).lookup).text
 
 
 @pytest.mark.parametrize(
     "macro, value",
     [
-        ("subid", "K7Q2"), ("external_id", "ext-9"), ("tid", "TX-1"), ("status", "lead"),
-        ("original_status", "pending"), ("revenue", "1.2"), ("payout", "1.2"), ("cost", "0.05"),
-        ("profit", "1.15"), ("currency", "USD"), ("campaign_id", "summer"), ("campaign_name", "Summer%20sale"),
-        ("source", "exo"), ("ts_id", "exo"), ("ip", "198.51.100.4"), ("user_agent", "Mozilla%2F5.0%20%28X11%29"),
-        ("country", "DE"), ("click_datetime", "2026-01-31%2022%3A05%3A09"),
-        ("conversion_datetime", "2026-02-01%2000%3A00%3A01"), ("timestamp", "1769904001"),
+        ("subid", "K7Q2"),
+        ("external_id", "ext-9"),
+        ("tid", "TX-1"),
+        ("status", "lead"),
+        ("original_status", "pending"),
+        ("revenue", "1.2"),
+        ("payout", "1.2"),
+        ("cost", "0.05"),
+        ("profit", "1.15"),
+        ("currency", "USD"),
+        ("campaign_id", "summer"),
+        ("campaign_name", "Summer%20sale"),
+        ("source", "exo"),
+        ("ts_id", "exo"),
+        ("ip", "198.51.100.4"),
+        ("user_agent", "Mozilla%2F5.0%20%28X11%29"),
+        ("country", "DE"),
+        ("click_datetime", "2026-01-31%2022%3A05%3A09"),
+        ("conversion_datetime", "2026-02-01%2000%3A00%3A01"),
+        ("timestamp", "1769904001"),
         # Aliases operators paste from Binom and Voluum postback URLs.
-        ("externalid", "ext-9"), ("cnv_status", "lead"), ("cnv_currency", "USD"), ("clickcost", "0.05"),
-        ("trafficsource", "exo"), ("txid", "TX-1"), ("transaction_id", "TX-1"), ("sub_id", "K7Q2"),
-        ("country_code", "DE"), ("campaign", "summer"), ("ua", "Mozilla%2F5.0%20%28X11%29"),
+        ("externalid", "ext-9"),
+        ("cnv_status", "lead"),
+        ("cnv_currency", "USD"),
+        ("clickcost", "0.05"),
+        ("trafficsource", "exo"),
+        ("txid", "TX-1"),
+        ("transaction_id", "TX-1"),
+        ("sub_id", "K7Q2"),
+        ("country_code", "DE"),
+        ("campaign", "summer"),
+        ("ua", "Mozilla%2F5.0%20%28X11%29"),
         # Any click parameter by its exact name, then the conversion's own parameters.
-        ("zone", "z%201"), ("Banner", "b%2F2"), ("goal", "reg"),
+        ("zone", "z%201"),
+        ("Banner", "b%2F2"),
+        ("goal", "reg"),
     ],
 )
 def test_each_macro(macro: str, value: str) -> None:
@@ -142,15 +179,24 @@ def test_unknown_macro_reason_in_plan_names_the_fix() -> None:
 
 def test_headers_can_never_carry_a_line_break() -> None:
     evil = Click(subid="h", campaign_id="summer", params={"external_id": "x\r\nX-Injected: 1"})
-    rule = PostbackRule(id="postback:1", url="https://pb.example/", campaign_id="summer",
-                        headers={"X-Click": "{external_id}", "X-Raw": "{_external_id}"})
+    rule = PostbackRule(
+        id="postback:1",
+        url="https://pb.example/",
+        campaign_id="summer",
+        headers={"X-Click": "{external_id}", "X-Raw": "{_external_id}"},
+    )
     planned = plan_one(CONV, evil, rule, templates={})
     assert planned.headers == {"X-Click": "xX-Injected: 1", "X-Raw": "xX-Injected: 1"}
 
 
 def test_json_body_values_are_escaped() -> None:
-    rule = PostbackRule(id="postback:1", url="https://pb.example/", method="POST", campaign_id="summer",
-                        body='{"id": "{external_id}", "v": {revenue}, "ua": "{user_agent}"}')
+    rule = PostbackRule(
+        id="postback:1",
+        url="https://pb.example/",
+        method="POST",
+        campaign_id="summer",
+        body='{"id": "{external_id}", "v": {revenue}, "ua": "{user_agent}"}',
+    )
     quoted = Click(subid="q", campaign_id="summer", params={"external_id": 'a"b\\c\n'}, user_agent="é")
     planned = plan_one(CONV, quoted, rule, templates={})
     assert json.loads(planned.body) == {"id": 'a"b\\c\n', "v": 1.2, "ua": "é"}
@@ -158,7 +204,12 @@ def test_json_body_values_are_escaped() -> None:
 
 def test_find_macros_lists_every_form() -> None:
     found = find_macros("{a}{_b}{c:x y}{{d}}{$e}")
-    assert [(m.name, m.argument, m.raw) for m in found] == [("a", None, False), ("b", None, True), ("c", "x y", False), ("d", None, False)]
+    assert [(m.name, m.argument, m.raw) for m in found] == [
+        ("a", None, False),
+        ("b", None, True),
+        ("c", "x y", False),
+        ("d", None, False),
+    ]
 
 
 # --- encoding no value can break -------------------------------------------------------------------
@@ -173,13 +224,29 @@ safe_raw = st.text(st.characters(codec="ascii", exclude_characters="/?#&=%"), ma
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(external_id=anything, sub_id_1=anything, zone=anything, tid=anything, currency=anything,
-       campaign_name=anything, user_agent=anything, raw=safe_raw)
-def test_no_value_changes_the_url_structure(external_id, sub_id_1, zone, tid, currency, campaign_name, user_agent, raw) -> None:
-    click = Click(subid="p", campaign_id="summer", campaign_name=campaign_name, user_agent=user_agent,
-                  params={"external_id": external_id, "sub_id_1": sub_id_1, "zone": zone, "sub_id_9": raw})
-    conversion = Conversion(subid="p", status="sale", tid=tid, currency=currency,
-                            created_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
+@given(
+    external_id=anything,
+    sub_id_1=anything,
+    zone=anything,
+    tid=anything,
+    currency=anything,
+    campaign_name=anything,
+    user_agent=anything,
+    raw=safe_raw,
+)
+def test_no_value_changes_the_url_structure(
+    external_id, sub_id_1, zone, tid, currency, campaign_name, user_agent, raw
+) -> None:
+    click = Click(
+        subid="p",
+        campaign_id="summer",
+        campaign_name=campaign_name,
+        user_agent=user_agent,
+        params={"external_id": external_id, "sub_id_1": sub_id_1, "zone": zone, "sub_id_9": raw},
+    )
+    conversion = Conversion(
+        subid="p", status="sale", tid=tid, currency=currency, created_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    )
     url = render(TEMPLATE, MacroValues(click, conversion, RULE, Decimal("0.1")).lookup).text
     parts = urlsplit(url)
     assert (parts.scheme, parts.hostname, parts.port, parts.fragment) == ("https", "pb.example.com", None, "frag")
@@ -204,8 +271,12 @@ def utf8(value: str) -> str:
 @given(external_id=anything.filter(usable_click_id), sub_id_2=anything)
 def test_planned_postback_keeps_its_structure(external_id: str, sub_id_2: str) -> None:
     click = Click(subid="p", campaign_id="summer", params={"external_id": external_id, "sub_id_2": sub_id_2})
-    rule = PostbackRule(id="postback:1", campaign_id="summer", statuses=("sale",),
-                        url="https://s.magsrv.com/tag.php?goal=G&tag={external_id}&value={revenue}&sub={sub_id_2}")
+    rule = PostbackRule(
+        id="postback:1",
+        campaign_id="summer",
+        statuses=("sale",),
+        url="https://s.magsrv.com/tag.php?goal=G&tag={external_id}&value={revenue}&sub={sub_id_2}",
+    )
     planned = plan_one(Conversion(subid="p", status="sale", payout=Decimal("3")), click, rule, templates={})
     assert planned.state == "due"
     parts = urlsplit(planned.url)

@@ -22,10 +22,20 @@ def sale(pm, subid: str, payout, currency: str | None = "USD", tid: str | None =
 
 def test_payout_modes_end_to_end(make_s2s, standin, host) -> None:
     pm, s2s = make_s2s()
-    s2s.add_source("exo", postback_url=standin.url + "/src?c={external_id}&v={revenue}&cur={currency}",
-                   statuses=["sale"], payout_mode="percent", payout_value=40)
-    s2s.add_postback("summer", url=standin.url + "/fixed?c={external_id}&v={payout}&cur={currency}",
-                     statuses=["sale"], payout_mode="fixed", payout_value="0.75")
+    s2s.add_source(
+        "exo",
+        postback_url=standin.url + "/src?c={external_id}&v={revenue}&cur={currency}",
+        statuses=["sale"],
+        payout_mode="percent",
+        payout_value=40,
+    )
+    s2s.add_postback(
+        "summer",
+        url=standin.url + "/fixed?c={external_id}&v={payout}&cur={currency}",
+        statuses=["sale"],
+        payout_mode="fixed",
+        payout_value="0.75",
+    )
     s2s.add_postback("summer", url=standin.url + "/real?c={external_id}&v={revenue}&cur={currency}", statuses=["sale"])
     pm.hook.on_click(click=click())
     sale(pm, "m1", Decimal("12.50"), "EUR")
@@ -40,11 +50,17 @@ def test_payout_modes_end_to_end(make_s2s, standin, host) -> None:
 
 def test_minimum_payout_skips_with_the_reason_and_sends_above_it(make_s2s, standin, host) -> None:
     pm, s2s = make_s2s()
-    s2s.add_source("exo", postback_url=standin.url + "/src?c={external_id}&v={revenue}", statuses=["sale", "rebill"],
-                   payout_mode="percent", payout_value="50", min_payout="1")
+    s2s.add_source(
+        "exo",
+        postback_url=standin.url + "/src?c={external_id}&v={revenue}",
+        statuses=["sale", "rebill"],
+        payout_mode="percent",
+        payout_value="50",
+        min_payout="1",
+    )
     pm.hook.on_click(click=click())
-    sale(pm, "m1", Decimal("1.5"), tid="T1")      # 50 % of 1.5 = 0.75: below the minimum
-    sale(pm, "m1", Decimal("4"), tid="T2")        # a rebill: 2 is enough
+    sale(pm, "m1", Decimal("1.5"), tid="T1")  # 50 % of 1.5 = 0.75: below the minimum
+    sale(pm, "m1", Decimal("4"), tid="T2")  # a rebill: 2 is enough
     s2s.drain(timeout=5)
     assert [r.target for r in standin.requests] == ["/src?c=X-m1&v=2"]
     (skipped,) = [a for a in host.attempts if a.outcome == "skipped"]
@@ -65,8 +81,13 @@ def test_no_payout_with_a_minimum_is_skipped(make_s2s, standin, host) -> None:
 @pytest.mark.parametrize(
     "payout, expected",
     [
-        (Decimal("1E+1"), "10"), (Decimal("2.50"), "2.5"), (Decimal("0.000001"), "0.000001"),
-        (0.1 + 0.2, "0.3"), (3, "3"), ("7,25", "7.25"), (Decimal("1234567890.123456789"), "1234567890.12345679"),
+        (Decimal("1E+1"), "10"),
+        (Decimal("2.50"), "2.5"),
+        (Decimal("0.000001"), "0.000001"),
+        (0.1 + 0.2, "0.3"),
+        (3, "3"),
+        ("7,25", "7.25"),
+        (Decimal("1234567890.123456789"), "1234567890.12345679"),
         (Decimal("0E-10"), "0"),
     ],
 )
@@ -102,8 +123,10 @@ def test_currency_is_passed_through_and_absent_is_empty(make_s2s, standin, host)
 )
 def test_bad_payout_settings_are_refused_with_one_line(make_s2s, kwargs, message) -> None:
     _pm, s2s = make_s2s()
-    for add in (lambda: s2s.add_source("exo", postback_url="https://pb.example/?c={external_id}", **kwargs),
-                lambda: s2s.add_postback("summer", url="https://pb.example/?c={external_id}", **kwargs)):
+    for add in (
+        lambda: s2s.add_source("exo", postback_url="https://pb.example/?c={external_id}", **kwargs),
+        lambda: s2s.add_postback("summer", url="https://pb.example/?c={external_id}", **kwargs),
+    ):
         with pytest.raises(ConfigError) as err:
             add()
         assert message in str(err.value) and "\n" not in str(err.value)
@@ -121,8 +144,13 @@ def test_update_postback_checks_the_payout_mode_with_its_amount(make_s2s) -> Non
 
 def test_stored_settings_read_back_exactly(make_s2s) -> None:
     _pm, s2s = make_s2s()
-    rule = s2s.add_source("exo", postback_url="https://pb.example/?c={external_id}", payout_mode="percent",
-                          payout_value=Decimal("33.30"), min_payout=Decimal("1E+1"))
+    rule = s2s.add_source(
+        "exo",
+        postback_url="https://pb.example/?c={external_id}",
+        payout_mode="percent",
+        payout_value=Decimal("33.30"),
+        min_payout=Decimal("1E+1"),
+    )
     again = s2s.source("exo")
     assert (again.payout_mode, again.payout_value, again.min_payout) == ("percent", Decimal("33.3"), Decimal("10"))
     assert rule.payout_value == again.payout_value
@@ -145,7 +173,14 @@ def test_money_helpers() -> None:
 
 
 def test_percent_of_a_payout_below_the_minimum_in_plan() -> None:
-    rule = PostbackRule(id="postback:1", url="https://pb.example/?v={revenue}", statuses=("sale",),
-                        payout_mode="percent", payout_value=Decimal("10"), min_payout=Decimal("0.5"), campaign_id="summer")
+    rule = PostbackRule(
+        id="postback:1",
+        url="https://pb.example/?v={revenue}",
+        statuses=("sale",),
+        payout_mode="percent",
+        payout_value=Decimal("10"),
+        min_payout=Decimal("0.5"),
+        campaign_id="summer",
+    )
     planned = plan_one(Conversion(subid="m1", status="sale", payout=Decimal("4.99")), click(), rule, templates={})
     assert planned.state == "skipped" and "payout 0.499 is below" in planned.reason

@@ -38,15 +38,18 @@ LATEST = int(dt.datetime(9998, 12, 31, tzinfo=dt.UTC).timestamp())
 #: Names PHP reads as time-zone abbreviations (a fixed offset, e.g. CET = +01:00 all year), not as
 #: the IANA zones of the same name (CET with summer time) that ``{date:...,CET}`` uses.
 PHP_ABBREVIATIONS = {"CET", "EET", "EST", "GMT", "GMT+0", "GMT-0", "HST", "MET", "MST", "UCT", "WET"}
-RECENT = (int(dt.datetime(1900, 1, 1, tzinfo=dt.UTC).timestamp()),
-          int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp()))
+RECENT = (
+    int(dt.datetime(1900, 1, 1, tzinfo=dt.UTC).timestamp()),
+    int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp()),
+)
 
 
 def php_formats(cases: list[tuple[int, int, str, str]]) -> list[str]:
     php = shutil.which("php")
     assert php, "php-cli is needed to compare with PHP's date() (Debian: apt-get install php-cli; .ci/run installs it)"
-    done = subprocess.run([php, "-r", PHP_SCRIPT], input=json.dumps(cases), capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [php, "-r", PHP_SCRIPT], input=json.dumps(cases), capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(done.stdout)
 
 
@@ -72,18 +75,33 @@ def random_cases(count: int, seed: int) -> list[tuple[int, int, str, str]]:
 
 def edge_cases() -> list[tuple[int, int, str, str]]:
     edges = [
-        (0, 0, "UTC"), (-1, 999_999, "UTC"), (-1, 0, "America/New_York"),
+        (0, 0, "UTC"),
+        (-1, 999_999, "UTC"),
+        (-1, 0, "America/New_York"),
         # DST changes either side, and zones whose DST is odd: Dublin's negative DST, Lord Howe's
         # half hour, Chatham's +12:45, Kathmandu's +05:45, a pre-1900 offset with seconds.
-        (1711846799, 0, "Europe/Berlin"), (1711846800, 0, "Europe/Berlin"), (1729987200, 0, "Europe/Berlin"),
-        (1700000000, 0, "Europe/Dublin"), (1720000000, 0, "Europe/Dublin"), (1720000000, 0, "Australia/Lord_Howe"),
-        (1720000000, 0, "Pacific/Chatham"), (1720000000, 0, "Asia/Kathmandu"), (-5000000000, 0, "Europe/Amsterdam"),
+        (1711846799, 0, "Europe/Berlin"),
+        (1711846800, 0, "Europe/Berlin"),
+        (1729987200, 0, "Europe/Berlin"),
+        (1700000000, 0, "Europe/Dublin"),
+        (1720000000, 0, "Europe/Dublin"),
+        (1720000000, 0, "Australia/Lord_Howe"),
+        (1720000000, 0, "Pacific/Chatham"),
+        (1720000000, 0, "Asia/Kathmandu"),
+        (-5000000000, 0, "Europe/Amsterdam"),
         # Year ends, where ISO week years (o, W) differ from calendar years, and a leap day.
-        (1735603200, 0, "UTC"), (1609459199, 0, "Pacific/Kiritimati"), (1609459199, 0, "Pacific/Pago_Pago"),
-        (1709164800, 123_456, "Asia/Tokyo"), (EARLIEST, 0, "UTC"), (LATEST, 0, "UTC"),
+        (1735603200, 0, "UTC"),
+        (1609459199, 0, "Pacific/Kiritimati"),
+        (1609459199, 0, "Pacific/Pago_Pago"),
+        (1709164800, 123_456, "Asia/Tokyo"),
+        (EARLIEST, 0, "UTC"),
+        (LATEST, 0, "UTC"),
         # Midnight and noon in Biel (Swatch beats 000 and 500), Europe/London in winter (+00:00, not Z).
-        (82800, 0, "Europe/Zurich"), (1700000000 - 1700000000 % 86400 + 39600, 0, "UTC"), (1700000000, 0, "Europe/London"),
-        (1700000000, 0, "Etc/GMT+5"), (1700000000, 0, "Zulu"),
+        (82800, 0, "Europe/Zurich"),
+        (1700000000 - 1700000000 % 86400 + 39600, 0, "UTC"),
+        (1700000000, 0, "Europe/London"),
+        (1700000000, 0, "Etc/GMT+5"),
+        (1700000000, 0, "Zulu"),
     ]
     return [(s, m, zone, EVERY_LETTER) for s, m, zone in edges]
 

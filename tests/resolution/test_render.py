@@ -16,12 +16,21 @@ from s2s_plugin.resolution.resolve import plan_one
 from s2s_plugin.resolution.values import MacroValues
 
 CLICK = Click(
-    subid="sub1", campaign_id="summer", source_id="exo",
+    subid="sub1",
+    campaign_id="summer",
+    source_id="exo",
     params={"external_id": "ext 1", "sub_id_1": "zone&1", "cost": "0.5", "placement": "p/1"},
-    created_at=dt.datetime(2026, 3, 1, 12, 30, 5, tzinfo=dt.UTC), ip="203.0.113.9", country="UA",
+    created_at=dt.datetime(2026, 3, 1, 12, 30, 5, tzinfo=dt.UTC),
+    ip="203.0.113.9",
+    country="UA",
 )
 CONV = Conversion(
-    subid="sub1", status="sale", payout=Decimal("2.5"), currency="EUR", tid="T-1", original_status="approved",
+    subid="sub1",
+    status="sale",
+    payout=Decimal("2.5"),
+    currency="EUR",
+    tid="T-1",
+    original_status="approved",
     created_at=dt.datetime(2026, 3, 2, 23, 15, 0, tzinfo=dt.UTC),
 )
 RULE = PostbackRule(id="postback:1", url="", statuses=("sale",), campaign_id="summer")
@@ -81,8 +90,15 @@ def test_status_alias_falls_back_to_the_status() -> None:
 
 
 @pytest.mark.parametrize(
-    "value, text", [(Decimal("1E+1"), "10"), (Decimal("2.50"), "2.5"), (Decimal("0.1") + Decimal("0.2"), "0.3"),
-                    (Decimal("0"), "0"), (Decimal("1.000000001"), "1"), (None, "")],
+    "value, text",
+    [
+        (Decimal("1E+1"), "10"),
+        (Decimal("2.50"), "2.5"),
+        (Decimal("0.1") + Decimal("0.2"), "0.3"),
+        (Decimal("0"), "0"),
+        (Decimal("1.000000001"), "1"),
+        (None, ""),
+    ],
 )
 def test_format_amount_never_prints_exponent_or_noise(value: Decimal | None, text: str) -> None:
     assert format_amount(value) == text
@@ -94,7 +110,9 @@ def test_payout_modes() -> None:
     assert format_amount(apply_payout_mode(Decimal("10"), "percent", Decimal("33"))) == "3.3"
 
 
-@pytest.mark.parametrize("text, value", [("2.5", Decimal("2.5")), ("2,5", Decimal("2.5")), (" 3 ", Decimal(3)), ("", None), (None, None)])
+@pytest.mark.parametrize(
+    "text, value", [("2.5", Decimal("2.5")), ("2,5", Decimal("2.5")), (" 3 ", Decimal(3)), ("", None), (None, None)]
+)
 def test_parse_payout(text: str | None, value: Decimal | None) -> None:
     assert parse_payout(text) == value
 
@@ -105,7 +123,19 @@ def test_parse_payout_refuses_bad_values(text: str) -> None:
         parse_payout(text)
 
 
-@pytest.mark.parametrize("value", ["${SUBID}", "{conversions_tracking}", "[CLICK_ID]", "{{ctoken}}", "%guid%", "##SUB_ID_SHORT##", "@@CLICK-ID@@", "__CLICKID__"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "${SUBID}",
+        "{conversions_tracking}",
+        "[CLICK_ID]",
+        "{{ctoken}}",
+        "%guid%",
+        "##SUB_ID_SHORT##",
+        "@@CLICK-ID@@",
+        "__CLICKID__",
+    ],
+)
 def test_unsubstituted_source_macros_are_not_click_ids(value: str) -> None:
     assert unsubstituted_macro(value) == value
     assert not usable_click_id(value)
@@ -117,11 +147,19 @@ def test_real_click_ids_are_usable(value: str) -> None:
 
 
 def test_min_payout_skips() -> None:
-    rule = PostbackRule(id="postback:2", url="https://example.net/?c={external_id}", statuses=("sale",), min_payout=Decimal(5), campaign_id="summer")
+    rule = PostbackRule(
+        id="postback:2",
+        url="https://example.net/?c={external_id}",
+        statuses=("sale",),
+        min_payout=Decimal(5),
+        campaign_id="summer",
+    )
     planned = plan_one(CONV, CLICK, rule, templates={})
     assert planned.state == "skipped" and "below" in planned.reason and "minimum of 5" in planned.reason
 
 
 def test_non_http_scheme_is_skipped() -> None:
-    rule = PostbackRule(id="postback:3", url="ftp://example.net/?c={external_id}", statuses=("sale",), campaign_id="summer")
+    rule = PostbackRule(
+        id="postback:3", url="ftp://example.net/?c={external_id}", statuses=("sale",), campaign_id="summer"
+    )
     assert plan_one(CONV, CLICK, rule, templates={}).state == "skipped"

@@ -17,9 +17,7 @@ from s2s_plugin.storage import migrate
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.db import make_engine
 
-KEITARO_LIST = (
-    "https://github.com/fenjo26/Orbitra.link/blob/d03673b5969d1d7c9c241cdaab2938fb967655e2/data/keitaro_traffic_sources.json"
-)
+KEITARO_LIST = "https://github.com/fenjo26/Orbitra.link/blob/d03673b5969d1d7c9c241cdaab2938fb967655e2/data/keitaro_traffic_sources.json"
 
 
 #: Pages (besides Keitaro's list) that a template's parameter table is taken from.
@@ -60,8 +58,13 @@ def test_templates_list_json_and_show_print_the_parameter_table() -> None:
     assert listed.exit_code == 0, listed.output
     by_name = {entry["name"]: entry for entry in json.loads(listed.output)}
     assert by_name["clickadu"]["parameters"] == {
-        "ad_campaign_id": "{campaignid}", "creative_id": "{bannerid}", "source": "{zoneid}", "currency": "{currency}",
-        "cost": "{cost}", "sub_id_1": "{cohort}", "sub_id_2": "{pn_type}",
+        "ad_campaign_id": "{campaignid}",
+        "creative_id": "{bannerid}",
+        "source": "{zoneid}",
+        "currency": "{currency}",
+        "cost": "{cost}",
+        "sub_id_1": "{cohort}",
+        "sub_id_2": "{pn_type}",
     }
     assert by_name["exoclick"]["parameters"] == {}
     shown = CliRunner().invoke(main, ["templates", "show", "clickadu"])
@@ -71,13 +74,23 @@ def test_templates_list_json_and_show_print_the_parameter_table() -> None:
 
 
 def test_a_sources_own_settings_win_over_its_templates() -> None:
-    template = SourceTemplate(name="t", postback_url="https://t.example/pb?c={external_id}", source_macro="{cid}",
-                              parameters={"sub_id_1": "{zone}"})
+    template = SourceTemplate(
+        name="t",
+        postback_url="https://t.example/pb?c={external_id}",
+        source_macro="{cid}",
+        parameters={"sub_id_1": "{zone}"},
+    )
     assert link_settings(template).parameters == {"sub_id_1": "{zone}"}
     from hookspecs import PostbackRule
 
-    own = PostbackRule(id="source:s", url="https://t.example/pb", source_id="s", click_id_param="clickid",
-                       source_macro="[CLICK]", parameters={"cost": "[PRICE]"})
+    own = PostbackRule(
+        id="source:s",
+        url="https://t.example/pb",
+        source_id="s",
+        click_id_param="clickid",
+        source_macro="[CLICK]",
+        parameters={"cost": "[PRICE]"},
+    )
     assert campaign_link(template, "https://trk", "c", own) == "https://trk/c/c?clickid=[CLICK]&cost=[PRICE]"
     # A source saved before it had settings of its own uses its template's.
     older = PostbackRule(id="source:s", url="https://t.example/pb", source_id="s")
@@ -106,7 +119,10 @@ def test_a_bad_parameter_row_is_refused_with_one_sentence(table: dict, fragment:
 
 def test_parameters_are_parsed_from_name_equals_macro() -> None:
     assert parse_parameters(["sub_id_1={zoneid}", " cost = {cost} ", "kw=a=b"]) == {
-        "sub_id_1": "{zoneid}", "cost": "{cost}", "kw": "a=b"}
+        "sub_id_1": "{zoneid}",
+        "cost": "{cost}",
+        "kw": "a=b",
+    }
     with pytest.raises(ConfigError, match="NAME=MACRO"):
         parse_parameters(["sub_id_1"])
 
@@ -116,27 +132,46 @@ def test_add_source_stores_the_table_and_the_link_carries_it(make_s2s) -> None:
     from_template = s2s.add_source("roll", template="rollerads")
     assert from_template.click_id_param == "external_id" and from_template.source_macro == "{clickid}"
     assert from_template.parameters == dict(builtin_templates()["rollerads"].parameters)
-    custom = s2s.add_source("own", postback_url="https://own.example/pb?c={external_id}", click_id_param="clickid",
-                            source_macro="[CLICK_ID]", parameters={"sub_id_1": "[ZONE]", "cost": "[PRICE]"})
+    custom = s2s.add_source(
+        "own",
+        postback_url="https://own.example/pb?c={external_id}",
+        click_id_param="clickid",
+        source_macro="[CLICK_ID]",
+        parameters={"sub_id_1": "[ZONE]", "cost": "[PRICE]"},
+    )
     assert (custom.click_id_param, custom.source_macro, custom.parameters) == (
-        "clickid", "[CLICK_ID]", {"sub_id_1": "[ZONE]", "cost": "[PRICE]"})
+        "clickid",
+        "[CLICK_ID]",
+        {"sub_id_1": "[ZONE]", "cost": "[PRICE]"},
+    )
     assert s2s.source("own") == custom
     assert s2s.campaign_link("own", "https://trk.example", "summer") == (
-        "https://trk.example/c/summer?clickid=[CLICK_ID]&sub_id_1=[ZONE]&cost=[PRICE]")
+        "https://trk.example/c/summer?clickid=[CLICK_ID]&sub_id_1=[ZONE]&cost=[PRICE]"
+    )
     # Changing the table keeps the rest; a template's table can be emptied.
     edited = s2s.add_source("roll", template="rollerads", parameters={})
-    assert edited.parameters == {} and s2s.campaign_link("roll", "https://t", "c") == "https://t/c/c?external_id={clickid}"
+    assert (
+        edited.parameters == {} and s2s.campaign_link("roll", "https://t", "c") == "https://t/c/c?external_id={clickid}"
+    )
     with pytest.raises(ConfigError, match="receives the click id"):
-        s2s.add_source("own", postback_url="https://own.example/pb", click_id_param="clickid",
-                       parameters={"clickid": "[X]"})
+        s2s.add_source(
+            "own", postback_url="https://own.example/pb", click_id_param="clickid", parameters={"clickid": "[X]"}
+        )
 
 
 def test_a_custom_click_id_parameter_feeds_external_id(make_s2s, standin, host) -> None:
     pm, s2s = make_s2s()
-    s2s.add_source("own", postback_url=standin.url + "/pb?c={external_id}&z={sub_id_1}", click_id_param="clickid",
-                   source_macro="[CLICK_ID]", parameters={"sub_id_1": "[ZONE]"}, statuses=["sale"])
-    pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", source_id="own",
-                                 params={"clickid": "CK-1", "sub_id_1": "z9"}))
+    s2s.add_source(
+        "own",
+        postback_url=standin.url + "/pb?c={external_id}&z={sub_id_1}",
+        click_id_param="clickid",
+        source_macro="[CLICK_ID]",
+        parameters={"sub_id_1": "[ZONE]"},
+        statuses=["sale"],
+    )
+    pm.hook.on_click(
+        click=Click(subid="s1", campaign_id="summer", source_id="own", params={"clickid": "CK-1", "sub_id_1": "z9"})
+    )
     pm.hook.on_click(click=Click(subid="s2", campaign_id="summer", source_id="own", params={"clickid": "[CLICK_ID]"}))
     for subid in ("s1", "s2"):
         pm.hook.on_conversion(conversion=Conversion(subid=subid, status="sale", payout=Decimal("2")))

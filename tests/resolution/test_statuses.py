@@ -71,7 +71,9 @@ def test_new_tid_after_a_sale_is_a_rebill() -> None:
 
 
 def test_same_tid_same_status_is_a_repeat() -> None:
-    assert decide([KnownConversion(1, "T1", "sale"), KnownConversion(2, "T2", "rebill")], "T2", "rebill").kind == "repeat"
+    assert (
+        decide([KnownConversion(1, "T1", "sale"), KnownConversion(2, "T2", "rebill")], "T2", "rebill").kind == "repeat"
+    )
 
 
 def test_rejection_of_a_rebill_by_tid() -> None:

@@ -15,7 +15,9 @@ def test_the_checkpoint_thread_copies_the_wal_back_while_commits_leave_it(tmp_pa
     pm, service = make_s2s(f"sqlite:///{tmp_path}/s2s.db")
     service.add_source("exo", postback_url="https://pb.example.net/?c={external_id}", statuses=["sale"])
     for n in range(3 * checkpoints.COMMITS_PER_CHECKPOINT):
-        pm.hook.on_click(click=Click(subid=f"s{n}", campaign_id="summer", source_id="exo", params={"external_id": f"X{n}"}))
+        pm.hook.on_click(
+            click=Click(subid=f"s{n}", campaign_id="summer", source_id="exo", params={"external_id": f"X{n}"})
+        )
         pm.hook.on_conversion(conversion=Conversion(subid=f"s{n}", status="sale", payout=Decimal("1")))
     writer = rawdb._writer(service.engine)
     assert writer is not None and writer.checkpointer is not None

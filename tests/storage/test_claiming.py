@@ -21,8 +21,13 @@ def _queue_postbacks(pm, s2s, base_url: str, count: int, source: str = "exo", pr
 
 
 def _done(state="delivered") -> queue.Completion:
-    return queue.Completion(state, None, {"attempt": 1, "outcome": state, "started_at": time.time(), "reported": True,
-                                          "response_truncated": False}, 200, "ok")
+    return queue.Completion(
+        state,
+        None,
+        {"attempt": 1, "outcome": state, "started_at": time.time(), "reported": True, "response_truncated": False},
+        200,
+        "ok",
+    )
 
 
 def test_stale_lease_holder_cannot_complete(make_s2s):
@@ -75,7 +80,9 @@ def test_saturated_hosts_are_left_out_of_a_claim(make_s2s):
 def test_dead_source_does_not_starve_a_live_one(make_s2s, standin_factory, host):
     dead = standin_factory(default=Reply(200, "late", delay=30))  # stalls until the client gives up
     live = standin_factory()
-    pm, s2s = make_s2s(max_concurrency=4, per_host_concurrency=2, timeout=1.5, connect_timeout=1, retry_schedule=[0, 60])
+    pm, s2s = make_s2s(
+        max_concurrency=4, per_host_concurrency=2, timeout=1.5, connect_timeout=1, retry_schedule=[0, 60]
+    )
     _queue_postbacks(pm, s2s, dead.url, 40, source="dead", prefix="d")  # queued first: oldest
     _queue_postbacks(pm, s2s, live.url, 10, source="live", prefix="l")
     s2s.start()

@@ -21,7 +21,10 @@ def _schema_diff(engine):
     with engine.connect() as conn:
         context = MigrationContext.configure(
             conn,
-            opts={"version_table": migrate.VERSION_TABLE, "include_name": lambda n, kind, p: kind != "table" or n.startswith("s2s_")},
+            opts={
+                "version_table": migrate.VERSION_TABLE,
+                "include_name": lambda n, kind, p: kind != "table" or n.startswith("s2s_"),
+            },
         )
         return compare_metadata(context, t.metadata)
 

@@ -94,7 +94,9 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
                 for table in (t.attempts, t.deliveries, t.events, t.conversions, t.clicks):
                     conn.execute(delete(table))
             for subid in SUBIDS:
-                pm.hook.on_click(click=Click(subid=subid, campaign_id="summer", source_id="exo", params={"external_id": subid}))
+                pm.hook.on_click(
+                    click=Click(subid=subid, campaign_id="summer", source_id="exo", params={"external_id": subid})
+                )
             self.offset = 0.0  # how far the test moved the clock ahead of real time
             self.seq = 0
             self.workers = [Worker() for _ in range(WORKERS)]
@@ -160,7 +162,11 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             self.sent[key[0]] += 1
 
         @precondition(lambda self: any(w.sending for w in self.workers))
-        @rule(w=st.integers(0, WORKERS - 1), k=st.integers(0, 10**6), outcome=st.sampled_from(["delivered", "retry", "failed"]))
+        @rule(
+            w=st.integers(0, WORKERS - 1),
+            k=st.integers(0, 10**6),
+            outcome=st.sampled_from(["delivered", "retry", "failed"]),
+        )
         def answer(self, w: int, k: int, outcome: str) -> None:
             self.step("answer")
             worker = _one_of(self.workers, lambda x: x.sending, w)
@@ -169,13 +175,22 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             self.seq += 1
             started_at = self.now() + self.seq * 1e-3  # one attempt, one start time
             state, next_at, status = {
-                "delivered": ("delivered", None, 200), "retry": ("due", self.now() + 5, 503), "failed": ("failed", None, 404),
+                "delivered": ("delivered", None, 200),
+                "retry": ("due", self.now() + 5, 503),
+                "failed": ("failed", None, 404),
             }[outcome]
             reason = f"the source answered HTTP {status}"
             values = {
-                "attempt": row.attempts + 1, "outcome": {"due": "retrying"}.get(state, state), "method": row.method,
-                "url": row.url, "http_status": status, "reason": reason, "started_at": started_at,
-                "next_attempt_at": next_at, "response_truncated": False, "reported": False,
+                "attempt": row.attempts + 1,
+                "outcome": {"due": "retrying"}.get(state, state),
+                "method": row.method,
+                "url": row.url,
+                "http_status": status,
+                "reason": reason,
+                "started_at": started_at,
+                "next_attempt_at": next_at,
+                "response_truncated": False,
+                "reported": False,
             }
             worker.finished[key] = Finished(row, queue.Completion(state, next_at, values, status, reason))
 
@@ -272,23 +287,38 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             a = t.attempts
             with engine.connect() as conn:
                 recorded = collections.Counter(
-                    dict(conn.execute(select(a.c.delivery_id, func.count()).where(a.c.attempt > 0).group_by(a.c.delivery_id)).all())
+                    dict(
+                        conn.execute(
+                            select(a.c.delivery_id, func.count()).where(a.c.attempt > 0).group_by(a.c.delivery_id)
+                        ).all()
+                    )
                 )
             with engine.connect() as conn:
                 # A delivery counts the attempts that set its state: every recorded one but the late.
                 counted = dict(conn.execute(select(t.deliveries.c.id, t.deliveries.c.attempts)).all())
                 late = collections.Counter(
-                    conn.execute(select(a.c.delivery_id).where(a.c.attempt > 0, a.c.reason.like(f"%{queue.LATE_NOTE}"))).scalars()
+                    conn.execute(
+                        select(a.c.delivery_id).where(a.c.attempt > 0, a.c.reason.like(f"%{queue.LATE_NOTE}"))
+                    ).scalars()
                 )
             for delivery_id, attempts in counted.items():
-                assert attempts == recorded[delivery_id] - late[delivery_id], (delivery_id, attempts, recorded[delivery_id], late[delivery_id])
+                assert attempts == recorded[delivery_id] - late[delivery_id], (
+                    delivery_id,
+                    attempts,
+                    recorded[delivery_id],
+                    late[delivery_id],
+                )
             held: collections.Counter[int] = collections.Counter()
             for worker in self.workers:
                 held.update(delivery_id for delivery_id, _ in worker.sending)
                 held.update(key[0] for key, f in worker.finished.items() if not f.committed)
             for delivery_id in set(recorded) | set(self.sent):
                 assert recorded[delivery_id] == self.sent[delivery_id] - self.lost[delivery_id] - held[delivery_id], (
-                    delivery_id, recorded[delivery_id], self.sent[delivery_id], self.lost[delivery_id], held[delivery_id]
+                    delivery_id,
+                    recorded[delivery_id],
+                    self.sent[delivery_id],
+                    self.lost[delivery_id],
+                    held[delivery_id],
                 )
                 assert self.sent[delivery_id] <= recorded[delivery_id] + self.lost[delivery_id] + held[delivery_id]
 
@@ -312,7 +342,10 @@ def _check(pm: Any, s2s: Any, monkeypatch: Any, record_property: Any, database: 
     run_state_machine_as_test(
         _machine(pm, s2s, faults, counts),
         settings=settings(
-            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            database=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )

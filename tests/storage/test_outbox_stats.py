@@ -9,7 +9,9 @@ from hookspecs import Click, Conversion
 
 
 def _convert(pm, subid: str, external_id: str) -> None:
-    pm.hook.on_click(click=Click(subid=subid, campaign_id="summer", source_id="exo", params={"external_id": external_id}))
+    pm.hook.on_click(
+        click=Click(subid=subid, campaign_id="summer", source_id="exo", params={"external_id": external_id})
+    )
     pm.hook.on_conversion(conversion=Conversion(subid=subid, status="sale", payout=Decimal("1")))
 
 

@@ -17,8 +17,15 @@ from s2s_plugin.storage.migrate import upgrade
 from s2s_plugin.storage.rawsql import compile_raw, raw_transaction
 
 DELIVERY = {
-    "conversion_id": 7, "subid": "s1", "status": "sale", "rule_id": "source:exo", "method": "GET",
-    "url": "https://pb.example.net/?c=1&p=100%", "state": "due", "created_at": 1.5, "updated_at": 1.5,
+    "conversion_id": 7,
+    "subid": "s1",
+    "status": "sale",
+    "rule_id": "source:exo",
+    "method": "GET",
+    "url": "https://pb.example.net/?c=1&p=100%",
+    "state": "due",
+    "created_at": 1.5,
+    "updated_at": 1.5,
 }
 
 
@@ -45,7 +52,10 @@ def test_an_insert_fills_constant_defaults_and_reads_back_as_core_reads_it(engin
     assert (row.follow_redirects, row.attempts, row.lease_token, row.lane, row.retry_base) == (False, 0, 0, 0, 0)
     assert (row.url, row.created_at) == (DELIVERY["url"], 1.5)
 
-    read = compile_raw(select(t.deliveries.c.id, t.deliveries.c.url).where(t.deliveries.c.subid == bindparam("b_subid")), engine.dialect)
+    read = compile_raw(
+        select(t.deliveries.c.id, t.deliveries.c.url).where(t.deliveries.c.subid == bindparam("b_subid")),
+        engine.dialect,
+    )
     with raw_transaction(engine) as tx:
         (found,) = tx.all(read, {"b_subid": "s1"})
         assert tx.first(read, {"b_subid": "nobody"}) is None
@@ -55,7 +65,9 @@ def test_an_insert_fills_constant_defaults_and_reads_back_as_core_reads_it(engin
 def test_an_update_sets_only_the_named_columns(engine: Any) -> None:
     with raw_transaction(engine) as tx:
         delivery_id = tx.scalar(_delivery_insert(engine), DELIVERY)
-    change = compile_raw(update(t.deliveries).where(t.deliveries.c.id == bindparam("b_id")), engine.dialect, ["state", "reason"])
+    change = compile_raw(
+        update(t.deliveries).where(t.deliveries.c.id == bindparam("b_id")), engine.dialect, ["state", "reason"]
+    )
     with raw_transaction(engine) as tx:
         tx.execute(change, {"state": "failed", "reason": "gone", "b_id": delivery_id})
     with engine.connect() as conn:
@@ -140,19 +152,23 @@ def test_postgresql_click_stays_locked_until_the_conversion_commits(fresh_pg_url
 
 def test_a_conversion_story_gives_the_same_rows_on_both_databases(engine: Any, make_s2s: Any) -> None:
     pm, service = make_s2s(engine.url.render_as_string(hide_password=False))
-    service.add_source("exo", postback_url="https://pb.example.net/s?c={external_id}&s={status}", statuses=["lead", "sale"])
+    service.add_source(
+        "exo", postback_url="https://pb.example.net/s?c={external_id}&s={status}", statuses=["lead", "sale"]
+    )
     service.add_postback("summer", url="ftp://partner.example.net/{status}", statuses=["sale"])
     pm.hook.on_click(click=Click(subid="c1", campaign_id="summer", source_id="exo", params={"external_id": "E1"}))
     story = [("lead", None, "1"), ("sale", None, "2.50"), ("sale", "T9", "2.50"), ("sale", "T9", "2.50")]
     decisions = [
-        service.record(Conversion(subid="c1", status=s, tid=tid, payout=Decimal(p))).decision.kind for s, tid, p in story
+        service.record(Conversion(subid="c1", status=s, tid=tid, payout=Decimal(p))).decision.kind
+        for s, tid, p in story
     ]
     assert decisions == ["new", "change", "repeat", "repeat"]
     with engine.connect() as conn:
         conversion = conn.execute(select(t.conversions)).one()
         deliveries = conn.execute(
-            select(t.deliveries.c.status, t.deliveries.c.rule_id, t.deliveries.c.state, t.deliveries.c.url)
-            .order_by(t.deliveries.c.id)
+            select(t.deliveries.c.status, t.deliveries.c.rule_id, t.deliveries.c.state, t.deliveries.c.url).order_by(
+                t.deliveries.c.id
+            )
         ).all()
         skipped = conn.execute(select(t.attempts.c.outcome, t.attempts.c.reason)).all()
         events = list(conn.execute(select(t.events.c.decision).order_by(t.events.c.id)).scalars())

@@ -35,7 +35,9 @@ def test_a_change_written_by_another_connection_is_used_by_the_next_conversion(t
     _convert(pm, 1)
     # Another process edits the rule (plain sqlite3, not through this service or its cache).
     with sqlite3.connect(tmp_path / "s2s.db") as other:
-        other.execute("UPDATE s2s_sources SET url = 'https://two.example.net/pb?cid={external_id}', updated_at = updated_at + 1")
+        other.execute(
+            "UPDATE s2s_sources SET url = 'https://two.example.net/pb?cid={external_id}', updated_at = updated_at + 1"
+        )
     _convert(pm, 2)
     with sqlite3.connect(tmp_path / "s2s.db") as other:
         other.execute("DELETE FROM s2s_sources")
@@ -54,7 +56,9 @@ def test_a_campaign_postback_added_by_another_process_fires_at_once(tmp_path: Pa
         "s.add_postback('summer', url='https://partner.example.net/pb?cid={external_id}', statuses=['sale'])\n"
         "s.close()\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=True)
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=True
+    )
     _convert(pm, 2)
     assert _queued_urls(service) == ["https://partner.example.net/pb?cid=X2"]
 
@@ -103,11 +107,15 @@ def test_every_kind_of_change_to_a_rule_table_bumps_the_configuration_version(da
     engine.dispose()
 
 
-def test_a_rule_changed_with_plain_sql_is_used_by_the_next_conversion_on_both_databases(database_url: str, make_s2s: Any) -> None:
+def test_a_rule_changed_with_plain_sql_is_used_by_the_next_conversion_on_both_databases(
+    database_url: str, make_s2s: Any
+) -> None:
     pm, service = make_s2s(database_url)
     service.add_source("exo", postback_url="https://one.example.net/pb?cid={external_id}", statuses=["sale"])
     _convert(pm, 1)
-    _plain_sql(database_url, "UPDATE s2s_sources SET url = 'https://two.example.net/pb?cid={external_id}'")  # updated_at untouched
+    _plain_sql(
+        database_url, "UPDATE s2s_sources SET url = 'https://two.example.net/pb?cid={external_id}'"
+    )  # updated_at untouched
     _convert(pm, 2)
     assert _queued_urls(service) == ["https://one.example.net/pb?cid=X1", "https://two.example.net/pb?cid=X2"]
 

@@ -53,7 +53,9 @@ class BrowserSession:
         self._loop = self._manager._loop
         try:
             self.browser = self.playwright.chromium.launch(
-                executable_path=self.executable, headless=True, args=self.args,
+                executable_path=self.executable,
+                headless=True,
+                args=self.args,
             )
         except BaseException:
             self.stop()

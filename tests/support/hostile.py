@@ -71,7 +71,7 @@ class Exchange:
             if self.source.stopping.wait(pause):
                 return
             try:
-                self.sock.sendall(data[index:index + 1])
+                self.sock.sendall(data[index : index + 1])
             except OSError:
                 return
 
@@ -93,7 +93,12 @@ def reset(sock: socket.socket) -> None:
 
 
 def response(
-    status: int = 200, body: bytes = b"OK", headers: Iterable[tuple[str, str]] = (), *, reason: str = "OK", close: bool = True,
+    status: int = 200,
+    body: bytes = b"OK",
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    reason: str = "OK",
+    close: bool = True,
 ) -> bytes:
     """A well-formed HTTP/1.1 answer; a Content-Length is added unless ``headers`` frame the body.
 
@@ -405,48 +410,130 @@ CATALOGUE: tuple[Case, ...] = (
     Case("charset-utf-7", _charset("utf-7", b"+2AA-OK"), "delivered", "HTTP 200", 200, "+2AA-OK"),
     Case("charset-unicode-escape", _charset("unicode_escape", b"\\ud800OK"), "delivered", "HTTP 200", 200, "\\ud800OK"),
     # Bytes that are not UTF-8, and a NUL (PostgreSQL text takes none).
-    Case("invalid-bytes", _charset("utf-8", b"\xff\xfe\x00OK\xc3("), "delivered", "HTTP 200", 200, "\ufffd\ufffd\ufffdOK\ufffd("),
+    Case(
+        "invalid-bytes",
+        _charset("utf-8", b"\xff\xfe\x00OK\xc3("),
+        "delivered",
+        "HTTP 200",
+        200,
+        "\ufffd\ufffd\ufffdOK\ufffd(",
+    ),
     Case("bomb-gzip", _bomb("gzip"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
     Case("bomb-x-gzip", _bomb("x-gzip"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
     Case("bomb-deflate", _bomb("deflate"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
     Case("bomb-raw-deflate", _bomb("raw-deflate"), "delivered", "HTTP 200", 200, "\ufffd" * 16384, truncated=True),
     # The status arrived: the source took the postback, so the answer counts though its body broke.
-    Case("length-longer", answer(response(200, b"OK", [("Content-Length", "100")])), "delivered", "cut short", 200, "OK"),
+    Case(
+        "length-longer", answer(response(200, b"OK", [("Content-Length", "100")])), "delivered", "cut short", 200, "OK"
+    ),
     Case("length-shorter", _short_length, "delivered", "HTTP 200", 200, "OK"),
-    Case("chunked-bad-size", answer(response(200, b"zz\r\nOK\r\n0\r\n\r\n", [("Transfer-Encoding", "chunked")])),
-         "delivered", "cut short", 200, ""),
-    Case("chunked-cut", answer(response(200, b"10\r\nOK", [("Transfer-Encoding", "chunked")])), "delivered", "cut short", 200, "OK"),
+    Case(
+        "chunked-bad-size",
+        answer(response(200, b"zz\r\nOK\r\n0\r\n\r\n", [("Transfer-Encoding", "chunked")])),
+        "delivered",
+        "cut short",
+        200,
+        "",
+    ),
+    Case(
+        "chunked-cut",
+        answer(response(200, b"10\r\nOK", [("Transfer-Encoding", "chunked")])),
+        "delivered",
+        "cut short",
+        200,
+        "OK",
+    ),
     Case("reset-in-body", _reset_in_body, "delivered", "cut short", 200, "OK, and then"),
     Case("drip-body", _drip_body, "delivered", "timeout", 200),
     # No status: the source may or may not have taken it. Retried, and each try recorded.
     Case("not-http", answer(b"SSH-2.0-OpenSSH_9.6\r\n"), "retry", "not HTTP"),
     Case("reset-before-answer", lambda exchange: exchange.reset(), "retry", "reset"),
-    Case("reset-in-head", lambda exchange: (exchange.send(b"HTTP/1.1 200 OK\r\nContent-"), exchange.reset()), "retry",
-         "broke during the source's answer"),
+    Case(
+        "reset-in-head",
+        lambda exchange: (exchange.send(b"HTTP/1.1 200 OK\r\nContent-"), exchange.reset()),
+        "retry",
+        "broke during the source's answer",
+    ),
     Case("close-no-answer", lambda exchange: None, "retry", "without an answer"),
     Case("drip-head", lambda exchange: exchange.drip(response(200, b"OK")), "retry", "in time"),
     Case("endless-100-continue", _endless_1xx, "retry", "in time"),
-    Case("huge-head", answer(response(200, b"OK", [(f"X-Junk-{i}", "j" * 100) for i in range(2000)])), "retry", "not HTTP"),
-    Case("conflicting-lengths", answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nOK"), "retry", "not HTTP"),
+    Case(
+        "huge-head",
+        answer(response(200, b"OK", [(f"X-Junk-{i}", "j" * 100) for i in range(2000)])),
+        "retry",
+        "not HTTP",
+    ),
+    Case(
+        "conflicting-lengths",
+        answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nOK"),
+        "retry",
+        "not HTTP",
+    ),
     Case("bad-status-line", answer(b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nOK"), "retry", "not HTTP"),
     # Well-formed oddities: read as any answer.
     Case("endless-body", _endless_body, "delivered", "HTTP 200", 200, "x" * 16384, truncated=True),
-    Case("unknown-encoding", answer(response(200, b"\x8b\x02\x80OK\x03", [("Content-Encoding", "br")])), "delivered", "HTTP 200", 200,
-         "\ufffd\x02\ufffdOK\x03"),
-    Case("fake-gzip", answer(response(200, b"OK, not gzip", [("Content-Encoding", "gzip")])), "delivered", "HTTP 200", 200, "OK, not gzip"),
-    Case("many-headers", answer(response(200, b"OK", [(f"X-Junk-{i}", "j") for i in range(500)])), "delivered", "HTTP 200", 200, "OK"),
-    Case("1xx-then-200", answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" + response(200, b"OK")),
-         "delivered", "HTTP 200", 200, "OK"),
+    Case(
+        "unknown-encoding",
+        answer(response(200, b"\x8b\x02\x80OK\x03", [("Content-Encoding", "br")])),
+        "delivered",
+        "HTTP 200",
+        200,
+        "\ufffd\x02\ufffdOK\x03",
+    ),
+    Case(
+        "fake-gzip",
+        answer(response(200, b"OK, not gzip", [("Content-Encoding", "gzip")])),
+        "delivered",
+        "HTTP 200",
+        200,
+        "OK, not gzip",
+    ),
+    Case(
+        "many-headers",
+        answer(response(200, b"OK", [(f"X-Junk-{i}", "j") for i in range(500)])),
+        "delivered",
+        "HTTP 200",
+        200,
+        "OK",
+    ),
+    Case(
+        "1xx-then-200",
+        answer(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" + response(200, b"OK")
+        ),
+        "delivered",
+        "HTTP 200",
+        200,
+        "OK",
+    ),
     # An upgrade nobody asked for is no answer either.
-    Case("101-switching", answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nOK"),
-         "retry", "not HTTP"),
+    Case(
+        "101-switching",
+        answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nOK"),
+        "retry",
+        "not HTTP",
+    ),
     Case("status-999", answer(response(999, b"huh", reason="Whatever")), "retry", "HTTP 999", 999),
-    Case("retry-after-superscript", answer(response(503, b"busy", [("Retry-After", "\u00b2")])), "retry", "HTTP 503", 503),
+    Case(
+        "retry-after-superscript", answer(response(503, b"busy", [("Retry-After", "\u00b2")])), "retry", "HTTP 503", 503
+    ),
     Case("redirect-loop", _redirect_loop, "failed", "more than 5 redirects", 302, hops=6, follow_redirects=True),
-    Case("redirect-no-location", answer(response(302, b"moved", reason="Found")), "failed", "without a Location", 302,
-         follow_redirects=True),
-    Case("redirect-not-a-url", answer(response(302, b"", [("Location", "http://[::1/pb")], reason="Found")), "failed", "not a URL", 302,
-         follow_redirects=True),
+    Case(
+        "redirect-no-location",
+        answer(response(302, b"moved", reason="Found")),
+        "failed",
+        "without a Location",
+        302,
+        follow_redirects=True,
+    ),
+    Case(
+        "redirect-not-a-url",
+        answer(response(302, b"", [("Location", "http://[::1/pb")], reason="Found")),
+        "failed",
+        "not a URL",
+        302,
+        follow_redirects=True,
+    ),
     Case("redirect-private", _redirect_private, "failed", "private or internal", 302, hops=1, follow_redirects=True),
 )
 

@@ -25,7 +25,9 @@ class RecordingHost:
         return [(a.rule_id, a.attempt, a.outcome) for a in self.attempts]
 
 
-def install_for_test(host: RecordingHost, database_url: str, **settings: Any) -> tuple[pluggy.PluginManager, s2s_plugin.PostbackService]:
+def install_for_test(
+    host: RecordingHost, database_url: str, **settings: Any
+) -> tuple[pluggy.PluginManager, s2s_plugin.PostbackService]:
     """A plugin manager with ``host`` registered and the plugin installed on ``database_url``.
 
     Loopback targets are allowed and retries come quickly unless ``settings`` say otherwise.

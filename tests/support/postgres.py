@@ -175,7 +175,12 @@ class PostgresServer(_Admin):
         else:
             cmd = prefix + list(args)
         return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root, stdin=subprocess.DEVNULL,
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
         )
 
     def start(self) -> PostgresServer:
@@ -191,8 +196,17 @@ class PostgresServer(_Admin):
         else:
             self.user = pwd.getpwuid(os.geteuid()).pw_name
         initdb = self._run(
-            str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres", "-A", "trust",
-            "-E", "UTF8", "--locale=C", "--no-sync",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
         )
         if initdb.returncode != 0:
             raise PostgresUnavailable(f"initdb failed ({initdb.returncode}): {initdb.stderr.strip()}")
@@ -203,8 +217,17 @@ class PostgresServer(_Admin):
                 [f"-p {self.port}", f"-k {self.root}"] + [f"-c {k}={v}" for k, v in self.settings.items()]
             )
             started = self._run(
-                str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
-                "-o", options, "-w", "-t", "60", "start",
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
             )
             if started.returncode == 0:
                 break

@@ -31,9 +31,7 @@ class _ThreadServer(uvicorn.Server):
 
 
 @contextmanager
-def uvicorn_server(
-    app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 10.0, **config: Any
-) -> Iterator[str]:
+def uvicorn_server(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 10.0, **config: Any) -> Iterator[str]:
     """Serve the ASGI ``app`` on a free loopback port in a background thread.
 
     Yields the base URL (``http://127.0.0.1:PORT``, no trailing slash) once the server accepts

@@ -67,7 +67,11 @@ def test_classify_response_leaves_other_sources_alone(pm, url, template, mine):
 def test_register_source_templates_gives_the_exoclick_template(pm):
     (batch,) = pm.hook.register_source_templates()
     (template,) = batch
-    assert (template.name, template.source_macro, template.click_id_param) == ("exoclick", "{conversions_tracking}", "external_id")
+    assert (template.name, template.source_macro, template.click_id_param) == (
+        "exoclick",
+        "{conversions_tracking}",
+        "external_id",
+    )
     assert template.postback_url == "https://s.magsrv.com/tag.php?goal=GOAL_ID&tag={external_id}&value={revenue}"
     assert template.statuses == ("sale",) and template.success_body == "OK"
     assert (template.placeholders, template.secrets) == (("GOAL_ID",), ("skey",))
@@ -75,4 +79,7 @@ def test_register_source_templates_gives_the_exoclick_template(pm):
 
 def test_the_plugin_implements_only_hooks_of_the_contract(pm):
     pm.check_pending()
-    assert sorted(c.name for c in pm.get_hookcallers(s2s_exoclick)) == ["classify_response", "register_source_templates"]
+    assert sorted(c.name for c in pm.get_hookcallers(s2s_exoclick)) == [
+        "classify_response",
+        "register_source_templates",
+    ]

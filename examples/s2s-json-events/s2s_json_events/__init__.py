@@ -104,7 +104,9 @@ def build_event(query: dict[str, str], context: ResolveContext) -> dict[str, Any
     conversion, click = context.conversion, context.click
     pixel = query.pop("event_source_id", "").strip()
     if not pixel or pixel == "PIXEL_CODE":
-        raise ValueError("the postback URL has no pixel code: set event_source_id=YOUR_PIXEL_CODE in the source's postback URL")
+        raise ValueError(
+            "the postback URL has no pixel code: set event_source_id=YOUR_PIXEL_CODE in the source's postback URL"
+        )
     event = query.pop("event", "").strip() or event_names().get(conversion.status)
     if not event:
         raise ValueError(

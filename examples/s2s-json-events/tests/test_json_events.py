@@ -37,9 +37,17 @@ def pm(monkeypatch) -> pluggy.PluginManager:
 
 
 def context(status: str = "sale", tid: str | None = "T-77", payout: str = "9.75") -> ResolveContext:
-    click = Click(subid="s1", campaign_id="summer", source_id="tiktok", params={"ttclid": "E.C.P.abc"},
-                  ip="203.0.113.7", user_agent="Mozilla/5.0")
-    conversion = Conversion(subid="s1", status=status, payout=Decimal(payout), currency="EUR", tid=tid, created_at=WHEN, click=click)
+    click = Click(
+        subid="s1",
+        campaign_id="summer",
+        source_id="tiktok",
+        params={"ttclid": "E.C.P.abc"},
+        ip="203.0.113.7",
+        user_agent="Mozilla/5.0",
+    )
+    conversion = Conversion(
+        subid="s1", status=status, payout=Decimal(payout), currency="EUR", tid=tid, created_at=WHEN, click=click
+    )
     rule = PostbackRule(id="source:tiktok", url=URL, method="POST", source_id="tiktok", template="tiktok-events")
     return ResolveContext(click=click, conversion=conversion, rule=rule)
 
@@ -58,18 +66,22 @@ def test_prepare_request_builds_tiktoks_json_event(pm):
     assert json.loads(request.body) == {
         "event_source": "web",
         "event_source_id": "C0PIX",
-        "data": [{
-            "event": "CompletePayment",
-            "event_time": int(WHEN.timestamp()),
-            "event_id": "T-77",
-            "user": {"ttclid": "E.C.P.abc", "ip": "203.0.113.7", "user_agent": "Mozilla/5.0"},
-            "properties": {"value": 2.5, "currency": "USD"},  # the URL's rendered values win
-        }],
+        "data": [
+            {
+                "event": "CompletePayment",
+                "event_time": int(WHEN.timestamp()),
+                "event_id": "T-77",
+                "user": {"ttclid": "E.C.P.abc", "ip": "203.0.113.7", "user_agent": "Mozilla/5.0"},
+                "properties": {"value": 2.5, "currency": "USD"},  # the URL's rendered values win
+            }
+        ],
     }
     assert request.secrets == (TOKEN,) and request.template == "tiktok-events"
 
 
-@pytest.mark.parametrize(("status", "event"), [("lead", "SubmitForm"), ("sale", "CompletePayment"), ("rebill", "CompletePayment")])
+@pytest.mark.parametrize(
+    ("status", "event"), [("lead", "SubmitForm"), ("sale", "CompletePayment"), ("rebill", "CompletePayment")]
+)
 def test_prepare_request_names_the_event_by_status(pm, status, event):
     assert json.loads(prepare(pm, status=status).body)["data"][0]["event"] == event
 

@@ -13,7 +13,9 @@ from s2s_plugin.storage.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - the plugin always passes its connection
-    raise RuntimeError("run the plugin's migrations through `s2s-postback db upgrade` or s2s_plugin.storage.migrate.upgrade()")
+    raise RuntimeError(
+        "run the plugin's migrations through `s2s-postback db upgrade` or s2s_plugin.storage.migrate.upgrade()"
+    )
 
 context.configure(
     connection=connection,

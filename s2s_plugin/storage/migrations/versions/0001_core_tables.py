@@ -146,5 +146,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("s2s_attempts", "s2s_deliveries", "s2s_events", "s2s_conversions", "s2s_clicks", "s2s_postbacks", "s2s_sources"):
+    for table in (
+        "s2s_attempts",
+        "s2s_deliveries",
+        "s2s_events",
+        "s2s_conversions",
+        "s2s_clicks",
+        "s2s_postbacks",
+        "s2s_sources",
+    ):
         op.drop_table(table)

@@ -37,8 +37,13 @@ def upgrade() -> None:
     # and the target host is worked out from the stored URL.
     bind = op.get_bind()
     deliveries = sa.table(
-        "s2s_deliveries", sa.column("id", sa.Integer), sa.column("url", sa.Text), sa.column("attempts", sa.Integer),
-        sa.column("created_at", sa.Float), sa.column("host", sa.String), sa.column("lane", sa.Integer),
+        "s2s_deliveries",
+        sa.column("id", sa.Integer),
+        sa.column("url", sa.Text),
+        sa.column("attempts", sa.Integer),
+        sa.column("created_at", sa.Float),
+        sa.column("host", sa.String),
+        sa.column("lane", sa.Integer),
         sa.column("age_from", sa.Float),
     )
     bind.execute(
