@@ -47,16 +47,14 @@ class EntryPointPlugin:
         if self._service is None:
             with self._lock:
                 if self._service is None:
-                    from s2s_plugin.service import PostbackService
+                    from s2s_plugin.service import build_service
                     from s2s_plugin.settings import DeliverySettings, database_url_from_env, settings_from_env
 
-                    pm = build_plugin_manager()
-                    service = PostbackService(
-                        pm, database_url_from_env(), DeliverySettings.from_kwargs(**settings_from_env())
+                    self._service = build_service(
+                        build_plugin_manager(),
+                        database_url_from_env(),
+                        DeliverySettings.from_kwargs(**settings_from_env()),
                     )
-                    service.create_tables()
-                    pm.register(service, name=ENTRY_POINT_NAME)
-                    self._service = service
         return self._service
 
     @hookspecs.hookimpl

@@ -1,4 +1,4 @@
-"""The host integration API: ``install`` and ``PostbackService``."""
+"""``PostbackService``: the facade a host calls, built by ``s2s_plugin.service.build.build_service``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
 import pluggy
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
@@ -20,7 +20,7 @@ from s2s_plugin.hooks import hookcalls
 from s2s_plugin.ops import operations
 from s2s_plugin.ops.explain import Explanation, explain_subid
 from s2s_plugin.ops.stats import OutboxStats, outbox_stats
-from s2s_plugin.platforms import PLATFORMS, register_platforms
+from s2s_plugin.platforms import PLATFORMS
 from s2s_plugin.resolution.links import check_macro, check_param_name, check_parameters, link_settings
 from s2s_plugin.resolution.lint import LintWarning, lint, lint_rule
 from s2s_plugin.resolution.money import check_payout_settings, coerce_payout
@@ -33,32 +33,10 @@ from s2s_plugin.resolution.templates import fill_placeholders, find_template, so
 from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.storage import queue
 from s2s_plugin.storage import tables as t
-from s2s_plugin.storage.db import make_engine
 from s2s_plugin.storage.rows import attempt_from_rows, conversion_for_delivery
 from s2s_plugin.storage.store import Recorded, Store
 
 log = logging.getLogger("s2s_postback")
-
-#: The name ``install`` registers under: the entry point's name, so ``load_setuptools_entrypoints``
-#: after ``install`` skips the environment-configured copy.
-PLUGIN_NAME = "s2s_postback"
-
-
-def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **settings: Any) -> PostbackService:
-    """Create the plugin's tables in ``database_url`` and register the plugin on ``pm``.
-
-    Keyword arguments are delivery settings: ``retry_schedule``, ``connect_timeout``, ``timeout``,
-    ``max_concurrency``, ``per_host_concurrency``, ``allow_private_targets``.
-
-    :raises ConfigError: for an unknown setting or a bad value, naming it.
-    """
-    service = PostbackService(pm, database_url, DeliverySettings.from_kwargs(**settings))
-    service.create_tables()
-    loaded = pm.get_plugin(PLUGIN_NAME)
-    if loaded is not None:  # the entry-point copy, loaded before: this configured one replaces it
-        pm.unregister(loaded)
-    pm.register(service, name=PLUGIN_NAME)
-    return service
 
 
 def _statuses(statuses: Optional[Iterable[str]], default: Sequence[str]) -> str:
@@ -76,16 +54,14 @@ def _method(method: Optional[str]) -> str:
 class PostbackService:
     """The postback plugin inside one host: configuration, the hook implementations, delivery.
 
-    Create it with ``install``. It implements ``on_click`` and ``on_conversion`` and calls
-    ``on_postback_sent`` for every attempt and every skipped postback.
+    Create it with ``install`` (or ``build_service``). It implements ``on_click`` and
+    ``on_conversion`` and calls ``on_postback_sent`` for every attempt and every skipped postback.
     """
 
-    def __init__(self, pm: pluggy.PluginManager, database_url: str, settings: DeliverySettings) -> None:
+    def __init__(self, pm: pluggy.PluginManager, settings: DeliverySettings, engine: Engine) -> None:
         self.pm = pm
         self.settings = settings
-        # The ad platforms' conversion APIs are built in: their templates and hooks come with the plugin.
-        register_platforms(pm)
-        self.engine = make_engine(database_url)
+        self.engine = engine
         self.store = Store(self.engine)
         self._library: Optional[dict[str, SourceTemplate]] = None
         #: Plugins that failed while the template library was built (their templates are missing).

@@ -1,0 +1,47 @@
+"""The one place a ``PostbackService`` is put together: ``install``, the ``s2s_postback`` entry
+point and the ``s2s-postback`` command line all call ``build_service``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from s2s_plugin.hooks.plugins import OWN_ENTRY_POINT
+from s2s_plugin.platforms import register_platforms
+from s2s_plugin.service.facade import PostbackService
+from s2s_plugin.settings import DeliverySettings
+from s2s_plugin.storage.db import make_engine
+
+#: The name the service registers under: the entry point's name, so ``load_setuptools_entrypoints``
+#: after ``install`` skips the environment-configured copy.
+PLUGIN_NAME = OWN_ENTRY_POINT
+
+
+def build_service(pm: pluggy.PluginManager, database_url: str, settings: DeliverySettings) -> PostbackService:
+    """A ``PostbackService`` on ``database_url``, its tables created, registered on ``pm``.
+
+    The built-in ad platforms (their templates and hooks) are registered on ``pm`` too. A plugin
+    already registered under ``PLUGIN_NAME`` (the entry point's copy, configured from the
+    environment) is replaced by this configured one.
+    """
+    # The ad platforms' conversion APIs are built in: their templates and hooks come with the plugin.
+    register_platforms(pm)
+    service = PostbackService(pm, settings, make_engine(database_url))
+    service.create_tables()
+    loaded = pm.get_plugin(PLUGIN_NAME)
+    if loaded is not None:
+        pm.unregister(loaded)
+    pm.register(service, name=PLUGIN_NAME)
+    return service
+
+
+def install(pm: pluggy.PluginManager, database_url: str = "sqlite:///s2s.db", **settings: Any) -> PostbackService:
+    """Create the plugin's tables in ``database_url`` and register the plugin on ``pm``.
+
+    Keyword arguments are delivery settings: ``retry_schedule``, ``connect_timeout``, ``timeout``,
+    ``max_concurrency``, ``per_host_concurrency``, ``allow_private_targets``, ``lease_seconds``.
+
+    :raises ConfigError: for an unknown setting or a bad value, naming it.
+    """
+    return build_service(pm, database_url, DeliverySettings.from_kwargs(**settings))
