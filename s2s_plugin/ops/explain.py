@@ -1,4 +1,4 @@
-"""``explain SUBID``: the whole chain for one click in plain sentences, the failing step first.
+"""``explain SUBID``: the whole chain for one click as a tree, the failing step first.
 
 The checklist, in the order a postback travels:
 
@@ -12,8 +12,10 @@ The checklist, in the order a postback travels:
    with the source's answer, and the next retry;
 7. what the template linter finds in the postbacks (placeholders left in, unknown macros).
 
-The first line (``Explanation.headline``) is the first failing step in that order, so it names the
-cause; every step follows as a sentence.
+The answer is a tree (``Explanation.tree``, see ``explaintree``): the click, its set-up facts,
+each conversion with the postbacks it fired and their attempts, the linter's findings. The first
+failing step in checklist order is the headline (``Explanation.headline``), marked once in the
+tree, with what to do about it (``Explanation.fix``); the text form is rendered from the tree.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy import select
 from hookspecs import Click, PostbackRule
 from s2s_plugin.delivery.hostlimits import host_statuses
 from s2s_plugin.hooks.hookcalls import is_failure_note
+from s2s_plugin.ops.explaintree import Fix, Node, mark_failing, render_lines, roll_up
 from s2s_plugin.resolution.clickid import click_id_of, describe_click_id_problem
 from s2s_plugin.resolution.lint import lint_rule
 from s2s_plugin.resolution.redact import parse_secrets, redact_url
@@ -55,9 +58,10 @@ _SERIOUS_LINT = {
 class Explanation:
     """The answer to "why was (or wasn't) my postback sent?" for one click.
 
-    ``headline`` is the first problem found in checklist order (or the good news); ``lines`` walk the
-    whole checklist; ``problems`` lists every problem, most important first; ``str()`` gives the
-    headline and the lines.
+    ``headline`` is the first problem found in checklist order (or the good news); ``tree`` is the
+    chain (click, set-up, conversions, postbacks, attempts, linter findings) with that step marked
+    ``failing``; ``fix`` says what to change for it; ``lines`` are the tree as text; ``problems``
+    lists every problem, most important first; ``str()`` gives the headline and the lines.
     """
 
     subid: str
@@ -65,40 +69,56 @@ class Explanation:
     lines: tuple[str, ...]
     problems: tuple[str, ...]
     data: dict[str, Any]
+    tree: Optional[Node] = None
+    fix: Optional[Fix] = None
 
     def __str__(self) -> str:
         return "\n".join((self.headline, *self.lines))
 
+    @property
+    def failing(self) -> Optional[Node]:
+        """The step the headline is about, when it is one of the tree's nodes."""
+        return next((node for node in self.tree.walk() if node.failing), None) if self.tree else None
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: headline, problems, lines and the facts behind them."""
+        """JSON-ready: headline, problems, lines, the tree, the fix and the facts behind them."""
         return {
             "subid": self.subid,
             "headline": self.headline,
             "problems": list(self.problems),
             "lines": list(self.lines),
+            "tree": self.tree.to_dict() if self.tree else None,
+            "fix": self.fix.to_dict() if self.fix else None,
             **self.data,
         }
 
 
 class _Problems:
-    """Problems in checklist order; ``first`` is the headline."""
+    """Problems in checklist order; ``first`` is the headline, with its node and its fix."""
 
     # Lower rank = earlier in the chain = reported first. A delivery that failed for good (or was not
     # sent) comes before one still being retried, which may yet go through.
     PLUGIN, CONFIG, CLICK_ID, CONVERSIONS, DELIVERY, RETRYING, LINT, FILTERED = range(8)
 
     def __init__(self) -> None:
-        self._items: list[tuple[int, int, str]] = []
+        self._items: list[tuple[int, int, str, str, Optional[Fix]]] = []
 
-    def add(self, rank: int, sentence: str) -> str:
-        self._items.append((rank, len(self._items), sentence))
+    def add(self, rank: int, sentence: str, key: str = "", fix: Optional[Fix] = None) -> str:
+        self._items.append((rank, len(self._items), sentence, key, fix))
         return sentence
 
     def drop(self, rank: int) -> None:
         self._items = [item for item in self._items if item[0] != rank]
 
     def ordered(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(sentence for _rank, _n, sentence in sorted(self._items)))
+        return tuple(dict.fromkeys(item[2] for item in sorted(self._items)))
+
+    def first(self) -> tuple[str, Optional[Fix]]:
+        """The failing step's node key and fix ("" and None when nothing is wrong)."""
+        if not self._items:
+            return "", None
+        _rank, _n, _sentence, key, fix = min(self._items)
+        return key, fix
 
 
 def _when(seconds: Optional[float]) -> str:
@@ -137,6 +157,14 @@ def _rule_sentence(rule: PostbackRule) -> str:
     return f"fires for {statuses}{template}{payout}{state}: {rule.method} {redact_url(rule.url, rule.secrets)}"
 
 
+def _rule_fix(
+    rule_id: str, campaign_id: Optional[str], setting: str, action: str, delivery_id: Optional[int] = None
+) -> Fix:
+    kind, _, key = rule_id.partition(":")
+    source_id = key if kind == "source" else None
+    return Fix(action, setting, rule_id=rule_id, source_id=source_id, campaign_id=campaign_id, delivery_id=delivery_id)
+
+
 def explain_subid(service: PostbackService, subid: str) -> Explanation:
     """Walk the checklist for ``subid``: click, source, campaign postbacks, click id, conversions and
     their decisions, deliveries and attempts, and what the linter finds in the postbacks."""
@@ -147,10 +175,15 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
             f"Click {subid} is unknown to the postback plugin: the host did not call on_click for it "
             "(or the subid is mistyped)."
         )
-        return Explanation(subid, problem, (), (problem,), {"click": None, "conversions": [], "deliveries": []})
+        root = Node(
+            "click", "failed", f"Click {subid}", "unknown to the postback plugin", problem, key="click", failing=True
+        )
+        fix = Fix("Check the subid; if it is right, make the host call on_click for every click it records.", "click")
+        return Explanation(
+            subid, problem, (), (problem,), {"click": None, "conversions": [], "deliveries": []}, root, fix
+        )
 
     problems = _Problems()
-    lines: list[str] = []
     library = service.templates()
     source_rule = service.store.get_source(click.source_id) if click.source_id else None
     campaign_rules = service.store.list_postbacks(click.campaign_id)
@@ -158,12 +191,9 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
     source = source_template(click, rules, library)
     param = source.click_id_param if source else "external_id"
 
-    lines.append(
-        f"Click {subid}: campaign {click.campaign_id}, source {click.source_id or '(none)'}, "
-        f"at {_when(click.created_at.timestamp())}."
-    )
-    lines += _configuration(click, source_rule, campaign_rules, problems)
-    lines += _click_id(click, rules, source, problems)
+    children: list[Node] = []
+    children += _configuration(click, source_rule, campaign_rules, problems)
+    children.append(_click_id(click, rules, source, problems))
 
     with service.engine.connect() as conn:
         events = conn.execute(select(t.events).where(t.events.c.subid == subid).order_by(t.events.c.id)).all()
@@ -184,23 +214,32 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
     conversion_data, delivery_data = [], []
     shown: set[int] = set()
     if not events:
-        lines.append(
-            problems.add(
-                _Problems.CONVERSIONS,
-                "No conversion has arrived for this click: check the affiliate network's postback to the tracker "
-                "(its Received postbacks log) and that it sends this subid.",
-            )
+        sentence = problems.add(
+            _Problems.CONVERSIONS,
+            "No conversion has arrived for this click: check the affiliate network's postback to the tracker "
+            "(its Received postbacks log) and that it sends this subid.",
+            "no-conversion",
+            Fix(
+                "Check that the affiliate network's postback to the tracker sends this subid (its Received "
+                "postbacks log shows what arrived).",
+                "network_postback",
+                campaign_id=click.campaign_id,
+            ),
         )
-    else:
-        lines.append(f"Conversions ({len(events)} report{'s' if len(events) != 1 else ''} from the network):")
+        children.append(
+            Node("no-conversion", "problem", "No conversion", "none has arrived", sentence, key="no-conversion")
+        )
     for event in events:
-        lines.append("  " + _event_sentence(event, problems))
         # The deliveries an event queued were written in the same transaction, at the same instant.
         fired = [d for d in deliveries if d.conversion_id == event.conversion_id and d.created_at == event.created_at]
+        postbacks = []
         for row in fired:
             shown.add(row.id)
-            lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down)
+            postbacks.append(
+                _delivery_node(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down)
+            )
             delivery_data.append(_delivery_data(row, by_delivery.get(row.id, [])))
+        children.append(_event_node(event, tuple(postbacks), problems))
         conversion_data.append(
             {
                 "at": moment(event.created_at).isoformat(),
@@ -213,18 +252,15 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
                 "deliveries": [row.id for row in fired],
             }
         )
-    leftover = [row for row in deliveries if row.id not in shown]
-    if leftover:
-        lines.append("Other deliveries for this click:")
-        for row in leftover:
-            lines += _delivery_lines(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down)
+    for row in deliveries:
+        if row.id not in shown:
+            children.append(_delivery_node(row, rules_by_id, by_delivery.get(row.id, []), problems, now, library, down))
             delivery_data.append(_delivery_data(row, by_delivery.get(row.id, [])))
 
-    warnings = _lint_lines(rules, library, problems)
-    lines += warnings
+    children += _lint_nodes(rules, library, problems)
 
     sendable = [d for d in deliveries if d.state != "skipped"]
-    filtered = [d for d in deliveries if d.state == "skipped" and "is not enabled for" in (d.reason or "")]
+    filtered = [d for d in deliveries if d.state == "skipped" and _cause(d) == "status-not-enabled"]
     if any(d.state in ("delivered", "due", "leased") for d in sendable):
         # Some postbacks went: the ones a status does not fire are a choice, not the answer.
         problems.drop(_Problems.FILTERED)
@@ -238,6 +274,23 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
         headline = f"Postbacks for this click are on their way ({len(sendable)}){others}."
     else:
         headline = "No postback applied to this click's conversions."
+    failing_key, first_fix = problems.first()
+    events_state = roll_up(
+        [node.state for node in children if node.kind in ("conversion", "postback", "no-conversion")]
+    )
+    root = Node(
+        "click",
+        # A click whose only trouble is a retry shows the retry; any other problem shows as one.
+        events_state if not ordered or events_state in ("failed", "paused", "retrying") else "problem",
+        f"Click {subid}",
+        f"campaign {click.campaign_id}, source {click.source_id or 'none'}",
+        f"Click {subid}: campaign {click.campaign_id}, source {click.source_id or '(none)'}, "
+        f"at {_when(click.created_at.timestamp())}.",
+        at=click.created_at,
+        children=tuple(children),
+        key="click",
+    )
+    root = mark_failing(root, failing_key)
     data = {
         "click": {
             "campaign_id": click.campaign_id,
@@ -258,57 +311,149 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
         "conversions": conversion_data,
         "deliveries": delivery_data,
     }
-    return Explanation(subid, headline, tuple(lines), ordered, data)
+    return Explanation(subid, headline, tuple(render_lines(root)), ordered, data, root, first_fix)
 
 
 def _configuration(
     click: Click, source_rule: Optional[PostbackRule], campaign_rules: Sequence[PostbackRule], problems: _Problems
-) -> list[str]:
-    lines = []
+) -> list[Node]:
+    nodes = []
     if click.source_id is None:
-        lines.append("Source postback: the click came from no traffic source, so no source postback applies.")
+        nodes.append(
+            Node(
+                "setup",
+                "info",
+                "Source postback",
+                "none: the click came from no traffic source",
+                "Source postback: the click came from no traffic source, so no source postback applies.",
+                key="source-postback",
+            )
+        )
     elif source_rule is None:
-        lines.append(
-            problems.add(
+        sentence = problems.add(
+            _Problems.CONFIG,
+            f"Source {click.source_id} has no postback URL set: add one (add_source, or sample-host sources add) "
+            "so the source learns about its conversions.",
+            "source-postback",
+            Fix(
+                f"Give source {click.source_id} a postback URL.",
+                "source_postback",
+                rule_id=f"source:{click.source_id}",
+                source_id=click.source_id,
+                campaign_id=click.campaign_id,
+            ),
+        )
+        nodes.append(
+            Node("setup", "problem", "Source postback", "no postback URL set", sentence, key="source-postback")
+        )
+    else:
+        sentence = f"Source postback: source {click.source_id}'s postback {_rule_sentence(source_rule)}"
+        summary = f"source {click.source_id}'s fires for {', '.join(source_rule.statuses) or 'no status'}"
+        nodes.append(
+            Node(
+                "setup",
+                "ok" if source_rule.enabled else "problem",
+                "Source postback",
+                summary,
+                sentence,
+                key="source-postback",
+            )
+        )
+        if not source_rule.enabled:
+            disabled = problems.add(
                 _Problems.CONFIG,
-                f"Source {click.source_id} has no postback URL set: add one (add_source, or sample-host sources add) "
-                "so the source learns about its conversions.",
+                f"Source {click.source_id}'s postback is disabled: enable it to send.",
+                "source-postback",
+                _rule_fix(source_rule.id, click.campaign_id, "enabled", f"Enable source {click.source_id}'s postback."),
+            )
+            nodes.append(
+                Node("setup", "problem", "Source postback disabled", "disabled", disabled, key="source-disabled")
+            )
+    if campaign_rules:
+        rule_nodes = tuple(
+            Node(
+                "rule",
+                "info" if rule.enabled else "skipped",
+                rule.id,
+                f"fires for {', '.join(rule.statuses) or 'no status'}{'' if rule.enabled else ' (disabled)'}",
+                f"{rule.id} {_rule_sentence(rule)}",
+                key=f"rule-{rule.id}",
+            )
+            for rule in campaign_rules
+        )
+        nodes.append(
+            Node(
+                "setup",
+                "ok",
+                "Campaign postbacks",
+                f"campaign {click.campaign_id} has {len(campaign_rules)}",
+                f"Campaign postbacks: campaign {click.campaign_id} has {len(campaign_rules)}:",
+                children=rule_nodes,
+                key="campaign-postbacks",
             )
         )
     else:
-        lines.append(f"Source postback: source {click.source_id}'s postback {_rule_sentence(source_rule)}")
-        if not source_rule.enabled:
-            lines.append(
-                problems.add(_Problems.CONFIG, f"Source {click.source_id}'s postback is disabled: enable it to send.")
+        nodes.append(
+            Node(
+                "setup",
+                "info",
+                "Campaign postbacks",
+                f"campaign {click.campaign_id} has none",
+                f"Campaign postbacks: campaign {click.campaign_id} has no S2S postbacks of its own.",
+                key="campaign-postbacks",
             )
-    if campaign_rules:
-        lines.append(f"Campaign postbacks: campaign {click.campaign_id} has {len(campaign_rules)}:")
-        lines += [f"  {rule.id} {_rule_sentence(rule)}" for rule in campaign_rules]
-    else:
-        lines.append(f"Campaign postbacks: campaign {click.campaign_id} has no S2S postbacks of its own.")
-    return lines
+        )
+    return nodes
 
 
-def _click_id(click: Click, rules: Sequence[PostbackRule], template: Any, problems: _Problems) -> list[str]:
+def _click_id(click: Click, rules: Sequence[PostbackRule], template: Any, problems: _Problems) -> Node:
     param = template.click_id_param if template else "external_id"
     value = click_id_of(click, param)
     if value is not None:
-        return [f"Click id: the click carried the source's click id, {param}={value}."]
+        sentence = f"Click id: the click carried the source's click id, {param}={value}."
+        return Node("setup", "ok", "Click id", f"{param}={value}", sentence, key="click-id")
     problem = describe_click_id_problem(
         click.params.get(param),
         param=param,
         source_macro=template.source_macro if template else None,
         source_name=(template.title or template.name) if template else None,
     )
+    received = click.params.get(param)
+    summary = f"{param} is {received!r}, not a click id" if received else f"the click has no {param}"
     needing = [r for r in rules if uses_click_id(r)]
     sentence = f"Click id: none usable, {problem}."
     if needing:
         sentence += f" {len(needing)} postback(s) need it, so they are not sent for this click."
-        return [problems.add(_Problems.CLICK_ID, sentence)]
-    return [sentence + " No postback here needs it."]
+        macro = template.source_macro if template and template.source_macro else None
+        example = f"?{param}={macro}" if macro else f"?{param}= with the source's click-id macro"
+        fix = _rule_fix(
+            f"source:{click.source_id}" if click.source_id else needing[0].id,
+            click.campaign_id,
+            "campaign_link",
+            f"Make sure the source opens campaign {click.campaign_id}'s link with its click id ({example}); "
+            "a click opened by hand or by a bot cannot be reported.",
+        )
+        problems.add(_Problems.CLICK_ID, sentence, "click-id", fix)
+        return Node(
+            "setup",
+            "problem",
+            "Click id",
+            summary + f": {len(needing)} postback(s) cannot be sent",
+            sentence,
+            key="click-id",
+            cause="click-id",
+        )
+    return Node(
+        "setup",
+        "info",
+        "Click id",
+        summary + ": no postback needs it",
+        sentence + " No postback here needs it.",
+        key="click-id",
+    )
 
 
-def _event_sentence(event: Any, problems: _Problems) -> str:
+def _event_node(event: Any, postbacks: tuple[Node, ...], problems: _Problems) -> Node:
     network = (
         f" (network said {event.original_status!r})"
         if event.original_status and event.original_status != event.status
@@ -317,12 +462,76 @@ def _event_sentence(event: Any, problems: _Problems) -> str:
     tid = f", tid {event.tid}" if event.tid else ", no tid"
     payout = f", payout {event.payout}" if event.payout else ""
     sentence = f"{_when(event.created_at)}: {event.status}{network}{tid}{payout}: {event.reason}."
+    key = f"event-{event.id}"
+    # A status the rule does not fire for is a choice: it does not colour the conversion.
+    state = roll_up(["ignored" if n.cause == "status-not-enabled" else n.state for n in postbacks], "ignored")
     if is_failure_note(event.reason):  # a plugin's postback rules are missing for it
-        problems.add(_Problems.PLUGIN, sentence)
-    return sentence
+        problems.add(
+            _Problems.PLUGIN,
+            sentence,
+            key,
+            Fix("Fix or remove the plugin named in the reason; conversions it missed can then be resent.", "plugin"),
+        )
+        state = "problem"
+    title = event.status + (f" (network: {event.original_status})" if network else "")
+    title += f" · payout {event.payout}" if event.payout else ""
+    return Node(
+        "conversion",
+        state,
+        title,
+        event.reason or "",
+        sentence,
+        at=aware(event.created_at),
+        children=postbacks,
+        key=key,
+    )
 
 
-def _delivery_lines(
+def _cause(row: Any) -> Optional[str]:
+    """Why a delivery was not sent or failed, as a short code (None when it went, or is unknown).
+
+    The one place the cause is read: from the reason's wording until deliveries store it.
+    """
+    reason = row.reason or ""
+    if row.state == "skipped":
+        for code, words in (
+            ("status-not-enabled", "is not enabled for"),
+            ("click-id", "needs the source's click id"),
+            ("disabled", "is disabled"),
+            ("min-payout", "'s minimum of"),
+            ("unknown-click", "is unknown to the postback plugin"),
+            ("not-http", "only http and https postbacks"),
+        ):
+            if words in reason:
+                return code
+        return "skipped"
+    if row.state == "failed":
+        return "refused"
+    return None
+
+
+#: Short sentences for each cause, for a picture (the reason keeps the details).
+_CAUSE_SUMMARIES = {
+    "status-not-enabled": "the status is not enabled for it",
+    "click-id": "the click has no usable click id",
+    "disabled": "the postback is disabled",
+    "min-payout": "the payout is below its minimum",
+    "unknown-click": "the click was unknown to the plugin",
+    "not-http": "its URL is not http or https",
+}
+
+#: The setting that fixes each cause.
+_CAUSE_SETTINGS = {
+    "status-not-enabled": "statuses",
+    "click-id": "campaign_link",
+    "disabled": "enabled",
+    "min-payout": "payout",
+    "not-http": "postback_url",
+    "refused": "postback_url",
+}
+
+
+def _delivery_node(
     row: Any,
     rules: dict[str, PostbackRule],
     attempts: list[Any],
@@ -330,20 +539,66 @@ def _delivery_lines(
     now: float,
     library: Any,
     down: Optional[dict[str, Any]] = None,
-) -> list[str]:
+) -> Node:
     url = redact_url(row.url, parse_secrets(row.secrets))  # marked secrets never reach the log
     rule = rules.get(row.rule_id)
     what = describe_rule(rule) if rule else f"postback rule {row.rule_id}"
-    head = f"{what[0].upper()}{what[1:]}, status {row.status} (delivery #{row.id})"
+    What = f"{what[0].upper()}{what[1:]}"
+    head = f"{What}, status {row.status} (delivery #{row.id})"
+    title = f"{What} · {row.status}"
+    key = f"delivery-{row.id}"
+    cause = _cause(row)
+    campaign_id = rule.campaign_id if rule and rule.campaign_id else None
     sent = [a for a in attempts if a.attempt > 0]
+    last_entry = attempts[-1].id if attempts else None
+    last = sent[-1] if sent else None
+    at = aware(last.started_at if last and last.started_at else row.created_at)
+
+    def fix(action: str) -> Fix:
+        return _rule_fix(row.rule_id, campaign_id, _CAUSE_SETTINGS.get(cause or "", "postback_url"), action, row.id)
+
     if row.state == "skipped":
         sentence = f"{head}: not sent: {row.reason}."
         # A status the rule does not fire for is a choice, not a fault: reported last.
-        rank = _Problems.FILTERED if "is not enabled for" in (row.reason or "") else _Problems.DELIVERY
-        problems.add(rank, sentence)
-        return [f"    {sentence}"]
+        if cause == "status-not-enabled":
+            problems.add(
+                _Problems.FILTERED,
+                sentence,
+                key,
+                fix(f"Enable status {row.status} for {what} if the source should hear of it."),
+            )
+        elif cause == "click-id":
+            # The click id step above is the cause: this delivery is where it shows.
+            problems.add(
+                _Problems.DELIVERY,
+                sentence,
+                "click-id",
+                fix(f"Make sure the source opens the campaign link with its click id, so {what} can be sent."),
+            )
+        else:
+            problems.add(
+                _Problems.DELIVERY, sentence, key, fix(f"Change {what}'s settings so it applies, then resend.")
+            )
+        summary = f"not sent: {_CAUSE_SUMMARIES.get(cause or '', _snippet(row.reason, 80))}"
+        # The click id step says why at length; a postback it stopped only points there.
+        note = "See the click id step above." if cause == "click-id" else f"Not sent: {row.reason}."
+        return Node(
+            "postback",
+            "skipped",
+            title,
+            summary,
+            sentence,
+            at=at,
+            note=note,
+            key=key,
+            cause=cause,
+            entry_id=last_entry,
+            delivery_id=row.id,
+        )
+    fix_now: Optional[Fix] = None
+    rank: Optional[int] = None
     if row.state == "delivered":
-        sentence = f"{head}: delivered on attempt {row.attempts}."
+        state, summary, tail = "delivered", f"delivered on attempt {row.attempts}", ""
     elif row.state == "failed":
         # What the linter finds in the rule is the likely cause of a refusal: say it on the same line.
         hints = [
@@ -352,35 +607,98 @@ def _delivery_lines(
             if w.code in ("leftover", "unknown-macro", "source-macro")
         ]
         hint = f" Likely cause: {'; '.join(hints)}." if hints else ""
-        sentence = problems.add(
-            _Problems.DELIVERY, f"{head}: failed after {row.attempts} attempt(s): {row.reason}.{hint}"
+        state, summary = "failed", f"failed after {row.attempts} attempt(s): {_answer(last)}"
+        tail = f"failed after {row.attempts} attempt(s): {row.reason}.{hint}"
+        rank = _Problems.DELIVERY
+        fix_now = fix(
+            f"Correct {what}'s URL{' (see the likely cause)' if hints else ''}, then resend delivery #{row.id}."
         )
     elif row.state == "leased":
-        sentence = f"{head}: being sent now."
+        state, summary, tail = "sending", "being sent now", ""
     elif down and row.host in down:
-        status = down[row.host]
-        sentence = problems.add(
-            _Problems.RETRYING,
-            f"{head}: waiting, {row.attempts} attempt(s) made: {status.describe()}; its postbacks wait without "
-            "spending attempts until a probe succeeds.",
+        state, summary = "paused", f"waiting: source host {row.host} is not answering"
+        tail = (
+            f"waiting, {row.attempts} attempt(s) made: {down[row.host].describe()}; its postbacks wait without "
+            "spending attempts until a probe succeeds."
+        )
+        rank = _Problems.RETRYING
+        fix_now = _rule_fix(
+            row.rule_id,
+            campaign_id,
+            "host",
+            f"Nothing to change here: the postback goes out when {row.host} answers again; ask the source "
+            "if it stays down.",
+            row.id,
         )
     elif row.attempts:
-        sentence = problems.add(
-            _Problems.RETRYING,
-            f"{head}: not delivered yet after {row.attempts} attempt(s): {row.reason}; "
-            f"next attempt at {_when(row.next_attempt_at)}{_in(row.next_attempt_at, now)}.",
+        state = "retrying"
+        summary = f"retrying after {row.attempts} attempt(s), next{_in(row.next_attempt_at, now) or ' -'}"
+        tail = (
+            f"not delivered yet after {row.attempts} attempt(s): {row.reason}; "
+            f"next attempt at {_when(row.next_attempt_at)}{_in(row.next_attempt_at, now)}."
+        )
+        rank = _Problems.RETRYING
+        fix_now = _rule_fix(
+            row.rule_id,
+            campaign_id,
+            "host",
+            f"Nothing to change unless the source keeps refusing: it is retried on schedule, or resend "
+            f"delivery #{row.id} now.",
+            row.id,
         )
     else:
-        sentence = f"{head}: queued, first attempt at {_when(row.next_attempt_at)}{_in(row.next_attempt_at, now)}."
-    lines = [f"    {sentence}", f"      URL: {row.method} {url}"]
-    for attempt in sent:
-        answer = f"HTTP {attempt.http_status}" if attempt.http_status else (attempt.error or "no answer")
-        body = f" {_snippet(attempt.response_body)!r}" if attempt.response_body else ""
-        retry = f"; next attempt at {_when(attempt.next_attempt_at)}" if attempt.next_attempt_at else ""
-        lines.append(
-            f"      attempt {attempt.attempt} at {_when(attempt.started_at)}: {attempt.outcome}, {answer}{body}; {attempt.reason}{retry}"
-        )
-    return lines
+        state, summary = "queued", f"queued, first attempt{_in(row.next_attempt_at, now) or ' soon'}"
+        tail = f"queued, first attempt at {_when(row.next_attempt_at)}{_in(row.next_attempt_at, now)}."
+    sentence = f"{head}: {tail or summary + '.'}"
+    if rank is not None:
+        problems.add(rank, sentence, key, fix_now)
+    return Node(
+        "postback",
+        state,
+        title,
+        summary,
+        sentence,
+        at=at,
+        details=(f"URL: {row.method} {url}",),
+        note=tail[:1].upper() + tail[1:] if tail else "",
+        children=tuple(_attempt_node(attempt) for attempt in sent),
+        key=key,
+        cause=cause,
+        entry_id=last_entry,
+        delivery_id=row.id,
+    )
+
+
+def _answer(attempt: Any) -> str:
+    if attempt is None:
+        return "no attempt"
+    return f"HTTP {attempt.http_status}" if attempt.http_status else (attempt.error or "no answer")
+
+
+_ATTEMPT_STATES = {"delivered": "delivered", "retrying": "retrying", "failed": "failed", "skipped": "skipped"}
+
+
+def _attempt_node(attempt: Any) -> Node:
+    answer = _answer(attempt)
+    body = f" {_snippet(attempt.response_body)!r}" if attempt.response_body else ""
+    retry = f"; next attempt at {_when(attempt.next_attempt_at)}" if attempt.next_attempt_at else ""
+    sentence = f"attempt {attempt.attempt} at {_when(attempt.started_at)}: {attempt.outcome}, {answer}{body}; {attempt.reason}{retry}"
+    details = [f"Reason: {attempt.reason}"] if attempt.reason else []
+    if attempt.response_body:
+        details.append(f"Answer: {_snippet(attempt.response_body, 500)}")
+    if attempt.next_attempt_at:
+        details.append(f"Next attempt at {_when(attempt.next_attempt_at)}")
+    return Node(
+        "attempt",
+        _ATTEMPT_STATES.get(attempt.outcome, "info"),
+        f"Attempt {attempt.attempt}",
+        f"{attempt.outcome}, {answer}",
+        sentence,
+        at=aware(attempt.started_at),
+        details=tuple(details),
+        key=f"attempt-{attempt.id}",
+        entry_id=attempt.id,
+    )
 
 
 def _delivery_data(row: Any, attempts: list[Any]) -> dict[str, Any]:
@@ -407,15 +725,34 @@ def _delivery_data(row: Any, attempts: list[Any]) -> dict[str, Any]:
     }
 
 
-def _lint_lines(rules: Sequence[PostbackRule], library: Any, problems: _Problems) -> list[str]:
-    lines = []
+def _lint_nodes(rules: Sequence[PostbackRule], library: Any, problems: _Problems) -> list[Node]:
+    nodes = []
     for rule in rules:
-        for warning in lint_rule(rule, library):
-            sentence = f"Check {describe_rule(rule)}: {warning.message}."
-            lines.append(sentence)
-            if _serious(warning, rule):
-                problems.add(_Problems.LINT, sentence)
-    return lines
+        what = describe_rule(rule)
+        for n, warning in enumerate(lint_rule(rule, library)):
+            sentence = f"Check {what}: {warning.message}."
+            key = f"check-{rule.id}-{n}"
+            serious = _serious(warning, rule)
+            if serious:
+                problems.add(
+                    _Problems.LINT,
+                    sentence,
+                    key,
+                    _rule_fix(rule.id, rule.campaign_id, "postback_url", f"Correct {what}'s URL."),
+                )
+            title = f"Check {what}"
+            nodes.append(
+                Node(
+                    "check",
+                    "problem" if serious else "advice",
+                    title,
+                    warning.message,
+                    sentence,
+                    key=key,
+                    cause=warning.code,
+                )
+            )
+    return nodes
 
 
 def _serious(warning: Any, rule: PostbackRule) -> bool:

@@ -1,5 +1,6 @@
-"""The explain page: for one subid, why each postback was sent, retried, skipped or failed, with
-the click, its conversions and its log entries on one page."""
+"""The explain page: for one subid, the failing step said once with what to do about it (a link to
+the setting that fixes it), then the chain drawn as a tree: the click, its conversions, their
+postbacks and attempts, each with its state; details folded until asked for."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from s2s_plugin.ops.explaintree import STATES
+
 from ..errors import NotFound
 from .common import admin, call, tracker_of
-from .logs import RESENDABLE
+from .fixes import fix_link
 from .render import page
+
+#: Tree states of a delivery that can be sent again (a postback not sent never can).
+RESENDABLE_STATES = ("delivered", "retrying", "failed", "paused")
+
+#: Tree states that need an operator's eye.
+TROUBLE = ("failed", "problem", "retrying", "paused")
 
 
 def _explain(request: Request, subid: str) -> dict[str, Any]:
@@ -19,13 +28,25 @@ def _explain(request: Request, subid: str) -> dict[str, Any]:
     explanation = tracker.explain(subid)
     return {
         "explanation": explanation,
+        "fix_link": fix_link(explanation.fix, subid),
+        "more_problems": _more_problems(explanation),
         "click": tracker.click(subid),
-        "conversions": tracker.conversions(subid=subid),
-        "sent": list(reversed(tracker.sent_postbacks(subid=subid, limit=200))),
         "received": tracker.received_postbacks(subid=subid, limit=50),
         "waiting": tracker.handoffs.waiting_for(subid),
         "waiting_notes": tracker.waiting_notes(subid),
     }
+
+
+def _more_problems(explanation: Any) -> int:
+    """Steps in the tree that went wrong besides the failing one (the click and a conversion only
+    sum up the postbacks under them, and a postback its attempts, so those are not counted)."""
+    if explanation.tree is None:
+        return 0
+    return sum(
+        1
+        for node in explanation.tree.walk()
+        if node.state in TROUBLE and node.kind not in ("click", "conversion", "attempt") and not node.failing
+    )
 
 
 @admin
@@ -55,5 +76,6 @@ async def explain(request: Request) -> Response:
         subid=subid,
         found=found,
         error=None,
-        resendable=RESENDABLE,
+        resendable_states=RESENDABLE_STATES,
+        STATES=STATES,
     )

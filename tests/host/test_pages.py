@@ -269,8 +269,10 @@ def test_explain_page_walks_the_chain_and_offers_resend(host: Host, admin: Admin
     host.tracker.s2s.drain(timeout=5)
     page = _text(admin.get("/explain", params={"subid": skipped}))
     assert "{conversions_tracking}" in page and "campaign link" in page
-    assert str(host.tracker.explain(skipped).headline) in page
-    assert "skipped" in page and "Resend" not in page  # a skipped postback cannot be sent again
+    explanation = host.tracker.explain(skipped)
+    assert page.count(explanation.headline) == 1  # the failing step is said once
+    assert explanation.fix is not None and explanation.fix.action in page
+    assert "not sent" in page and "Resend" not in page  # a skipped postback cannot be sent again
     unknown = admin.get("/explain", params={"subid": "nope"})
     assert unknown.status_code == 404 and "unknown subid 'nope'" in _text(unknown)
 

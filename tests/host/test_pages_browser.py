@@ -98,7 +98,9 @@ def test_an_operator_runs_a_campaign_from_the_pages(
     page.fill("input[name=subid]", subid)
     page.click("button:has-text('Explain')")
     expect(page.locator(".headline")).to_contain_text("Every postback for this click was delivered")
-    page.locator("tbody tr", has_text="source:exo").locator("button:has-text('Resend')").click()
+    delivered = page.locator("li.postback", has_text="Source exo's postback")
+    delivered.locator("> details > summary").click()
+    delivered.locator("> details button:has-text('Resend')").click()
     expect(page.locator(".flash")).to_contain_text("is due again")
     tracker.s2s.drain(timeout=5)
     assert [r.raw_query for r in standin.requests if r.path == "/tag.php"] == ["goal=g1&tag=exo-click-42&value=2.5"] * 2
