@@ -55,7 +55,9 @@ _FLUSH_EVERY = 0.02
 #: ... or until this many are waiting: one write per batch, not per attempt, at any concurrency.
 _FLUSH_BATCH = 64
 #: The fewest claimed deliveries held whatever the concurrency (half of it per host).
-_MIN_HELD = 32
+_MIN_HELD = 64
+#: A host is claimed for again once it has room for this many rows (or half its quota, if less).
+_CLAIM_AT_LEAST = 16
 #: A failed write is tried again after this long, doubling up to ``poll_interval``.
 _RETRY_WRITE_AFTER = 0.05
 #: How often the loop reads which hosts other processes opened or closed.
@@ -129,6 +131,7 @@ class Dispatcher:
         #: Hosts whose due rows the last claim left behind (None: unknown, maybe any host's).
         self._left_hosts: Optional[set[Optional[str]]] = None
         self._claimed_at: dict[str, float] = {}  # host -> when rows of it were last claimed
+        self._busy_count = 1  # hosts with work, as the last turn of the loop counted them
         self._results: collections.deque[_Done] = collections.deque()
         self._first_result_at: Optional[float] = None
         self._unmarked: list[int] = []  # reported attempts to mark in the next write
@@ -322,7 +325,7 @@ class Dispatcher:
     def _fill(self) -> int:
         """Claim as much as there is room for, then start what the limits allow."""
         if self._stop.is_set():
-            return self._start_waiting()
+            return self._start_waiting()[0]
         settings = self.settings
         now = time.monotonic()
         if now >= self._hosts_at or self._hosts.has_changes():
@@ -336,22 +339,37 @@ class Dispatcher:
             held = len(self._in_flight) + len(self._waiting)
             room = self._held_cap - held
             retries_held = self._retries_in_flight + sum(1 for row in self._waiting if row.lane)
-            hosts = len(self._busy_hosts())
-            full = {h for h, n in self._held_per_host.items() if n >= self._quota(h, hosts)}
+            hosts = self._busy_count = len(self._busy_hosts())
+            # A host is left out of the claim while it holds all but a batch's worth of its quota:
+            # claiming a few of its rows at a time would cost a claim (and a transaction) for every
+            # few postbacks. The hosts claimed for take no more than the least room among them,
+            # so a claim never takes rows it has to give back.
+            full, wants = set(), []
+            for h, n in self._held_per_host.items():
+                if n <= 0:
+                    continue
+                quota = self._quota(h, hosts)
+                if n > self._claim_point(quota):
+                    full.add(h)
+                else:
+                    wants.append(quota - n)
             # Slots free while rows wait: the held hosts are at their limits, another host may have work.
             worth_it = self._claim_worth_it(held) or len(self._in_flight) < settings.max_concurrency
         dry = self._dry
-        if dry is not None and (now >= dry[1] or not full >= dry[0]):
+        if dry is not None and now >= dry[1]:
             dry = self._dry = None
-        # With hosts left out, claim only if the last claim left rows of other hosts (or who knows):
-        # otherwise it would read through the left-out hosts' backlog to find nothing.
+        # With hosts left out, look for other hosts' rows only if the last claim left some behind
+        # (or who knows), and not again soon after a look found none: a look reads through the
+        # left-out hosts' backlog (the claim index is not by host) to find nothing.
         known = self._left_hosts
-        others = known is None or None in known or not known <= full
-        if room > 0 and worth_it and dry is None and (others or not full):
+        others = (known is None or None in known or not known <= full) and not (dry is not None and full <= dry[0])
+        if room > 0 and worth_it and (others or wants or not full):
             room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
             probes: list[int] = []
             left: set[Optional[str]] = set()
+            with self._lock:
+                before = {h for h, n in self._held_per_host.items() if n > 0}
             rows = queue.claim(
                 self.engine,
                 fresh=room - retries,
@@ -360,15 +378,15 @@ class Dispatcher:
                 exclude_hosts=sorted(full),
                 probe_window=settings.timeout + settings.circuit_max_cooldown,
                 probes=probes,
-                host_cap=self._quota("", hosts + 1),
+                host_cap=min([self._quota("", hosts + 1), *wants]),
                 left=left,
                 look_past=others,  # what a host not seen yet may hold
             )
-            if not rows and full:
+            if any(_host_of(row) not in before for row in rows):
+                self._dry, self._dry_pause = None, _DRY_PAUSE  # other hosts have work: look again soon
+            elif full and others:
                 self._dry = (frozenset(full), now + self._dry_pause)
                 self._dry_pause = min(2 * self._dry_pause, _DRY_PAUSE_MOST)
-            elif rows:
-                self._dry_pause = _DRY_PAUSE
             # Hosts left out of the claim may have more due too: only when none was is all work known.
             self._claimed_all = not left and not full and len(rows) < room
             self._left_hosts = left | full
@@ -388,7 +406,7 @@ class Dispatcher:
                     self._waiting.append(_PROBES if row.id in self._probes else host, row)
             if extra:
                 queue.release_many(self.engine, extra)
-        return self._start_waiting()
+        return self._start_waiting()[0]
 
     def _busy_hosts(self) -> set[str]:
         """Hosts with work: rows in flight or waiting, or claimed a moment ago (the lock is held)."""
@@ -419,6 +437,12 @@ class Dispatcher:
         for rows, reason in deferred:
             queue.defer(self.engine, rows, reason)
 
+    @staticmethod
+    def _claim_point(quota: int) -> int:
+        """Rows a host holds when it is claimed for again: all but a batch of its quota (at least
+        one row, at most half of it)."""
+        return quota - max(1, min(quota // 2, _CLAIM_AT_LEAST))
+
     def _claim_worth_it(self, held: int) -> bool:
         """Whether to claim with ``held`` deliveries claimed: in batches, not one row per freed
         slot; but never leaving the senders idle."""
@@ -426,11 +450,13 @@ class Dispatcher:
         room = self._held_cap - held
         return room >= min(settings.claim_batch, self._held_cap // 2) or held < settings.max_concurrency
 
-    def _start_waiting(self) -> int:
+    def _start_waiting(self, keep: bool = False) -> tuple[int, Any]:
+        """Start what the limits allow of the waiting rows: how many, and (with ``keep``) the first
+        of them, marked in flight but left for the calling sender to send itself."""
         with self._lock:
             free = self.settings.max_concurrency - len(self._in_flight)
             if free <= 0 or not self._waiting:
-                return 0
+                return 0, None
             per_host, hosts, waiting = self._per_host, self._hosts, self._waiting
             busy = self._busy_hosts()
             # Each host's share of the slots while the others have work too.
@@ -447,7 +473,6 @@ class Dispatcher:
                 return self._retries_in_flight >= self._retry_slots
 
             rows = waiting.take_turns(free, lambda h: room(h, share), fresh_only)
-            self._start(rows)
             left = free - len(rows)
             if left > 0 and len(busy) > 1:
                 # Slots the hosts with rows waiting cannot use within their shares (the others are at
@@ -456,21 +481,32 @@ class Dispatcher:
                 if not self._claimed_all:
                     left -= sum(max(0, min(share, hosts.limit(h)) - per_host[h]) for h in busy if not waiting.held(h))
                 if left > 0:
-                    more = waiting.take_turns(left, lambda h: room(h, self.settings.max_concurrency), fresh_only)
-                    self._start(more)
-                    rows += more
-        return len(rows)
+                    rows += waiting.take_turns(left, lambda h: room(h, self.settings.max_concurrency), fresh_only)
+            kept = self._start(rows, keep)
+        return len(rows), kept
 
-    def _start(self, rows: list[Any]) -> None:
-        """Mark ``rows`` in flight and hand them to the senders (the lock is held)."""
+    def _start(self, rows: list[Any], keep: bool = False) -> Any:
+        """Mark ``rows`` in flight and hand them to the senders (the lock is held); with ``keep``,
+        the first is returned instead, for the calling sender: a thread that finished an attempt
+        sends the next itself, without a hand-over to another thread."""
+        kept = None
         for row in rows:
             self._per_host[_host_of(row)] += 1
             if row.lane:
                 self._retries_in_flight += 1
             self._in_flight[row.id] = row
-            self._pool.submit(self._run_one, row)
+            if keep and kept is None:
+                kept = row
+            else:
+                self._pool.submit(self._run_one, row)
+        return kept
 
     def _run_one(self, row: Any) -> None:
+        """Send ``row``, then whatever waiting row the limits give this thread next."""
+        while row is not None:
+            row = self._run_and_next(row)
+
+    def _run_and_next(self, row: Any) -> Any:
         done: Optional[_Done] = None
         try:
             done = self._deliver(row)
@@ -498,18 +534,21 @@ class Dispatcher:
                     self._results.append(done)
                 # Wake the loop only when it has something to do: a first result to time a write by,
                 # a full batch to write, room to claim into, a host with nothing left waiting, a
-                # circuit opened or closed, or nothing left in flight. Waking it for every attempt costs a thread switch per postback.
+                # circuit opened or closed, or nothing left in flight. Waking it for every attempt
+                # costs a thread switch per postback.
                 wake = (
                     self._hosts.has_changes()
                     or not self._waiting.held(host)  # its claimed rows are all started: claim more of it
                     or len(self._results) in (1, _FLUSH_BATCH)
-                    or not self._in_flight
-                    or self._claim_worth_it(len(self._in_flight) + len(self._waiting))
+                    # it has room for a claim's worth (hosts counted as of the last claim: cheaper)
+                    or self._held_per_host[host] == self._claim_point(self._quota(host, self._busy_count))
                 )
+        following = None
         if not self._write_failures:  # while the database refuses writes, nothing more is sent
-            self._start_waiting()
-        if wake:
+            following = self._start_waiting(keep=True)[1]
+        if wake or not self._in_flight:
             self._wake.set()
+        return following
 
     def _feed_hosts(self, row: Any, done: _Done) -> _Done:
         """Tell the host's limit and breaker how the attempt went (the lock is held); when it opened
