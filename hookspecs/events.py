@@ -164,7 +164,9 @@ class PostbackAttempt:
     """One delivery attempt of a postback, or the decision not to send it (``attempt == 0``).
 
     ``outcome`` is one of ``delivered``, ``retrying``, ``failed``, ``skipped``; ``reason`` is one human
-    sentence saying why (skipped, failed, retried). ``response_body`` is truncated.
+    sentence saying why (skipped, failed, retried), and ``cause`` the same as a stable code for
+    programs (``status_not_enabled``, ``timeout``, ``http_server_error``...: the table is in the
+    delivery docs; None from an older plugin). ``response_body`` is truncated.
     """
 
     delivery_id: int
@@ -187,6 +189,7 @@ class PostbackAttempt:
     started_at: Optional[dt.datetime] = None
     next_attempt_at: Optional[dt.datetime] = None
     response_truncated: bool = False
+    cause: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         """The attempt as JSON-ready values (datetimes in ISO 8601)."""

@@ -131,6 +131,9 @@ sent_postbacks = sa.Table(
     sa.Column("response_body", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
+    # The reason's code (the plugin's cause codes, e.g. status_not_enabled, timeout): filters and
+    # metrics group by it. Empty for entries logged before the plugin reported codes.
+    sa.Column("cause", sa.String(40), nullable=True, index=True),
     sa.Column("duration_ms", sa.Float, nullable=True),
     sa.Column("started_at", UtcDateTime, nullable=True),
     sa.Column("next_attempt_at", UtcDateTime, nullable=True),

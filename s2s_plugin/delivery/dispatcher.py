@@ -38,8 +38,10 @@ from s2s_plugin.delivery.fairqueue import FairQueue
 from s2s_plugin.delivery.hostlimits import HostBoard, signal_of
 from s2s_plugin.delivery.policy import DELIVERED, FAILED, RETRY, next_delay
 from s2s_plugin.delivery.sender import AttemptResult, Sender
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.resolution.hosts import host_key
 from s2s_plugin.resolution.redact import parse_secrets, redact, redact_body, redact_url, secret_values
+from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.storage import queue
 from s2s_plugin.storage.rows import aware, loads
@@ -435,7 +437,7 @@ class Dispatcher:
                     self._held_per_host[host] -= len(rows)
                     deferred.append((rows, self._hosts.waiting_reason(host)))
         for rows, reason in deferred:
-            queue.defer(self.engine, rows, reason)
+            queue.defer(self.engine, rows, reason, Cause.HOST_NOT_ANSWERING)
 
     @staticmethod
     def _claim_point(quota: int) -> int:
@@ -688,7 +690,9 @@ class Dispatcher:
                 )
         attempt = _attempt(done.row, done.completion)
         if not record.current:
-            attempt = dataclasses.replace(attempt, reason=f"{attempt.reason}; {queue.LATE_NOTE}")
+            attempt = dataclasses.replace(
+                attempt, reason=f"{attempt.reason}; {queue.LATE_NOTE}", cause=str(Cause.LATE_RESULT)
+            )
         self._safe_report(attempt)
 
     def _mark_unmarked(self) -> bool:
@@ -726,18 +730,20 @@ class Dispatcher:
         """One attempt of a claimed delivery, ending as a result to write whatever fails on the way."""
         started_at = time.time()
         expired = self._expired(row, started_at)
+        problem_cause = Cause.PLUGIN_FAILED
         try:
             request, _context, success_body, problem = self._build(row)
         except Exception as exc:  # a plugin, a template or the database, before anything was sent
             log.exception("delivery %s: the request could not be built", row.id)
             request, success_body, problem = stored_request(row), None, internal_error(exc)
+            problem_cause = Cause.INTERNAL_ERROR
         sent = False
         if expired:
-            result = AttemptResult("failed", expired)
+            result = AttemptResult(FAILED, expired, Cause.MAX_AGE)
         elif problem:
             # A plugin could not prepare the request (see docs/hooks.md): nothing is sent, and the
             # delivery retries on its schedule, so a fixed plugin or setting still delivers it.
-            result = AttemptResult(RETRY, f"not sent: {problem}", error=problem)
+            result = AttemptResult(RETRY, f"not sent: {problem}", problem_cause, error=problem)
         else:
             sent = True
             result = self._send(row, request, success_body)
@@ -767,6 +773,7 @@ class Dispatcher:
             return AttemptResult(
                 FAILED,
                 f"{error}; not retried, as the source may have received it: resend it once the cause is fixed",
+                Cause.INTERNAL_ERROR_SENT,
                 error=error,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
@@ -786,7 +793,7 @@ class Dispatcher:
         reason = redact(reason, values_) or reason
         values = {
             "attempt": attempt_no,
-            "outcome": {"delivered": "delivered", "due": "retrying"}.get(state, "failed"),
+            "outcome": _OUTCOMES.get(state, "failed"),
             "method": request.method,
             "url": redact(redact_url(request.url, names), values_),
             "body": redact(redact_body(body, names), values_),
@@ -795,12 +802,14 @@ class Dispatcher:
             "response_truncated": result.response_truncated,
             "error": redact(result.error, values_),
             "reason": reason,
+            "cause": result.cause,
             "duration_ms": result.duration_ms,
             "started_at": started_at,
             "next_attempt_at": next_at,
             "reported": False,
         }
-        return _Done(row, queue.Completion(state, next_at, values, result.http_status, reason), result.gone)
+        completion = queue.Completion(state, next_at, values, result.http_status, reason, result.cause)
+        return _Done(row, completion, result.gone)
 
     def _expired(self, row: Any, now: float) -> Optional[str]:
         """Why the delivery is too old to send, or None."""
@@ -812,18 +821,20 @@ class Dispatcher:
             f"{_human(self.settings.max_age)}; resend it to try again"
         )
 
-    def _decide(self, row: Any, result: AttemptResult, attempt_no: int) -> tuple[str, Optional[float], str]:
+    def _decide(self, row: Any, result: AttemptResult, attempt_no: int) -> tuple[DeliveryState, Optional[float], str]:
+        """The delivery's next state, next attempt time and reason (its cause stays the result's:
+        a postback given up after timeouts failed because of the timeouts)."""
         if result.outcome == DELIVERED:
-            return "delivered", None, result.reason
+            return DeliveryState.DELIVERED, None, result.reason
         if result.outcome == RETRY:
             delay = self._next_delay(row, result, attempt_no)
             if delay is None:
-                return "failed", None, f"{result.reason}; gave up after {attempt_no} attempts"
+                return DeliveryState.FAILED, None, f"{result.reason}; gave up after {attempt_no} attempts"
             now = time.time()
             since = row.age_from or row.created_at
             if now + delay - since > self.settings.max_age:
                 return (
-                    "failed",
+                    DeliveryState.FAILED,
                     None,
                     (
                         f"{result.reason}; gave up: the next try would come after the maximum age of "
@@ -837,8 +848,8 @@ class Dispatcher:
                 why += f" (the source asked for {asked} with Retry-After" + (
                     f", capped at {_human(self.settings.retry_after_cap)})" if capped else ")"
                 )
-            return "due", now + delay, why
-        return "failed", None, result.reason
+            return DeliveryState.DUE, now + delay, why
+        return DeliveryState.FAILED, None, result.reason
 
     def _next_delay(self, row: Any, result: AttemptResult, attempt_no: int) -> Optional[float]:
         return next_delay(
@@ -902,9 +913,10 @@ def _recorded_plainly(
     error = masking(internal_error(exc)) or f"internal error: {type(exc).__name__}"
     said = masking(result.reason)
     if result.outcome == DELIVERED:
-        state, outcome = "delivered", "delivered"
+        state, outcome, cause = DeliveryState.DELIVERED, "delivered", result.cause
     else:
-        state, outcome = "failed", "failed"
+        state, outcome = DeliveryState.FAILED, "failed"
+        cause = Cause.INTERNAL_ERROR_SENT if sent else Cause.INTERNAL_ERROR
     reason = (
         f"{error}, while recording the attempt"
         + (f"; {said}" if said else "")
@@ -925,12 +937,13 @@ def _recorded_plainly(
         "response_truncated": bool(result.response_truncated),
         "error": error,
         "reason": reason,
+        "cause": cause,
         "duration_ms": result.duration_ms,
         "started_at": started_at,
         "next_attempt_at": None,
         "reported": False,
     }
-    return _Done(row, queue.Completion(state, None, values, result.http_status, reason), False)
+    return _Done(row, queue.Completion(state, None, values, result.http_status, reason, cause), False)
 
 
 def _last_resort(row: Any, exc: BaseException) -> _Done:
@@ -958,12 +971,14 @@ def _last_resort(row: Any, exc: BaseException) -> _Done:
         "response_truncated": False,
         "error": error,
         "reason": reason,
+        "cause": Cause.INTERNAL_ERROR_SENT,
         "duration_ms": None,
         "started_at": time.time(),
         "next_attempt_at": None,
         "reported": False,
     }
-    return _Done(row, queue.Completion("failed", None, values, None, reason), False)
+    completion = queue.Completion(DeliveryState.FAILED, None, values, None, reason, Cause.INTERNAL_ERROR_SENT)
+    return _Done(row, completion, False)
 
 
 def _attempt(row: Any, done: queue.Completion) -> PostbackAttempt:
@@ -985,12 +1000,16 @@ def _attempt(row: Any, done: queue.Completion) -> PostbackAttempt:
         response_body=values["response_body"],
         error=values["error"],
         reason=values["reason"],
+        cause=None if values.get("cause") is None else str(values["cause"]),
         duration_ms=values["duration_ms"],
         started_at=aware(values["started_at"]),
         next_attempt_at=aware(values["next_attempt_at"]),
         response_truncated=values["response_truncated"],
     )
 
+
+#: The attempt's outcome (``PostbackAttempt.outcome``) for the delivery's new state.
+_OUTCOMES = {DeliveryState.DELIVERED: "delivered", DeliveryState.DUE: "retrying"}
 
 #: The key of the queue that probes of open hosts wait in (no host key looks like it).
 _PROBES = " probes"

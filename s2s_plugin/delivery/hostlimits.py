@@ -27,6 +27,7 @@ from typing import Any, Optional
 from sqlalchemy import Engine
 
 from s2s_plugin.delivery.policy import RETRY
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.storage import rawdb
 from s2s_plugin.storage import tables as t
@@ -250,7 +251,7 @@ class HostBoard:
                 cur.execute(_UPSERT_LIMIT, [host, CLOSED, 0, current, now])
             for host, (failures, opened_at, next_probe_at) in to_open.items():
                 cur.execute(_UPSERT_OPEN, [host, OPEN, failures, opened_at, next_probe_at, now])
-                cur.execute(_WAITING_REASON, [reasons[host], now, host, now])
+                cur.execute(_WAITING_REASON, [reasons[host], Cause.HOST_NOT_ANSWERING, now, host, now])
             for host in to_close:
                 cur.execute(_CLOSE, [now, host])
             if to_close and cur.postgres:
@@ -295,7 +296,7 @@ _CLOSE = (
 )
 # The deliveries due now, which wait for the probe (those waiting for a later retry of their own
 # keep the reason that says when and why).
-_WAITING_REASON = f"UPDATE {t.deliveries.name} SET reason = ?, updated_at = ? WHERE host = ? AND state = 'due' AND next_attempt_at <= ?"
+_WAITING_REASON = f"UPDATE {t.deliveries.name} SET reason = ?, cause = ?, updated_at = ? WHERE host = ? AND state = 'due' AND next_attempt_at <= ?"
 
 
 @dataclasses.dataclass(frozen=True)

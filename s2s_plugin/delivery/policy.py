@@ -8,11 +8,13 @@ import time
 from collections.abc import Sequence
 from typing import Optional
 
+from s2s_plugin.resolution.causes import Cause
+
 DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
 
 
-def classify_status(status_code: int, text: str, success_body: Optional[str]) -> tuple[str, str]:
-    """Default outcome of an HTTP answer, with its reason.
+def classify_status(status_code: int, text: str, success_body: Optional[str]) -> tuple[str, Cause, str]:
+    """Default outcome of an HTTP answer, with its cause and reason.
 
     2xx delivered (unless the template's ``success_body`` is missing from the body); 408, 429 and 5xx
     retry; 410 failed (the rule is flagged); other 4xx and unfollowed redirects failed.
@@ -20,18 +22,35 @@ def classify_status(status_code: int, text: str, success_body: Optional[str]) ->
     if 200 <= status_code < 300:
         if success_body and success_body not in text:
             snippet = " ".join(text.split())[:120]
-            return FAILED, f"the source answered HTTP {status_code} without {success_body!r}: {snippet!r}"
-        return DELIVERED, f"the source answered HTTP {status_code}"
+            return (
+                FAILED,
+                Cause.SUCCESS_TEXT_MISSING,
+                f"the source answered HTTP {status_code} without {success_body!r}: {snippet!r}",
+            )
+        return DELIVERED, Cause.ACCEPTED, f"the source answered HTTP {status_code}"
     if status_code in (408, 429) or status_code >= 500:
-        return RETRY, f"the source answered HTTP {status_code}, a temporary error"
-    if status_code == 410:
-        return FAILED, "the source answered HTTP 410 Gone: the postback URL is retired; the rule is flagged"
-    if 300 <= status_code < 400:
-        return FAILED, (
-            f"the source answered a redirect (HTTP {status_code}), which is not followed: "
-            "fix the postback URL or allow redirects for this template"
+        return (
+            RETRY,
+            _TEMPORARY.get(status_code, Cause.HTTP_SERVER_ERROR),
+            f"the source answered HTTP {status_code}, a temporary error",
         )
-    return FAILED, f"the source refused the postback with HTTP {status_code}"
+    if status_code == 410:
+        return (
+            FAILED,
+            Cause.HTTP_GONE,
+            "the source answered HTTP 410 Gone: the postback URL is retired; the rule is flagged",
+        )
+    if 300 <= status_code < 400:
+        return (
+            FAILED,
+            Cause.REDIRECT_NOT_FOLLOWED,
+            f"the source answered a redirect (HTTP {status_code}), which is not followed: "
+            "fix the postback URL or allow redirects for this template",
+        )
+    return FAILED, Cause.HTTP_REFUSED, f"the source refused the postback with HTTP {status_code}"
+
+
+_TEMPORARY = {408: Cause.HTTP_REQUEST_TIMEOUT, 429: Cause.HTTP_RATE_LIMITED}
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:

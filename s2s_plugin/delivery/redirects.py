@@ -35,7 +35,8 @@ _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding",
 
 @dataclasses.dataclass(frozen=True)
 class Hop:
-    """The next request of a redirect, or ``refused``: the sentence saying why there is none."""
+    """The next request of a redirect, or ``refused``: the sentence saying why there is none (its
+    cause is ``Cause.REDIRECT_REFUSED``)."""
 
     url: str
     method: str

@@ -11,6 +11,7 @@ import time
 from typing import Optional
 from urllib.parse import urlsplit
 
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.resolution.hosts import DEFAULT_PORTS
 
 # Cloud metadata endpoints, refused whatever ipaddress makes of them (in some Python versions
@@ -44,12 +45,14 @@ _NOT_IN_A_NAME = re.compile(r"[\s{}<>\[\]\"'`\\^|%/?#@]")
 
 @dataclasses.dataclass(frozen=True)
 class TargetCheck:
-    """The verdict on a URL: ``ok``, else ``reason`` and whether trying later may help (DNS failures)."""
+    """The verdict on a URL: ``ok``, else ``cause``, ``reason`` and whether trying later may help
+    (DNS failures)."""
 
     ok: bool
     reason: Optional[str] = None
     retryable: bool = False
     addresses: tuple[str, ...] = ()
+    cause: Optional[Cause] = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -135,24 +138,28 @@ def check_target(url: str, *, allow_private: bool, resolver: Optional[Resolver] 
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError as exc:  # "http://[::1/pb", a raw macro in the host part
-        return TargetCheck(False, f"the URL cannot be parsed ({exc}): fix the postback URL")
+        return TargetCheck(False, f"the URL cannot be parsed ({exc}): fix the postback URL", cause=Cause.BAD_URL)
     if parts.scheme.lower() not in ("http", "https"):
-        return TargetCheck(False, f"URL scheme {parts.scheme or 'none'!r} is refused: only http and https")
+        return TargetCheck(
+            False, f"URL scheme {parts.scheme or 'none'!r} is refused: only http and https", cause=Cause.BAD_URL
+        )
     if not host:
-        return TargetCheck(False, "the URL has no host name")
+        return TargetCheck(False, "the URL has no host name", cause=Cause.BAD_URL)
     if _NOT_IN_A_NAME.search(host):
         # Not a name any DNS answers: trying again later cannot help.
         return TargetCheck(
-            False, f"the URL's host {host!r} is not a host name (a macro left unfilled?): fix the postback URL"
+            False,
+            f"the URL's host {host!r} is not a host name (a macro left unfilled?): fix the postback URL",
+            cause=Cause.BAD_URL,
         )
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
     except ValueError:
-        return TargetCheck(False, "the URL's port is not a number between 0 and 65535")
+        return TargetCheck(False, "the URL's port is not a number between 0 and 65535", cause=Cause.BAD_URL)
     try:
         addresses = resolver.addresses(host, port) if resolver is not None else _lookup(host, port)
     except (socket.gaierror, UnicodeError) as exc:
-        return TargetCheck(False, f"host {host} could not be resolved ({exc})", retryable=True)
+        return TargetCheck(False, f"host {host} could not be resolved ({exc})", retryable=True, cause=Cause.DNS_FAILED)
     if not allow_private:
         for address in addresses:
             if is_forbidden_address(address):
@@ -161,5 +168,6 @@ def check_target(url: str, *, allow_private: bool, resolver: Optional[Resolver] 
                     f"host {host} resolves to {address}, a private or internal address: refused "
                     "(set allow_private_targets to allow it)",
                     addresses=addresses,
+                    cause=Cause.PRIVATE_ADDRESS,
                 )
     return TargetCheck(True, addresses=addresses)

@@ -25,6 +25,7 @@ from s2s_plugin.delivery.policy import DELIVERED, FAILED, RETRY, classify_status
 from s2s_plugin.delivery.redirects import FOLLOWED, next_hop
 from s2s_plugin.delivery.safety import Resolver, check_target
 from s2s_plugin.delivery.wire import wire_url
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.resolution.hosts import DEFAULT_PORTS
 from s2s_plugin.settings import DeliverySettings
 
@@ -63,10 +64,12 @@ class Answer:
 
 @dataclasses.dataclass(frozen=True)
 class AttemptResult:
-    """What one attempt came to. ``outcome`` is ``delivered``, ``retry`` or ``failed``."""
+    """What one attempt came to. ``outcome`` is ``delivered``, ``retry`` or ``failed``; ``cause``
+    is why, as a code, and ``reason`` says it in a sentence."""
 
     outcome: str
     reason: str
+    cause: Cause
     http_status: Optional[int] = None
     response_body: Optional[str] = None
     response_truncated: bool = False
@@ -133,6 +136,10 @@ class PinnedBackend(httpcore.SyncBackend):
         raise error
 
 
+class TLSFailed(httpcore.ConnectError):
+    """The TLS handshake with the source failed (a certificate or protocol problem)."""
+
+
 class _BoundedStream(httpcore.NetworkStream):
     """A connection whose every read, write and TLS handshake ends by its backend's deadline."""
 
@@ -167,7 +174,7 @@ class _BoundedStream(httpcore.NetworkStream):
                 ssl_context, server_hostname, self._time_left(timeout, httpcore.ConnectTimeout)
             )
         except httpcore.ConnectError as exc:
-            raise httpcore.ConnectError(f"the TLS handshake failed: {exc}") from exc
+            raise TLSFailed(f"the TLS handshake failed: {exc}") from exc
         return _BoundedStream(stream, self._backend)
 
     def get_extra_info(self, info: str) -> Any:
@@ -280,6 +287,7 @@ class Sender:
                 return AttemptResult(
                     RETRY if check.retryable else FAILED,
                     _after_redirects(check.reason or "target refused", progress.hops),
+                    check.cause or Cause.BAD_URL,
                     http_status=progress.status,
                     duration_ms=_elapsed(started),
                 )
@@ -288,12 +296,18 @@ class Sender:
             except (httpcore.UnsupportedProtocol, httpcore.LocalProtocolError, httpx.InvalidURL, UnicodeError) as exc:
                 # An invalid URL or header: sending again will not help.
                 return AttemptResult(
-                    FAILED, f"the request could not be sent: {exc}", error=repr(exc), duration_ms=_elapsed(started)
+                    FAILED,
+                    f"the request could not be sent: {exc}",
+                    Cause.BAD_REQUEST,
+                    error=repr(exc),
+                    duration_ms=_elapsed(started),
                 )
             except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
+                cause, why = self._unanswered(exc)
                 return AttemptResult(
                     RETRY,
-                    _after_redirects(self._unanswered(exc), progress.hops),
+                    _after_redirects(why, progress.hops),
+                    cause,
                     error=repr(exc),
                     duration_ms=_elapsed(started),
                 )
@@ -307,6 +321,7 @@ class Sender:
                     _after_redirects(
                         f"the source answered a redirect (HTTP {answer.status_code}) without a Location", progress.hops
                     ),
+                    Cause.REDIRECT_REFUSED,
                     http_status=answer.status_code,
                     response_body=answer.text,
                     duration_ms=_elapsed(started),
@@ -315,6 +330,7 @@ class Sender:
                 return AttemptResult(
                     FAILED,
                     f"more than {_MAX_REDIRECTS} redirects",
+                    Cause.REDIRECT_REFUSED,
                     http_status=answer.status_code,
                     duration_ms=_elapsed(started),
                 )
@@ -329,7 +345,13 @@ class Sender:
                 secret_values=request.secrets,
             )
             if hop.refused:
-                return AttemptResult(FAILED, hop.refused, http_status=answer.status_code, duration_ms=_elapsed(started))
+                return AttemptResult(
+                    FAILED,
+                    hop.refused,
+                    Cause.REDIRECT_REFUSED,
+                    http_status=answer.status_code,
+                    duration_ms=_elapsed(started),
+                )
             method, url, headers, body = hop.method, hop.url, hop.headers, hop.body
             progress.hops += 1
         progress.step = "classifying the answer"
@@ -387,18 +409,25 @@ class Sender:
             response.status, response_headers, _text(raw, response_headers.get("content-type")), truncated or over
         ), cut
 
-    def _unanswered(self, exc: Exception) -> str:
+    def _unanswered(self, exc: Exception) -> tuple[Cause, str]:
         """Why no answer came, for an exception raised before the status line was read."""
         if isinstance(exc, httpcore.TimeoutException):
-            return f"the source did not answer in time ({type(exc).__name__}, timeout {self.settings.timeout:g} s)"
+            return (
+                Cause.TIMEOUT,
+                f"the source did not answer in time ({type(exc).__name__}, timeout {self.settings.timeout:g} s)",
+            )
         received = self._local.backend.received
         if isinstance(exc, httpcore.RemoteProtocolError):
             if not received:
-                return "could not reach the source: the connection closed without an answer"
-            return f"the source's answer is not HTTP ({received} bytes, then: {exc})"
+                return Cause.CONNECTION_FAILED, "could not reach the source: the connection closed without an answer"
+            return Cause.NOT_HTTP, f"the source's answer is not HTTP ({received} bytes, then: {exc})"
         if received and isinstance(exc, httpcore.NetworkError):
-            return f"the connection broke during the source's answer ({received} bytes): {exc or type(exc).__name__}"
-        return f"could not reach the source: {exc or type(exc).__name__}"
+            return (
+                Cause.CONNECTION_FAILED,
+                f"the connection broke during the source's answer ({received} bytes): {exc or type(exc).__name__}",
+            )
+        cause = Cause.TLS_FAILED if isinstance(exc, TLSFailed) else Cause.CONNECTION_FAILED
+        return cause, f"could not reach the source: {exc or type(exc).__name__}"
 
     def _classify(
         self,
@@ -423,8 +452,9 @@ class Sender:
             snippet = " ".join(answer.text.split())[:120]
             judge = f"plugin {verdict.plugin!r}" if verdict.plugin else "a classify_response hook"
             reason = f"{judge} judged the HTTP {answer.status_code} answer {snippet!r}: {verdict.outcome}"
+            cause = Cause.PLUGIN_VERDICT
         else:
-            outcome, reason = classify_status(answer.status_code, answer.text, success_body)
+            outcome, cause, reason = classify_status(answer.status_code, answer.text, success_body)
         if error:
             reason += f"; {error}, so the default rules judged it"
         if verdict.failures:
@@ -438,6 +468,7 @@ class Sender:
         return AttemptResult(
             outcome,
             reason,
+            cause,
             http_status=answer.status_code,
             response_body=answer.text,
             response_truncated=answer.truncated,
@@ -489,6 +520,7 @@ def _internal_error(exc: Exception, progress: _Progress, duration_ms: float) -> 
     return AttemptResult(
         FAILED if progress.sent else RETRY,
         reason,
+        Cause.INTERNAL_ERROR_SENT if progress.sent else Cause.INTERNAL_ERROR,
         http_status=progress.status,
         error=repr(exc),
         duration_ms=duration_ms,

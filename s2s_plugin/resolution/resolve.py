@@ -14,11 +14,13 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from hookspecs import Click, Conversion, PostbackRule, ResolveContext, SourceTemplate
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.resolution.clickid import click_id_of, describe_click_id_problem
 from s2s_plugin.resolution.links import DEFAULT_CLICK_ID_PARAM
 from s2s_plugin.resolution.macros import find_macros, render
 from s2s_plugin.resolution.money import apply_payout_mode, format_amount
 from s2s_plugin.resolution.ruleid import RuleId
+from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.resolution.values import DELIVERY_ID_PENDING, MacroValues, canonical_name, did_you_mean
 
 #: A URL that urlsplit would give the http or https scheme (checked without splitting it).
@@ -30,16 +32,21 @@ MacroHook = Callable[[str, Optional[str], ResolveContext], Optional[str]]
 
 @dataclasses.dataclass(frozen=True)
 class PlannedPostback:
-    """One rule's verdict for one conversion status: ``due`` (to send) or ``skipped``."""
+    """One rule's verdict for one conversion status: ``due`` (to send) or ``skipped``.
+
+    ``cause`` and ``reason`` say why it is skipped; for a due postback, what resolution noticed
+    (unknown macros), or None.
+    """
 
     rule: PostbackRule
-    state: str
+    state: DeliveryState
     method: str
     url: str
     body: Optional[str]
     headers: Mapping[str, str]
     reason: Optional[str] = None
     unknown_macros: tuple[str, ...] = ()
+    cause: Optional[Cause] = None
 
 
 def describe_rule(rule: PostbackRule) -> str:
@@ -148,19 +155,25 @@ def plan_one(
     """
     method = (rule.method or "GET").upper()
 
-    def skipped(reason: str, url: str = rule.url) -> PlannedPostback:
-        return PlannedPostback(rule, "skipped", method, url, rule.body, dict(rule.headers), reason)
+    def skipped(cause: Cause, reason: str, url: str = rule.url) -> PlannedPostback:
+        return PlannedPostback(
+            rule, DeliveryState.SKIPPED, method, url, rule.body, dict(rule.headers), reason, cause=cause
+        )
 
     # describe_rule() is called only for a skip reason: most postbacks are due.
     if not rule.enabled:
-        return skipped(f"{describe_rule(rule)} is disabled")
+        return skipped(Cause.RULE_DISABLED, f"{describe_rule(rule)} is disabled")
     if conversion.status not in rule.statuses:
         enabled = ", ".join(rule.statuses) or "none"
-        return skipped(f"status {conversion.status} is not enabled for {describe_rule(rule)} (enabled: {enabled})")
+        return skipped(
+            Cause.STATUS_NOT_ENABLED,
+            f"status {conversion.status} is not enabled for {describe_rule(rule)} (enabled: {enabled})",
+        )
     if click is None:
         return skipped(
+            Cause.CLICK_UNKNOWN,
             f"click {conversion.subid} is unknown to the postback plugin: the host must call on_click "
-            "for every click, or pass conversion.click"
+            "for every click, or pass conversion.click",
         )
     template = rule_template(rule, templates, source)
     param = template.click_id_param if template else "external_id"
@@ -171,11 +184,12 @@ def plan_one(
             source_macro=template.source_macro if template else None,
             source_name=(template.title or template.name) if template else None,
         )
-        return skipped(f"{describe_rule(rule)} needs the source's click id, but {problem}")
+        return skipped(Cause.NO_CLICK_ID, f"{describe_rule(rule)} needs the source's click id, but {problem}")
     amount = apply_payout_mode(conversion.payout, rule.payout_mode, rule.payout_value)
     if rule.min_payout is not None and (amount is None or amount < rule.min_payout):
         return skipped(
-            f"payout {format_amount(amount) or 'none'} is below {describe_rule(rule)}'s minimum of {format_amount(rule.min_payout)}"
+            Cause.PAYOUT_BELOW_MINIMUM,
+            f"payout {format_amount(amount) or 'none'} is below {describe_rule(rule)}'s minimum of {format_amount(rule.min_payout)}",
         )
 
     values = MacroValues(click, conversion, rule, amount, click_id_param=param)
@@ -198,7 +212,9 @@ def plan_one(
     scheme = "http" if _HTTP_START.match(url.text) else urlsplit(url.text).scheme.lower()
     if scheme not in ("http", "https"):
         return skipped(
-            f"{describe_rule(rule)} has URL {url.text!r}: only http and https postbacks can be sent", url.text
+            Cause.BAD_URL,
+            f"{describe_rule(rule)} has URL {url.text!r}: only http and https postbacks can be sent",
+            url.text,
         )
     reason = None
     if unknown:
@@ -206,7 +222,17 @@ def plan_one(
         hints = [hint for hint in (did_you_mean(m) for m in unknown) if hint]
         if hints:
             reason += f" ({'; '.join(hints)})"
-    return PlannedPostback(rule, "due", method, url.text, body.text if body else None, headers, reason, unknown)
+    return PlannedPostback(
+        rule,
+        DeliveryState.DUE,
+        method,
+        url.text,
+        body.text if body else None,
+        headers,
+        reason,
+        unknown,
+        Cause.UNKNOWN_MACRO if unknown else None,
+    )
 
 
 def uses_delivery_id(planned: PlannedPostback) -> bool:

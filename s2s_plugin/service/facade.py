@@ -21,6 +21,7 @@ from s2s_plugin.ops import operations
 from s2s_plugin.ops.explain import Explanation, explain_subid
 from s2s_plugin.ops.stats import OutboxStats, outbox_stats
 from s2s_plugin.platforms import PLATFORMS
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.resolution.links import check_macro, check_param_name, check_parameters, link_settings
 from s2s_plugin.resolution.lint import LintWarning, lint, lint_rule
 from s2s_plugin.resolution.money import check_payout_settings, coerce_payout
@@ -597,7 +598,8 @@ def _with_notes(planned: PlannedPostback, notes: Optional[list[str]]) -> Planned
     if not notes:
         return planned
     reason = "; ".join(([planned.reason] if planned.reason else []) + notes)
-    return dataclasses.replace(planned, reason=reason)
+    # A skip keeps its own cause; on a due postback, the failing resolve_macro plugin is the note.
+    return dataclasses.replace(planned, reason=reason, cause=planned.cause or Cause.PLUGIN_FAILED)
 
 
 def _postback_pk(rule_id: str | int) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from sqlalchemy import Connection, Engine, bindparam, func, or_, select, text, update
 
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.storage import rawdb
 from s2s_plugin.storage import tables as t
 
@@ -39,13 +40,15 @@ FRESH, RETRY_LANE = 0, 1
 
 @dataclasses.dataclass(frozen=True)
 class Completion:
-    """The new state of a delivery after an attempt, and the attempt's record."""
+    """The new state of a delivery after an attempt, and the attempt's record (whose ``cause``
+    is the attempt's; ``cause`` here is the delivery's, usually the same)."""
 
     state: str
     next_attempt_at: Optional[float]
     attempt: dict[str, Any]
     http_status: Optional[int]
     reason: str
+    cause: Optional[str] = None
 
 
 _TABLE = D.name
@@ -266,7 +269,7 @@ def claim(
 
 _COMPLETE = (
     f"UPDATE {_TABLE} SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, lane = ?, "
-    "reason = ?, http_status = ?, updated_at = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
+    "reason = ?, cause = ?, http_status = ?, updated_at = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
 )
 _ATTEMPT_COLUMNS = [c.name for c in A.c if c.name != "id"]
 _INSERT_ATTEMPT = f"INSERT INTO {A.name} ({', '.join(_ATTEMPT_COLUMNS)}) VALUES ({rawdb.placeholders(len(_ATTEMPT_COLUMNS))}) RETURNING id"
@@ -344,6 +347,7 @@ def _write(
                         result.next_attempt_at,
                         RETRY_LANE if result.state == "due" else row.lane,
                         result.reason,
+                        result.cause,
                         result.http_status,
                         now,
                         row.id,
@@ -375,7 +379,12 @@ def _record_late(cur: rawdb.Cursor, row: Any, result: Completion) -> int:
     found = cur.execute(_FIND_ATTEMPT, [row.id, attempt.get("attempt"), attempt.get("started_at")]).fetchone()
     if found:
         return int(found[0])
-    values = {**attempt, "delivery_id": row.id, "reason": f"{attempt.get('reason')}; {LATE_NOTE}"}
+    values = {
+        **attempt,
+        "delivery_id": row.id,
+        "reason": f"{attempt.get('reason')}; {LATE_NOTE}",
+        "cause": str(Cause.LATE_RESULT),
+    }
     return cur.insert_returning_ids(_INSERT_ATTEMPT, [[values.get(name) for name in _ATTEMPT_COLUMNS]])[0]
 
 
@@ -405,14 +414,15 @@ def release_many(engine: Engine, rows: Sequence[Any]) -> None:
             conn.execute(_RELEASE, [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows])
 
 
-def defer(engine: Engine, rows: Sequence[Any], reason: str) -> None:
+def defer(engine: Engine, rows: Sequence[Any], reason: str, cause: str) -> None:
     """Give claimed deliveries back unattempted because their host is not answering, saying so in
-    their ``reason`` (no attempt is recorded and none is counted)."""
+    their ``reason`` and ``cause`` (no attempt is recorded and none is counted)."""
     if rows:
         now = time.time()
         with engine.begin() as conn:
             conn.execute(
-                _RELEASE.values(reason=reason), [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows]
+                _RELEASE.values(reason=reason, cause=cause),
+                [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows],
             )
 
 

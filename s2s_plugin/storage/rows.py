@@ -154,4 +154,5 @@ def attempt_from_rows(attempt: Any, delivery: Any) -> PostbackAttempt:
         started_at=aware(attempt.started_at),
         next_attempt_at=aware(attempt.next_attempt_at),
         response_truncated=bool(attempt.response_truncated),
+        cause=attempt.cause,
     )

@@ -17,11 +17,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hookspecs import Click, Conversion, PostbackRule
 from s2s_plugin.errors import ConfigError
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.resolution.hosts import host_key
 from s2s_plugin.resolution.money import format_amount
 from s2s_plugin.resolution.redact import join_secrets, redact_body, redact_url
 from s2s_plugin.resolution.resolve import PlannedPostback, fill_delivery_id, uses_delivery_id
 from s2s_plugin.resolution.ruleid import RuleId
+from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.resolution.statuses import KnownConversion, StatusDecision, decide
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.queue import CHANNEL
@@ -291,7 +293,8 @@ class Store:
         """Decide what the conversion means and queue its postbacks, all in one transaction.
 
         ``note`` (a plugin that failed to give its postback rules) is added to the event's reason
-        when the conversion fires postbacks, so ``explain`` shows it.
+        when the conversion fires postbacks, and the event's cause is then ``plugin_failed``, so
+        ``explain`` shows it.
         """
         now = time.time()
         subid = conversion.subid
@@ -306,6 +309,7 @@ class Store:
             decision = decide(known, conversion.tid, conversion.status)
             payout = _amount(conversion.payout)
             conversion_id = self._apply_decision(tx, conversion, decision, payout, now)
+            noted = bool(note) and decision.fires
             tx.execute(
                 self._raw_event,
                 {
@@ -316,7 +320,8 @@ class Store:
                     "original_status": conversion.original_status,
                     "payout": payout,
                     "decision": decision.kind,
-                    "reason": f"{decision.reason}; {note}" if note and decision.fires else decision.reason,
+                    "reason": f"{decision.reason}; {note}" if noted else decision.reason,
+                    "cause": Cause.PLUGIN_FAILED if noted else None,
                     "created_at": now,
                 },
             )
@@ -348,7 +353,7 @@ class Store:
                             "headers": dumps(planned.headers) if planned.headers else None,
                         },
                     )
-                if planned.state == "skipped":
+                if planned.state == DeliveryState.SKIPPED:
                     skipped += 1
                     secrets = planned.rule.secrets
                     tx.execute(
@@ -361,6 +366,7 @@ class Store:
                             "url": redact_url(planned.url, secrets),
                             "body": redact_body(planned.body, secrets),
                             "reason": planned.reason,
+                            "cause": planned.cause,
                             "started_at": now,
                             "reported": False,
                             "response_truncated": False,
@@ -427,7 +433,7 @@ class Store:
         first_delay: float,
     ) -> dict[str, Any]:
         rule = planned.rule
-        due = planned.state == "due"
+        due = planned.state == DeliveryState.DUE
         return {
             "conversion_id": conversion_id,
             "subid": conversion.subid,
@@ -445,12 +451,13 @@ class Store:
             "body": planned.body,
             "headers": dumps(planned.headers) if planned.headers else None,
             "follow_redirects": rule.follow_redirects,
-            "state": "due" if due else "skipped",
+            "state": DeliveryState.DUE if due else DeliveryState.SKIPPED,
             "attempts": 0,
             "retry_base": 0,
             "next_attempt_at": now + first_delay if due else None,
             "lease_token": 0,
             "reason": planned.reason,
+            "cause": planned.cause,
             "resolve_note": planned.reason if due else None,
             "host": host_key(planned.url),
             "lane": 0,
@@ -497,6 +504,7 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at",
     "lease_token",
     "reason",
+    "cause",
     "resolve_note",
     "host",
     "lane",
@@ -514,6 +522,7 @@ _SKIP_ATTEMPT_COLUMNS = (
     "url",
     "body",
     "reason",
+    "cause",
     "started_at",
     "reported",
     "response_truncated",

@@ -120,6 +120,7 @@ events = Table(
     Column("payout", String(40)),
     Column("decision", String(20), nullable=False),
     Column("reason", Text, nullable=False),
+    Column("cause", String(40)),  # a Cause code when something went wrong (a plugin failed), else NULL
     Column("created_at", Float, nullable=False),
 )
 
@@ -154,6 +155,8 @@ deliveries = Table(
     Column("lease_token", Integer, nullable=False, default=0),
     Column("lease_until", Float),
     Column("reason", Text),
+    # Why it is in its state, as a code (``resolution.causes.Cause``): ``reason`` says it in words.
+    Column("cause", String(40)),
     Column("resolve_note", Text),  # what resolution noticed (unknown macros), repeated on every attempt
     Column("http_status", Integer),
     # host:port of the target: per-host limits and fair claiming (a dead source cannot hog a claim).
@@ -185,6 +188,7 @@ attempts = Table(
     Column("response_truncated", Boolean, nullable=False, default=False),
     Column("error", Text),
     Column("reason", Text),
+    Column("cause", String(40)),  # the reason's code (``resolution.causes.Cause``)
     Column("duration_ms", Float),
     Column("started_at", Float, nullable=False),
     Column("next_attempt_at", Float),
