@@ -106,7 +106,7 @@ def safe_next(target: Optional[str]) -> str:
     """Where to go after sign-in: a local path only, so the form cannot send anyone elsewhere."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return "/campaigns"
+    return "/dashboard"
 
 
 def require_admin(is_admin: Callable[[Request], Awaitable[bool]]) -> Callable[[PageHandler], PageHandler]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from . import campaigns, explain, handoffs, logs, settings, signin, sources, testsend
+from . import campaigns, dashboard, explain, handoffs, logs, settings, signin, sources, testsend
 
 
 def routes() -> list[Route]:
@@ -15,6 +15,7 @@ def routes() -> list[Route]:
         Route("/login", signin.signin_form, methods=["GET"]),
         Route("/login", signin.signin, methods=["POST"]),
         Route("/logout", signin.signout, methods=["POST"]),
+        Route("/dashboard", dashboard.dashboard, methods=["GET"]),
         Route("/campaigns", campaigns.campaigns, methods=["GET"]),
         Route("/campaigns", campaigns.add_campaign, methods=["POST"]),
         Route("/campaigns/{alias}", campaigns.campaign, methods=["GET"]),

@@ -24,7 +24,7 @@ async def signin(request: Request) -> Response:
         form = await form_values(request)
     except HostError as exc:
         return page(
-            request, "signin.html", title="Sign in", next="/campaigns", error=str(exc), status_code=exc.http_status
+            request, "signin.html", title="Sign in", next="/dashboard", error=str(exc), status_code=exc.http_status
         )
     target = safe_next(form.get("next"))
     address = client_address(request)
@@ -67,5 +67,5 @@ async def signout(request: Request) -> Response:
 
 @admin
 async def home(request: Request) -> Response:
-    """``GET /``: the campaigns (sign-in first, like every page)."""
-    return see_other("/campaigns")
+    """``GET /``: the delivery health dashboard (sign-in first, like every page)."""
+    return see_other("/dashboard")

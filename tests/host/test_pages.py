@@ -246,8 +246,8 @@ def test_resend_from_the_page_sends_the_delivery_again(
     assert [r["attempt"] for r in host.sent(subid=subid)] == [1, 2]
     assert len(standin.wait_for(2)) == 2
     missing = admin.post("/deliveries/999/resend", {"next": "https://evil.example/"})
-    assert missing.headers["location"] == "/campaigns"  # never off-site
-    assert "unknown delivery 999" in _text(admin.get("/campaigns"))
+    assert missing.headers["location"] == "/dashboard"  # never off-site
+    assert "unknown delivery 999" in _text(admin.get("/dashboard"))
 
 
 def test_the_received_log_shows_accepted_and_rejected_with_reasons(host: Host, admin: Admin, exo_campaign: str) -> None:

@@ -146,7 +146,7 @@ def test_sign_in_goes_only_to_local_pages(host: Host) -> None:
         data={"csrf_token": token, "password": host.admin_password, "next": "//evil.example/phish"},
         follow_redirects=False,
     )
-    assert answer.headers["location"] == "/campaigns"
+    assert answer.headers["location"] == "/dashboard"
     client.close()
 
 
