@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,10 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     workdir = tmp_path_factory.mktemp("everywhere")
-    demo = run_demo(echo=lambda *_: None, keep=True, workdir=workdir)
+    # In a thread of its own: the demo runs event loops, and Playwright's looks running in this one
+    # while a browser test sets up (tests/support/browser.py).
+    with ThreadPoolExecutor(1) as pool:
+        demo = pool.submit(run_demo, echo=lambda *_: None, keep=True, workdir=workdir).result()
     tracker = Tracker(demo.database_url, allow_private_targets=True, load_plugins=False)
     try:
         password = credentials.reset_admin_password(tracker.engine)
