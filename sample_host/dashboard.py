@@ -9,11 +9,14 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
+from urllib.parse import quote
 
 from markupsafe import Markup
 
 from s2s_plugin.delivery.hostlimits import HostStatus
 from s2s_plugin.ops.health import DeliveryHealth, RuleHealth, delivery_health
+from s2s_plugin.resolution.causes import CauseInfo
+from s2s_plugin.resolution.causes import cause_of as known_cause
 from s2s_plugin.resolution.ruleid import RuleId
 
 from .charts import sparkline, timeline
@@ -43,17 +46,6 @@ WINDOWS: Mapping[str, Window] = {
 }
 DEFAULT_WINDOW = "24h"
 
-#: What an attempt's cause means for an operator, and where it is fixed (until the plugin stores
-#: cause codes with their own labels, the dashboard reads the coarse causes ``cause_of`` derives).
-CAUSES: Mapping[str, str] = {
-    "skipped": "not sent: its reason says why (often a click without the source's click id)",
-    "no_answer": "no answer: a timeout or a refused connection",
-    "http_404": "HTTP 404: the postback URL is wrong",
-    "http_410": "HTTP 410: the source retired this postback URL",
-    "http_429": "HTTP 429: the source asks to slow down",
-    "other": "other",
-}
-
 
 def choose_window(value: Optional[str]) -> Window:
     """The window named by ``?window=`` (the default when absent).
@@ -67,15 +59,52 @@ def choose_window(value: Optional[str]) -> Window:
     return WINDOWS[value]
 
 
-def cause_label(code: str) -> str:
-    """The sentence shown for a cause code."""
-    if code in CAUSES:
-        return CAUSES[code]
-    if code.startswith("http_5"):
-        return f"HTTP {code[5:]}: the source's server failed"
-    if code.startswith("http_"):
-        return f"HTTP {code[5:]}: the source refused it"
-    return code
+@dataclasses.dataclass(frozen=True)
+class CauseView:
+    """A cause as the page shows it: how many attempts, its label and meaning, and what fixes it
+    (``fix``, a sentence) with a link to the page of that setting (``fix_href``) where there is one."""
+
+    code: str
+    count: int
+    label: str
+    meaning: str
+    fix: str
+    fix_href: str
+
+
+#: Where on a postback's form (a source's page, a campaign postback's edit page) each setting is.
+_RULE_ANCHORS = {"url": "rule-url", "statuses": "rule-statuses", "min_payout": "rule-payout", "enabled": "rule-url"}
+
+
+def _fix_href(info: CauseInfo, rule: Optional[RuleId], campaign_id: Optional[str]) -> str:
+    """The page that changes the setting fixing a cause for one rule ("" when none does)."""
+    if info.fix is None or rule is None:
+        return ""
+    if info.fix.scope == "rule":
+        anchor = _RULE_ANCHORS.get(info.fix.setting, "rule-url")
+        if rule.kind == "source":
+            return f"/sources/{quote(rule.key, safe='')}#{anchor}"
+        if rule.kind == "postback":
+            return f"/postbacks/{quote(rule.key, safe='')}/edit#{anchor}"
+    if info.fix.scope == "source":  # the campaign link the source sends visitors through
+        if campaign_id:
+            return f"/campaigns/{quote(campaign_id, safe='')}#campaign-link"
+        if rule.kind == "source":
+            return f"/sources/{quote(rule.key, safe='')}"
+    return ""
+
+
+def cause_view(code: str, count: int, rule: Optional[RuleId] = None, campaign_id: Optional[str] = None) -> CauseView:
+    """A stored cause code for the page: its label from the plugin's cause table (the code itself
+    when this version does not know it) and its fix for ``rule``."""
+    cause = known_cause(code)
+    if cause is None:
+        return CauseView(code, count, code.replace("_", " ").capitalize(), "", "", "")
+    info = cause.info
+    fix = ""
+    if info.fix is not None:
+        fix = info.fix.advice if info.fix.scope != "settings" else f"{info.fix.advice} (setting {info.fix.setting})"
+    return CauseView(code, count, info.label, info.meaning, fix, _fix_href(info, rule, campaign_id))
 
 
 def _time(epoch: Optional[float]) -> str:
@@ -131,7 +160,7 @@ class RuleRow:
     href: str
     log_href: str
     counts: Mapping[str, int]
-    causes: Sequence[tuple[str, str, int]]
+    causes: Sequence[CauseView]
     p50: str
     p95: str
     hosts: Sequence[HostView]
@@ -165,7 +194,7 @@ def _rule_row(rule: RuleHealth, health: DeliveryHealth, window: Window) -> RuleR
         href=href,
         log_href=log_href,
         counts=rule.counts,
-        causes=[(c.cause, cause_label(c.cause), c.count) for c in rule.causes],
+        causes=[cause_view(c.cause, c.count, parsed, rule.campaign_id) for c in rule.causes],
         p50=_ms(rule.p50_ms),
         p95=_ms(rule.p95_ms),
         hosts=[host_view(h, health.hosts.get(h)) for h in rule.hosts],
@@ -196,8 +225,8 @@ def dashboard_context(engine: Any, window: Window, now: Optional[float] = None) 
         "hosts": [host_view(h, s) for h, s in health.hosts.items()],
         "oldest_due": oldest,
         "oldest_due_age": _age(health.until - oldest.due_at) if oldest else "",
-        "top_causes": [(c.cause, cause_label(c.cause), c.count) for c in health.causes],
+        "top_causes": [cause_view(c.cause, c.count) for c in health.causes],
     }
 
 
-__all__ = ["WINDOWS", "Window", "cause_label", "choose_window", "dashboard_context", "host_view"]
+__all__ = ["WINDOWS", "CauseView", "Window", "cause_view", "choose_window", "dashboard_context", "host_view"]

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Connection, Engine, Integer, Select, String, and_, case, cast, func, literal, select
+from sqlalchemy import Connection, Engine, Integer, Select, and_, case, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -32,19 +32,17 @@ OUTCOMES = ("delivered", "retrying", "failed", "skipped")
 #: How many causes each rule lists (the most frequent first).
 TOP_CAUSES = 3
 
+#: The cause counted for an attempt that stored none.
+UNKNOWN_CAUSE = "unknown"
+
 
 def cause_of(attempts: Any) -> ColumnElement[Any]:
     """The cause an attempt not delivered is counted under: the one place the dashboard reads it.
 
-    Until attempts store a cause code, the cause is derived from what they do store: the HTTP
-    status a source answered, a connection or timeout error, or a postback skipped.
+    The attempt's stored cause code (``resolution.causes.Cause``); ``unknown`` for an attempt that
+    has none.
     """
-    return case(
-        (attempts.c.outcome == "skipped", literal("skipped")),
-        (attempts.c.http_status.is_not(None), literal("http_") + cast(attempts.c.http_status, String)),
-        (attempts.c.error.is_not(None), literal("no_answer")),
-        else_=literal("other"),
-    )
+    return func.coalesce(attempts.c.cause, literal(UNKNOWN_CAUSE))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import insert, text
 
 from s2s_plugin.ops import health
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.storage import tables as t
 
 NOW = 1_700_000_000.0
@@ -33,12 +34,8 @@ RULES = {
 
 
 def _expected_cause(attempt: dict[str, Any]) -> str:
-    """The cause the dashboard counts an attempt under (mirrors ``health.cause_of``)."""
-    if attempt["outcome"] == "skipped":
-        return "skipped"
-    if attempt["http_status"] is not None:
-        return f"http_{attempt['http_status']}"
-    return "no_answer" if attempt["error"] is not None else "other"
+    """The cause the dashboard counts an attempt under: its stored code."""
+    return attempt["cause"] or health.UNKNOWN_CAUSE
 
 
 def _log(seed: int = 7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -79,9 +76,15 @@ def _log(seed: int = 7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 started = NOW - rng.uniform(0, 7200)
             status = None
             error = None
+            cause: str | None = Cause.NO_CLICK_ID if outcome == "skipped" else Cause.ACCEPTED
             if outcome in ("retrying", "failed"):
                 status = rng.choice([503, 404, 429, None])
-                error = "timed out after 5 s" if status is None and rng.random() < 0.8 else None
+                cause = {503: Cause.HTTP_SERVER_ERROR, 404: Cause.HTTP_REFUSED, 429: Cause.HTTP_RATE_LIMITED}.get(
+                    status, Cause.TIMEOUT
+                )
+                if status is None:
+                    error = "timed out after 5 s"
+                    cause = rng.choice([Cause.TIMEOUT, Cause.CONNECTION_FAILED, None])  # None: a row from before codes
             elif outcome == "delivered":
                 status = 200
             attempts.append(
@@ -91,6 +94,7 @@ def _log(seed: int = 7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                     "outcome": outcome,
                     "http_status": status,
                     "error": error,
+                    "cause": None if cause is None else str(cause),
                     "reason": f"{outcome} {status}",
                     "duration_ms": None if outcome == "skipped" else float(rng.randint(5, 3000)),
                     "started_at": started,

@@ -10,9 +10,11 @@ import time
 import httpx
 from sqlalchemy import insert
 
+from s2s_plugin.resolution.causes import Cause
+from s2s_plugin.resolution.ruleid import RuleId
 from s2s_plugin.storage import tables as t
 from sample_host.charts import sparkline, summary, timeline
-from sample_host.dashboard import WINDOWS, cause_label, choose_window
+from sample_host.dashboard import WINDOWS, cause_view, choose_window
 from sample_host.standin import StandInSource
 from tests.host.conftest import Admin, Host
 
@@ -60,7 +62,12 @@ def test_the_dashboard_counts_each_postback_and_names_its_causes(
     source_row, partner_row = _row(page.text, "source:exo"), _row(page.text, "postback:1")
     assert [_cell(source_row, o) for o in ("delivered", "retrying", "failed", "skipped")] == [3, 0, 0, 1]
     assert [_cell(partner_row, o) for o in ("delivered", "retrying", "failed", "skipped")] == [0, 0, 3, 1]
-    assert f"<strong>3</strong> {html.escape(cause_label('http_404'))}" in partner_row
+    refused = re.search(
+        r'<div data-cause="http_refused"><strong>(\d+)</strong> <span[^>]*>([^<]+)</span> <a href="([^"]+)"',
+        partner_row,
+    )
+    assert refused and refused.groups() == ("3", html.escape(Cause.HTTP_REFUSED.label), "/postbacks/1/edit#rule-url")
+    assert '<div data-cause="no_click_id"><strong>1</strong>' in source_row
     assert "Campaign summer · postback 1" in partner_row and 'href="/campaigns/summer/postbacks"' in partner_row
     assert re.search(r"\d+ ms / \d+ ms", source_row)  # latency p50 / p95
     text = _text(page)
@@ -101,6 +108,15 @@ def test_a_bad_window_is_a_one_line_400(admin: Admin) -> None:
         assert "window must be one of 24h, 1h, 7d" in _text(answer)
     assert admin.get("/dashboard", params={"window": "7d"}).status_code == 200
     assert choose_window(None) is choose_window("") is WINDOWS["24h"]
+
+
+def test_a_cause_reads_as_its_label_and_leads_to_the_setting_that_fixes_it() -> None:
+    no_click_id = cause_view("no_click_id", 2, RuleId.parse("postback:4"), "summer")
+    assert (no_click_id.label, no_click_id.fix_href) == ("No click id", "/campaigns/summer#campaign-link")
+    assert cause_view("status_not_enabled", 1, RuleId.parse("source:exo")).fix_href == "/sources/exo#rule-statuses"
+    timeout = cause_view("timeout", 5, RuleId.parse("source:exo"))
+    assert timeout.fix_href == "" and "(setting timeout)" in timeout.fix
+    assert cause_view("something_newer", 1).label == "Something newer"  # a code this version does not know
 
 
 def test_charts_are_inline_svg_scaled_to_the_busiest_bucket() -> None:
