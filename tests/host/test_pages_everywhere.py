@@ -12,6 +12,7 @@ One tracker, one server and one signed-in browser context serve the whole module
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from sample_host import credentials
 from sample_host.app import create_app
 from sample_host.demo import run_demo
 from sample_host.pages import routes
+from sample_host.screenshots import Shot, photograph, shots
 from sample_host.tracker import Tracker
 from tests.support import uvicorn_server
 
@@ -228,3 +230,14 @@ def test_the_navigation_works_at_a_phones_width(signed_in: Any, site: Site) -> N
         page.locator("header nav a", has_text=re.compile(f"^{label}$")).click()
         page.wait_for_url(site.base + path)
         assert page.locator('header nav a[aria-current="page"]').inner_text() == label
+
+
+def test_the_screenshot_command_photographs_a_page_at_its_size(signed_in: Any, site: Site, tmp_path: Path) -> None:
+    """``python -m sample_host.screenshots`` (docs/development.md) saves each page with ``photograph``."""
+    shot = Shot("dashboard-phone", "/dashboard", dict(PHONE))
+    written = photograph(signed_in, site.base, shot, tmp_path)
+    assert written == tmp_path / "dashboard-phone.png"
+    png = written.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24])[0] == 375  # the whole page, at a phone's width
+    assert {s.name for s in shots(site.subids, site.sent_entry)} >= {"dashboard", "explain", "explain-failed"}
