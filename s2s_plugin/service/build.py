@@ -3,15 +3,26 @@ point and the ``s2s-postback`` command line all call ``build_service``."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pluggy
 
+from s2s_plugin.delivery.dispatcher import Dispatcher
+from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.hooks.plugins import OWN_ENTRY_POINT
 from s2s_plugin.platforms import register_platforms
 from s2s_plugin.service.facade import PostbackService
+from s2s_plugin.service.hookrelays import classify_answer, report_attempt
+from s2s_plugin.service.library import TemplateLibrary
+from s2s_plugin.service.planning import PostbackPlanner
+from s2s_plugin.service.recording import Recorder
+from s2s_plugin.service.requests import RequestBuilder
+from s2s_plugin.service.rules import Rules
 from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.storage.db import make_engine
+from s2s_plugin.storage.rows import attempt_from_rows
+from s2s_plugin.storage.store import Store
 
 #: The name the service registers under: the entry point's name, so ``load_setuptools_entrypoints``
 #: after ``install`` skips the environment-configured copy.
@@ -27,7 +38,31 @@ def build_service(pm: pluggy.PluginManager, database_url: str, settings: Deliver
     """
     # The ad platforms' conversion APIs are built in: their templates and hooks come with the plugin.
     register_platforms(pm)
-    service = PostbackService(pm, settings, make_engine(database_url))
+    engine = make_engine(database_url)
+    store = Store(engine)
+    library = TemplateLibrary(pm)
+    planner = PostbackPlanner(pm, library)
+    requests = RequestBuilder(pm, store, library, idempotency_header=settings.idempotency_header)
+    dispatcher = Dispatcher(
+        engine,
+        settings,
+        Sender(settings, classify_hook=functools.partial(classify_answer, pm)),
+        build=requests.build,
+        report=functools.partial(report_attempt, pm),
+        on_gone=store.mark_rule_gone,
+        attempt_from_rows=attempt_from_rows,
+    )
+    service = PostbackService(
+        pm,
+        settings,
+        engine=engine,
+        store=store,
+        dispatcher=dispatcher,
+        rules=Rules(store, library),
+        planner=planner,
+        recorder=Recorder(pm, store, planner, first_delay=settings.retry_schedule[0], signals=dispatcher),
+        requests=requests,
+    )
     service.create_tables()
     loaded = pm.get_plugin(PLUGIN_NAME)
     if loaded is not None:
