@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
-from hookspecs import Click, PostbackRule
+from hookspecs import Click, PostbackRule, SourceTemplate
 from s2s_plugin.delivery.hostlimits import host_statuses
 from s2s_plugin.hooks.hookcalls import is_failure_note
 from s2s_plugin.ops.explaintree import Fix, Node, mark_failing, render_lines, roll_up
@@ -37,9 +37,7 @@ from s2s_plugin.resolution.redact import parse_secrets, redact_url
 from s2s_plugin.resolution.resolve import describe_rule, source_template, uses_click_id
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.rows import aware, moment
-
-if TYPE_CHECKING:  # pragma: no cover
-    from s2s_plugin.service import PostbackService
+from s2s_plugin.storage.store import Store
 
 # Lint findings that make a postback fail or mean the wrong thing; the others are advice.
 _SERIOUS_LINT = {
@@ -165,11 +163,16 @@ def _rule_fix(
     return Fix(action, setting, rule_id=rule_id, source_id=source_id, campaign_id=campaign_id, delivery_id=delivery_id)
 
 
-def explain_subid(service: PostbackService, subid: str) -> Explanation:
+def explain_subid(subid: str, *, store: Store, engine: Engine, templates: Mapping[str, SourceTemplate]) -> Explanation:
     """Walk the checklist for ``subid``: click, source, campaign postbacks, click id, conversions and
-    their decisions, deliveries and attempts, and what the linter finds in the postbacks."""
+    their decisions, deliveries and attempts, and what the linter finds in the postbacks.
+
+    :param store: the click and the rules that apply to it.
+    :param engine: the outbox's database (conversions, deliveries, attempts, hosts' circuits).
+    :param templates: the template library, for the source's template and the linter.
+    """
     now = time.time()
-    click = service.store.load_click(subid)
+    click = store.load_click(subid)
     if click is None:
         problem = (
             f"Click {subid} is unknown to the postback plugin: the host did not call on_click for it "
@@ -184,9 +187,9 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
         )
 
     problems = _Problems()
-    library = service.templates()
-    source_rule = service.store.get_source(click.source_id) if click.source_id else None
-    campaign_rules = service.store.list_postbacks(click.campaign_id)
+    library = templates
+    source_rule = store.get_source(click.source_id) if click.source_id else None
+    campaign_rules = store.list_postbacks(click.campaign_id)
     rules = ([source_rule] if source_rule else []) + campaign_rules
     source = source_template(click, rules, library)
     param = source.click_id_param if source else "external_id"
@@ -195,7 +198,7 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
     children += _configuration(click, source_rule, campaign_rules, problems)
     children.append(_click_id(click, rules, source, problems))
 
-    with service.engine.connect() as conn:
+    with engine.connect() as conn:
         events = conn.execute(select(t.events).where(t.events.c.subid == subid).order_by(t.events.c.id)).all()
         deliveries = conn.execute(select(t.deliveries).where(t.of_subid(subid)).order_by(t.deliveries.c.id)).all()
         attempts = conn.execute(
@@ -204,7 +207,7 @@ def explain_subid(service: PostbackService, subid: str) -> Explanation:
             .order_by(t.attempts.c.delivery_id, t.attempts.c.id)
         ).all()
     # Hosts not answering: their due deliveries wait for a probe, whatever their own schedule says.
-    statuses = host_statuses(service.engine, sorted({d.host for d in deliveries if d.state == "due" and d.host}))
+    statuses = host_statuses(engine, sorted({d.host for d in deliveries if d.state == "due" and d.host}))
     down = {host: status for host, status in statuses.items() if status.is_open}
     by_delivery: dict[int, list[Any]] = {}
     for attempt in attempts:

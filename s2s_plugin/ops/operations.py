@@ -7,22 +7,19 @@ import datetime as dt
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Protocol, Union
 
 from sqlalchemy import Engine, and_, delete, select
 
 from hookspecs import Click, Conversion, PostbackRequest, PostbackRule, ResolveContext
-from s2s_plugin.errors import ConfigError, InputError
+from s2s_plugin.delivery.sender import Sender
+from s2s_plugin.errors import InputError
 from s2s_plugin.resolution.redact import redact, redact_body, redact_url, secret_values
-from s2s_plugin.resolution.resolve import fill_delivery_id
-from s2s_plugin.resolution.ruleid import RuleId
+from s2s_plugin.resolution.resolve import PlannedPostback, fill_delivery_id
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.rows import epoch
-
-if TYPE_CHECKING:  # pragma: no cover
-    from s2s_plugin.service import PostbackService
 
 D, A = t.deliveries, t.attempts
 
@@ -138,26 +135,31 @@ class TestSend:
         return "\n".join(lines)
 
 
-def find_rule(service: PostbackService, rule_id: str) -> PostbackRule:
-    """A source's (``source:ID``) or campaign's (``postback:N``) postback rule.
+class Plan(Protocol):
+    """Resolves a conversion's postbacks for a set of rules (the service's ``PostbackPlanner``)."""
 
-    :raises ConfigError: when there is no such rule.
-    """
-    parsed = RuleId.parse(rule_id)
-    rule = None
-    if parsed.kind == "source":
-        rule = service.store.get_source(parsed.key)
-    elif parsed.kind == "postback":
-        rule = next((r for r in service.store.list_postbacks() if r.id == str(parsed)), None)
-    if rule is None:
-        raise ConfigError(f"there is no postback rule {rule_id!r}: use source:ID or postback:N")
-    return rule
+    def __call__(
+        self, conversion: Conversion, click: Optional[Click], rules: Sequence[PostbackRule]
+    ) -> list[PlannedPostback]: ...
+
+
+class RequestPreparer(Protocol):
+    """Finishes a request as the dispatcher would (the service's ``RequestBuilder``)."""
+
+    def with_content_type(self, request: PostbackRequest) -> PostbackRequest: ...
+
+    def with_idempotency_key(self, request: PostbackRequest, delivery_id: int) -> PostbackRequest: ...
+
+    def prepare(self, request: PostbackRequest, context: ResolveContext) -> tuple[PostbackRequest, Optional[str]]: ...
 
 
 def test_send(
-    service: PostbackService,
-    rule_id: str,
+    rule: PostbackRule,
     *,
+    plan: Plan,
+    requests: RequestPreparer,
+    sender: Sender,
+    success_body: Optional[str] = None,
     status: Optional[str] = None,
     payout: Any = "1.00",
     currency: Optional[str] = "USD",
@@ -165,8 +167,14 @@ def test_send(
     tid: Optional[str] = None,
     params: Optional[Mapping[str, str]] = None,
 ) -> TestSend:
-    """Resolve ``rule_id`` for a made-up click and conversion and send it now, outside the queue."""
-    rule = find_rule(service, rule_id)
+    """Resolve ``rule`` for a made-up click and conversion and send it now, outside the queue.
+
+    :param plan: resolves the made-up conversion as a real one would be (macro hooks included).
+    :param requests: adds the headers and runs the ``prepare_request`` hooks as for a delivery.
+    :param sender: sends the request (the dispatcher's, with its safety checks and timeouts).
+    :param success_body: the rule's template's success text, if it has one.
+    """
+    rule_id = rule.id
     chosen = status or (rule.statuses[0] if rule.statuses else "sale")
     subid = f"test-{uuid.uuid4().hex[:12]}"
     click = Click(
@@ -183,7 +191,7 @@ def test_send(
     conversion = Conversion(subid=subid, status=chosen, payout=amount, currency=currency, tid=tid, click=click)
     # A test send shows what the rule would send, even while it is disabled or not enabled for the status.
     trial = dataclasses.replace(rule, enabled=True, statuses=tuple(dict.fromkeys([*rule.statuses, chosen])))
-    (planned,) = service._plan(conversion, click, [trial])
+    (planned,) = plan(conversion, click, [trial])
     # A test send is no delivery: {delivery_id} (and the idempotency header) say 0, which no
     # queued delivery ever has, so a de-duplicating source never mistakes it for a real one.
     planned = fill_delivery_id(planned, TEST_DELIVERY_ID)
@@ -207,10 +215,9 @@ def test_send(
         template=rule.template,
         rule_id=rule.id,
     )
-    request = service.with_idempotency_key(service.with_content_type(request), TEST_DELIVERY_ID)
+    request = requests.with_idempotency_key(requests.with_content_type(request), TEST_DELIVERY_ID)
     context = ResolveContext(click=click, conversion=conversion, rule=rule)
-    request, problem = service.prepare(request, context)
-    template = service.templates().get(rule.template or "") if rule.template else None
+    request, problem = requests.prepare(request, context)
     body = request.body.decode("utf-8", "replace") if request.body else None
     # What a test send shows is masked as the attempt log is: the answer and errors too.
     values = (*request.secrets, *secret_values(request.url, body, request.headers, secrets))
@@ -219,9 +226,9 @@ def test_send(
         return TestSend(
             rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values) or problem
         )
-    result = service.dispatcher.sender.send(
+    result = sender.send(
         request,
-        success_body=template.success_body if template else None,
+        success_body=success_body,
         follow_redirects=rule.follow_redirects,
         secret_names=secrets,
     )

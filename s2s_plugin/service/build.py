@@ -12,8 +12,10 @@ from s2s_plugin.delivery.dispatcher import Dispatcher
 from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.hooks.plugins import OWN_ENTRY_POINT
 from s2s_plugin.platforms import register_platforms
+from s2s_plugin.service.control import DeliveryControl
 from s2s_plugin.service.facade import PostbackService
 from s2s_plugin.service.hookrelays import classify_answer, report_attempt
+from s2s_plugin.service.inspection import Inspection
 from s2s_plugin.service.library import TemplateLibrary
 from s2s_plugin.service.planning import PostbackPlanner
 from s2s_plugin.service.recording import Recorder
@@ -52,16 +54,19 @@ def build_service(pm: pluggy.PluginManager, database_url: str, settings: Deliver
         on_gone=store.mark_rule_gone,
         attempt_from_rows=attempt_from_rows,
     )
+    rules = Rules(store, library)
     service = PostbackService(
         pm,
         settings,
         engine=engine,
         store=store,
         dispatcher=dispatcher,
-        rules=Rules(store, library),
+        rules=rules,
         planner=planner,
         recorder=Recorder(pm, store, planner, first_delay=settings.retry_schedule[0], signals=dispatcher),
         requests=requests,
+        delivery=DeliveryControl(engine, dispatcher, rules=rules, planner=planner, requests=requests, library=library),
+        inspection=Inspection(engine, store, library),
     )
     service.create_tables()
     loaded = pm.get_plugin(PLUGIN_NAME)

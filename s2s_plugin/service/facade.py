@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 import pluggy
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
 from s2s_plugin.delivery.dispatcher import Dispatcher
-from s2s_plugin.errors import InputError
 from s2s_plugin.hooks import hookcalls
 from s2s_plugin.ops import operations
-from s2s_plugin.ops.explain import Explanation, explain_subid
-from s2s_plugin.ops.stats import OutboxStats, outbox_stats
+from s2s_plugin.ops.explain import Explanation
+from s2s_plugin.ops.stats import OutboxStats
 from s2s_plugin.resolution.lint import LintWarning
-from s2s_plugin.resolution.resolve import PlannedPostback
+from s2s_plugin.service.control import DeliveryControl
+from s2s_plugin.service.inspection import Inspection
 from s2s_plugin.service.planning import PostbackPlanner
 from s2s_plugin.service.recording import Recorder
 from s2s_plugin.service.requests import RequestBuilder
 from s2s_plugin.service.rules import Rules
 from s2s_plugin.settings import DeliverySettings
-from s2s_plugin.storage import queue
-from s2s_plugin.storage import tables as t
-from s2s_plugin.storage.rows import attempt_from_rows
 from s2s_plugin.storage.store import Recorded, Store
 
 log = logging.getLogger("s2s_postback")
@@ -51,6 +48,8 @@ class PostbackService:
         planner: PostbackPlanner,
         recorder: Recorder,
         requests: RequestBuilder,
+        delivery: DeliveryControl,
+        inspection: Inspection,
     ) -> None:
         self.pm = pm
         self.settings = settings
@@ -64,6 +63,10 @@ class PostbackService:
         self.recorder = recorder
         #: Requests for claimed deliveries (the dispatcher's ``build``).
         self.requests = requests
+        #: The dispatcher's loop, resends, test sends and pruning.
+        self.delivery = delivery
+        #: The attempt log, ``explain`` and the outbox's figures.
+        self.inspection = inspection
 
     def create_tables(self) -> None:
         """Create the plugin's tables when they are missing."""
@@ -219,11 +222,6 @@ class PostbackService:
         """``on_conversion``, returning what was decided and queued (for hosts and tests)."""
         return self.recorder.record(conversion)
 
-    def _plan(
-        self, conversion: Conversion, click: Optional[Click], rules: Sequence[PostbackRule]
-    ) -> list[PlannedPostback]:
-        return self.planner.plan(conversion, click, rules)
-
     # --- requests (``RequestBuilder``) ----------------------------------------------------
 
     @staticmethod
@@ -240,30 +238,26 @@ class PostbackService:
         naming the plugins that failed (the request must then not be sent)."""
         return self.requests.prepare(request, context)
 
-    # --- delivery -----------------------------------------------------------------------
+    # --- delivery (``DeliveryControl``) ---------------------------------------------------
 
     def drain(self, timeout: float = 10.0) -> int:
         """Deliver, in this thread, everything due now or falling due within ``timeout`` seconds.
 
         :return: how many attempts were started.
         """
-        return self.dispatcher.drain(timeout)
+        return self.delivery.drain(timeout)
 
     def start(self) -> None:
         """Start the background dispatcher inside the host process."""
-        self.dispatcher.start()
+        self.delivery.start()
 
     def close(self) -> None:
         """Stop the dispatcher (attempts in flight finish) and release the database."""
-        self.dispatcher.close()
-        self.engine.dispose()
+        self.delivery.close()
 
     def resend(self, delivery_id: int) -> bool:
         """Send a delivery again now (delivered, failed or waiting); False when it cannot be."""
-        done = queue.make_due(self.engine, [delivery_id]) > 0
-        if done:
-            self.dispatcher.wake()
-        return done
+        return self.delivery.resend(delivery_id)
 
     def resend_matching(
         self,
@@ -285,10 +279,7 @@ class PostbackService:
 
         :raises InputError: for an unknown outcome, a bad time, or no filter.
         """
-        if all(v in (None, "") for v in (source_id, campaign_id, rule_id, subid, outcome, since, until)):
-            raise InputError("resend needs a filter (source, campaign, rule, subid, outcome or a time range)")
-        ids = operations.matching_deliveries(
-            self.engine,
+        return self.delivery.resend_matching(
             source_id=source_id,
             campaign_id=campaign_id,
             rule_id=rule_id,
@@ -296,11 +287,8 @@ class PostbackService:
             outcome=outcome,
             since=since,
             until=until,
+            dry_run=dry_run,
         )
-        if ids and not dry_run:
-            queue.make_due(self.engine, ids)
-            self.dispatcher.wake()
-        return ids
 
     def test_send(self, rule_id: str, **sample: Any) -> operations.TestSend:
         """Send rule ``rule_id`` (``source:ID`` or ``postback:N``) now for a made-up click and
@@ -311,17 +299,16 @@ class PostbackService:
 
         :raises ConfigError: for an unknown rule.
         """
-        return operations.test_send(self, rule_id, **sample)
+        return self.delivery.test_send(rule_id, **sample)
 
     def prune(self, older_than: Any) -> operations.Pruned:
         """Delete attempt-log entries older than ``older_than`` (seconds, or text like ``30d``).
 
         Pending deliveries' attempts and unreported attempts are kept; see ``operations.prune``.
         """
-        seconds = operations.parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
-        return operations.prune(self.engine, seconds)
+        return self.delivery.prune(older_than)
 
-    # --- the log ------------------------------------------------------------------------
+    # --- the log (``Inspection``) ---------------------------------------------------------
 
     def attempts(
         self,
@@ -331,30 +318,13 @@ class PostbackService:
         limit: int = 100,
     ) -> list[PostbackAttempt]:
         """The plugin's own attempt log, newest first."""
-        A, D = t.attempts, t.deliveries
-        query = (
-            select(A.c.id, D.c.id)
-            .select_from(A.join(D, D.c.id == A.c.delivery_id))
-            .order_by(A.c.id.desc())
-            .limit(limit)
-        )
-        if subid:
-            query = query.where(t.of_subid(subid))
-        if outcome:
-            query = query.where(A.c.outcome == outcome)
-        if source_id:
-            query = query.where(D.c.source_id == source_id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            attempts = {r.id: r for r in conn.execute(select(A).where(A.c.id.in_([r[0] for r in rows])))}
-            deliveries = {r.id: r for r in conn.execute(select(D).where(D.c.id.in_([r[1] for r in rows])))}
-        return [attempt_from_rows(attempts[a], deliveries[d]) for a, d in rows]
+        return self.inspection.attempts(subid, outcome, source_id, limit)
 
     def explain(self, subid: str) -> Explanation:
         """Why each postback for this click was sent, retried, skipped or failed: failing step first."""
-        return explain_subid(self, subid)
+        return self.inspection.explain(subid)
 
     def stats(self) -> OutboxStats:
         """The outbox at this moment, for monitoring: deliveries per state, how many are due now,
         and how long the most overdue one has waited."""
-        return outbox_stats(self.engine)
+        return self.inspection.stats()

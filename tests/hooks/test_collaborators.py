@@ -14,6 +14,7 @@ from sqlalchemy import select
 import hookspecs
 from hookspecs import Conversion, SourceTemplate
 from s2s_plugin import ConfigError, InputError
+from s2s_plugin.service.inspection import Inspection
 from s2s_plugin.service.library import TemplateLibrary
 from s2s_plugin.service.planning import PostbackPlanner
 from s2s_plugin.service.recording import Recorder
@@ -124,3 +125,21 @@ def test_the_recorder_alone_queues_and_skips_without_a_dispatcher(pm: pluggy.Plu
 
     with pytest.raises(InputError, match="status 'won' is not one of"):
         recorder.record(Conversion(subid="with-id", status="won"))
+
+
+def test_inspection_alone_explains_and_counts_what_the_recorder_did(pm: pluggy.PluginManager, store: Store) -> None:
+    library = TemplateLibrary(pm)
+    Rules(store, library).add_postback("summer", "https://example.net/pb?cid={external_id}")
+    recorder = Recorder(pm, store, PostbackPlanner(pm, library), first_delay=0.0, signals=Signals())
+    recorder.on_click(make_click("no-id", None, source=None))
+    recorder.record(Conversion(subid="no-id", status="sale"))
+    inspection = Inspection(store.engine, store, library)
+
+    explanation = inspection.explain("no-id")
+    assert "external_id" in explanation.headline
+    assert inspection.explain("never-seen").headline.startswith("Click never-seen is unknown")
+    stats = inspection.stats()
+    assert stats.by_state.get("skipped") == 1 and stats.due_now == 0
+    (skipped,) = inspection.attempts(subid="no-id")
+    assert (skipped.outcome, skipped.attempt, skipped.rule_id) == ("skipped", 0, "postback:1")
+    assert inspection.attempts(outcome="delivered") == []
