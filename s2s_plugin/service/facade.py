@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
@@ -26,14 +25,16 @@ from s2s_plugin.service.rules import Rules
 from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.storage.store import Recorded, Store
 
-log = logging.getLogger("s2s_postback")
-
 
 class PostbackService:
     """The postback plugin inside one host: configuration, the hook implementations, delivery.
 
     Create it with ``install`` (or ``build_service``). It implements ``on_click`` and
     ``on_conversion`` and calls ``on_postback_sent`` for every attempt and every skipped postback.
+
+    A thin facade: each method hands its work to one collaborator, reachable as an attribute for
+    hosts that want only one part: ``rules`` (``Rules``), ``recorder`` (``Recorder``), ``requests``
+    (``RequestBuilder``), ``delivery`` (``DeliveryControl``) and ``inspection`` (``Inspection``).
     """
 
     def __init__(
