@@ -33,6 +33,7 @@ def routes() -> list[Route]:
         Route("/rules/{rule_id}/test", testsend.test_form, methods=["GET"]),
         Route("/rules/{rule_id}/test", testsend.test_send, methods=["POST"]),
         Route("/sent", logs.sent, methods=["GET"]),
+        Route("/sent.csv", logs.sent_csv, methods=["GET"]),
         Route("/sent/{entry_id:int}", logs.sent_entry, methods=["GET"]),
         Route("/deliveries/{delivery_id:int}/resend", logs.resend, methods=["POST"]),
         Route("/received", logs.received, methods=["GET"]),

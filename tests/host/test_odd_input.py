@@ -81,6 +81,7 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/rules/{rule_id}/test"): (),
     ("POST", "/rules/{rule_id}/test"): ("status", "payout", "currency", "external_id"),
     ("GET", "/sent"): _SENT,
+    ("GET", "/sent.csv"): _SENT[:6],
     ("GET", "/sent/{entry_id:int}"): (),
     ("POST", "/deliveries/{delivery_id:int}/resend"): ("next",),
     ("GET", "/received"): _RECEIVED,
