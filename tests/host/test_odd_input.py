@@ -64,6 +64,7 @@ FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/login"): ("next",),
     ("POST", "/login"): ("next", "password"),
     ("POST", "/logout"): (),
+    ("GET", "/dashboard"): ("window",),
     ("GET", "/campaigns"): (),
     ("POST", "/campaigns"): _CAMPAIGN,
     ("GET", "/campaigns/{alias}"): (),
