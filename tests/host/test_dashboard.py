@@ -16,7 +16,7 @@ from s2s_plugin.storage import tables as t
 from sample_host.charts import sparkline, summary, timeline
 from sample_host.dashboard import WINDOWS, cause_view, choose_window
 from sample_host.standin import StandInSource
-from tests.host.conftest import Admin, Host
+from tests.host.conftest import Admin, Host, sign_in
 
 
 def _text(response: httpx.Response) -> str:
@@ -130,3 +130,23 @@ def test_charts_are_inline_svg_scaled_to_the_busiest_bucket() -> None:
     empty = str(timeline([(0, 0)] * 60, "minute"))
     assert "<rect" not in empty and "0 delivered and 0 failed over 60 minutes" in empty
     assert "&lt;b&gt;" in str(sparkline([(1, 0)], "<b>"))  # labels are escaped
+
+
+def test_the_dashboard_on_postgresql_and_sqlite_prints_no_secret(any_host: Host, standin: StandInSource) -> None:
+    tracker = any_host.tracker
+    tracker.add_source("exo", postback_url=f"{standin.url}/pb?c={{external_id}}&key=ACCOUNT-SECRET-9", secrets=["key"])
+    tracker.add_campaign("summer", source_id="exo", offer_url="https://offer.example/")
+    standin.script("/pb", [(503, "busy")], default=(200, "OK"))
+    any_host.postback(subid=any_host.click("summer", external_id="k1"), status="sale", payout="1")
+    tracker.s2s.drain(timeout=5)
+    client = sign_in(any_host.base_url, any_host.admin_password)
+    try:
+        for window in ("1h", "24h", "7d"):
+            page = client.get("/dashboard", params={"window": window})
+            assert page.status_code == 200
+            row = _row(page.text, "source:exo")
+            assert [_cell(row, o) for o in ("delivered", "retrying", "failed", "skipped")] == [1, 1, 0, 0]
+            assert '<div data-cause="http_server_error"><strong>1</strong>' in row
+            assert "ACCOUNT-SECRET-9" not in page.text
+    finally:
+        client.close()
