@@ -73,7 +73,12 @@ class CauseView:
 
 
 #: Where on a postback's form (a source's page, a campaign postback's edit page) each setting is.
-_RULE_ANCHORS = {"url": "rule-url", "statuses": "rule-statuses", "min_payout": "rule-payout", "enabled": "rule-url"}
+_RULE_ANCHORS = {
+    "postback_url": "rule-url",
+    "statuses": "rule-statuses",
+    "payout": "rule-payout",
+    "enabled": "rule-url",
+}
 
 
 def _fix_href(info: CauseInfo, rule: Optional[RuleId], campaign_id: Optional[str]) -> str:

@@ -922,7 +922,7 @@ def _recorded_plainly(
         + (f"; {said}" if said else "")
         + (
             "; not retried, as the source may have received it: resend it once the cause is fixed"
-            if sent and state == "failed"
+            if sent and state == DeliveryState.FAILED
             else ""
         )
     )

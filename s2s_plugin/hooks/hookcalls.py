@@ -22,7 +22,6 @@ import contextvars
 import dataclasses
 import functools
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Optional, TypeVar
 
@@ -35,8 +34,6 @@ T = TypeVar("T")
 #: ``check(value) -> value``: validates (and may normalise) an implementation's return value;
 #: raises ``BadAnswer`` with a sentence saying what was wrong.
 Check = Callable[[Any], Any]
-
-_FAILURE_NOTE = re.compile(r"plugin '[^']+' failed in [a-z_]+")
 
 
 class BadAnswer(TypeError):
@@ -52,18 +49,14 @@ class HookFailure:
     error: BaseException
 
     def describe(self) -> str:
-        """One sentence for an attempt's reason, an event or a warning."""
+        """One sentence for an attempt's reason, an event or a warning. Only people read it: what
+        a failure caused is stored as the ``plugin_failed`` cause code beside the sentence."""
         message = str(self.error).strip().splitlines()[0] if str(self.error).strip() else ""
         if isinstance(self.error, BadAnswer):
             detail = f"it {message}"
         else:
             detail = f"{type(self.error).__name__}: {message}" if message else type(self.error).__name__
         return f"plugin {self.plugin!r} failed in {self.hook}: {detail}"
-
-
-def is_failure_note(text: Optional[str]) -> bool:
-    """Whether ``text`` (a reason, an event) reports a failing plugin, as ``describe`` words it."""
-    return bool(text) and _FAILURE_NOTE.search(text or "") is not None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,12 +29,13 @@ from sqlalchemy import Engine, select
 
 from hookspecs import Click, PostbackRule, SourceTemplate
 from s2s_plugin.delivery.hostlimits import host_statuses
-from s2s_plugin.hooks.hookcalls import is_failure_note
 from s2s_plugin.ops.explaintree import Fix, Node, mark_failing, render_lines, roll_up
+from s2s_plugin.resolution.causes import Cause, cause_of
 from s2s_plugin.resolution.clickid import click_id_of, describe_click_id_problem
 from s2s_plugin.resolution.lint import lint_rule
 from s2s_plugin.resolution.redact import parse_secrets, redact_url
 from s2s_plugin.resolution.resolve import describe_rule, source_template, uses_click_id
+from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.rows import aware, moment
 from s2s_plugin.storage.store import Store
@@ -207,7 +208,7 @@ def explain_subid(subid: str, *, store: Store, engine: Engine, templates: Mappin
             .order_by(t.attempts.c.delivery_id, t.attempts.c.id)
         ).all()
     # Hosts not answering: their due deliveries wait for a probe, whatever their own schedule says.
-    statuses = host_statuses(engine, sorted({d.host for d in deliveries if d.state == "due" and d.host}))
+    statuses = host_statuses(engine, sorted({d.host for d in deliveries if d.state == DeliveryState.DUE and d.host}))
     down = {host: status for host, status in statuses.items() if status.is_open}
     by_delivery: dict[int, list[Any]] = {}
     for attempt in attempts:
@@ -252,6 +253,7 @@ def explain_subid(subid: str, *, store: Store, engine: Engine, templates: Mappin
                 "payout": event.payout,
                 "decision": event.decision,
                 "reason": event.reason,
+                "cause": event.cause,
                 "deliveries": [row.id for row in fired],
             }
         )
@@ -262,16 +264,16 @@ def explain_subid(subid: str, *, store: Store, engine: Engine, templates: Mappin
 
     children += _lint_nodes(rules, library, problems)
 
-    sendable = [d for d in deliveries if d.state != "skipped"]
-    filtered = [d for d in deliveries if d.state == "skipped" and _cause(d) == "status-not-enabled"]
-    if any(d.state in ("delivered", "due", "leased") for d in sendable):
+    sendable = [d for d in deliveries if d.state != DeliveryState.SKIPPED]
+    filtered = [d for d in deliveries if d.state == DeliveryState.SKIPPED and _cause(d) == Cause.STATUS_NOT_ENABLED]
+    if any(d.state != DeliveryState.FAILED for d in sendable):
         # Some postbacks went: the ones a status does not fire are a choice, not the answer.
         problems.drop(_Problems.FILTERED)
     ordered = problems.ordered()
     others = f"; {len(filtered)} other(s) are not enabled for the status that arrived" if filtered else ""
     if ordered:
         headline = ordered[0]
-    elif sendable and all(d.state == "delivered" for d in sendable):
+    elif sendable and all(d.state == DeliveryState.DELIVERED for d in sendable):
         headline = f"Every postback for this click was delivered ({len(sendable)}){others}."
     elif sendable:
         headline = f"Postbacks for this click are on their way ({len(sendable)}){others}."
@@ -467,8 +469,8 @@ def _event_node(event: Any, postbacks: tuple[Node, ...], problems: _Problems) ->
     sentence = f"{_when(event.created_at)}: {event.status}{network}{tid}{payout}: {event.reason}."
     key = f"event-{event.id}"
     # A status the rule does not fire for is a choice: it does not colour the conversion.
-    state = roll_up(["ignored" if n.cause == "status-not-enabled" else n.state for n in postbacks], "ignored")
-    if is_failure_note(event.reason):  # a plugin's postback rules are missing for it
+    state = roll_up(["ignored" if n.cause == Cause.STATUS_NOT_ENABLED else n.state for n in postbacks], "ignored")
+    if event.cause == Cause.PLUGIN_FAILED:  # a plugin's postback rules are missing for it
         problems.add(
             _Problems.PLUGIN,
             sentence,
@@ -490,48 +492,30 @@ def _event_node(event: Any, postbacks: tuple[Node, ...], problems: _Problems) ->
     )
 
 
-def _cause(row: Any) -> Optional[str]:
-    """Why a delivery was not sent or failed, as a short code (None when it went, or is unknown).
-
-    The one place the cause is read: from the reason's wording until deliveries store it.
-    """
-    reason = row.reason or ""
-    if row.state == "skipped":
-        for code, words in (
-            ("status-not-enabled", "is not enabled for"),
-            ("click-id", "needs the source's click id"),
-            ("disabled", "is disabled"),
-            ("min-payout", "'s minimum of"),
-            ("unknown-click", "is unknown to the postback plugin"),
-            ("not-http", "only http and https postbacks"),
-        ):
-            if words in reason:
-                return code
-        return "skipped"
-    if row.state == "failed":
-        return "refused"
-    return None
+def _cause(row: Any) -> Optional[Cause]:
+    """Why a delivery was not sent, failed, is retried or waits: its stored cause code (None when
+    it went, is being sent, or has none)."""
+    if row.state in (DeliveryState.DELIVERED, DeliveryState.LEASED):
+        return None
+    return cause_of(row.cause)
 
 
 #: Short sentences for each cause, for a picture (the reason keeps the details).
 _CAUSE_SUMMARIES = {
-    "status-not-enabled": "the status is not enabled for it",
-    "click-id": "the click has no usable click id",
-    "disabled": "the postback is disabled",
-    "min-payout": "the payout is below its minimum",
-    "unknown-click": "the click was unknown to the plugin",
-    "not-http": "its URL is not http or https",
+    Cause.STATUS_NOT_ENABLED: "the status is not enabled for it",
+    Cause.NO_CLICK_ID: "the click has no usable click id",
+    Cause.RULE_DISABLED: "the postback is disabled",
+    Cause.PAYOUT_BELOW_MINIMUM: "the payout is below its minimum",
+    Cause.CLICK_UNKNOWN: "the click was unknown to the plugin",
+    Cause.BAD_URL: "its URL is not http or https",
 }
 
-#: The setting that fixes each cause.
-_CAUSE_SETTINGS = {
-    "status-not-enabled": "statuses",
-    "click-id": "campaign_link",
-    "disabled": "enabled",
-    "min-payout": "payout",
-    "not-http": "postback_url",
-    "refused": "postback_url",
-}
+
+def _cause_setting(cause: Optional[Cause]) -> str:
+    """The setting (``explaintree.SETTINGS``) that fixes a cause, from the catalogue; a rule's
+    postback URL when the fix lies elsewhere (a delivery setting) or there is none."""
+    fix = cause.info.fix if cause else None
+    return fix.setting if fix is not None and fix.scope not in ("settings", "delivery") else "postback_url"
 
 
 def _delivery_node(
@@ -558,19 +542,19 @@ def _delivery_node(
     at = aware(last.started_at if last and last.started_at else row.created_at)
 
     def fix(action: str) -> Fix:
-        return _rule_fix(row.rule_id, campaign_id, _CAUSE_SETTINGS.get(cause or "", "postback_url"), action, row.id)
+        return _rule_fix(row.rule_id, campaign_id, _cause_setting(cause), action, row.id)
 
-    if row.state == "skipped":
+    if row.state == DeliveryState.SKIPPED:
         sentence = f"{head}: not sent: {row.reason}."
         # A status the rule does not fire for is a choice, not a fault: reported last.
-        if cause == "status-not-enabled":
+        if cause == Cause.STATUS_NOT_ENABLED:
             problems.add(
                 _Problems.FILTERED,
                 sentence,
                 key,
                 fix(f"Enable status {row.status} for {what} if the source should hear of it."),
             )
-        elif cause == "click-id":
+        elif cause == Cause.NO_CLICK_ID:
             # The click id step above is the cause: this delivery is where it shows.
             problems.add(
                 _Problems.DELIVERY,
@@ -582,9 +566,9 @@ def _delivery_node(
             problems.add(
                 _Problems.DELIVERY, sentence, key, fix(f"Change {what}'s settings so it applies, then resend.")
             )
-        summary = f"not sent: {_CAUSE_SUMMARIES.get(cause or '', _snippet(row.reason, 80))}"
+        summary = f"not sent: {_CAUSE_SUMMARIES[cause] if cause in _CAUSE_SUMMARIES else _snippet(row.reason, 80)}"
         # The click id step says why at length; a postback it stopped only points there.
-        note = "See the click id step above." if cause == "click-id" else f"Not sent: {row.reason}."
+        note = "See the click id step above." if cause == Cause.NO_CLICK_ID else f"Not sent: {row.reason}."
         return Node(
             "postback",
             "skipped",
@@ -600,9 +584,9 @@ def _delivery_node(
         )
     fix_now: Optional[Fix] = None
     rank: Optional[int] = None
-    if row.state == "delivered":
+    if row.state == DeliveryState.DELIVERED:
         state, summary, tail = "delivered", f"delivered on attempt {row.attempts}", ""
-    elif row.state == "failed":
+    elif row.state == DeliveryState.FAILED:
         # What the linter finds in the rule is the likely cause of a refusal: say it on the same line.
         hints = [
             w.message
@@ -616,7 +600,7 @@ def _delivery_node(
         fix_now = fix(
             f"Correct {what}'s URL{' (see the likely cause)' if hints else ''}, then resend delivery #{row.id}."
         )
-    elif row.state == "leased":
+    elif row.state == DeliveryState.LEASED:
         state, summary, tail = "sending", "being sent now", ""
     elif down and row.host in down:
         state, summary = "paused", f"waiting: source host {row.host} is not answering"
@@ -713,6 +697,7 @@ def _delivery_data(row: Any, attempts: list[Any]) -> dict[str, Any]:
         "url": redact_url(row.url, parse_secrets(row.secrets)),
         "attempts": row.attempts,
         "reason": row.reason,
+        "cause": row.cause,
         "next_attempt_at": moment(row.next_attempt_at).isoformat() if row.next_attempt_at else None,
         "attempt_log": [
             {
@@ -721,6 +706,7 @@ def _delivery_data(row: Any, attempts: list[Any]) -> dict[str, Any]:
                 "http_status": a.http_status,
                 "response_body": _snippet(a.response_body, 500) or None,
                 "reason": a.reason,
+                "cause": a.cause,
                 "started_at": moment(a.started_at).isoformat() if a.started_at else None,
             }
             for a in attempts

@@ -71,14 +71,21 @@ class Cause(enum.StrEnum):
 
 #: Where the setting that fixes a cause lives: on the postback rule (a source's postback or a
 #: campaign's S2S postback), on the traffic source's campaign link, in the delivery settings
-#: (``install`` keywords, ``S2S_*`` variables), in the host's integration, or in a third-party plugin.
-FixScope = Literal["rule", "source", "settings", "host", "plugin"]
+#: (``install`` keywords, ``S2S_*`` variables), in the host's integration, in a third-party
+#: plugin, or an action on the delivery itself (a resend).
+FixScope = Literal["rule", "source", "settings", "host", "plugin", "delivery"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Fix:
     """The setting that fixes a cause: ``setting`` (its name where it lives), ``scope`` (where it
-    lives) and ``advice`` (what to do, one sentence)."""
+    lives) and ``advice`` (what to do, one sentence).
+
+    For the rule, the source and the host, ``setting`` is one of the names ``explain``'s fixes use
+    (``ops.explaintree.SETTINGS``: ``postback_url``, ``statuses``, ``enabled``, ``payout``,
+    ``campaign_link``, ``plugin``, ``click``), so a page links a cause to the place it is fixed;
+    in the delivery settings it is the setting's keyword (``allow_private_targets``, ``timeout``...).
+    """
 
     setting: str
     scope: FixScope
@@ -115,27 +122,27 @@ CAUSES: dict[Cause, CauseInfo] = {
     Cause.CLICK_UNKNOWN: CauseInfo(
         "Click unknown",
         "The plugin never saw the click the conversion is for.",
-        Fix("on_click", "host", "Have the host call on_click for every click, or pass conversion.click."),
+        Fix("click", "host", "Have the host call on_click for every click, or pass conversion.click."),
     ),
     Cause.NO_CLICK_ID: CauseInfo(
         "No click id",
         "The postback needs the source's click id, which the click did not carry.",
-        Fix("campaign link", "source", "Put the source's click-id macro in the campaign link the source sends."),
+        Fix("campaign_link", "source", "Put the source's click-id macro in the campaign link the source sends."),
     ),
     Cause.PAYOUT_BELOW_MINIMUM: CauseInfo(
         "Payout below minimum",
         "The payout is below the postback's minimum payout.",
-        _rule("min_payout", "Lower or clear the postback's minimum payout."),
+        _rule("payout", "Lower or clear the postback's minimum payout."),
     ),
     Cause.BAD_URL: CauseInfo(
         "Bad postback URL",
         "The URL is not an http(s) URL with a host name, or cannot be parsed.",
-        _rule("url", "Fix the postback URL."),
+        _rule("postback_url", "Fix the postback URL."),
     ),
     Cause.UNKNOWN_MACRO: CauseInfo(
         "Unknown macro",
         "A macro in the postback is unknown and was sent empty.",
-        _rule("url", "Fix the macro's name in the postback URL or body."),
+        _rule("postback_url", "Fix the macro's name in the postback URL or body."),
     ),
     Cause.ACCEPTED: CauseInfo("Delivered", "The source answered 2xx."),
     Cause.PLUGIN_VERDICT: CauseInfo(
@@ -144,17 +151,17 @@ CAUSES: dict[Cause, CauseInfo] = {
     Cause.SUCCESS_TEXT_MISSING: CauseInfo(
         "Success text missing",
         "The source answered 2xx without the text its template expects on success.",
-        _rule("url", "Read the source's answer: its parameters are likely wrong."),
+        _rule("postback_url", "Read the source's answer: its parameters are likely wrong."),
     ),
     Cause.HTTP_REFUSED: CauseInfo(
         "Refused (HTTP 4xx)",
         "The source refused the postback with a 4xx answer.",
-        _rule("url", "Read the source's answer and fix the postback URL or its parameters."),
+        _rule("postback_url", "Read the source's answer and fix the postback URL or its parameters."),
     ),
     Cause.HTTP_GONE: CauseInfo(
         "URL retired (HTTP 410)",
         "The source answered 410 Gone: the postback URL is retired; the rule is flagged.",
-        _rule("url", "Set the source's current postback URL."),
+        _rule("postback_url", "Set the source's current postback URL."),
     ),
     Cause.HTTP_RATE_LIMITED: CauseInfo(
         "Rate limited (HTTP 429)",
@@ -170,12 +177,12 @@ CAUSES: dict[Cause, CauseInfo] = {
     Cause.REDIRECT_NOT_FOLLOWED: CauseInfo(
         "Redirect not followed",
         "The source answered a redirect, and the postback does not follow redirects.",
-        _rule("url", "Point the postback at the URL it redirects to (or allow redirects for its template)."),
+        _rule("postback_url", "Point the postback at the URL it redirects to (or allow redirects for its template)."),
     ),
     Cause.REDIRECT_REFUSED: CauseInfo(
         "Redirect refused",
         "A redirect was refused: to http from https, a body to another origin, no Location, or too many.",
-        _rule("url", "Point the postback at the URL it redirects to."),
+        _rule("postback_url", "Point the postback at the URL it redirects to."),
     ),
     Cause.TIMEOUT: CauseInfo(
         "Timeout",
@@ -188,13 +195,13 @@ CAUSES: dict[Cause, CauseInfo] = {
     Cause.TLS_FAILED: CauseInfo(
         "TLS failed",
         "The TLS handshake with the source failed (a certificate or protocol problem); retried.",
-        _rule("url", "Check the postback URL's host name and scheme."),
+        _rule("postback_url", "Check the postback URL's host name and scheme."),
     ),
     Cause.NOT_HTTP: CauseInfo("Not HTTP", "The source's answer is not HTTP; retried."),
     Cause.DNS_FAILED: CauseInfo(
         "Host not found",
         "The postback URL's host name did not resolve; retried.",
-        _rule("url", "Check the host name in the postback URL."),
+        _rule("postback_url", "Check the host name in the postback URL."),
     ),
     Cause.PRIVATE_ADDRESS: CauseInfo(
         "Private address refused",
@@ -204,12 +211,12 @@ CAUSES: dict[Cause, CauseInfo] = {
     Cause.BAD_REQUEST: CauseInfo(
         "Request not sendable",
         "The request could not be sent as it is (an invalid header or URL).",
-        _rule("headers", "Fix the postback's headers or URL."),
+        _rule("postback_url", "Fix the postback's headers or URL."),
     ),
     Cause.PLUGIN_FAILED: CauseInfo(
         "A plugin failed",
         "A third-party plugin raised or answered wrongly (named in the reason).",
-        Fix("plugins", "plugin", "Fix or remove the plugin (s2s-postback plugins lists them)."),
+        Fix("plugin", "plugin", "Fix or remove the plugin (s2s-postback plugins lists them)."),
     ),
     Cause.INTERNAL_ERROR: CauseInfo(
         "Internal error (not sent)", "An error in the plugin before anything was sent; retried."
@@ -217,7 +224,7 @@ CAUSES: dict[Cause, CauseInfo] = {
     Cause.INTERNAL_ERROR_SENT: CauseInfo(
         "Internal error (maybe sent)",
         "An error in the plugin after the request may have reached the source; not retried.",
-        Fix("resend", "host", "Resend the postback once the cause is fixed."),
+        Fix("resend", "delivery", "Resend the postback once the cause is fixed."),
     ),
     Cause.MAX_AGE: CauseInfo(
         "Too old (max_age)",

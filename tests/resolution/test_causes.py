@@ -19,7 +19,7 @@ def test_every_code_has_a_label_a_meaning_and_fits_its_column():
         assert re.fullmatch(r"[a-z][a-z0-9_]*", cause.value) and len(cause.value) <= width, cause
         assert info.label and info.meaning.endswith(".") and cause.label == info.label
         if info.fix is not None:
-            assert info.fix.scope in ("rule", "source", "settings", "host", "plugin")
+            assert info.fix.scope in ("rule", "source", "settings", "host", "plugin", "delivery")
             assert info.fix.setting and info.fix.advice.endswith(".")
 
 
@@ -39,3 +39,11 @@ def test_delivery_states_are_their_stored_text():
     assert [state.value for state in DeliveryState] == ["due", "leased", "delivered", "failed", "skipped"]
     assert DeliveryState.DUE == "due" and f"{DeliveryState.FAILED}" == "failed"
     assert DeliveryState.LEASED.pending and not DeliveryState.SKIPPED.pending
+
+
+def test_fixes_name_the_settings_explain_and_the_pages_link_to():
+    from s2s_plugin.ops.explaintree import SETTINGS
+
+    for cause, info in CAUSES.items():
+        if info.fix is not None and info.fix.scope in ("rule", "source", "host", "plugin"):
+            assert info.fix.setting in SETTINGS, cause

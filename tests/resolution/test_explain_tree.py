@@ -127,7 +127,7 @@ def test_skipped_click_tree_marks_the_click_id_once_and_points_at_the_campaign_l
     assert failing[0].sentence == explanation.headline
     # The headline is said once: the postback it stopped only points at the step above.
     skipped = tree.find("delivery-1")
-    assert skipped is not None and skipped.symbol == "–" and skipped.cause == "click-id"
+    assert skipped is not None and skipped.symbol == "–" and skipped.cause == "no_click_id"
     assert skipped.summary == "not sent: the click has no usable click id"
     assert explanation.headline not in skipped.note
     fix = explanation.fix
@@ -164,7 +164,7 @@ def test_failed_postback_tree_marks_the_delivery_and_points_at_its_url(make_s2s,
     assert failed.details == (f"URL: GET {standin.url}/pb?c=X1&goal=REPLACE",)
     # A status the campaign's postback does not fire for is a choice: the conversion shows delivered.
     assert rejected.state == "delivered"
-    assert [(p.state, p.cause) for p in rejected.children] == [("delivered", None), ("skipped", "status-not-enabled")]
+    assert [(p.state, p.cause) for p in rejected.children] == [("delivered", None), ("skipped", "status_not_enabled")]
     assert sum(node.failing for node in tree.walk()) == 1
     fix = explanation.fix
     assert fix is not None

@@ -33,3 +33,23 @@ def test_stats_count_deliveries_by_state_and_age_the_oldest_due_one(make_s2s, st
     done = s2s.stats()
     assert done.by_state == {"delivered": 1, "skipped": 1}
     assert (done.queue_depth, done.due_now, done.oldest_due_age) == (0, 0, 0.0)
+
+
+def test_stats_count_deliveries_by_cause_in_each_state(make_s2s, standin):
+    from sample_host.standin import Reply
+
+    pm, s2s = make_s2s(retry_schedule=[0])
+    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    standin.script("/pb", [Reply(200, "OK"), Reply(400, "bad tag"), Reply(400, "bad tag")])
+    for n in range(3):
+        _convert(pm, f"s{n}", f"abc{n}")
+    _convert(pm, "s9", "")  # no click id: skipped
+    s2s.drain(timeout=5)
+    stats = s2s.stats()
+    assert stats.by_state == {"delivered": 1, "failed": 2, "skipped": 1}
+    assert stats.by_cause == {
+        "delivered": {"accepted": 1},
+        "failed": {"http_refused": 2},
+        "skipped": {"no_click_id": 1},
+    }
+    assert stats.failed_by_cause == {"http_refused": 2} and stats.skipped_by_cause == {"no_click_id": 1}
