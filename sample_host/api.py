@@ -326,9 +326,9 @@ async def delete_postback(request: Request, tracker: Tracker) -> Any:
 
 @endpoint
 async def sent_postbacks(request: Request, tracker: Tracker) -> Any:
-    """``GET /api/sent-postbacks?subid=&outcome=&source=&campaign=&since=&until=&limit=``: the
-    Sent postbacks log, each item with every ``PostbackAttempt`` field."""
-    filters = _log_filters(request, ("subid", "outcome", "source", "campaign"))
+    """``GET /api/sent-postbacks?subid=&outcome=&source=&campaign=&cause=&since=&until=&limit=``: the
+    Sent postbacks log, each item with every ``PostbackAttempt`` field (``cause``: a cause code)."""
+    filters = _log_filters(request, ("subid", "outcome", "source", "campaign", "cause"))
     return {"items": await run_in_threadpool(functools.partial(tracker.sent_postbacks, **filters))}
 
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import click
 
 from s2s_plugin.hooks.plugins import loading_failure
+from s2s_plugin.resolution.causes import Cause
 
 from . import DEFAULT_DATABASE_URL
 from .errors import HostError
@@ -344,6 +345,12 @@ def explain(database_url: Optional[str], subid: str, as_json: bool) -> None:
 )
 @click.option("--source", default=None, help="Only postbacks of this traffic source.")
 @click.option("--campaign", default=None, help="Only postbacks of this campaign.")
+@click.option(
+    "--cause",
+    type=click.Choice([c.value for c in Cause]),
+    default=None,
+    help="Only entries with this cause code (why skipped, failed or retried).",
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Show the last N entries.")
 def logs(
     database_url: Optional[str],
@@ -352,11 +359,14 @@ def logs(
     outcome: Optional[str],
     source: Optional[str],
     campaign: Optional[str],
+    cause: Optional[str],
     limit: int,
 ) -> None:
     """The Sent postbacks log: every attempt and every skipped postback, oldest first."""
     with open_tracker(database_url) as tracker:
-        rows = tracker.sent_postbacks(subid=subid, outcome=outcome, source=source, campaign=campaign, limit=limit)
+        rows = tracker.sent_postbacks(
+            subid=subid, outcome=outcome, source=source, campaign=campaign, cause=cause, limit=limit
+        )
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=str))

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import hookspecs
+from s2s_plugin.resolution.causes import Cause, cause_of
 
 from . import db
 from .errors import HostError
@@ -32,10 +33,16 @@ class SentFilter:
     outcome: Optional[str] = None
     since: Optional[dt.datetime] = None
     until: Optional[dt.datetime] = None
+    #: A cause code (the plugin's ``Cause`` values: ``timeout``, ``status_not_enabled``...).
+    cause: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.outcome and self.outcome not in hookspecs.OUTCOMES:
             raise HostError(f"outcome {self.outcome!r} must be one of {', '.join(hookspecs.OUTCOMES)}")
+        if self.cause and cause_of(self.cause) is None:
+            raise HostError(
+                f"cause {self.cause[:40]!r} is not a cause code: use one of {', '.join(c.value for c in Cause)}"
+            )
 
     def where(self) -> list[Any]:
         """The SQL conditions on ``sent_postbacks``."""
@@ -46,6 +53,7 @@ class SentFilter:
             ("source_id", self.source),
             ("campaign_id", self.campaign),
             ("outcome", self.outcome),
+            ("cause", self.cause),
         ):
             if value:
                 conditions.append(table.c[column] == value)

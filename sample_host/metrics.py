@@ -1,7 +1,7 @@
 """``GET /metrics``: the tracker in Prometheus' text format, behind the API token.
 
-What an operator alerts on: postbacks by outcome and source (from the Sent postbacks log), inbound
-postbacks by outcome, the plugin's queue depth and how late its oldest due delivery is, the attempt
+What an operator alerts on: postbacks by outcome and source, and by outcome and cause code (from the
+Sent postbacks log), the plugin's deliveries by state and cause, inbound postbacks by outcome, the plugin's queue depth and how late its oldest due delivery is, the attempt
 latency histogram, conversions the plugin has not taken yet, and refused inbound requests.
 """
 
@@ -56,6 +56,10 @@ class Snapshot:
     stuck_handoffs: int = 0
     # target host -> (circuit state, adaptive concurrency limit or None), from the plugin's s2s_hosts
     hosts: Mapping[str, tuple[str, Optional[int]]] = dataclasses.field(default_factory=dict)
+    # (outcome, cause code) -> Sent log entries; cause "" for entries logged without a code
+    sent_by_cause: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    # (plugin outbox state, cause code) -> deliveries
+    deliveries_by_cause: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
 
 def _escape(value: str) -> str:
@@ -90,6 +94,12 @@ def render(snapshot: Snapshot) -> str:
         [("", (("outcome", o), ("source", s)), n) for (o, s), n in sorted(snapshot.sent.items())],
     )
     family(
+        "sample_host_sent_postbacks_by_cause_total",
+        "counter",
+        "Entries of the Sent postbacks log by outcome and cause code (why: timeout, http_refused, status_not_enabled...).",
+        [("", (("outcome", o), ("cause", c)), n) for (o, c), n in sorted(snapshot.sent_by_cause.items())],
+    )
+    family(
         "sample_host_received_postbacks_total",
         "counter",
         "Inbound conversion postbacks in the Received postbacks log by outcome.",
@@ -112,6 +122,12 @@ def render(snapshot: Snapshot) -> str:
         "gauge",
         "Deliveries in the postback outbox by state.",
         [("", (("state", s),), n) for s, n in sorted(snapshot.deliveries.items())],
+    )
+    family(
+        "s2s_deliveries_by_cause",
+        "gauge",
+        "Deliveries in the postback outbox by state and cause code (why failed, skipped, retried or waiting).",
+        [("", (("state", s), ("cause", c)), n) for (s, c), n in sorted(snapshot.deliveries_by_cause.items())],
     )
     family(
         "s2s_queue_depth",
@@ -180,6 +196,12 @@ def collect(tracker: Tracker) -> Snapshot:
                 )
             )
         }
+        sent_by_cause = {
+            (outcome, cause or ""): count
+            for outcome, cause, count in conn.execute(
+                sa.select(sent_t.c.outcome, sent_t.c.cause, sa.func.count()).group_by(sent_t.c.outcome, sent_t.c.cause)
+            )
+        }
         received = dict(
             conn.execute(sa.select(received_t.c.outcome, sa.func.count()).group_by(received_t.c.outcome)).all()
         )
@@ -205,6 +227,10 @@ def collect(tracker: Tracker) -> Snapshot:
         refused=tracker.refusals.totals(),
         throttled=tracker.refusals.throttled,
         hosts={h: (status.state, status.concurrency_limit) for h, status in stats.hosts.items()},
+        sent_by_cause=sent_by_cause,
+        deliveries_by_cause={
+            (state, cause): count for state, causes in stats.by_cause.items() for cause, count in causes.items()
+        },
     )
 
 

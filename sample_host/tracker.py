@@ -670,12 +670,16 @@ class Tracker:
         since: Optional[dt.datetime] = None,
         until: Optional[dt.datetime] = None,
         limit: int = 100,
+        cause: Optional[str] = None,
     ) -> list[dict[str, Any]]:
-        """The Sent postbacks log, oldest first (the last ``limit`` entries matching the filters).
+        """The Sent postbacks log, oldest first (the last ``limit`` entries matching the filters;
+        ``cause`` is a cause code such as ``timeout``).
 
         Each entry has every ``PostbackAttempt`` field plus ``id`` and ``logged_at``.
         """
-        filters = SentFilter(subid=subid, source=source, campaign=campaign, outcome=outcome, since=since, until=until)
+        filters = SentFilter(
+            subid=subid, source=source, campaign=campaign, outcome=outcome, since=since, until=until, cause=cause
+        )
         table = db.sent_postbacks
         query = sa.select(table).where(*filters.where()).order_by(table.c.id.desc()).limit(max(1, min(limit, 10_000)))
         with self.engine.connect() as conn:

@@ -163,7 +163,7 @@ def test_a_late_result_is_logged_once_without_changing_the_delivery(make_s2s, st
     with s2s.engine.connect() as conn:
         (logged,) = conn.execute(select(t.attempts).where(t.attempts.c.delivery_id == first.id)).all()
         delivery = conn.execute(select(t.deliveries).where(t.deliveries.c.id == first.id)).one()
-    assert logged.reason == f"ok; {queue.LATE_NOTE}"
+    assert logged.reason == f"ok; {queue.LATE_NOTE}" and logged.cause == "late_result"
     assert (delivery.state, delivery.attempts, delivery.lease_token) == ("leased", 0, second.lease_token)
 
 
@@ -216,6 +216,7 @@ def test_a_result_whose_claim_was_taken_over_is_logged_and_reported_as_late(make
         reasons = sorted(conn.execute(select(t.attempts.c.reason).where(t.attempts.c.attempt > 0)).scalars().all())
         delivery = conn.execute(select(t.deliveries.c.state, t.deliveries.c.reason)).one()
     assert reasons[1] == "theirs" and reasons[0].endswith(queue.LATE_NOTE) and "HTTP 200" in reasons[0]
+    assert [a.cause for a in host.attempts if queue.LATE_NOTE in a.reason] == ["late_result"]
     assert tuple(delivery) == ("failed", "theirs")  # the late result did not change the delivery
 
 

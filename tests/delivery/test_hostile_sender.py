@@ -123,4 +123,4 @@ def test_a_request_that_cannot_be_sent_fails_at_once_and_reaches_nobody(sender, 
     with HostileSource() as source:
         result = sender.send(PostbackRequest("GET", source.url_for("hostile.example") + "/pb", headers))
         assert source.requests == []
-    assert result.outcome == "failed" and words in result.reason
+    assert result.outcome == "failed" and words in result.reason and result.cause == "bad_request"

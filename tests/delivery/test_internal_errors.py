@@ -62,8 +62,9 @@ def test_an_error_after_sending_is_recorded_once_and_not_sent_again(make_s2s, st
     assert attempt.outcome == "failed"
     assert attempt.reason.startswith("internal error: LookupError: unknown encoding: base64")
     assert "not retried" in attempt.reason and "resend" in attempt.reason
+    assert (attempt.cause, _delivery(s2s).cause) == ("internal_error_sent", "internal_error_sent")
     assert _delivery(s2s).state == "failed"
-    assert [a.outcome for a in host.attempts] == ["failed"]
+    assert [(a.outcome, a.cause) for a in host.attempts] == [("failed", "internal_error_sent")]
 
 
 def test_a_charset_that_is_no_text_encoding_costs_one_request(make_s2s, standin):
@@ -97,6 +98,7 @@ def test_an_error_before_sending_retries_on_the_schedule(make_s2s, standin, monk
     assert standin.requests == []
     assert [a.outcome for a in attempts] == ["retrying", "retrying", "failed"]
     assert all(a.reason.startswith("not sent: internal error: OperationalError: ") for a in attempts)
+    assert {a.cause for a in attempts} == {"internal_error"} and _delivery(s2s).cause == "internal_error"
     assert "database is locked" in attempts[0].reason and "gave up after 3 attempts" in attempts[-1].reason
 
 

@@ -217,6 +217,7 @@ def test_a_deferred_delivery_keeps_its_retries_and_max_age(make_s2s, standin, ho
     assert all(r.state == "due" for r in rows)
     untried = [r for r in rows if r.attempts == 0]
     assert all(r.reason.startswith("waiting: source host") for r in untried)
+    assert [r.cause for r in untried] == ["host_not_answering"] * 2
     assert all(r.next_attempt_at <= time.time() for r in untried)  # still due: they wait for the host only
 
 

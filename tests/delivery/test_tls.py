@@ -126,6 +126,7 @@ def test_plain_http_on_an_https_url_is_retried_with_the_tls_error(sender):
         assert source.requests == []
     assert result.outcome == "retry" and result.http_status is None
     assert "TLS handshake failed" in result.reason and "WRONG_VERSION_NUMBER" in result.reason.upper()
+    assert result.cause == "tls_failed"
 
 
 def test_a_handshake_reset_is_retried(sender):
@@ -148,6 +149,7 @@ def test_a_certificate_from_an_unknown_authority_is_refused(sender):
         result = sender.send(PostbackRequest("GET", f"https://pinned.example:{source.port}/pb"))
         assert source.requests == []
     assert result.outcome == "retry" and "CERTIFICATE_VERIFY_FAILED" in result.reason
+    assert result.cause == "tls_failed"
 
 
 def test_an_https_source_redirecting_to_http_is_refused(sender, ca):

@@ -335,6 +335,27 @@ def test_metrics_need_the_token_and_report_the_logs_and_the_queue(
     assert samples['sample_host_postback_attempt_duration_seconds_bucket{le="+Inf"}'] == "2"
     assert samples["sample_host_postback_attempt_duration_seconds_count"] == "2"
     assert samples["sample_host_conversions_waiting_for_plugin"] == "0"
+    # Why, by cause code: from the Sent log and from the plugin's outbox.
+    by_cause = "sample_host_sent_postbacks_by_cause_total"
+    assert samples[f'{by_cause}{{outcome="retrying",cause="http_server_error"}}'] == "1"
+    assert samples[f'{by_cause}{{outcome="skipped",cause="no_click_id"}}'] == "1"
+    assert samples[f'{by_cause}{{outcome="delivered",cause="accepted"}}'] == "1"
+    assert samples['s2s_deliveries_by_cause{state="skipped",cause="no_click_id"}'] == "1"
+    assert samples['s2s_deliveries_by_cause{state="delivered",cause="accepted"}'] == "1"
+
+
+def test_the_sent_log_filters_by_cause_code(host: Host, exo_campaign: str, standin: StandInSource) -> None:
+    standin.script("/tag.php", [(503, "busy")], default=(200, "OK"))
+    first, second = host.click("summer", external_id="a"), host.click("summer", external_id="")
+    host.postback(subid=first, payout="1")
+    host.postback(subid=second, payout="1")
+    host.tracker.s2s.drain(timeout=5)
+    (skipped,) = host.sent(cause="no_click_id")
+    assert (skipped["subid"], skipped["outcome"], skipped["cause"]) == (second, "skipped", "no_click_id")
+    assert [e["outcome"] for e in host.sent(cause="http_server_error")] == ["retrying"]
+    assert host.sent(cause="timeout") == []
+    bad = host.api.get("/api/sent-postbacks", params={"cause": "because"})
+    assert bad.status_code == 400 and "'because' is not a cause code" in bad.text and "\n" not in bad.text
 
 
 def test_metrics_text_format_escapes_labels_and_accumulates_buckets() -> None:
