@@ -24,6 +24,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from s2s_plugin.delivery.hostlimits import HostStatus, host_statuses
 from s2s_plugin.ops.stats import PENDING_STATES
 from s2s_plugin.resolution.ruleid import RuleId
+from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.storage import tables as t
 
 #: Outcomes an attempt can have, in the order a dashboard shows them.
@@ -397,7 +398,7 @@ def _latencies(conn: Connection, since: float, until: float) -> dict[Optional[st
 def _queued_query(now: float) -> Select[Any]:
     """Per rule, its deliveries still to send, those due now and the oldest due time."""
     D = t.deliveries
-    due_now = and_(D.c.state == "due", D.c.next_attempt_at <= now)
+    due_now = and_(D.c.state == DeliveryState.DUE, D.c.next_attempt_at <= now)
     return (
         select(
             D.c.rule_id,
@@ -433,7 +434,7 @@ def _oldest_due_query(now: float) -> Select[Any]:
     D = t.deliveries
     return (
         select(D.c.id, D.c.subid, D.c.rule_id, D.c.next_attempt_at, D.c.reason)
-        .where(D.c.state == "due", D.c.next_attempt_at <= now)
+        .where(D.c.state == DeliveryState.DUE, D.c.next_attempt_at <= now)
         .order_by(D.c.next_attempt_at, D.c.id)
         .limit(1)
     )

@@ -16,8 +16,10 @@ from sqlalchemy import Engine, and_, delete, select
 from hookspecs import Click, Conversion, PostbackRequest, PostbackRule, ResolveContext
 from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.errors import InputError
+from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.resolution.redact import redact, redact_body, redact_url, secret_values
 from s2s_plugin.resolution.resolve import PlannedPostback, fill_delivery_id
+from s2s_plugin.resolution.states import PENDING_STATES, RESENDABLE_STATES, DeliveryState
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.rows import epoch
 
@@ -28,9 +30,9 @@ D, A = t.deliveries, t.attempts
 TEST_DELIVERY_ID = 0
 
 RESEND_OUTCOMES = {
-    "failed": ("failed",),
-    "delivered": ("delivered",),
-    "retrying": ("due",),
+    "failed": (DeliveryState.FAILED,),
+    "delivered": (DeliveryState.DELIVERED,),
+    "retrying": (DeliveryState.DUE,),
 }
 
 Moment = Union[float, dt.datetime, str, None]
@@ -89,7 +91,7 @@ def matching_deliveries(
             raise InputError(f"outcome {outcome!r} cannot be resent: use one of {', '.join(RESEND_OUTCOMES)}")
         where.append(D.c.state.in_(RESEND_OUTCOMES[outcome]))
     else:
-        where.append(D.c.state.in_(("failed", "delivered", "due")))
+        where.append(D.c.state.in_(RESENDABLE_STATES))
     for column, value in ((D.c.source_id, source_id), (D.c.campaign_id, campaign_id), (D.c.rule_id, rule_id)):
         if value:
             where.append(column == value)
@@ -120,6 +122,7 @@ class TestSend:
     reason: str
     duration_ms: float = 0.0
     error: Optional[str] = None
+    cause: Optional[str] = None  # the reason's code (``resolution.causes.Cause``), as a delivery would store it
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -196,7 +199,7 @@ def test_send(
     # queued delivery ever has, so a de-duplicating source never mistakes it for a real one.
     planned = fill_delivery_id(planned, TEST_DELIVERY_ID)
     secrets = rule.secrets
-    if planned.state != "due":
+    if planned.state != DeliveryState.DUE:
         return TestSend(
             rule_id,
             "skipped",
@@ -206,6 +209,7 @@ def test_send(
             None,
             None,
             planned.reason or "the rule would not fire",
+            cause=planned.cause,
         )
     request = PostbackRequest(
         planned.method,
@@ -224,7 +228,15 @@ def test_send(
     url, shown_body = redact(redact_url(request.url, secrets), values) or "", redact(redact_body(body, secrets), values)
     if problem:
         return TestSend(
-            rule_id, "failed", request.method, url, shown_body, None, None, redact(problem, values) or problem
+            rule_id,
+            "failed",
+            request.method,
+            url,
+            shown_body,
+            None,
+            None,
+            redact(problem, values) or problem,
+            cause=Cause.PLUGIN_FAILED,
         )
     result = sender.send(
         request,
@@ -244,6 +256,7 @@ def test_send(
         redact(reason, values) or reason,
         result.duration_ms,
         redact(result.error, values),
+        result.cause,
     )
 
 
@@ -265,7 +278,7 @@ def prune(engine: Engine, older_than: float, *, batch: int = 5000) -> Pruned:
     if older_than <= 0:
         raise InputError("prune needs a positive age, e.g. 30d")
     cutoff = time.time() - older_than
-    pending = select(D.c.id).where(D.c.state.in_(("due", "leased")))
+    pending = select(D.c.id).where(D.c.state.in_(PENDING_STATES))
     removed = 0
     while True:
         with engine.begin() as conn:

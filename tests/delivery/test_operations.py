@@ -123,7 +123,7 @@ def test_test_send_uses_sample_values_and_reports_the_answer(make_s2s, standin, 
         secrets=["k"],
     )
     result = s2s.test_send("source:exo", payout="4.20", external_id="abc", params={"sub_id_1": "zone9"})
-    assert result.outcome == "delivered" and result.http_status == 200
+    assert result.outcome == "delivered" and result.http_status == 200 and result.cause == "accepted"
     assert standin.requests[0].params == {"c": "abc", "p": "4.2", "z": "zone9", "k": "K1"}
     assert "K1" not in result.url and "[REDACTED]" in result.url
     assert host.attempts == []  # not queued, not logged
@@ -131,6 +131,7 @@ def test_test_send_uses_sample_values_and_reports_the_answer(make_s2s, standin, 
         assert conn.execute(select(func.count()).select_from(t.deliveries)).scalar() == 0
     again = s2s.test_send("source:exo")
     assert again.outcome == "retry" and again.http_status == 500 and "500" in again.reason
+    assert again.cause == "http_server_error"
 
 
 def test_test_send_command(make_s2s, standin):
