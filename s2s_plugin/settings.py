@@ -26,7 +26,8 @@ class DeliverySettings:
     timeout: float = 15.0
     max_concurrency: int = 64
     #: The most attempts in flight to one host: the cap of its adaptive limit, which starts at
-    #: ``min(8, cap)`` and grows while the host answers quickly (see ``hostlimits``).
+    #: ``min(4, cap)`` and grows while more attempts raise the host's throughput without raising
+    #: its answer times (see ``hostlimits``).
     per_host_concurrency: int = 64
     allow_private_targets: bool = False
     retry_after_cap: float = 3600.0

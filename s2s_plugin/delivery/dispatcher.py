@@ -7,8 +7,11 @@ How work moves:
 
 - The loop claims due deliveries in batches (leases with fencing tokens, see ``queue``), keeping
   up to twice ``max_concurrency`` claimed so a sender never waits for the database.
-- Each attempt runs on a pool thread with its own pooled sync ``httpx.Client`` (``sender``);
-  a thread finishing an attempt starts the next claimed delivery itself.
+- Each attempt runs on a pool thread with its own httpcore connection pool (``sender``); a
+  thread finishing an attempt sends the next claimed delivery the limits allow itself, so
+  threads are started only while the attempts in flight (the sum of the hosts' adaptive limits,
+  at most ``max_concurrency``) outnumber them: against a source that answers at once, one to
+  three, not ``max_concurrency`` threads taking turns at the GIL.
 - Results are written by the loop in batches (one transaction for many attempts), then reported
   to ``on_postback_sent``, then marked reported: a crash in between reports them later.
 - Limits: ``max_concurrency`` attempts in flight; per target host an adaptive limit capped by

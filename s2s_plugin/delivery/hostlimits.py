@@ -1,10 +1,19 @@
 """Per-host limits: how many attempts a target host gets at once, and whether it gets any.
 
-- ``ConcurrencyLimit``: an AIMD limit per host. It starts modestly, grows by one per quick answer
-  while work waits for the host (doubling per round trip, like TCP's slow start, until the first
-  cut; then by one per round trip; an answer four times slower than the host's usual, the source
-  queueing our requests, does not grow it), and halves on a timeout, a connection error, 429 or 503, at
-  most once per round trip. ``per_host_concurrency`` caps it.
+- ``ConcurrencyLimit``: a latency-aware limit per host, in the style of TCP Vegas (and Netflix's
+  concurrency-limits). While work waits for the host, it judges the host's answers in rounds (a
+  limit's worth, at least 16) by their lower quartile, against the host's *no-load* time (the
+  lowest round time of the last 10-20 s). ``limit x (1 - no_load / round time)`` is how many of
+  the attempts in flight only waited (in the source's queue, or for our own CPU) instead of
+  adding throughput. While that is under ``alpha`` (one attempt for small limits, ``2 log10
+  limit`` for large ones), one more attempt would add throughput: the limit grows, doubling per
+  round until the first sign of queueing (slow start), then by one per round. Past twice
+  ``alpha`` it shrinks towards what the host could use, at most by half per round. After four
+  rounds of holding, one round at half the limit checks the no-load time (where our own CPU is
+  what attempts wait for, fewer attempts answer sooner). So a source answering in 50 ms gets 64
+  attempts at once, and one answering at once (where more attempts only cost GIL hand-offs) one
+  to three. A timeout, a connection error, 429 or 503 still halves it, at most once per round
+  trip. It starts at 4; ``per_host_concurrency`` caps it.
 - A circuit breaker per host: after ``circuit_failures`` failed attempts in a row (no connection,
   no answer in time, 5xx, 429) the host is *open*: its deliveries wait, spending neither attempts
   nor slots, and after a cool-down one *probe* is sent. An answer closes it, and the deliveries
@@ -19,6 +28,7 @@ read, and the changes it has yet to write.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -38,10 +48,15 @@ CLOSED, OPEN, PROBING = "closed", "open", "probing"
 ANSWERED, OVERLOADED, FAILING, NEUTRAL = "answered", "overloaded", "failing", "neutral"
 
 #: The adaptive limit of a host never seen before (or the cap, when that is lower).
-START_LIMIT = 8
-#: An answer slower than this many times the host's usual time (plus a margin for a busy machine's
-#: scheduling, which delays answers without the source being any slower) does not grow the limit.
-_SLOW_FACTOR, _SLOW_MARGIN_MS = 4.0, 50.0
+START_LIMIT = 4
+#: A round of the limit is this many answers at least (else a limit's worth).
+_ROUND_ANSWERS = 16
+#: The no-load time is the lowest round time of the current and the previous window of this many
+#: seconds: it follows a source that became slower for good within two windows.
+_NO_LOAD_WINDOW = 10.0
+#: After this many rounds that neither grew nor shrank the limit, a round at half of it checks
+#: the no-load time.
+_PROBE_AFTER = 4
 #: The limits are written to ``s2s_hosts`` at most this often per host (for stats and metrics).
 _WRITE_LIMIT_EVERY = 1.0
 
@@ -90,34 +105,120 @@ def not_answering(host: str, opened_at: Optional[float], next_probe_at: Optional
     )
 
 
-class ConcurrencyLimit:
-    """Additive increase, multiplicative decrease of one host's attempts in flight."""
+def _alpha(limit: int) -> float:
+    """How many of ``limit`` attempts may only wait, and the limit still grow (see ``ConcurrencyLimit``)."""
+    return max(1.0, 2.0 * math.log10(limit))
 
-    __slots__ = ("cap", "cut_at", "starting", "usual_ms", "value")
+
+class ConcurrencyLimit:
+    """One host's attempts in flight: grows while more of them raise throughput without raising
+    answer times, shrinks when answer times rise above the host's no-load time, halves on overload.
+
+    :param cap: the most it ever allows (``per_host_concurrency``).
+    :param start: where it starts (``START_LIMIT``, or the cap when lower).
+    """
+
+    __slots__ = (
+        "_base_at",
+        "_base_before",
+        "_base_now",
+        "_holds",
+        "_probe_from",
+        "_round",
+        "_saturated",
+        "_warm",
+        "cap",
+        "cut_at",
+        "starting",
+        "value",
+    )
 
     def __init__(self, cap: int, start: int = START_LIMIT) -> None:
         self.cap = cap
         self.value = float(max(1, min(start, cap)))
-        self.starting = True  # slow start: +1 per quick answer until the first cut
-        self.usual_ms: Optional[float] = None
+        self.starting = True  # slow start: doubling per round until the first sign of queueing
         self.cut_at = 0.0
+        # The no-load time: the lowest round time (see _end_round) of this window and the last.
+        self._base_now = self._base_before = math.inf
+        self._base_at: Optional[float] = None  # when this window began (monotonic seconds)
+        self._round: list[float] = []
+        self._saturated = True  # every answer of this round came while work waited at the limit
+        self._warm = False  # a round was seen (the first is not judged)
+        self._holds = 0  # rounds in a row that neither grew nor shrank the limit
+        self._probe_from: Optional[float] = None  # the limit to return to after a probe round
 
     @property
     def current(self) -> int:
         """Attempts the host may have in flight now."""
         return max(1, int(self.value))
 
-    def answered(self, duration_ms: float, saturated: bool) -> None:
-        """An answer in ``duration_ms``; ``saturated``: the host was at its limit with work waiting."""
-        usual = self.usual_ms
-        if usual is None or duration_ms < usual:
-            self.usual_ms = usual = duration_ms
-        else:
-            self.usual_ms = usual + (duration_ms - usual) * 0.01  # follows a host that slows for good
-        if not saturated or duration_ms > _SLOW_FACTOR * usual + _SLOW_MARGIN_MS:
-            return  # nothing waits, or the source is queueing our requests: more would not help
-        step = 1.0 if self.starting else 1.0 / self.value
-        self.value = min(float(self.cap), self.value + step)
+    @property
+    def no_load_ms(self) -> Optional[float]:
+        """The host's answer time without queueing (None before it is known)."""
+        quickest = min(self._base_now, self._base_before)
+        return None if quickest == math.inf else quickest
+
+    def answered(self, duration_ms: float, saturated: bool, now: Optional[float] = None) -> None:
+        """An answer in ``duration_ms``; ``saturated``: the host was at its limit with work waiting.
+
+        :param now: ``time.monotonic()`` (tests pass their own).
+        """
+        self._round.append(duration_ms)
+        self._saturated = self._saturated and saturated
+        if len(self._round) >= max(_ROUND_ANSWERS, self.current):
+            self._end_round(time.monotonic() if now is None else now)
+
+    def _end_round(self, now: float) -> None:
+        times, saturated = sorted(self._round), self._saturated
+        self._round, self._saturated = [], True
+        if not self._warm:
+            # The first round's answers waited for new connections and threads: not judged.
+            self._warm = True
+            return
+        # The round's time is its lower quartile: a source whose answers merely vary (a slow one
+        # now and then) keeps it steady; queueing, at the source or for our own CPU, raises it.
+        typical = times[len(times) // 4]
+        rotated = self._note_round_time(typical, now)
+        if self._probe_from is not None:
+            self.value, self._probe_from = self._probe_from, None  # the probe round only measured
+            return
+        no_load = self.no_load_ms
+        if not saturated or no_load is None or typical <= 0:
+            return  # the limit was not what held the host back: this round says nothing about it
+        limit = self.current
+        # Little's law: at this limit the host completes limit / typical answers per ms; without
+        # queueing it would be limit / no_load. The difference, in attempts, only waited.
+        waiting = limit * max(0.0, 1.0 - no_load / typical)
+        alpha = _alpha(limit)
+        if waiting < alpha:
+            grown = 2.0 * self.value if self.starting else self.value + 1.0
+            self.value = min(float(self.cap), grown)
+            self._holds = 0
+            return
+        self.starting = False
+        if waiting > 2 * alpha:
+            # Down to what the host could use, keeping alpha's headroom; at most by half.
+            self.value = max(1.0, self.value / 2, limit - waiting + alpha)
+            self._holds = 0
+            return
+        self._holds += 1
+        if (self._holds >= _PROBE_AFTER or rotated) and limit > 1:
+            # Holding: is the no-load time still right? One round at half the limit tells: where
+            # our own CPU is what the attempts wait for, its time is lower, and so the limit.
+            self._probe_from, self._holds = self.value, 0
+            self.value = max(1.0, self.value / 2)
+
+    def _note_round_time(self, typical: float, now: float) -> bool:
+        """Take a round's time into the no-load time; True when a new window began."""
+        rotated = False
+        if self._base_at is None:
+            self._base_at = now
+        elif now - self._base_at >= _NO_LOAD_WINDOW:
+            # A window older than two is forgotten too (nothing was sent to the host meanwhile).
+            self._base_before = self._base_now if now - self._base_at < 2 * _NO_LOAD_WINDOW else math.inf
+            self._base_now, self._base_at, rotated = math.inf, now, True
+        self._base_now = min(self._base_now, typical)
+        return rotated
 
     def overloaded(self, started_at: float) -> None:
         """A timeout, connection error, 429 or 503 of an attempt started at ``started_at`` (epoch)."""
@@ -126,6 +227,8 @@ class ConcurrencyLimit:
         self.value = max(1.0, self.value / 2)
         self.starting = False
         self.cut_at = time.time()
+        self._probe_from = None
+        self._round, self._saturated = [], True  # the answers before the cut were at another limit
 
 
 @dataclasses.dataclass
@@ -151,7 +254,7 @@ class HostBoard:
     def _host(self, host: str) -> _Host:
         entry = self._hosts.get(host)
         if entry is None:
-            entry = self._hosts[host] = _Host(ConcurrencyLimit(self.settings.per_host_concurrency))
+            entry = self._hosts[host] = _Host(ConcurrencyLimit(self.settings.per_host_concurrency, START_LIMIT))
         return entry
 
     def limit(self, host: str) -> int:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import event, func, select
 
+from s2s_plugin.delivery import hostlimits
 from s2s_plugin.storage import queue
 from s2s_plugin.storage import tables as t
 from sample_host.standin import Reply
@@ -32,6 +33,12 @@ ANSWER_DELAY = 0.4
 FAULT = 2.5
 #: Every delivery in flight at once, so all of them are waiting for their answer when the fault starts.
 SETTINGS = {"lease_seconds": LEASE, "poll_interval": 0.1, "max_concurrency": COUNT, "per_host_concurrency": COUNT}
+
+
+@pytest.fixture(autouse=True)
+def _all_at_once(monkeypatch):
+    """The adaptive per-host limit starts at the cap, not at a few, so every delivery is in flight at once."""
+    monkeypatch.setattr(hostlimits, "START_LIMIT", COUNT)
 
 
 def _queue(pm, s2s, base_url: str) -> None:

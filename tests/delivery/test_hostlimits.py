@@ -1,0 +1,94 @@
+"""The latency-aware per-host limit, fed answer times directly (no network, no clock)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from s2s_plugin.delivery.hostlimits import ConcurrencyLimit
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+
+def _rounds(
+    limit: ConcurrencyLimit, rounds: int, answer_ms: Callable[[int], float], clock: _Clock, saturated: bool = True
+) -> list[int]:
+    """Feed ``rounds`` rounds of answers taking ``answer_ms(limit in force)``; the limit after each."""
+    seen = []
+    for _ in range(rounds):
+        in_force = limit.current
+        for _ in range(max(16, in_force)):
+            limit.answered(answer_ms(in_force), saturated=saturated, now=clock.now)
+            clock.now += answer_ms(in_force) / 1000 / in_force
+        seen.append(limit.current)
+    return seen
+
+
+def test_grows_by_doubling_while_answers_stay_at_their_no_load_time_up_to_the_cap():
+    limit, clock = ConcurrencyLimit(cap=64, start=8), _Clock()
+    # A source answering in 50 ms whatever the concurrency: the first round only measures, then
+    # every round doubles the limit, up to the cap.
+    assert _rounds(limit, 5, lambda _: 50.0, clock) == [8, 16, 32, 64, 64]
+
+
+def test_does_not_grow_while_nothing_waits_for_the_host():
+    limit, clock = ConcurrencyLimit(cap=64, start=4), _Clock()
+    assert _rounds(limit, 5, lambda _: 50.0, clock, saturated=False) == [4] * 5
+
+
+def test_a_source_that_answers_at_once_keeps_a_low_limit():
+    # Our own CPU is the bottleneck: each attempt added waits for the others' turns, so answer
+    # times grow with the attempts in flight (an answer now and then waits for no one) and more
+    # attempts add no throughput. From 8 the limit comes down to a few and stays there (a round
+    # at half of it now and then checks the no-load time).
+    rng = random.Random(7)
+    limit, clock = ConcurrencyLimit(cap=64, start=8), _Clock()
+    seen = _rounds(limit, 200, lambda in_flight: 0.4 * (1 + (in_flight - 1) * rng.random() * 2), clock)
+    assert seen[0] == 8 and set(seen[-150:]) <= {1, 2, 3, 4}, seen
+    assert sum(seen[-150:]) / 150 < 3.5
+
+
+def test_a_source_that_queues_past_its_capacity_settles_near_it():
+    # Answers in 50 ms up to 40 at once; beyond, the source queues: 50 ms x in_flight / 40.
+    limit, clock = ConcurrencyLimit(cap=128, start=8), _Clock()
+    seen = _rounds(limit, 40, lambda in_flight: 50.0 * max(1.0, in_flight / 40), clock)
+    settled = seen[-18:]
+    assert max(settled) <= 48, seen
+    # One round in five probes at half the limit whether the no-load time still holds.
+    assert sum(value >= 36 for value in settled) >= len(settled) - 4, seen
+
+
+def test_shrinks_when_the_source_slows_and_follows_it_once_slower_for_good():
+    limit, clock = ConcurrencyLimit(cap=64, start=8), _Clock()
+    _rounds(limit, 5, lambda _: 50.0, clock)
+    assert limit.current == 64
+    # The source now answers in 200 ms: 3 of every 4 attempts in flight only wait. Halved.
+    _rounds(limit, 1, lambda _: 200.0, clock)
+    assert limit.current == 32
+    assert _rounds(limit, 2, lambda _: 200.0, clock)[-1] < 32
+    # Two windows of the no-load time later, 200 ms is the host's no-load time: it grows again.
+    clock.now += 25.0
+    _rounds(limit, 2, lambda _: 200.0, clock)
+    low = limit.current
+    assert limit.no_load_ms == 200.0
+    assert _rounds(limit, 10, lambda _: 200.0, clock)[-1] > low
+
+
+def test_halves_once_per_round_trip_on_overload_then_grows_by_one_per_round():
+    limit, clock = ConcurrencyLimit(cap=64, start=32), _Clock()
+    before = time.time() - 1
+    limit.overloaded(started_at=time.time())
+    assert limit.current == 16
+    limit.overloaded(started_at=before)  # sent before the cut: the cut already counted that trip
+    assert limit.current == 16
+    limit.overloaded(started_at=time.time() + 0.001)
+    assert limit.current == 8
+    # After a cut no more doubling: one more per round while answers stay quick.
+    assert _rounds(limit, 4, lambda _: 10.0, clock) == [8, 9, 10, 11]
+    for _ in range(100):
+        limit.overloaded(started_at=time.time() + 1)
+    assert limit.current == 1
