@@ -25,7 +25,8 @@ RECEIVED_OUTCOMES = ("accepted", "ignored", "rejected", "error")
 
 @dataclasses.dataclass(frozen=True)
 class SentFilter:
-    """Filters of the Sent postbacks log; None means any."""
+    """Filters of the Sent postbacks log; None means any. ``cause`` is one of the plugin's cause
+    codes (``no_click_id``, ``http_refused``...)."""
 
     subid: Optional[str] = None
     source: Optional[str] = None
@@ -62,6 +63,44 @@ class SentFilter:
         if self.until:
             conditions.append(table.c.logged_at < self.until)
         return conditions
+
+
+@dataclasses.dataclass(frozen=True)
+class CauseCount:
+    """How many Sent log entries have one cause; ``rule_id`` and ``campaign_id`` when they all
+    share one (then the setting that fixes the cause can be linked), else None."""
+
+    cause: str
+    count: int
+    rule_id: Optional[str]
+    campaign_id: Optional[str]
+
+
+def cause_counts(engine: Engine, filters: SentFilter) -> list[CauseCount]:
+    """The causes of the Sent log entries ``filters`` select, most frequent first (entries logged
+    without a cause are left out)."""
+    table = db.sent_postbacks
+    query = (
+        sa.select(
+            table.c.cause,
+            sa.func.count(),
+            sa.func.min(table.c.rule_id),
+            sa.func.max(table.c.rule_id),
+            sa.func.min(table.c.campaign_id),
+            sa.func.max(table.c.campaign_id),
+        )
+        .where(*filters.where(), table.c.cause.is_not(None))
+        .group_by(table.c.cause)
+        .order_by(sa.func.count().desc(), table.c.cause)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        CauseCount(
+            cause, count, low_rule if low_rule == high_rule else None, low_camp if low_camp == high_camp else None
+        )
+        for cause, count, low_rule, high_rule, low_camp, high_camp in rows
+    ]
 
 
 @dataclasses.dataclass(frozen=True)

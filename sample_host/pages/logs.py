@@ -3,6 +3,7 @@ postbacks (every inbound postback, accepted or refused, with the reason)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -11,9 +12,12 @@ from starlette.responses import Response, StreamingResponse
 
 import hookspecs
 from s2s_plugin.delivery.hostlimits import host_statuses
+from s2s_plugin.resolution.causes import Cause
+from s2s_plugin.resolution.ruleid import RuleId
 
+from ..dashboard import cause_view
 from ..errors import HostError
-from ..logs import RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, parse_time
+from ..logs import RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, cause_counts, parse_time
 from ..security import safe_next
 from ..sentcsv import export_lines
 from .common import admin, call, form_values, int_param, tracker_of
@@ -30,7 +34,7 @@ def _filter_values(request: Request, names: tuple[str, ...]) -> dict[str, str]:
 
 
 #: The Sent log's filters, as query parameters (the page's form, its pager and its CSV link).
-SENT_FILTERS = ("subid", "source", "campaign", "outcome", "since", "until")
+SENT_FILTERS = ("subid", "source", "campaign", "outcome", "cause", "since", "until")
 
 
 def _sent_filter(values: dict[str, str]) -> SentFilter:
@@ -42,7 +46,23 @@ def _sent_filter(values: dict[str, str]) -> SentFilter:
         outcome=values["outcome"] or None,
         since=parse_time(values["since"], "since"),
         until=parse_time(values["until"], "until"),
+        cause=values["cause"] or None,
     )
+
+
+def _causes(tracker: Any, filters: SentFilter, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The causes of what the other filters select (each a link that filters by it), and each
+    row's cause with the link to the setting that fixes it."""
+    counts = cause_counts(tracker.engine, dataclasses.replace(filters, cause=None))
+    groups = [
+        cause_view(c.cause, c.count, RuleId.parse(c.rule_id) if c.rule_id else None, c.campaign_id) for c in counts
+    ]
+    per_row = {
+        row["id"]: cause_view(row["cause"], 1, RuleId.parse(row["rule_id"]), row.get("campaign_id"))
+        for row in rows
+        if row.get("cause")
+    }
+    return {"cause_groups": groups, "row_causes": per_row}
 
 
 @admin
@@ -59,9 +79,10 @@ async def sent(request: Request) -> Response:
             after=int_param(request, "after"),
             limit=PER_PAGE,
         )
+        causes = await call(_causes, tracker, filters, result.rows)
         error = None
     except HostError as exc:
-        result, error = None, str(exc)
+        result, error, causes = None, str(exc), {"cause_groups": [], "row_causes": {}}
     choices = await call(_choices, request)
     return page(
         request,
@@ -74,6 +95,7 @@ async def sent(request: Request) -> Response:
         error=error,
         outcomes=hookspecs.OUTCOMES,
         resendable=RESENDABLE,
+        **causes,
         **choices,
     )
 
@@ -94,6 +116,7 @@ async def sent_csv(request: Request) -> Response:
 def _choices(request: Request) -> dict[str, Any]:
     tracker = tracker_of(request)
     return {
+        "cause_choices": sorted(((cause.value, cause.label) for cause in Cause), key=lambda pair: pair[1]),
         "source_ids": [s.source_id for s in tracker.sources()],
         "campaign_aliases": [c["alias"] for c in tracker.campaigns()],
         # Source hosts whose postbacks wait for a probe (the plugin's circuit breaker).

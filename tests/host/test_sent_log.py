@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 
 import pytest
 
@@ -96,3 +97,26 @@ def test_each_row_shows_its_request_and_answer_inline(host: Host, admin: Admin, 
     assert "&amp;key=[REDACTED]" in delivered and SECRET not in delivered
     skipped = admin.get("/sent", params={"outcome": "skipped"}).text
     assert "Not sent: nothing went out." in skipped
+
+
+def test_the_log_groups_and_filters_by_cause_with_links_to_the_fixing_setting(
+    host: Host, admin: Admin, logged: dict[str, str]
+) -> None:
+    page = admin.get("/sent").text
+    # Every cause of the log, most frequent first, each a link that filters by it.
+    groups = re.findall(r'<li data-cause="([a-z_]+)"', page)
+    assert groups == ["http_refused", "accepted", "no_click_id"]
+    assert 'href="/sent?cause=http_refused"' in page
+    refused = admin.get("/sent", params={"cause": "http_refused"}).text
+    assert refused.count('<details class="exchange">') == 2 and "/partner?c=" in refused
+    assert "source:ts" not in refused.split("<tbody>")[1]
+    # The fix of a cause links to the setting: the refused postback's URL, the campaign's link.
+    number = host.tracker.postbacks("dating")[0].id.split(":")[1]
+    assert f'href="/postbacks/{number}/edit#rule-url" class="fix"' in refused
+    no_click_id = admin.get("/sent", params={"cause": "no_click_id"}).text
+    assert 'href="/campaigns/dating#campaign-link" class="fix"' in no_click_id
+    # The same filter for the export; an unknown cause is a one-line 400.
+    rows = _csv(admin.get("/sent.csv", params={"cause": "no_click_id"}).text)
+    assert [(r["subid"], r["cause"], r["outcome"]) for r in rows] == [(logged["skipped"], "no_click_id", "skipped")]
+    bad = admin.get("/sent", params={"cause": "gremlins"})
+    assert bad.status_code == 400 and "cause 'gremlins' is not a cause code" in html.unescape(bad.text)
