@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from hookspecs import Click, Conversion
 from s2s_plugin.ops.explaintree import Node, mark_failing, render_lines, roll_up
+from sample_host.standin import Reply
 
 
 def _click(pm, subid: str, external_id: str | None = "X1") -> None:
@@ -179,3 +180,32 @@ def test_unknown_click_is_a_tree_of_one_failing_node(make_s2s) -> None:
     explanation = s2s.explain("ghost")
     assert explanation.tree is not None and explanation.tree.failing and explanation.tree.children == ()
     assert explanation.fix is not None and explanation.fix.setting == "click"
+
+
+def test_a_postback_waiting_for_a_host_that_is_not_answering_shows_as_paused(make_s2s, standin) -> None:
+    standin.set_default(Reply(503, "down"))
+    pm, s2s = make_s2s(
+        max_concurrency=1,
+        per_host_concurrency=1,
+        retry_schedule=[0, 600],
+        circuit_failures=1,
+        circuit_cooldown=60,
+        circuit_max_cooldown=60,
+    )
+    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    for n in range(2):
+        _click(pm, f"s{n}", f"X{n}")
+        _convert(pm, f"s{n}", "sale", tid=f"T{n}")
+    s2s.drain(timeout=1)
+    assert standin.count == 1  # the first answer opened the host's circuit; the other postback waits
+    # Both wait for the host: the one it refused keeps its own retry, the other spent no attempt.
+    for subid in ("s0", "s1"):
+        explanation = s2s.explain(subid)
+        node = explanation.failing
+        assert node is not None and node.kind == "postback" and node.state == "paused"
+        assert node.symbol == "⏸" and node.state_label == "host paused"
+        assert node.summary.startswith("waiting: source host ") and node.summary.endswith(" is not answering")
+        assert node.cause == ("host_not_answering" if not node.children else "http_server_error")
+        assert explanation.tree is not None and explanation.tree.state == "paused"
+        fix = explanation.fix
+        assert fix is not None and (fix.setting, fix.source_id, fix.delivery_id) == ("host", "exo", node.delivery_id)
