@@ -344,7 +344,9 @@ def test_metrics_need_the_token_and_report_the_logs_and_the_queue(
     assert samples['s2s_deliveries_by_cause{state="delivered",cause="accepted"}'] == "1"
 
 
-def test_the_sent_log_filters_by_cause_code(host: Host, exo_campaign: str, standin: StandInSource) -> None:
+def test_the_sent_log_filters_by_cause_code(
+    host: Host, admin: Admin, exo_campaign: str, standin: StandInSource
+) -> None:
     standin.script("/tag.php", [(503, "busy")], default=(200, "OK"))
     first, second = host.click("summer", external_id="a"), host.click("summer", external_id="")
     host.postback(subid=first, payout="1")
@@ -356,6 +358,11 @@ def test_the_sent_log_filters_by_cause_code(host: Host, exo_campaign: str, stand
     assert host.sent(cause="timeout") == []
     bad = host.api.get("/api/sent-postbacks", params={"cause": "because"})
     assert bad.status_code == 400 and "'because' is not a cause code" in bad.text and "\n" not in bad.text
+    # The page: a cause select (by label), the same filter, the same one-line 400.
+    page = admin.get("/sent", params={"cause": "no_click_id"})
+    assert page.status_code == 200 and '<option value="no_click_id" selected>No click id</option>' in page.text
+    assert second in page.text and first not in page.text
+    assert admin.get("/sent", params={"cause": "because"}).status_code == 400
 
 
 def test_metrics_text_format_escapes_labels_and_accumulates_buckets() -> None:
