@@ -129,10 +129,12 @@ SCENARIOS = [
 ]
 
 
-def _run(scenario: Scenario, make_s2s, standin, host, base_url: Optional[str] = None) -> tuple[Any, list[Any], Any]:
+def _run(
+    scenario: Scenario, make_s2s, standin, host, base_url: Optional[str] = None, database_url: Optional[str] = None
+) -> tuple[Any, list[Any], Any]:
     """Set the scenario up, deliver, and return the delivery row, its attempt rows, the last report."""
     settings = {"retry_schedule": [0], **scenario.settings}
-    pm, s2s = make_s2s(**settings)
+    pm, s2s = make_s2s(database_url, **settings)
     if scenario.plugin is not None:
         pm.register(scenario.plugin(), name="third-party")
     if scenario.answer is not None:
@@ -178,6 +180,14 @@ def test_each_cause_is_stored_with_its_sentence_and_reported(scenario, make_s2s,
     assert (last.outcome, last.cause) == (scenario.outcome, scenario.cause), last.reason
     assert reported is not None and (reported.outcome, reported.cause) == (scenario.outcome, scenario.cause.value)
     assert reported.reason == last.reason
+
+
+@pytest.mark.parametrize("cause", [Cause.NO_CLICK_ID, Cause.HTTP_RATE_LIMITED, Cause.PLUGIN_FAILED], ids=str)
+def test_codes_are_stored_and_reported_on_postgresql(cause, make_s2s, standin, host, fresh_pg_url):
+    (scenario,) = [s for s in SCENARIOS if s.cause is cause]
+    delivery, attempts, reported = _run(scenario, make_s2s, standin, host, database_url=fresh_pg_url)
+    assert (delivery.state, delivery.cause, attempts[-1].cause) == (scenario.state, cause, cause)
+    assert reported.cause == cause.value
 
 
 def test_a_source_that_is_not_listening_is_a_connection_failure(make_s2s, standin, host):
