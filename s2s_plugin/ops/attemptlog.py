@@ -18,8 +18,10 @@ def recent_attempts(
     outcome: Optional[str] = None,
     source_id: Optional[str] = None,
     limit: int = 100,
+    cause: Optional[str] = None,
 ) -> list[PostbackAttempt]:
-    """The newest ``limit`` attempts matching every given filter, newest first."""
+    """The newest ``limit`` attempts matching every given filter (``cause``: a cause code such as
+    ``timeout``), newest first."""
     A, D = t.attempts, t.deliveries
     query = (
         select(A.c.id, D.c.id).select_from(A.join(D, D.c.id == A.c.delivery_id)).order_by(A.c.id.desc()).limit(limit)
@@ -30,6 +32,8 @@ def recent_attempts(
         query = query.where(A.c.outcome == outcome)
     if source_id:
         query = query.where(D.c.source_id == source_id)
+    if cause:
+        query = query.where(A.c.cause == cause)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
         attempts = {r.id: r for r in conn.execute(select(A).where(A.c.id.in_([r[0] for r in rows])))}

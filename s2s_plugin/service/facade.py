@@ -317,9 +317,11 @@ class PostbackService:
         outcome: Optional[str] = None,
         source_id: Optional[str] = None,
         limit: int = 100,
+        cause: Optional[str] = None,
     ) -> list[PostbackAttempt]:
-        """The plugin's own attempt log, newest first."""
-        return self.inspection.attempts(subid, outcome, source_id, limit)
+        """The plugin's own attempt log, newest first; ``cause`` keeps the attempts with that cause
+        code (``timeout``, ``http_refused``...: ``resolution.causes.Cause``)."""
+        return self.inspection.attempts(subid, outcome, source_id, limit, cause)
 
     def explain(self, subid: str) -> Explanation:
         """Why each postback for this click was sent, retried, skipped or failed: failing step first."""

@@ -33,9 +33,12 @@ class Inspection:
         outcome: Optional[str] = None,
         source_id: Optional[str] = None,
         limit: int = 100,
+        cause: Optional[str] = None,
     ) -> list[PostbackAttempt]:
         """The plugin's own attempt log, newest first."""
-        return recent_attempts(self._engine, subid=subid, outcome=outcome, source_id=source_id, limit=limit)
+        return recent_attempts(
+            self._engine, subid=subid, outcome=outcome, source_id=source_id, limit=limit, cause=cause
+        )
 
     def explain(self, subid: str) -> Explanation:
         """Why each postback for this click was sent, retried, skipped or failed: failing step first."""

@@ -53,3 +53,8 @@ def test_stats_count_deliveries_by_cause_in_each_state(make_s2s, standin):
         "skipped": {"no_click_id": 1},
     }
     assert stats.failed_by_cause == {"http_refused": 2} and stats.skipped_by_cause == {"no_click_id": 1}
+    # The attempt log filters by the same codes.
+    refused = s2s.attempts(cause="http_refused")
+    assert len(refused) == 2 and {a.cause for a in refused} == {"http_refused"}
+    assert {a.http_status for a in refused} == {400}
+    assert [a.subid for a in s2s.attempts(cause="no_click_id")] == ["s9"]
