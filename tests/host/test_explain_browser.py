@@ -122,3 +122,20 @@ def test_a_failed_postback_is_marked_once_and_its_fix_opens_the_postback_to_edit
     page.locator("#verdict button:has-text('Resend')").click()
     expect(page.locator(".flash")).to_contain_text(f"Delivery #{failing.delivery_id} is due again")
     expect(page).to_have_url(f"{host.base_url}/explain?subid={failed}")
+
+
+def test_the_json_api_gives_the_same_tree_and_fix(host: Host, two_clicks: tuple[str, str]) -> None:
+    skipped, failed = two_clicks
+    for subid in two_clicks:
+        answer = host.api.get(f"/api/explain/{subid}")
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["tree"] == host.tracker.explain(subid).tree.to_dict()  # type: ignore[union-attr]
+        failing = [n for n in _walk(body["tree"]) if n["failing"]]
+        assert len(failing) == 1 and failing[0]["sentence"] == body["headline"]
+    assert host.api.get(f"/api/explain/{skipped}").json()["fix"]["setting"] == "campaign_link"
+    assert host.api.get(f"/api/explain/{failed}").json()["fix"]["setting"] == "postback_url"
+
+
+def _walk(node: dict) -> list[dict]:
+    return [node, *(found for child in node["children"] for found in _walk(child))]
