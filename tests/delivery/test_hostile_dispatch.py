@@ -72,7 +72,9 @@ def test_every_hostile_answer_is_recorded_and_nothing_is_sent_unseen(make_s2s, h
         )
         unseen += received[case.name] - len(made) * case.hops
         assert [a.outcome for a in made] == RECORDED[case.outcome], (case.name, [a.reason for a in made])
-        assert all(case.reason in a.reason and a.http_status == case.http_status for a in made), (
+        assert all(
+            case.reason in a.reason and a.http_status == case.http_status and a.cause == case.cause for a in made
+        ), (
             case.name,
             [a.reason for a in made],
         )

@@ -45,7 +45,7 @@ def test_a_hostile_answer_ends_as_an_outcome_with_a_reason(sender, source, case)
     )
     print(f"{case.name}: {result.outcome} ({result.http_status}): {result.reason}")
     assert (result.outcome, result.http_status) == (case.outcome, case.http_status), result.reason
-    assert case.reason in result.reason
+    assert case.reason in result.reason and result.cause == case.cause
     assert source.count(path) - before == case.hops  # what reached the source: once per hop, never more
     if case.body is not None:
         assert result.response_body == case.body

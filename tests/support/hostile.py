@@ -381,8 +381,8 @@ class Case:
     """A broken answer and what the sender must make of it.
 
     ``outcome`` is the sender's (``delivered``, ``retry``, ``failed``); ``reason`` is words its
-    reason must contain; ``body`` the answer's text as recorded, ``truncated`` whether it was cut
-    at the size limit; ``hops`` the requests one attempt makes (redirects make several).
+    reason must contain, ``cause`` its cause code; ``body`` the answer's text as recorded,
+    ``truncated`` whether it was cut at the size limit; ``hops`` the requests one attempt makes (redirects make several).
     """
 
     name: str
@@ -394,6 +394,8 @@ class Case:
     truncated: bool = False
     hops: int = 1
     follow_redirects: bool = False
+    #: the cause code the attempt is recorded with (``resolution.causes.Cause``)
+    cause: str = "accepted"
 
 
 def _charset(name: str, body: bytes) -> Answer:
@@ -446,30 +448,39 @@ CATALOGUE: tuple[Case, ...] = (
     Case("reset-in-body", _reset_in_body, "delivered", "cut short", 200, "OK, and then"),
     Case("drip-body", _drip_body, "delivered", "timeout", 200),
     # No status: the source may or may not have taken it. Retried, and each try recorded.
-    Case("not-http", answer(b"SSH-2.0-OpenSSH_9.6\r\n"), "retry", "not HTTP"),
-    Case("reset-before-answer", lambda exchange: exchange.reset(), "retry", "reset"),
+    Case("not-http", answer(b"SSH-2.0-OpenSSH_9.6\r\n"), "retry", "not HTTP", cause="not_http"),
+    Case("reset-before-answer", lambda exchange: exchange.reset(), "retry", "reset", cause="connection_failed"),
     Case(
         "reset-in-head",
         lambda exchange: (exchange.send(b"HTTP/1.1 200 OK\r\nContent-"), exchange.reset()),
         "retry",
         "broke during the source's answer",
+        cause="connection_failed",
     ),
-    Case("close-no-answer", lambda exchange: None, "retry", "without an answer"),
-    Case("drip-head", lambda exchange: exchange.drip(response(200, b"OK")), "retry", "in time"),
-    Case("endless-100-continue", _endless_1xx, "retry", "in time"),
+    Case("close-no-answer", lambda exchange: None, "retry", "without an answer", cause="connection_failed"),
+    Case("drip-head", lambda exchange: exchange.drip(response(200, b"OK")), "retry", "in time", cause="timeout"),
+    Case("endless-100-continue", _endless_1xx, "retry", "in time", cause="timeout"),
     Case(
         "huge-head",
         answer(response(200, b"OK", [(f"X-Junk-{i}", "j" * 100) for i in range(2000)])),
         "retry",
         "not HTTP",
+        cause="not_http",
     ),
     Case(
         "conflicting-lengths",
         answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nOK"),
         "retry",
         "not HTTP",
+        cause="not_http",
     ),
-    Case("bad-status-line", answer(b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nOK"), "retry", "not HTTP"),
+    Case(
+        "bad-status-line",
+        answer(b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nOK"),
+        "retry",
+        "not HTTP",
+        cause="not_http",
+    ),
     # Well-formed oddities: read as any answer.
     Case("endless-body", _endless_body, "delivered", "HTTP 200", 200, "x" * 16384, truncated=True),
     Case(
@@ -512,12 +523,34 @@ CATALOGUE: tuple[Case, ...] = (
         answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nOK"),
         "retry",
         "not HTTP",
+        cause="not_http",
     ),
-    Case("status-999", answer(response(999, b"huh", reason="Whatever")), "retry", "HTTP 999", 999),
     Case(
-        "retry-after-superscript", answer(response(503, b"busy", [("Retry-After", "\u00b2")])), "retry", "HTTP 503", 503
+        "status-999",
+        answer(response(999, b"huh", reason="Whatever")),
+        "retry",
+        "HTTP 999",
+        999,
+        cause="http_server_error",
     ),
-    Case("redirect-loop", _redirect_loop, "failed", "more than 5 redirects", 302, hops=6, follow_redirects=True),
+    Case(
+        "retry-after-superscript",
+        answer(response(503, b"busy", [("Retry-After", "\u00b2")])),
+        "retry",
+        "HTTP 503",
+        503,
+        cause="http_server_error",
+    ),
+    Case(
+        "redirect-loop",
+        _redirect_loop,
+        "failed",
+        "more than 5 redirects",
+        302,
+        hops=6,
+        follow_redirects=True,
+        cause="redirect_refused",
+    ),
     Case(
         "redirect-no-location",
         answer(response(302, b"moved", reason="Found")),
@@ -525,6 +558,7 @@ CATALOGUE: tuple[Case, ...] = (
         "without a Location",
         302,
         follow_redirects=True,
+        cause="redirect_refused",
     ),
     Case(
         "redirect-not-a-url",
@@ -533,8 +567,18 @@ CATALOGUE: tuple[Case, ...] = (
         "not a URL",
         302,
         follow_redirects=True,
+        cause="redirect_refused",
     ),
-    Case("redirect-private", _redirect_private, "failed", "private or internal", 302, hops=1, follow_redirects=True),
+    Case(
+        "redirect-private",
+        _redirect_private,
+        "failed",
+        "private or internal",
+        302,
+        hops=1,
+        follow_redirects=True,
+        cause="private_address",
+    ),
 )
 
 CASES: dict[str, Case] = {case.name: case for case in CATALOGUE}
