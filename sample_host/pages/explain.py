@@ -38,14 +38,15 @@ def _explain(request: Request, subid: str) -> dict[str, Any]:
 
 
 def _more_problems(explanation: Any) -> int:
-    """Steps in the tree that went wrong besides the failing one (the click and a conversion only
-    sum up the postbacks under them, and a postback its attempts, so those are not counted)."""
+    """Steps in the chain that went wrong besides the failing one (the click and a conversion only
+    sum up the postbacks under them, and a postback its attempts, so those are not counted; the
+    linter's findings are counted in their own fold)."""
     if explanation.tree is None:
         return 0
     return sum(
         1
         for node in explanation.tree.walk()
-        if node.state in TROUBLE and node.kind not in ("click", "conversion", "attempt") and not node.failing
+        if node.state in TROUBLE and node.kind not in ("click", "conversion", "attempt", "check") and not node.failing
     )
 
 

@@ -110,6 +110,12 @@ def test_a_failed_postback_is_marked_once_and_its_fix_opens_the_postback_to_edit
     expect(answer).to_be_hidden()
     attempt.locator("> details > summary").click()
     expect(answer).to_have_text("Answer: unknown goal REPLACE")
+    # The placeholder the headline blames is the linter's one problem, folded with its advice.
+    checks = page.locator("details.checks")
+    expect(checks.locator("> summary")).to_have_text(re.compile(r"\(\d+, 1 a problem\)$"))
+    expect(checks.locator("li.state-problem")).to_contain_text("REPLACE is a placeholder")
+    expect(checks.locator("li.state-problem")).to_be_hidden()
+    expect(page.locator("#verdict")).not_to_contain_text("more step")
     # The source's own postback went through: one cause, one mark.
     expect(page.locator("li.postback.state-delivered")).to_have_count(1)
     expect(page.locator(".failing")).to_have_count(1)
