@@ -12,6 +12,7 @@ Revises: 0006
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional
@@ -78,6 +79,8 @@ _PHRASES: tuple[tuple[Cause, re.Pattern[str]], ...] = tuple(
 _PLUGIN_FAILED_NOTE = re.compile(r"plugin '[^']+' failed in [a-z_]+")
 
 
+# Most reasons repeat word for word ("the source answered HTTP 200"): each is read once.
+@functools.lru_cache(maxsize=8192)
 def classify(reason: Optional[str]) -> Optional[Cause]:
     """The cause an old delivery's or attempt's reason names, or None."""
     if not reason:
