@@ -9,7 +9,6 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
-from urllib.parse import quote
 
 from markupsafe import Markup
 
@@ -21,6 +20,7 @@ from s2s_plugin.resolution.ruleid import RuleId
 
 from .charts import sparkline, timeline
 from .errors import HostError
+from .fixes import setting_link
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,31 +72,12 @@ class CauseView:
     fix_href: str
 
 
-#: Where on a postback's form (a source's page, a campaign postback's edit page) each setting is.
-_RULE_ANCHORS = {
-    "postback_url": "rule-url",
-    "statuses": "rule-statuses",
-    "payout": "rule-payout",
-    "enabled": "rule-url",
-}
-
-
 def _fix_href(info: CauseInfo, rule: Optional[RuleId], campaign_id: Optional[str]) -> str:
     """The page that changes the setting fixing a cause for one rule ("" when none does)."""
-    if info.fix is None or rule is None:
+    if info.fix is None or rule is None or info.fix.scope not in ("rule", "source"):
         return ""
-    if info.fix.scope == "rule":
-        anchor = _RULE_ANCHORS.get(info.fix.setting, "rule-url")
-        if rule.kind == "source":
-            return f"/sources/{quote(rule.key, safe='')}#{anchor}"
-        if rule.kind == "postback":
-            return f"/postbacks/{quote(rule.key, safe='')}/edit#{anchor}"
-    if info.fix.scope == "source":  # the campaign link the source sends visitors through
-        if campaign_id:
-            return f"/campaigns/{quote(campaign_id, safe='')}#campaign-link"
-        if rule.kind == "source":
-            return f"/sources/{quote(rule.key, safe='')}"
-    return ""
+    link = setting_link(info.fix.setting, rule_id=str(rule), campaign_id=campaign_id)
+    return link.href if link else ""
 
 
 def cause_view(code: str, count: int, rule: Optional[RuleId] = None, campaign_id: Optional[str] = None) -> CauseView:

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from s2s_plugin.ops.explaintree import STATES
 
 from ..errors import NotFound
+from ..fixes import fix_link
 from .common import admin, call, tracker_of
-from .fixes import fix_link
 from .render import page
 
 #: Tree states of a delivery that can be sent again (a postback not sent never can).
