@@ -47,6 +47,7 @@ from s2s_plugin.resolution.redact import parse_secrets, redact, redact_body, red
 from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.storage import queue
+from s2s_plugin.storage.database import Database
 from s2s_plugin.storage.rows import aware, loads
 
 log = logging.getLogger("s2s_postback.delivery")
@@ -92,6 +93,7 @@ class _Done:
 class Dispatcher:
     """Claims and delivers due postbacks with at most ``max_concurrency`` in flight.
 
+    :param database: the plugin's database (its owner closes it, after this dispatcher).
     :param build: ``build(row) -> (request, context, success_body, problem)`` for a claimed delivery
         row; ``problem`` (a sentence naming the failing plugin) means the request must not be sent.
     :param report: called with every ``PostbackAttempt`` (``on_postback_sent``).
@@ -100,7 +102,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        engine: Any,
+        database: Database,
         settings: DeliverySettings,
         sender: Sender,
         build: Build,
@@ -108,7 +110,7 @@ class Dispatcher:
         on_gone: Callable[[str], None],
         attempt_from_rows: Callable[[Any, Any], PostbackAttempt],
     ) -> None:
-        self.engine = engine
+        self.database = database
         self.settings = settings
         self.sender = sender
         self._build = build
@@ -192,7 +194,7 @@ class Dispatcher:
                         )
                         self._wait(min(pause, max(0.0, deadline - time.monotonic())))
                     else:
-                        next_due = queue.next_due_at(self.engine)
+                        next_due = queue.next_due_at(self.database)
                         if next_due is None:
                             break
                         pause = next_due - time.time()
@@ -218,10 +220,10 @@ class Dispatcher:
         if self._thread is not None:
             return
         self._stop.clear()
-        if self.engine.dialect.name == "postgresql":
+        if self.database.is_postgres:
             from s2s_plugin.storage.listen import Listener
 
-            self._listener = Listener(self.engine, self.wake)
+            self._listener = Listener(self.database.engine, self.wake)
             self._listener.start()
         self._thread = threading.Thread(target=self._run, name="s2s-dispatcher", daemon=True)
         self._thread.start()
@@ -243,7 +245,7 @@ class Dispatcher:
             for row in waiting:
                 self._held_per_host[_host_of(row)] -= 1
         try:
-            queue.release_many(self.engine, waiting)
+            queue.release_many(self.database, waiting)
         except Exception:  # nothing was sent for these: their leases expire and they are claimed again
             log.exception("could not give back %d unstarted claims on shutdown", len(waiting))
         self._finish_in_flight(grace)
@@ -270,7 +272,7 @@ class Dispatcher:
     def report_pending(self) -> None:
         """Report skips, and attempts whose worker died before reporting them, to ``on_postback_sent``."""
         self._report_at = time.monotonic() + _REPORT_EVERY
-        for attempt_row, delivery_row in queue.take_unreported(self.engine, older_than=_ORPHAN_REPORT_AFTER):
+        for attempt_row, delivery_row in queue.take_unreported(self.database, older_than=_ORPHAN_REPORT_AFTER):
             self._safe_report(self._attempt_from_rows(attempt_row, delivery_row))
 
     # --- the loop -----------------------------------------------------------------------
@@ -335,9 +337,9 @@ class Dispatcher:
         now = time.monotonic()
         if now >= self._hosts_at or self._hosts.has_changes():
             self._hosts_at = now + _HOSTS_EVERY
-            if self._hosts.persist(self.engine):
+            if self._hosts.persist(self.database):
                 self._dry = None
-            self._hosts.refresh(self.engine)
+            self._hosts.refresh(self.database)
             self._defer_open_hosts()
             self._left_hosts = None  # circuits may have closed: their hosts' rows are due again
         with self._lock:
@@ -376,7 +378,7 @@ class Dispatcher:
             with self._lock:
                 before = {h for h, n in self._held_per_host.items() if n > 0}
             rows = queue.claim(
-                self.engine,
+                self.database,
                 fresh=room - retries,
                 retries=retries,
                 lease_seconds=settings.lease,
@@ -410,7 +412,7 @@ class Dispatcher:
                     # A probe waits in a queue of its own: its host's queue is for rows that wait.
                     self._waiting.append(_PROBES if row.id in self._probes else host, row)
             if extra:
-                queue.release_many(self.engine, extra)
+                queue.release_many(self.database, extra)
         return self._start_waiting()[0]
 
     def _busy_hosts(self) -> set[str]:
@@ -440,7 +442,7 @@ class Dispatcher:
                     self._held_per_host[host] -= len(rows)
                     deferred.append((rows, self._hosts.waiting_reason(host)))
         for rows, reason in deferred:
-            queue.defer(self.engine, rows, reason, Cause.HOST_NOT_ANSWERING)
+            queue.defer(self.database, rows, reason, Cause.HOST_NOT_ANSWERING)
 
     @staticmethod
     def _claim_point(quota: int) -> int:
@@ -595,7 +597,7 @@ class Dispatcher:
             rows = list(self._in_flight.values()) + list(self._waiting) + [done.row for done in self._results]
         until = time.time() + lease  # no later than the database's: renew() reads the clock after this
         try:
-            renewed = queue.renew(self.engine, rows, lease)
+            renewed = queue.renew(self.database, rows, lease)
         except Exception:
             self._renew_failing = True
             self._renew_at = time.monotonic() + min(1.0, lease / 10)
@@ -653,7 +655,7 @@ class Dispatcher:
                     return self._mark_unmarked()
                 return True
             try:
-                written = queue.record_many(self.engine, [(d.row, d.completion) for d in batch], self._unmarked)
+                written = queue.record_many(self.database, [(d.row, d.completion) for d in batch], self._unmarked)
             except Exception:
                 with self._lock:
                     self._results.extendleft(reversed(batch))
@@ -701,7 +703,7 @@ class Dispatcher:
     def _mark_unmarked(self) -> bool:
         """Note reported attempts as such; kept for the next write when the database refuses."""
         try:
-            queue.mark_reported(self.engine, self._unmarked)
+            queue.mark_reported(self.database, self._unmarked)
         except Exception:
             log.warning("could not note %d attempts as reported; trying again", len(self._unmarked), exc_info=True)
             return False

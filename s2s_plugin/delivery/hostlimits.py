@@ -34,13 +34,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Optional
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, case, or_, select, update
+from sqlalchemy.engine import Dialect
 
 from s2s_plugin.delivery.policy import RETRY
 from s2s_plugin.resolution.causes import Cause
 from s2s_plugin.settings import DeliverySettings
-from s2s_plugin.storage import rawdb
 from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.database import Database, dialect_insert
+from s2s_plugin.storage.queue import notify_compiled
+from s2s_plugin.storage.rawsql import RawStatement, compile_raw
 
 CLOSED, OPEN, PROBING = "closed", "open", "probing"
 
@@ -59,8 +62,6 @@ _NO_LOAD_WINDOW = 10.0
 _PROBE_AFTER = 4
 #: The limits are written to ``s2s_hosts`` at most this often per host (for stats and metrics).
 _WRITE_LIMIT_EVERY = 1.0
-
-_HOSTS = t.hosts.name
 
 
 def signal_of(result: Any, sent: bool) -> str:
@@ -332,7 +333,7 @@ class HostBoard:
         """Whether circuits opened or closed since the last ``persist``."""
         return bool(self._to_open or self._to_close)
 
-    def persist(self, engine: Engine) -> bool:
+    def persist(self, database: Database) -> bool:
         """Write opened and closed circuits (and limits, at most once a second per host) to
         ``s2s_hosts``; the deliveries of a newly opened host say why they wait. True when a circuit
         closed (its deliveries are due now)."""
@@ -349,26 +350,30 @@ class HostBoard:
             reasons = {host: self.waiting_reason(host) for host in to_open}
         if not (to_open or to_close or limits):
             return False
-        with rawdb.transaction(engine) as cur:
-            for host, current in limits:
-                cur.execute(_UPSERT_LIMIT, [host, CLOSED, 0, current, now])
+        with database.transaction() as tx:
+            tx.execute_many(
+                database.compiled(_upsert_limit),
+                [
+                    {"host": host, "state": CLOSED, "failures": 0, "concurrency_limit": current, "updated_at": now}
+                    for host, current in limits
+                ],
+            )
             for host, (failures, opened_at, next_probe_at) in to_open.items():
-                cur.execute(_UPSERT_OPEN, [host, OPEN, failures, opened_at, next_probe_at, now])
-                cur.execute(_WAITING_REASON, [reasons[host], Cause.HOST_NOT_ANSWERING, now, host, now])
-            for host in to_close:
-                cur.execute(_CLOSE, [now, host])
-            if to_close and cur.postgres:
-                from s2s_plugin.storage.queue import CHANNEL
-
-                cur.execute(f"NOTIFY {CHANNEL}")  # other workers: these hosts' deliveries are due
+                opened = {"state": OPEN, "failures": failures, "opened_at": opened_at, "next_probe_at": next_probe_at}
+                tx.execute(database.compiled(_upsert_open), {**opened, "host": host, "updated_at": now})
+                tx.execute(
+                    database.compiled(_waiting_reason),
+                    {"b_reason": reasons[host], "b_cause": Cause.HOST_NOT_ANSWERING, "b_now": now, "b_host": host},
+                )
+            tx.execute_many(database.compiled(_close), [{"b_now": now, "b_host": host} for host in to_close])
+            if to_close and tx.postgres:  # other workers: these hosts' deliveries are due
+                tx.execute(database.compiled(notify_compiled))
         return bool(to_close)
 
-    def refresh(self, engine: Engine) -> None:
+    def refresh(self, database: Database) -> None:
         """Read which hosts are open from ``s2s_hosts`` (other processes open and close them too)."""
-        with rawdb.reading(engine) as cur:
-            rows = cur.execute(
-                f"SELECT host, opened_at, next_probe_at FROM {_HOSTS} WHERE state <> 'closed'"
-            ).fetchall()
+        with database.reading() as read:
+            rows = read.execute(database.compiled(_open_hosts)).fetchall()
         with self._lock:
             shared = {host: (opened_at, next_probe_at) for host, opened_at, next_probe_at in rows}
             for host in self._to_close:
@@ -382,24 +387,61 @@ class HostBoard:
             self._open = shared
 
 
-_UPSERT_LIMIT = (
-    f"INSERT INTO {_HOSTS} (host, state, failures, concurrency_limit, updated_at) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (host) DO UPDATE SET concurrency_limit = excluded.concurrency_limit, updated_at = excluded.updated_at"
-)
-_UPSERT_OPEN = (
-    f"INSERT INTO {_HOSTS} (host, state, failures, opened_at, next_probe_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (host) DO UPDATE SET state = excluded.state, failures = excluded.failures, "
-    # Opened already (by another worker): since when stays; the next probe is the later one.
-    f"opened_at = CASE WHEN {_HOSTS}.state = 'closed' OR {_HOSTS}.opened_at IS NULL THEN excluded.opened_at "
-    f"ELSE {_HOSTS}.opened_at END, next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at"
-)
-_CLOSE = (
-    f"UPDATE {_HOSTS} SET state = 'closed', failures = 0, opened_at = NULL, next_probe_at = NULL, updated_at = ? "
-    "WHERE host = ?"
-)
-# The deliveries due now, which wait for the probe (those waiting for a later retry of their own
-# keep the reason that says when and why).
-_WAITING_REASON = f"UPDATE {t.deliveries.name} SET reason = ?, cause = ?, updated_at = ? WHERE host = ? AND state = 'due' AND next_attempt_at <= ?"
+def _upsert_limit(dialect: Dialect) -> RawStatement:
+    """A host's adaptive limit, written as it moves (the host's row made if it has none)."""
+    H = t.hosts
+    upsert = dialect_insert(dialect, H)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["host"],
+        set_={"concurrency_limit": upsert.excluded.concurrency_limit, "updated_at": upsert.excluded.updated_at},
+    )
+    return compile_raw(upsert, dialect, ("host", "state", "failures", "concurrency_limit", "updated_at"))
+
+
+def _upsert_open(dialect: Dialect) -> RawStatement:
+    """A host's circuit opened."""
+    H = t.hosts
+    upsert = dialect_insert(dialect, H)
+    new = upsert.excluded
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["host"],
+        set_={
+            "state": new.state,
+            "failures": new.failures,
+            # Opened already (by another worker): since when stays; the next probe is the later one.
+            "opened_at": case((or_(H.c.state == CLOSED, H.c.opened_at.is_(None)), new.opened_at), else_=H.c.opened_at),
+            "next_probe_at": new.next_probe_at,
+            "updated_at": new.updated_at,
+        },
+    )
+    return compile_raw(upsert, dialect, ("host", "state", "failures", "opened_at", "next_probe_at", "updated_at"))
+
+
+def _close(dialect: Dialect) -> RawStatement:
+    """A host's circuit closed."""
+    close = (
+        update(t.hosts)
+        .where(t.hosts.c.host == bindparam("b_host"))
+        .values(state=CLOSED, failures=0, opened_at=None, next_probe_at=None, updated_at=bindparam("b_now"))
+    )
+    return compile_raw(close, dialect)
+
+
+def _waiting_reason(dialect: Dialect) -> RawStatement:
+    """The reason of a newly opened host's deliveries due now, which wait for the probe (those
+    waiting for a later retry of their own keep the reason that says when and why)."""
+    D = t.deliveries
+    waiting = (
+        update(D)
+        .where(D.c.host == bindparam("b_host"), D.c.state == "due", D.c.next_attempt_at <= bindparam("b_now"))
+        .values(reason=bindparam("b_reason"), cause=bindparam("b_cause"), updated_at=bindparam("b_now"))
+    )
+    return compile_raw(waiting, dialect)
+
+
+def _open_hosts(dialect: Dialect) -> RawStatement:
+    H = t.hosts
+    return compile_raw(select(H.c.host, H.c.opened_at, H.c.next_probe_at).where(H.c.state != CLOSED), dialect)
 
 
 @dataclasses.dataclass(frozen=True)

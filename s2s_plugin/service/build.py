@@ -22,7 +22,7 @@ from s2s_plugin.service.recording import Recorder
 from s2s_plugin.service.requests import RequestBuilder
 from s2s_plugin.service.rules import Rules
 from s2s_plugin.settings import DeliverySettings
-from s2s_plugin.storage.db import make_engine
+from s2s_plugin.storage.database import Database
 from s2s_plugin.storage.rows import attempt_from_rows
 from s2s_plugin.storage.store import Store
 
@@ -40,13 +40,13 @@ def build_service(pm: pluggy.PluginManager, database_url: str, settings: Deliver
     """
     # The ad platforms' conversion APIs are built in: their templates and hooks come with the plugin.
     register_platforms(pm)
-    engine = make_engine(database_url)
-    store = Store(engine)
+    database = Database(database_url)  # the one database object: the service's close() closes it
+    store = Store(database)
     library = TemplateLibrary(pm)
     planner = PostbackPlanner(pm, library)
     requests = RequestBuilder(pm, store, library, idempotency_header=settings.idempotency_header)
     dispatcher = Dispatcher(
-        engine,
+        database,
         settings,
         Sender(settings, classify_hook=functools.partial(classify_answer, pm)),
         build=requests.build,
@@ -58,15 +58,17 @@ def build_service(pm: pluggy.PluginManager, database_url: str, settings: Deliver
     service = PostbackService(
         pm,
         settings,
-        engine=engine,
+        database=database,
         store=store,
         dispatcher=dispatcher,
         rules=rules,
         planner=planner,
         recorder=Recorder(pm, store, planner, first_delay=settings.retry_schedule[0], signals=dispatcher),
         requests=requests,
-        delivery=DeliveryControl(engine, dispatcher, rules=rules, planner=planner, requests=requests, library=library),
-        inspection=Inspection(engine, store, library),
+        delivery=DeliveryControl(
+            database, dispatcher, rules=rules, planner=planner, requests=requests, library=library
+        ),
+        inspection=Inspection(database.engine, store, library),
     )
     service.create_tables()
     loaded = pm.get_plugin(PLUGIN_NAME)

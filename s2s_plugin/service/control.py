@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import Engine
-
 from s2s_plugin.delivery.dispatcher import Dispatcher
 from s2s_plugin.errors import InputError
 from s2s_plugin.ops import operations
@@ -14,12 +12,13 @@ from s2s_plugin.service.planning import PostbackPlanner
 from s2s_plugin.service.requests import RequestBuilder
 from s2s_plugin.service.rules import Rules
 from s2s_plugin.storage import queue
+from s2s_plugin.storage.database import Database
 
 
 class DeliveryControl:
     """What an operator or a host does to deliveries: run the dispatcher, send again, try a rule.
 
-    :param engine: the outbox's database (resends and pruning write to it).
+    :param database: the outbox's database (resends and pruning write to it); ``close`` closes it.
     :param dispatcher: the dispatcher to run and to wake after a resend; its sender makes test sends.
     :param rules: to find the rule a test send names.
     :param planner: resolves a test send's made-up conversion as a real one would be.
@@ -29,7 +28,7 @@ class DeliveryControl:
 
     def __init__(
         self,
-        engine: Engine,
+        database: Database,
         dispatcher: Dispatcher,
         *,
         rules: Rules,
@@ -37,7 +36,7 @@ class DeliveryControl:
         requests: RequestBuilder,
         library: TemplateLibrary,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._dispatcher = dispatcher
         self._rules = rules
         self._planner = planner
@@ -58,11 +57,11 @@ class DeliveryControl:
     def close(self) -> None:
         """Stop the dispatcher (attempts in flight finish) and release the database."""
         self._dispatcher.close()
-        self._engine.dispose()
+        self._database.close()
 
     def resend(self, delivery_id: int) -> bool:
         """Send a delivery again now (delivered, failed or waiting); False when it cannot be."""
-        done = queue.make_due(self._engine, [delivery_id]) > 0
+        done = queue.make_due(self._database, [delivery_id]) > 0
         if done:
             self._dispatcher.wake()
         return done
@@ -90,7 +89,7 @@ class DeliveryControl:
         if all(v in (None, "") for v in (source_id, campaign_id, rule_id, subid, outcome, since, until)):
             raise InputError("resend needs a filter (source, campaign, rule, subid, outcome or a time range)")
         ids = operations.matching_deliveries(
-            self._engine,
+            self._database.engine,
             source_id=source_id,
             campaign_id=campaign_id,
             rule_id=rule_id,
@@ -100,7 +99,7 @@ class DeliveryControl:
             until=until,
         )
         if ids and not dry_run:
-            queue.make_due(self._engine, ids)
+            queue.make_due(self._database, ids)
             self._dispatcher.wake()
         return ids
 
@@ -130,4 +129,4 @@ class DeliveryControl:
         Pending deliveries' attempts and unreported attempts are kept; see ``operations.prune``.
         """
         seconds = operations.parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
-        return operations.prune(self._engine, seconds)
+        return operations.prune(self._database.engine, seconds)

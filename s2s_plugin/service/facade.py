@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 import pluggy
-from sqlalchemy import Engine
 
 import hookspecs
 from hookspecs import Click, Conversion, PostbackAttempt, PostbackRequest, PostbackRule, ResolveContext, SourceTemplate
@@ -23,6 +22,7 @@ from s2s_plugin.service.recording import Recorder
 from s2s_plugin.service.requests import RequestBuilder
 from s2s_plugin.service.rules import Rules
 from s2s_plugin.settings import DeliverySettings
+from s2s_plugin.storage.database import Database
 from s2s_plugin.storage.store import Recorded, Store
 
 
@@ -42,7 +42,7 @@ class PostbackService:
         pm: pluggy.PluginManager,
         settings: DeliverySettings,
         *,
-        engine: Engine,
+        database: Database,
         store: Store,
         dispatcher: Dispatcher,
         rules: Rules,
@@ -54,7 +54,9 @@ class PostbackService:
     ) -> None:
         self.pm = pm
         self.settings = settings
-        self.engine = engine
+        #: The one database object (its ``engine`` for plain Core reads), closed by ``close``.
+        self.database = database
+        self.engine = database.engine
         self.store = store
         self.dispatcher = dispatcher
         #: Templates and postback rules.

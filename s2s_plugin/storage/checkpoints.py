@@ -31,8 +31,8 @@ IDLE_WAIT = 0.5
 class Checkpointer:
     """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection after every few commits.
 
-    ``committed()`` is called by the writer after each commit; ``stop()`` when the engine is
-    disposed. ``runs`` and ``last_result`` (SQLite's busy, log and checkpointed frame counts) say
+    ``committed()`` is called by the writer after each commit; ``stop()`` when its ``Database``
+    closes or the engine is disposed (a forgotten engine ends the thread too). ``runs`` and ``last_result`` (SQLite's busy, log and checkpointed frame counts) say
     what it did.
     """
 
@@ -65,19 +65,16 @@ class Checkpointer:
         return self._thread.is_alive()
 
     def _loop(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             self._wake.wait(IDLE_WAIT)
             self._wake.clear()
-            if self._stopping.is_set():
-                return
-            if not self._commits:
-                continue
-            self._commits = 0
             engine = self._engine()
-            if engine is None:
+            if self._stopping.is_set() or engine is None:
                 return
-            self._checkpoint(engine)
-            del engine
+            if self._commits:
+                self._commits = 0
+                self._checkpoint(engine)
+            del engine  # not held while waiting: a forgotten engine can go
 
     def _checkpoint(self, engine: Engine) -> None:
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
-import weakref
+from typing import Optional
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -11,21 +12,33 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from s2s_plugin.errors import ConfigError
 
-#: Per SQLite engine, the lock its write transactions take turns on (see ``make_engine``).
-_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_PASSWORD = re.compile(r"(://[^/:@]*:)[^@/]*@")
 
 
-def make_engine(database_url: str) -> Engine:
-    """An engine for ``database_url`` tuned for a queue: WAL and ``BEGIN IMMEDIATE`` on SQLite.
+def parse_url(database_url: str | URL) -> URL:
+    """``database_url`` as SQLAlchemy's URL, with ``postgresql://`` meaning psycopg (version 3).
 
-    :raises ConfigError: when the URL cannot be parsed.
+    :raises ConfigError: when the URL cannot be parsed (the message hides its password).
     """
     try:
         url = make_url(database_url)
     except Exception as exc:  # sqlalchemy raises ArgumentError; say what to pass instead
-        raise ConfigError(f"database URL {database_url!r} is not valid: use e.g. sqlite:///s2s.db") from exc
+        shown = _PASSWORD.sub(r"\1***@", str(database_url))
+        raise ConfigError(f"database URL {shown!r} is not valid: use e.g. sqlite:///s2s.db") from exc
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def make_engine(database_url: str | URL, turn: Optional[threading.Lock] = None) -> Engine:
+    """An engine for ``database_url`` tuned for a queue: WAL and ``BEGIN IMMEDIATE`` on SQLite.
+
+    :param turn: the lock this process's SQLite write transactions take turns on (see below); the
+        ``storage.database.Database`` that owns the engine passes its own. None: a lock of the
+        engine's own (an engine used alone, as for migrations). Ignored for other databases.
+    :raises ConfigError: when the URL cannot be parsed or used.
+    """
+    url = parse_url(database_url)
     try:
         if url.get_backend_name() != "sqlite":
             return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -55,13 +68,13 @@ def make_engine(database_url: str) -> Engine:
     # SQLite answers a busy database by sleeping (1, 2, 5 ... 100 ms) and trying again: threads of
     # one process queue on this lock instead, so the dispatcher, the host's requests and on_conversion
     # take turns within microseconds. Other processes still meet the busy timeout.
-    turn = _TURNS[engine] = threading.Lock()
+    lock = turn if turn is not None else threading.Lock()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         # A thread that nests transactions would wait for itself: after the busy timeout it goes
         # ahead without its turn, and SQLite's own locking decides, as it would without this lock.
-        conn.info["s2s_turn"] = turn.acquire(timeout=30)
+        conn.info["s2s_turn"] = lock.acquire(timeout=30)
         try:
             # Take the write lock at BEGIN: read-then-write transactions never deadlock on upgrade.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -73,7 +86,7 @@ def make_engine(database_url: str) -> Engine:
     @event.listens_for(engine, "rollback")
     def _on_end(conn):  # type: ignore[no-untyped-def]
         if conn.info.pop("s2s_turn", False):
-            turn.release()
+            lock.release()
 
     return engine
 
@@ -81,13 +94,3 @@ def make_engine(database_url: str) -> Engine:
 def is_in_memory(url: URL) -> bool:
     """Whether a SQLite URL names an in-memory database (one per connection, not a file)."""
     return not url.database or url.database == ":memory:" or url.query.get("mode") == "memory"
-
-
-def write_turn(engine: Engine) -> threading.Lock | None:
-    """The lock a SQLite engine's write transactions take turns on (None for other databases)."""
-    return _TURNS.get(engine)
-
-
-def is_postgres(engine: Engine) -> bool:
-    """Whether the engine talks to PostgreSQL."""
-    return engine.dialect.name == "postgresql"

@@ -7,6 +7,10 @@ Claims are short transactions (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP 
 PostgreSQL so concurrent workers take disjoint rows without waiting for each other); sending
 happens outside any transaction; completions are written in batches.
 
+The hot statements (claim, record, renew, release) are Core statements compiled once per shape for
+the database's dialect (``Database.compiled``) and run in a ``Database.transaction()``; the rest
+(``next_due_at``, ``take_unreported``, ``make_due``) is plain Core on the engine.
+
 Fair claiming: first attempts (lane 0) and retries (lane 1) are claimed separately, so a backlog
 of retries to a dead source never queues in front of fresh conversions; hosts that already have
 as many deliveries claimed as allowed are left out of the claim; a claim takes the oldest due rows
@@ -18,16 +22,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import time
 from collections.abc import Collection, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Connection, Engine, bindparam, func, or_, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ColumnElement
 
 from s2s_plugin.resolution.causes import Cause
-from s2s_plugin.storage import rawdb
 from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.database import Database
+from s2s_plugin.storage.rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert
 
 D = t.deliveries
 A = t.attempts
@@ -51,55 +57,62 @@ class Completion:
     cause: Optional[str] = None
 
 
-_TABLE = D.name
 _COLUMNS = [c.name for c in D.c]
 
 #: A claimed delivery: the ``s2s_deliveries`` row with its new lease token, fields named as the columns.
 ClaimedDelivery = collections.namedtuple("ClaimedDelivery", _COLUMNS)  # type: ignore[misc]
 
 
-#: Rows of an open host (``s2s_hosts``) wait for its probe: claims leave them alone.
-_HOST_ANSWERING = f"NOT EXISTS (SELECT 1 FROM {t.hosts.name} h WHERE h.host = {_TABLE}.host AND h.state <> 'closed')"
 #: A claim reads twice the rows it wants (at least ``_WINDOW_MIN``), oldest first, and takes them
 #: in turns by host, at most ``host_cap`` of each (on PostgreSQL it then locks only those).
 _WINDOW_FACTOR, _WINDOW_MIN = 2, 16
 
 
-@functools.cache
-def _pick_sql(postgres: bool, kind: str, hosts: int, skip: int) -> str:
-    """The claim's select of one kind, written once per shape (how many hosts and ids are left out)."""
+def _binds(prefix: str, count: int) -> list[Any]:
+    """``count`` parameters named ``prefix0``, ``prefix1``... (an ``IN`` list of one shape)."""
+    return [bindparam(f"{prefix}{n}") for n in range(count)]
+
+
+def _named(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
+    return {f"{prefix}{n}": value for n, value in enumerate(values)}
+
+
+def _pick_statement(dialect: Dialect, kind: str, hosts: int, skip: int) -> RawStatement:
+    """The claim's select of one kind, compiled once per shape (how many hosts and ids are left out)."""
+    where: list[ColumnElement[bool]]
     if kind == "expired":
-        where, order = ["state = 'leased'", "lease_until <= ?"], "lease_until"
+        where, order = [D.c.state == "leased", D.c.lease_until <= bindparam("b_now")], D.c.lease_until
     else:
-        where = [
-            "state = 'due'",
-            "next_attempt_at <= ?",
-            f"lane = {RETRY_LANE if kind == 'retry' else FRESH}",
-            _HOST_ANSWERING,
-        ]
-        order = "next_attempt_at"
+        # Rows of an open host (``s2s_hosts``) wait for its probe: claims leave them alone.
+        answering = ~select(t.hosts.c.host).where(t.hosts.c.host == D.c.host, t.hosts.c.state != "closed").exists()
+        lane = RETRY_LANE if kind == "retry" else FRESH
+        where = [D.c.state == "due", D.c.next_attempt_at <= bindparam("b_now"), D.c.lane == lane, answering]
+        order = D.c.next_attempt_at
     if skip:
-        where.append(f"id NOT IN ({rawdb.placeholders(skip)})")
+        where.append(D.c.id.not_in(_binds("b_skip", skip)))
     if hosts:
-        where.append(f"host NOT IN ({rawdb.placeholders(hosts)})")
-    sql = f"SELECT id, host FROM {_TABLE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
-    # Concurrent workers take disjoint rows without waiting for each other. Due rows are read
-    # unlocked and only the ones chosen locked (``_lock_sql``): locking the whole window would
-    # write a lock into twice the rows a claim takes.
-    return sql + " FOR UPDATE SKIP LOCKED" if postgres and kind == "expired" else sql
+        where.append(D.c.host.not_in(_binds("b_host", hosts)))
+    statement = select(D.c.id, D.c.host).where(*where).order_by(order).limit(bindparam("b_limit"))
+    if kind == "expired":
+        # Concurrent workers take disjoint rows without waiting for each other. Due rows are read
+        # unlocked and only the ones chosen locked (``_lock_statement``): locking the whole window
+        # would write a lock into twice the rows a claim takes. (SQLite has no row locks: none.)
+        statement = statement.with_for_update(skip_locked=True)
+    return compile_raw(statement, dialect)
 
 
-@functools.cache
-def _lock_sql(count: int) -> str:
-    return f"SELECT id FROM {_TABLE} WHERE id IN ({rawdb.placeholders(count)}) AND state = 'due' FOR UPDATE SKIP LOCKED"
+def _lock_statement(dialect: Dialect, count: int) -> RawStatement:
+    chosen = select(D.c.id).where(D.c.id.in_(_binds("b_id", count)), D.c.state == "due")
+    return compile_raw(chosen.with_for_update(skip_locked=True), dialect)
 
 
-def _locked(cur: rawdb.Cursor, ids: list[int]) -> list[int]:
+def _locked(database: Database, tx: RawTransaction, ids: list[int]) -> list[int]:
     """The ids, in order, this transaction could lock (PostgreSQL): rows another worker is claiming
     now are skipped, rows it claimed already are no longer due."""
     if not ids:
         return ids
-    got = {r[0] for r in cur.execute(_lock_sql(len(ids)), ids).fetchall()}
+    statement = database.compiled(_lock_statement, len(ids))
+    got = {r[0] for r in tx.execute(statement, _named("b_id", ids)).fetchall()}
     return [delivery_id for delivery_id in ids if delivery_id in got]
 
 
@@ -108,7 +121,8 @@ _WINDOWS = 4
 
 
 def _pick(
-    cur: rawdb.Cursor,
+    database: Database,
+    tx: RawTransaction,
     kind: str,
     limit: int,
     now: float,
@@ -126,11 +140,12 @@ def _pick(
     taken: list[int] = []
     left_out = list(hosts)
     for _ in range(_WINDOWS):
-        sql = _pick_sql(cur.postgres, kind, len(left_out), len(skip))
-        rows = cur.execute(sql, [now, *skip, *left_out, window]).fetchall()
+        statement = database.compiled(_pick_statement, kind, len(left_out), len(skip))
+        values = {"b_now": now, "b_limit": window, **_named("b_skip", skip), **_named("b_host", left_out)}
+        rows = tx.execute(statement, values).fetchall()
         ids = in_turns(rows, limit - len(taken), host_cap)
-        if cur.postgres and kind != "expired":
-            ids = _locked(cur, ids)
+        if tx.postgres and kind != "expired":
+            ids = _locked(database, tx, ids)
         taken += ids
         if left is not None:
             chosen = set(ids)
@@ -176,43 +191,64 @@ def in_turns(rows: Sequence[tuple[int, Optional[str]]], limit: int, host_cap: Op
     return taken
 
 
-@functools.cache
-def _probe_sql(postgres: bool) -> tuple[str, str]:
-    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
-    hosts = f"SELECT host FROM {t.hosts.name} WHERE state <> 'closed' AND next_probe_at <= ?{lock}"
+def _probe_hosts_statement(dialect: Dialect) -> RawStatement:
+    """The open hosts whose probe time has come."""
+    H = t.hosts
+    hosts = select(H.c.host).where(H.c.state != "closed", H.c.next_probe_at <= bindparam("b_now"))
+    return compile_raw(hosts.with_for_update(skip_locked=True), dialect)
+
+
+def _probe_row_statement(dialect: Dialect) -> RawStatement:
+    """The oldest due delivery of one host."""
     row = (
-        f"SELECT id FROM {_TABLE} WHERE state = 'due' AND next_attempt_at <= ? AND host = ? "
-        f"ORDER BY next_attempt_at LIMIT 1{lock}"
+        select(D.c.id)
+        .where(D.c.state == "due", D.c.next_attempt_at <= bindparam("b_now"), D.c.host == bindparam("b_host"))
+        .order_by(D.c.next_attempt_at)
+        .limit(1)
     )
-    return hosts, row
+    return compile_raw(row.with_for_update(skip_locked=True), dialect)
 
 
-def _probes(cur: rawdb.Cursor, now: float, window: float, limit: int) -> list[int]:
+def _probing_statement(dialect: Dialect) -> RawStatement:
+    """Mark a host probing, its next probe at ``b_next``."""
+    H = t.hosts
+    probing = (
+        update(H)
+        .where(H.c.host == bindparam("b_host"))
+        .values(state="probing", next_probe_at=bindparam("b_next"), updated_at=bindparam("b_now"))
+    )
+    return compile_raw(probing, dialect)
+
+
+def _probes(database: Database, tx: RawTransaction, now: float, window: float, limit: int) -> list[int]:
     """One due delivery of each open host whose probe time has come (at most ``limit``); the hosts
     are marked probing, their next probe ``window`` seconds away should this one never report."""
-    hosts_sql, row_sql = _probe_sql(cur.postgres)
     ids = []
-    for (host,) in cur.execute(hosts_sql, [now]).fetchall()[:limit]:
-        found = cur.execute(row_sql, [now, host]).fetchall()
+    for (host,) in tx.execute(database.compiled(_probe_hosts_statement), {"b_now": now}).fetchall()[:limit]:
+        found = tx.execute(database.compiled(_probe_row_statement), {"b_now": now, "b_host": host}).fetchall()
         if found:
             ids.append(found[0][0])
-            cur.execute(
-                f"UPDATE {t.hosts.name} SET state = 'probing', next_probe_at = ?, updated_at = ? WHERE host = ?",
-                [now + window, now, host],
-            )
+            tx.execute(database.compiled(_probing_statement), {"b_host": host, "b_next": now + window, "b_now": now})
     return ids
 
 
-@functools.cache
-def _lease_sql(count: int) -> str:
-    return (
-        f"UPDATE {_TABLE} SET state = 'leased', lease_token = lease_token + 1, lease_until = ?, updated_at = ? "
-        f"WHERE id IN ({rawdb.placeholders(count)}) RETURNING {', '.join(_COLUMNS)}"
+def _lease_statement(dialect: Dialect, count: int) -> RawStatement:
+    lease = (
+        update(D)
+        .where(D.c.id.in_(_binds("b_id", count)))
+        .values(
+            state="leased",
+            lease_token=D.c.lease_token + 1,
+            lease_until=bindparam("b_until"),
+            updated_at=bindparam("b_now"),
+        )
+        .returning(*D.c)
     )
+    return compile_raw(lease, dialect)
 
 
 def claim(
-    engine: Engine,
+    database: Database,
     *,
     fresh: int,
     retries: int = 0,
@@ -245,45 +281,58 @@ def claim(
     if total <= 0:
         return []
     hosts = list(exclude_hosts)
-    with rawdb.transaction(engine) as cur:
+    with database.transaction() as tx:
         # A worker died holding these: they were due before anything else.
-        ids = _pick(cur, "expired", total, now, hosts)
+        ids = _pick(database, tx, "expired", total, now, hosts)
         if probe_window is not None:
-            found = _probes(cur, now, probe_window, total - len(ids))
+            found = _probes(database, tx, now, probe_window, total - len(ids))
             ids += found
             if probes is not None:
                 probes.extend(found)
-        ids += _pick(cur, "retry", min(retries, total - len(ids)), now, hosts, (), host_cap, left, look_past)
-        ids += _pick(cur, "fresh", total - len(ids), now, hosts, (), host_cap, left, look_past)
+        ids += _pick(database, tx, "retry", min(retries, total - len(ids)), now, hosts, (), host_cap, left, look_past)
+        ids += _pick(database, tx, "fresh", total - len(ids), now, hosts, (), host_cap, left, look_past)
         if len(ids) < total and retries:  # no first attempts waiting: retries may use their room
-            ids += _pick(cur, "retry", total - len(ids), now, hosts, ids, host_cap, left, look_past)
+            ids += _pick(database, tx, "retry", total - len(ids), now, hosts, ids, host_cap, left, look_past)
         if not ids:
             return []
-        rows = [
-            ClaimedDelivery._make(r)
-            for r in cur.execute(_lease_sql(len(ids)), [now + lease_seconds, now, *ids]).fetchall()
-        ]
+        lease = database.compiled(_lease_statement, len(ids))
+        values = {"b_until": now + lease_seconds, "b_now": now, **_named("b_id", ids)}
+        rows = [ClaimedDelivery._make(r) for r in tx.execute(lease, values).fetchall()]
     order = {delivery_id: n for n, delivery_id in enumerate(ids)}
     return sorted(rows, key=lambda row: order[row.id])
 
 
-_COMPLETE = (
-    f"UPDATE {_TABLE} SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, lane = ?, "
-    "reason = ?, cause = ?, http_status = ?, updated_at = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
-)
+def _complete_statement(dialect: Dialect) -> RawStatement:
+    """An attempt's result, written only while the lease (``b_token``) is still ours."""
+    complete = (
+        update(D)
+        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+        .values(attempts=D.c.attempts + 1, lease_until=None)
+    )
+    columns = ("state", "next_attempt_at", "lane", "reason", "cause", "http_status", "updated_at")
+    return compile_raw(complete, dialect, columns)
+
+
 _ATTEMPT_COLUMNS = [c.name for c in A.c if c.name != "id"]
-_INSERT_ATTEMPT = f"INSERT INTO {A.name} ({', '.join(_ATTEMPT_COLUMNS)}) VALUES ({rawdb.placeholders(len(_ATTEMPT_COLUMNS))}) RETURNING id"
 
 
-@functools.cache
-def _current_sql(postgres: bool, count: int) -> str:
-    sql = f"SELECT id, lease_token FROM {_TABLE} WHERE id IN ({rawdb.placeholders(count)}) AND state = 'leased'"
-    return sql + " FOR UPDATE" if postgres else sql
+def _insert_attempt_statement(dialect: Dialect) -> RawStatement:
+    return compile_raw_insert(insert(A), dialect, _ATTEMPT_COLUMNS)
 
 
-@functools.cache
-def _mark_reported_sql(count: int) -> str:
-    return f"UPDATE {A.name} SET reported = ? WHERE id IN ({rawdb.placeholders(count)})"
+def _current_statement(dialect: Dialect, count: int) -> RawStatement:
+    """The lease tokens of those of ``count`` deliveries still leased (locked on PostgreSQL)."""
+    current = select(D.c.id, D.c.lease_token).where(D.c.id.in_(_binds("b_id", count)), D.c.state == "leased")
+    return compile_raw(current.with_for_update(), dialect)
+
+
+def _tokens(database: Database, tx: RawTransaction, ids: Sequence[int]) -> dict[int, int]:
+    statement = database.compiled(_current_statement, len(ids))
+    return dict(tx.execute(statement, _named("b_id", ids)).fetchall())
+
+
+def _mark_reported_statement(dialect: Dialect, count: int) -> RawStatement:
+    return compile_raw(update(A).where(A.c.id.in_(_binds("b_id", count))).values(reported=True), dialect)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,17 +349,19 @@ LATE_NOTE = "recorded late: the claim had expired and was taken over, so this re
 
 
 def complete_many(
-    engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()
+    database: Database, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()
 ) -> list[Optional[int]]:
     """Record attempts' results for the deliveries whose lease is still ours, in one transaction
     (which also marks ``reported``, earlier attempts that reached ``on_postback_sent``).
 
     :return: per entry, the new attempt's id, or None when the lease was lost (result discarded).
     """
-    return [w.attempt_id if w.current else None for w in _write(engine, done, reported, keep_late=False)]
+    return [w.attempt_id if w.current else None for w in _write(database, done, reported, keep_late=False)]
 
 
-def record_many(engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()) -> list[Written]:
+def record_many(
+    database: Database, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()
+) -> list[Written]:
     """Record attempts that were made, in one transaction: as ``complete_many`` for the deliveries
     whose lease is still ours; a late one (its claim expired and was taken over while it ran) is
     still added to the attempt log, noted as late, without changing the delivery: every request
@@ -319,122 +370,138 @@ def record_many(engine: Engine, done: Sequence[tuple[Any, Completion]], reported
     Safe to call again after an error: an attempt already recorded (a commit whose answer was
     lost with the connection) is found, not recorded twice.
     """
-    return _write(engine, done, reported, keep_late=True)
+    return _write(database, done, reported, keep_late=True)
 
 
 def _write(
-    engine: Engine, done: Sequence[tuple[Any, Completion]], reported: Sequence[int], keep_late: bool
+    database: Database, done: Sequence[tuple[Any, Completion]], reported: Sequence[int], keep_late: bool
 ) -> list[Written]:
     if not done:
-        mark_reported(engine, reported)
+        mark_reported(database, reported)
         return []
     now = time.time()
     out = [Written(None, False)] * len(done)
-    with rawdb.transaction(engine) as cur:
-        _mark(cur, reported)
-        ids = [row.id for row, _ in done]
-        tokens = dict(cur.execute(_current_sql(cur.postgres, len(ids)), ids).fetchall())
+    with database.transaction() as tx:
+        _mark(database, tx, reported)
+        tokens = _tokens(database, tx, [row.id for row, _ in done])
         winners: list[tuple[int, Any, Completion]] = []
         late: list[tuple[int, Any, Completion]] = []
         for n, (row, result) in enumerate(done):
             (winners if tokens.get(row.id) == row.lease_token else late).append((n, row, result))
         if winners:
-            cur.executemany(
-                _COMPLETE,
+            tx.execute_many(
+                database.compiled(_complete_statement),
                 [
-                    (
-                        result.state,
-                        result.next_attempt_at,
-                        RETRY_LANE if result.state == "due" else row.lane,
-                        result.reason,
-                        result.cause,
-                        result.http_status,
-                        now,
-                        row.id,
-                        row.lease_token,
-                    )
+                    {
+                        "state": result.state,
+                        "next_attempt_at": result.next_attempt_at,
+                        "lane": RETRY_LANE if result.state == "due" else row.lane,
+                        "reason": result.reason,
+                        "cause": result.cause,
+                        "http_status": result.http_status,
+                        "updated_at": now,
+                        "b_id": row.id,
+                        "b_token": row.lease_token,
+                    }
                     for _, row, result in winners
                 ],
             )
-            attempt_ids = cur.insert_returning_ids(
-                _INSERT_ATTEMPT,
-                [
-                    [row.id if name == "delivery_id" else result.attempt.get(name) for name in _ATTEMPT_COLUMNS]
-                    for _, row, result in winners
-                ],
+            attempt_ids = tx.insert_many(
+                database.compiled(_insert_attempt_statement),
+                [_attempt_values(result.attempt, row.id) for _, row, result in winners],
             )
             for (n, _, _), attempt_id in zip(winners, attempt_ids):
                 out[n] = Written(attempt_id, True)
         for n, row, result in late if keep_late else ():
-            out[n] = Written(_record_late(cur, row, result), False)
+            out[n] = Written(_record_late(database, tx, row, result), False)
     return out
 
 
-_FIND_ATTEMPT = f"SELECT id FROM {A.name} WHERE delivery_id = ? AND attempt = ? AND started_at = ?"
+def _attempt_values(attempt: dict[str, Any], delivery_id: int) -> dict[str, Any]:
+    """The attempt log row of ``attempt`` (columns it leaves out are NULL)."""
+    return {name: delivery_id if name == "delivery_id" else attempt.get(name) for name in _ATTEMPT_COLUMNS}
 
 
-def _record_late(cur: rawdb.Cursor, row: Any, result: Completion) -> int:
+def _find_attempt_statement(dialect: Dialect) -> RawStatement:
+    found = select(A.c.id).where(
+        A.c.delivery_id == bindparam("b_delivery"),
+        A.c.attempt == bindparam("b_attempt"),
+        A.c.started_at == bindparam("b_started"),
+    )
+    return compile_raw(found, dialect)
+
+
+def _record_late(database: Database, tx: RawTransaction, row: Any, result: Completion) -> int:
     """Add a late attempt to the log (or find it there, written by an earlier try); its id."""
     attempt = result.attempt
-    found = cur.execute(_FIND_ATTEMPT, [row.id, attempt.get("attempt"), attempt.get("started_at")]).fetchone()
-    if found:
-        return int(found[0])
-    values = {
-        **attempt,
-        "delivery_id": row.id,
-        "reason": f"{attempt.get('reason')}; {LATE_NOTE}",
-        "cause": str(Cause.LATE_RESULT),
-    }
-    return cur.insert_returning_ids(_INSERT_ATTEMPT, [[values.get(name) for name in _ATTEMPT_COLUMNS]])[0]
+    found = tx.scalar(
+        database.compiled(_find_attempt_statement),
+        {"b_delivery": row.id, "b_attempt": attempt.get("attempt"), "b_started": attempt.get("started_at")},
+    )
+    if found is not None:
+        return int(found)
+    values = {**attempt, "reason": f"{attempt.get('reason')}; {LATE_NOTE}", "cause": str(Cause.LATE_RESULT)}
+    return tx.insert_many(database.compiled(_insert_attempt_statement), [_attempt_values(values, row.id)])[0]
 
 
-def _mark(cur: rawdb.Cursor, attempt_ids: Sequence[int]) -> None:
+def _mark(database: Database, tx: RawTransaction, attempt_ids: Sequence[int]) -> None:
     for start in range(0, len(attempt_ids), 500):
-        chunk = list(attempt_ids[start : start + 500])
-        cur.execute(_mark_reported_sql(len(chunk)), [True, *chunk])
+        chunk = attempt_ids[start : start + 500]
+        tx.execute(database.compiled(_mark_reported_statement, len(chunk)), _named("b_id", chunk))
 
 
-def complete(engine: Engine, row: Any, done: Completion) -> Optional[int]:
+def complete(database: Database, row: Any, done: Completion) -> Optional[int]:
     """Record one attempt's result if ``row``'s lease is still ours; the attempt's id, or None if lost."""
-    return complete_many(engine, [(row, done)])[0]
+    return complete_many(database, [(row, done)])[0]
 
 
-_RELEASE = (
-    update(D)
-    .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
-    .values(state="due", lease_until=None, updated_at=bindparam("b_now"))
-)
+def _release_statement(dialect: Dialect, with_reason: bool) -> RawStatement:
+    """A claimed delivery given back unattempted, where the lease (``b_token``) is still ours."""
+    release = (
+        update(D)
+        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+        .values(state="due", lease_until=None, updated_at=bindparam("b_now"))
+    )
+    if with_reason:
+        release = release.values(reason=bindparam("b_reason"), cause=bindparam("b_cause"))
+    return compile_raw(release, dialect)
 
 
-def release_many(engine: Engine, rows: Sequence[Any]) -> None:
+def release_many(database: Database, rows: Sequence[Any]) -> None:
     """Give claimed deliveries back unattempted (shutdown, or a host at its limit), where still ours."""
-    if rows:
-        now = time.time()
-        with engine.begin() as conn:
-            conn.execute(_RELEASE, [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows])
+    _give_back(database, rows, None, None)
 
 
-def defer(engine: Engine, rows: Sequence[Any], reason: str, cause: str) -> None:
+def defer(database: Database, rows: Sequence[Any], reason: str, cause: str) -> None:
     """Give claimed deliveries back unattempted because their host is not answering, saying so in
     their ``reason`` and ``cause`` (no attempt is recorded and none is counted)."""
+    _give_back(database, rows, reason, cause)
+
+
+def _give_back(database: Database, rows: Sequence[Any], reason: Optional[str], cause: Optional[str]) -> None:
     if rows:
         now = time.time()
-        with engine.begin() as conn:
-            conn.execute(
-                _RELEASE.values(reason=reason, cause=cause),
-                [{"b_id": r.id, "b_token": r.lease_token, "b_now": now} for r in rows],
-            )
+        statement = database.compiled(_release_statement, reason is not None)
+        values = {"b_now": now, "b_reason": reason, "b_cause": cause}
+        with database.transaction() as tx:
+            tx.execute_many(statement, [{**values, "b_id": r.id, "b_token": r.lease_token} for r in rows])
 
 
-def release(engine: Engine, row: Any) -> None:
+def release(database: Database, row: Any) -> None:
     """Give one claimed delivery back unattempted, if the lease is still ours."""
-    release_many(engine, [row])
+    release_many(database, [row])
 
 
-_RENEW = f"UPDATE {_TABLE} SET lease_until = ? WHERE id = ? AND lease_token = ? AND state = 'leased'"
+def _renew_statement(dialect: Dialect) -> RawStatement:
+    renew = (
+        update(D)
+        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+        .values(lease_until=bindparam("b_until"))
+    )
+    return compile_raw(renew, dialect)
 
 
-def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float, now: Optional[float] = None) -> set[int]:
+def renew(database: Database, rows: Sequence[Any], lease_seconds: float, now: Optional[float] = None) -> set[int]:
     """Extend the leases of deliveries still being worked on, so a slow attempt keeps its claim.
 
     :return: the ids whose lease is still ours, now extended; a claim missing from it was taken
@@ -444,21 +511,24 @@ def renew(engine: Engine, rows: Sequence[Any], lease_seconds: float, now: Option
         return set()
     until = (time.time() if now is None else now) + lease_seconds
     held: set[int] = set()
-    with rawdb.transaction(engine) as cur:
+    with database.transaction() as tx:
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
-            tokens = dict(cur.execute(_current_sql(cur.postgres, len(chunk)), [r.id for r in chunk]).fetchall())
+            tokens = _tokens(database, tx, [r.id for r in chunk])
             mine = [r for r in chunk if tokens.get(r.id) == r.lease_token]
-            cur.executemany(_RENEW, [(until, r.id, r.lease_token) for r in mine])
+            tx.execute_many(
+                database.compiled(_renew_statement),
+                [{"b_until": until, "b_id": r.id, "b_token": r.lease_token} for r in mine],
+            )
             held.update(r.id for r in mine)
     return held
 
 
-def next_due_at(engine: Engine) -> Optional[float]:
+def next_due_at(database: Database) -> Optional[float]:
     """When the next delivery falls due (leases included), or None when nothing is pending; a
     delivery of an open host falls due at its host's next probe."""
     H = t.hosts
-    with engine.connect() as conn:
+    with database.engine.connect() as conn:
         answering = ~select(H.c.host).where(H.c.host == D.c.host, H.c.state != "closed").exists()
         due = conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.state == "due", answering)).scalar()
         lease = conn.execute(select(func.min(D.c.lease_until)).where(D.c.state == "leased")).scalar()
@@ -472,7 +542,7 @@ def next_due_at(engine: Engine) -> Optional[float]:
     return min(times) if times else None
 
 
-def take_unreported(engine: Engine, *, older_than: float, limit: int = 500) -> list[tuple[Any, Any]]:
+def take_unreported(database: Database, *, older_than: float, limit: int = 500) -> list[tuple[Any, Any]]:
     """Mark unreported attempts as reported and return ``(attempt, delivery)`` rows, to report now.
 
     Skips (attempt 0) are taken at once; real attempts only when older than ``older_than`` seconds,
@@ -485,10 +555,10 @@ def take_unreported(engine: Engine, *, older_than: float, limit: int = 500) -> l
         .order_by(A.c.id)
         .limit(limit)
     )
-    with engine.connect() as conn:  # a cheap look first: usually there is nothing to report
+    with database.engine.connect() as conn:  # a cheap look first: usually there is nothing to report
         if not conn.execute(candidates.limit(1)).first():
             return []
-    with engine.begin() as conn:
+    with database.engine.begin() as conn:
         taken = [
             attempt_id
             for attempt_id in conn.execute(candidates).scalars().all()
@@ -504,15 +574,15 @@ def take_unreported(engine: Engine, *, older_than: float, limit: int = 500) -> l
     return [(a, deliveries[a.delivery_id]) for a in attempts]
 
 
-def mark_reported(engine: Engine, attempt_ids: Sequence[int] | int) -> None:
+def mark_reported(database: Database, attempt_ids: Sequence[int] | int) -> None:
     """Note that attempts reached ``on_postback_sent``."""
     ids = [attempt_ids] if isinstance(attempt_ids, int) else list(attempt_ids)
     if ids:
-        with rawdb.transaction(engine) as cur:
-            _mark(cur, ids)
+        with database.transaction() as tx:
+            _mark(database, tx, ids)
 
 
-def make_due(engine: Engine, delivery_ids: Sequence[int], now: Optional[float] = None) -> int:
+def make_due(database: Database, delivery_ids: Sequence[int], now: Optional[float] = None) -> int:
     """Make delivered, failed or waiting deliveries due again now (resend); returns how many.
 
     A resend starts over: the retry schedule and ``max_age`` count from now, in the first-attempt
@@ -520,7 +590,7 @@ def make_due(engine: Engine, delivery_ids: Sequence[int], now: Optional[float] =
     """
     now = time.time() if now is None else now
     changed = 0
-    with engine.begin() as conn:
+    with database.engine.begin() as conn:
         for start in range(0, len(delivery_ids), 500):
             chunk = list(delivery_ids[start : start + 500])
             changed += conn.execute(
@@ -535,7 +605,17 @@ def make_due(engine: Engine, delivery_ids: Sequence[int], now: Optional[float] =
     return changed
 
 
+def _notify_statement() -> Any:
+    # pg_notify() is NOTIFY as a function: a statement Core can build (and compile once).
+    return select(func.pg_notify(CHANNEL, ""))
+
+
 def notify(conn: Connection) -> None:
     """Tell listening PostgreSQL workers that work is due (sent when the transaction commits)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text(f"NOTIFY {CHANNEL}"))
+        conn.execute(_notify_statement())
+
+
+def notify_compiled(dialect: Dialect) -> RawStatement:
+    """``notify`` compiled once, for a ``RawTransaction`` (``Database.compiled(notify_compiled)``)."""
+    return compile_raw(_notify_statement(), dialect)

@@ -1,31 +1,29 @@
-"""Core statements compiled once and run on the DB-API connection, for ``on_conversion``.
+"""The hot path's one style: Core statements compiled once, run on the DB-API connection.
 
-A SQLAlchemy Core ``execute`` costs 70-100 µs of Python (compiled-cache lookup, events, result
+``on_conversion`` and the delivery loop run a few statements each, thousands of times a second. A
+SQLAlchemy Core ``execute`` costs 70-100 µs of Python (compiled-cache lookup, events, result
 set-up), more than SQLite takes to run a one-row statement, and ``Engine.begin()`` costs as much
 again. ``compile_raw`` compiles a Core statement once per dialect into its SQL and the order of
-its parameters (so the tables stay described in one place, tables.py, with their defaults), and
-``raw_transaction`` runs such statements in a ``rawdb.transaction`` (``BEGIN IMMEDIATE`` and the
-engine's write turn on SQLite), with named rows and SQLAlchemy's exceptions
-(``sqlalchemy.exc.IntegrityError``...) as Core would give.
+its parameters (so the tables stay described in one place, tables.py, with their defaults, and
+dialect forms such as ``FOR UPDATE SKIP LOCKED`` come from Core), and a ``RawTransaction`` (from
+``Database.transaction()`` or ``Database.reading()``) runs such statements with named rows and
+SQLAlchemy's exceptions (``sqlalchemy.exc.IntegrityError``...) as Core would give.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import functools
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional, cast
 
-from sqlalchemy import Engine, exc
+from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
-
-from s2s_plugin.storage import rawdb
 
 _NO_VALUES: Mapping[str, Any] = {}
 
@@ -51,6 +49,8 @@ class RawStatement:
     new_id: str = ""
     #: the row class of the results, made from the first result's column names.
     row_type: Optional[type] = dataclasses.field(default=None, repr=False)
+    #: whether the statement holds constants (``state = 'due'``): their values are always merged in.
+    constants: bool = False
 
     def __post_init__(self) -> None:
         # Picks the values out of a mapping in one C call (runs for every statement of every conversion).
@@ -67,7 +67,8 @@ class RawStatement:
         :raises ValueError: when a value without a default is missing (a programming error).
         """
         try:
-            picked = self._pick(values)  # every value given: the usual case, no merge
+            # Every value given: the usual case, no merge (a statement with constants always merges).
+            picked = self._pick({**self.defaults, **values} if self.constants else values)
         except KeyError as missing:
             if not self.defaults:
                 raise ValueError(f"a value is required for parameter {missing.args[0]!r} of: {self.sql}") from None
@@ -110,11 +111,13 @@ def compile_raw(
     )
     binds = compiled.binds
     defaults: dict[str, Any] = {}
+    constants = False
     for name, bind in binds.items():
         if bind.expanding or bind.literal_execute:
             raise ValueError(f"parameter {name!r} is rendered at execution time; run this statement with Core")
         if not bind.required:
             defaults[name] = bind.effective_value
+            constants = constants or bind.unique  # an anonymous value: a constant of the statement
     # Core fills Python-side column defaults at execution time ("prefetch"): do it here, once.
     for columns, attribute in ((compiled.insert_prefetch, "default"), (compiled.update_prefetch, "onupdate")):
         for column in columns:
@@ -123,7 +126,8 @@ def compile_raw(
                 raise ValueError(f"column {column.key!r} has a default computed per row: pass its value")
             defaults[column.key] = default.arg
     positional = bool(dialect.positional)
-    names = tuple(compiled.positiontup or ()) if positional else tuple(binds)
+    # (``binds`` also holds anonymous parameters under their unrendered keys: the names are the rendered ones.)
+    names = tuple(compiled.positiontup or ()) if positional else tuple(dict.fromkeys(compiled.bind_names.values()))
     escaped: dict[str, str] = compiled.escaped_bind_names or {}
     keys = names if positional else tuple(escaped.get(name, name) for name in names)
     processors = []
@@ -131,7 +135,7 @@ def compile_raw(
         convert = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
         if convert is not None:
             processors.append((index, convert))
-    return RawStatement(compiled.string, names, keys, positional, defaults, tuple(processors))
+    return RawStatement(compiled.string, names, keys, positional, defaults, tuple(processors), constants=constants)
 
 
 def compile_raw_insert(statement: Insert, dialect: Dialect, column_keys: Sequence[str]) -> RawStatement:
@@ -162,14 +166,22 @@ class RawTransaction:
         self._dialect = dialect
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self.dialect_name: str = dialect.name
+        self.postgres = dialect.name == "postgresql"
 
     def execute(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """Run ``statement`` with ``values`` (by bind name); returns the DB-API cursor."""
         return self._run(statement.sql, statement.parameters(values))
 
-    def execute_sql(self, sql: str) -> None:
-        """Run SQL that takes no parameters (``NOTIFY``)."""
-        self._run(sql, ())
+    def execute_many(self, statement: RawStatement, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run ``statement`` once for each mapping of values in ``rows``."""
+        if rows:
+            parameters = [statement.parameters(values) for values in rows]
+            try:
+                self._cursor.executemany(statement.sql, parameters)
+            except self._dbapi_error as error:
+                raise exc.DBAPIError.instance(
+                    statement.sql, parameters, error, self._dbapi_error, dialect=self._dialect
+                ) from error
 
     def first(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The first row of ``statement``'s result, or None."""
@@ -195,6 +207,27 @@ class RawTransaction:
         row = cursor.fetchone()
         return None if row is None else row[0]
 
+    def insert_many(self, statement: RawStatement, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Run an INSERT made by ``compile_raw_insert`` for each mapping in ``rows`` (none may be
+        left out by a conflict); the new rows' ids, in order."""
+        if not rows:
+            return []
+        if statement.new_id == "lastrowid":
+            return [self.execute(statement, values).lastrowid for values in rows]
+        # psycopg pipelines the rows and keeps one result set per row, in order.
+        parameters = [statement.parameters(values) for values in rows]
+        try:
+            self._cursor.executemany(statement.sql, parameters, returning=True)
+        except self._dbapi_error as error:
+            raise exc.DBAPIError.instance(
+                statement.sql, parameters, error, self._dbapi_error, dialect=self._dialect
+            ) from error
+        ids = []
+        while True:
+            ids.append(self._cursor.fetchone()[0])
+            if not self._cursor.nextset():
+                return ids
+
     def scalar(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The first column of the first row, or None when there is no row."""
         row = self.execute(statement, values).fetchone()
@@ -214,33 +247,3 @@ class RawTransaction:
             names = [column[0] for column in cursor.description]
             statement.row_type = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
         return statement.row_type
-
-
-@contextlib.contextmanager
-def raw_read(engine: Engine) -> Iterator[RawTransaction]:
-    """A ``rawdb.reading`` of ``engine`` that runs ``RawStatement``s (reads only: nothing is committed)."""
-    with rawdb.reading(engine) as cursor:
-        yield RawTransaction(cursor.raw, engine.dialect)
-
-
-def raw_transaction(engine: Engine) -> _RawTransactionBlock:
-    """A ``rawdb.transaction`` of ``engine`` that runs ``RawStatement``s (a ``RawTransaction`` for a
-    ``with`` block): committed when the block ends, rolled back when it raises."""
-    return _RawTransactionBlock(engine)
-
-
-class _RawTransactionBlock:
-    """``raw_transaction``'s context manager (a class: entered once per conversion, see rawdb)."""
-
-    __slots__ = ("_engine", "_transaction")
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._transaction = rawdb.transaction(engine)
-
-    def __enter__(self) -> RawTransaction:
-        cursor = self._transaction.__enter__()
-        return RawTransaction(cursor.raw, self._engine.dialect)
-
-    def __exit__(self, error_type: Any, error: Any, traceback: Any) -> None:
-        self._transaction.__exit__(error_type, error, traceback)

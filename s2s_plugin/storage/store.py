@@ -6,14 +6,12 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Optional
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from hookspecs import Click, Conversion, PostbackRule
 from s2s_plugin.errors import ConfigError
@@ -26,16 +24,11 @@ from s2s_plugin.resolution.ruleid import RuleId
 from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.resolution.statuses import KnownConversion, StatusDecision, decide
 from s2s_plugin.storage import tables as t
-from s2s_plugin.storage.queue import CHANNEL
-from s2s_plugin.storage.rawsql import (
-    RawStatement,
-    RawTransaction,
-    compile_raw,
-    compile_raw_insert,
-    raw_read,
-    raw_transaction,
-)
+from s2s_plugin.storage.database import Database
+from s2s_plugin.storage.queue import notify_compiled
+from s2s_plugin.storage.rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert
 from s2s_plugin.storage.rows import click_from_row, click_values, dumps, postback_rule, source_rule
+from s2s_plugin.storage.rulecache import MISSING, RuleCache
 
 #: ``planner(conversion, click, rules)``: resolution, injected so this module stays free of hooks.
 Planner = Callable[[Conversion, Optional[Click], Sequence[PostbackRule]], list[PlannedPostback]]
@@ -50,62 +43,21 @@ class Recorded:
     skipped: int = 0
 
 
-class _RuleCache:
-    """Postback rules by source and by campaign, kept while the configuration is unchanged.
-
-    Each ``on_conversion`` reads the configuration's version (``s2s_config_version``: one row, read
-    in the conversion's own transaction, whatever the number of rules). Triggers bump it on every
-    insert, update or delete of a rule, whichever process made it, so a rule changed by another
-    process (an admin page, a CLI, plain SQL) is used by the very next conversion. Entries are
-    keyed by the version they were read under, so a slow reader can never file old rules under a
-    newer version. Shared by the stores of one database in a process.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.version: Any = None
-        self.entries: dict[tuple[Any, str, Optional[str]], Any] = {}
-
-    def get(self, version: Any, kind: str, key: Optional[str]) -> Any:
-        """The cached value, or ``_MISSING``."""
-        with self.lock:
-            if version != self.version:
-                self.version = version
-                self.entries.clear()
-            return self.entries.get((version, kind, key), _MISSING)
-
-    def put(self, version: Any, kind: str, key: Optional[str], value: Any) -> None:
-        with self.lock:
-            if version == self.version:
-                self.entries[(version, kind, key)] = value
-
-    def clear(self) -> None:
-        with self.lock:
-            self.version = None
-            self.entries.clear()
-
-
-_MISSING = object()
-_RULE_CACHES: dict[str, _RuleCache] = {}
-_RULE_CACHES_LOCK = threading.Lock()
-
-
-def _rule_cache(engine: Engine) -> _RuleCache:
-    key = engine.url.render_as_string(hide_password=False)
-    with _RULE_CACHES_LOCK:
-        return _RULE_CACHES.setdefault(key, _RuleCache())
-
-
 def _amount(value: Optional[Decimal]) -> Optional[str]:
     return None if value is None else format_amount(value)
 
 
 class Store:
-    """The plugin's tables behind domain operations. Thread-safe: each call takes its own connection."""
+    """The plugin's tables behind domain operations. Thread-safe: each call takes its own connection.
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    ``on_click`` and ``on_conversion`` run statements compiled once (see ``rawsql``) in the
+    database's transactions; configuration changes and reads are plain Core on its engine.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.engine = database.engine
+        self._insert = database.insert
         # on_conversion's statements, built once with bound parameters: building a statement with
         # inline values costs more than running it (the enqueue path is a few hundred microseconds).
         upsert = self._insert(t.clicks)
@@ -113,9 +65,9 @@ class Store:
             index_elements=["subid"], set_={c.name: upsert.excluded[c.name] for c in t.clicks.c if c.name != "subid"}
         )
         click_query = select(t.clicks).where(t.clicks.c.subid == bindparam("b_subid"))
-        self._rule_cache = _rule_cache(engine)
+        self._rule_cache = database.rules
         # on_conversion's statements run on the DB-API connection, compiled once (see rawsql).
-        dialect = engine.dialect
+        dialect = database.dialect
         self._raw_upsert_click = compile_raw(self._upsert_click, dialect, [c.name for c in t.clicks.c])
         self._raw_click = compile_raw(click_query, dialect)
         # The click a conversion is for, with the configuration's version (one statement less per
@@ -245,18 +197,18 @@ class Store:
             return []
         cache = self._rule_cache
         if version is None:  # the version row is gone: nothing tells a change, so cache nothing
-            cache = _RuleCache()
+            cache = RuleCache()
         rules: list[PostbackRule] = []
         if click.source_id:
             source = cache.get(version, "source", click.source_id)
-            if source is _MISSING:
+            if source is MISSING:
                 row = tx.first(self._raw_source, {"b_source": click.source_id})
                 source = source_rule(row) if row is not None else None
                 cache.put(version, "source", click.source_id, source)
             if source is not None:
                 rules.append(source)
         campaign = cache.get(version, "campaign", click.campaign_id)
-        if campaign is _MISSING:
+        if campaign is MISSING:
             campaign = [
                 postback_rule(r) for r in tx.all(self._raw_campaign_postbacks, {"b_campaign": click.campaign_id})
             ]
@@ -268,14 +220,14 @@ class Store:
 
     def save_click(self, click: Click) -> None:
         """Remember a click (a repeat of the same subid replaces it)."""
-        with raw_transaction(self.engine) as tx:
+        with self.database.transaction() as tx:
             tx.execute(self._raw_upsert_click, click_values(click))
 
     def load_click(self, subid: str) -> Optional[Click]:
         """The remembered click, or None."""
         # Runs for every delivery when a prepare_request hook is installed: a plain read, not a
         # transaction that waits for the write turn.
-        with raw_read(self.engine) as read:
+        with self.database.reading() as read:
             row = read.first(self._raw_click, {"b_subid": subid})
         return click_from_row(row) if row else None
 
@@ -298,7 +250,7 @@ class Store:
         """
         now = time.time()
         subid = conversion.subid
-        with raw_transaction(self.engine) as tx:
+        with self.database.transaction() as tx:
             if conversion.click is not None:
                 tx.execute(self._raw_upsert_click, click_values(conversion.click))
             # Locks the click row on PostgreSQL, so two reports for one click are decided in turn.
@@ -376,7 +328,7 @@ class Store:
                     queued += 1
             if queued and tx.dialect_name == "postgresql":
                 # Wakes listening PostgreSQL workers when the transaction commits.
-                tx.execute_sql(f"NOTIFY {CHANNEL}")
+                tx.execute(self.database.compiled(notify_compiled))
             return Recorded(decision, queued, skipped)
 
     def _apply_decision(

@@ -147,8 +147,8 @@ def test_postgres_connections_killed_while_results_are_written(make_s2s, fresh_p
 def test_a_late_result_is_logged_once_without_changing_the_delivery(make_s2s, standin):
     pm, s2s = make_s2s()
     _queue(pm, s2s, standin.url)
-    first = queue.claim(s2s.engine, fresh=1, lease_seconds=30)[0]
-    (second,) = queue.claim(s2s.engine, fresh=1, lease_seconds=30, now=time.time() + 31)
+    first = queue.claim(s2s.database, fresh=1, lease_seconds=30)[0]
+    (second,) = queue.claim(s2s.database, fresh=1, lease_seconds=30, now=time.time() + 31)
     assert second.id == first.id
     done = queue.Completion(
         "delivered",
@@ -164,8 +164,8 @@ def test_a_late_result_is_logged_once_without_changing_the_delivery(make_s2s, st
         200,
         "ok",
     )
-    late = queue.record_many(s2s.engine, [(first, done)])
-    again = queue.record_many(s2s.engine, [(first, done)])  # as after a commit whose answer was lost
+    late = queue.record_many(s2s.database, [(first, done)])
+    again = queue.record_many(s2s.database, [(first, done)])  # as after a commit whose answer was lost
     assert late == again and late[0].attempt_id is not None and late[0].current is False
     with s2s.engine.connect() as conn:
         (logged,) = conn.execute(select(t.attempts).where(t.attempts.c.delivery_id == first.id)).all()
@@ -177,12 +177,12 @@ def test_a_late_result_is_logged_once_without_changing_the_delivery(make_s2s, st
 def test_renew_says_which_claims_are_still_held(make_s2s, standin):
     pm, s2s = make_s2s()
     _queue(pm, s2s, standin.url)
-    rows = queue.claim(s2s.engine, fresh=2, lease_seconds=30)
+    rows = queue.claim(s2s.database, fresh=2, lease_seconds=30)
     # The second claim expired and another worker took it over.
-    queue.claim(s2s.engine, fresh=1, lease_seconds=30, now=time.time() + 31)
+    queue.claim(s2s.database, fresh=1, lease_seconds=30, now=time.time() + 31)
     with s2s.engine.connect() as conn:
         taken = conn.execute(select(t.deliveries.c.id).where(t.deliveries.c.lease_token == 2)).scalars().all()
-    assert queue.renew(s2s.engine, rows, 60) == {r.id for r in rows} - set(taken)
+    assert queue.renew(s2s.database, rows, 60) == {r.id for r in rows} - set(taken)
 
 
 def test_a_result_whose_claim_was_taken_over_is_logged_and_reported_as_late(make_s2s, standin, host, monkeypatch):
@@ -200,7 +200,7 @@ def test_a_result_whose_claim_was_taken_over_is_logged_and_reported_as_late(make
     standin.wait_for(1, timeout=5)
     time.sleep(LEASE + 0.1)
     # Another worker takes the expired claim over and records its own attempt first.
-    (taken,) = queue.claim(s2s.engine, fresh=1, lease_seconds=30)
+    (taken,) = queue.claim(s2s.database, fresh=1, lease_seconds=30)
     done = queue.Completion(
         "failed",
         None,
@@ -215,7 +215,7 @@ def test_a_result_whose_claim_was_taken_over_is_logged_and_reported_as_late(make
         404,
         "theirs",
     )
-    queue.complete_many(s2s.engine, [(taken, done)])
+    queue.complete_many(s2s.database, [(taken, done)])
     wait_until(lambda: any(queue.LATE_NOTE in a.reason for a in host.attempts), 10, "the late attempt reported")
     s2s.close()
     assert len(standin.requests) == 1
@@ -248,7 +248,7 @@ def test_claims_stay_renewed_while_results_wait_to_be_written(make_s2s, standin,
     failing_until[0] = time.monotonic() + FAULT
     taken = []
     while time.monotonic() < failing_until[0]:
-        taken += queue.claim(s2s.engine, fresh=COUNT, lease_seconds=30)  # another worker looking
+        taken += queue.claim(s2s.database, fresh=COUNT, lease_seconds=30)  # another worker looking
         time.sleep(0.1)
     assert taken == []
     _finish_and_check(s2s, standin, caplog, renewals_fail=False)

@@ -214,13 +214,13 @@ def test_claims_leave_an_open_hosts_deliveries_alone_and_take_one_probe(make_s2s
                 host="127.0.0.1:9", state="open", failures=5, opened_at=now - 10, next_probe_at=now + 5, updated_at=now
             )
         )
-    rows = queue.claim(s2s.engine, fresh=10, lease_seconds=30, probe_window=30)
+    rows = queue.claim(s2s.database, fresh=10, lease_seconds=30, probe_window=30)
     assert {r.source_id for r in rows} == {"up"}
     probes: list[int] = []
     later = now + 6  # the probe time has come: one delivery of the host is claimed as its probe
-    (probe,) = queue.claim(s2s.engine, fresh=10, lease_seconds=30, now=later, probe_window=30, probes=probes)
+    (probe,) = queue.claim(s2s.database, fresh=10, lease_seconds=30, now=later, probe_window=30, probes=probes)
     assert probes == [probe.id] and probe.source_id == "down"
-    assert queue.claim(s2s.engine, fresh=10, lease_seconds=30, now=later + 1, probe_window=30) == []
+    assert queue.claim(s2s.database, fresh=10, lease_seconds=30, now=later + 1, probe_window=30) == []
     with s2s.engine.connect() as conn:
         state = conn.execute(select(t.hosts.c.state, t.hosts.c.next_probe_at)).one()
     assert state.state == "probing" and state.next_probe_at == later + 30

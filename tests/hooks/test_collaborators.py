@@ -20,7 +20,7 @@ from s2s_plugin.service.planning import PostbackPlanner
 from s2s_plugin.service.recording import Recorder
 from s2s_plugin.service.rules import Rules
 from s2s_plugin.storage import tables as t
-from s2s_plugin.storage.db import make_engine
+from s2s_plugin.storage.database import Database
 from s2s_plugin.storage.store import Store
 from tests.hooks.support import make_click
 
@@ -51,11 +51,11 @@ def pm() -> pluggy.PluginManager:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'rules.db'}")
-    store = Store(engine)
+    database = Database(f"sqlite:///{tmp_path / 'rules.db'}")
+    store = Store(database)
     store.create_tables()
     yield store
-    engine.dispose()
+    database.close()
 
 
 def test_rules_alone_keep_sources_and_campaign_postbacks(pm: pluggy.PluginManager, store: Store) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from hookspecs import Click, Conversion
-from s2s_plugin.storage import checkpoints, rawdb
+from s2s_plugin.storage import checkpoints
 from s2s_plugin.storage import tables as t
 
 
@@ -19,7 +19,7 @@ def test_the_checkpoint_thread_copies_the_wal_back_while_commits_leave_it(tmp_pa
             click=Click(subid=f"s{n}", campaign_id="summer", source_id="exo", params={"external_id": f"X{n}"})
         )
         pm.hook.on_conversion(conversion=Conversion(subid=f"s{n}", status="sale", payout=Decimal("1")))
-    writer = rawdb._writer(service.engine)
+    writer = service.database.writer
     assert writer is not None and writer.checkpointer is not None
     # The committing connection would checkpoint only far beyond what these commits wrote.
     connection = writer.connection()
@@ -33,14 +33,14 @@ def test_the_checkpoint_thread_copies_the_wal_back_while_commits_leave_it(tmp_pa
     with service.engine.connect() as conn:
         assert len(conn.execute(t.deliveries.select()).all()) == 3 * checkpoints.COMMITS_PER_CHECKPOINT
     thread = writer.checkpointer
-    service.close()  # disposing of the engine ends the thread
+    service.close()  # closing the database ends the thread
     assert not thread.alive
 
 
 def test_a_quiet_database_is_not_checkpointed_again_and_again(tmp_path: Any, make_s2s: Any) -> None:
     pm, service = make_s2s(f"sqlite:///{tmp_path}/s2s.db")
     pm.hook.on_click(click=Click(subid="s1", campaign_id="summer", params={}))
-    writer = rawdb._writer(service.engine)
+    writer = service.database.writer
     assert writer is not None and writer.checkpointer is not None
     time.sleep(3 * checkpoints.IDLE_WAIT)
     runs = writer.checkpointer.runs

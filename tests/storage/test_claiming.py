@@ -33,14 +33,14 @@ def _done(state="delivered") -> queue.Completion:
 def test_stale_lease_holder_cannot_complete(make_s2s):
     pm, s2s = make_s2s()
     _queue_postbacks(pm, s2s, "http://127.0.0.1:9", 1)
-    (first,) = queue.claim(s2s.engine, fresh=10, lease_seconds=30)
+    (first,) = queue.claim(s2s.database, fresh=10, lease_seconds=30)
     # Nothing else is due while the lease holds.
-    assert queue.claim(s2s.engine, fresh=10, lease_seconds=30) == []
+    assert queue.claim(s2s.database, fresh=10, lease_seconds=30) == []
     # The lease runs out (the worker stalled): another worker takes the delivery over.
-    (second,) = queue.claim(s2s.engine, fresh=10, lease_seconds=30, now=time.time() + 31)
+    (second,) = queue.claim(s2s.database, fresh=10, lease_seconds=30, now=time.time() + 31)
     assert second.id == first.id and second.lease_token == first.lease_token + 1
-    assert queue.complete(s2s.engine, first, _done()) is None  # fenced off: discarded
-    assert queue.complete(s2s.engine, second, _done()) is not None
+    assert queue.complete(s2s.database, first, _done()) is None  # fenced off: discarded
+    assert queue.complete(s2s.database, second, _done()) is not None
     with s2s.engine.connect() as conn:
         row = conn.execute(select(t.deliveries)).one()
         attempts = conn.execute(select(t.attempts).where(t.attempts.c.attempt > 0)).all()
@@ -50,12 +50,12 @@ def test_stale_lease_holder_cannot_complete(make_s2s):
 def test_release_gives_claims_back_only_while_held(make_s2s):
     pm, s2s = make_s2s()
     _queue_postbacks(pm, s2s, "http://127.0.0.1:9", 2)
-    rows = queue.claim(s2s.engine, fresh=10, lease_seconds=30)
-    queue.release_many(s2s.engine, rows[:1])
-    again = queue.claim(s2s.engine, fresh=10, lease_seconds=30)
+    rows = queue.claim(s2s.database, fresh=10, lease_seconds=30)
+    queue.release_many(s2s.database, rows[:1])
+    again = queue.claim(s2s.database, fresh=10, lease_seconds=30)
     assert [r.id for r in again] == [rows[0].id]
-    queue.release(s2s.engine, rows[0])  # an old token: the new holder keeps it
-    assert queue.claim(s2s.engine, fresh=10, lease_seconds=30) == []
+    queue.release(s2s.database, rows[0])  # an old token: the new holder keeps it
+    assert queue.claim(s2s.database, fresh=10, lease_seconds=30) == []
 
 
 def test_first_attempts_are_claimed_ahead_of_a_retry_backlog(make_s2s):
@@ -64,7 +64,7 @@ def test_first_attempts_are_claimed_ahead_of_a_retry_backlog(make_s2s):
     with s2s.engine.begin() as conn:  # 50 retries of a dead source, all due, all older
         conn.execute(update(t.deliveries).values(lane=1, attempts=3, next_attempt_at=time.time() - 600))
     _queue_postbacks(pm, s2s, "http://127.0.0.1:10", 5, source="live", prefix="l")
-    rows = queue.claim(s2s.engine, fresh=8, retries=8, lease_seconds=30)
+    rows = queue.claim(s2s.database, fresh=8, retries=8, lease_seconds=30)
     assert sum(1 for r in rows if r.source_id == "live") == 5
     assert sum(1 for r in rows if r.source_id == "dead") == 11  # retries fill the room fresh work left
 
@@ -73,7 +73,7 @@ def test_saturated_hosts_are_left_out_of_a_claim(make_s2s):
     pm, s2s = make_s2s()
     _queue_postbacks(pm, s2s, "http://127.0.0.1:9", 30, source="dead", prefix="d")
     _queue_postbacks(pm, s2s, "http://127.0.0.1:10", 3, source="live", prefix="l")
-    rows = queue.claim(s2s.engine, fresh=10, lease_seconds=30, exclude_hosts=["127.0.0.1:9"])
+    rows = queue.claim(s2s.database, fresh=10, lease_seconds=30, exclude_hosts=["127.0.0.1:9"])
     assert {r.source_id for r in rows} == {"live"} and len(rows) == 3
 
 
@@ -106,7 +106,7 @@ def test_lease_is_renewed_while_a_slow_attempt_runs(make_s2s, standin, host):
     stolen = []
     deadline = time.monotonic() + 2.5
     while time.monotonic() < deadline:
-        stolen += queue.claim(s2s.engine, fresh=10, lease_seconds=1)
+        stolen += queue.claim(s2s.database, fresh=10, lease_seconds=1)
         time.sleep(0.1)
     assert stolen == []
     deadline = time.monotonic() + 5

@@ -32,8 +32,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import delete, func, select
 
 from hookspecs import Click, Conversion
-from s2s_plugin.storage import queue, rawdb
+from s2s_plugin.storage import queue
 from s2s_plugin.storage import tables as t
+from s2s_plugin.storage.rawsql import RawTransaction
 
 LEASE = 30.0
 WORKERS = 2
@@ -85,6 +86,7 @@ def _one_of(workers: list[Worker], has: Any, k: int) -> Worker:
 
 def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Counter) -> type:
     engine = s2s.engine
+    database = s2s.database
 
     class Outbox(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -130,7 +132,7 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             with engine.connect() as conn:
                 ids = conn.execute(select(t.deliveries.c.id)).scalars().all()
             if ids:
-                queue.make_due(engine, [_pick(ids, k)], now=self.now())
+                queue.make_due(database, [_pick(ids, k)], now=self.now())
 
         @precondition(lambda self: self.written or any(w.held() for w in self.workers))
         @rule(seconds=st.sampled_from([1.0, LEASE / 2, LEASE + 1, 600.0]))
@@ -147,7 +149,7 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
         def claim(self, w: int, fresh: int, retries: int) -> None:
             """A worker claims due deliveries and expired leases (another worker's, or its own)."""
             self.step("claim")
-            for row in queue.claim(engine, fresh=fresh, retries=retries, lease_seconds=LEASE, now=self.now()):
+            for row in queue.claim(database, fresh=fresh, retries=retries, lease_seconds=LEASE, now=self.now()):
                 self.workers[w].claimed[(row.id, row.lease_token)] = row
                 counts["claimed rows"] += 1
 
@@ -203,7 +205,7 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             batch = list(worker.finished.values())
             faults["armed"] = fault == "fails"
             try:
-                written = queue.record_many(engine, [(f.row, f.completion) for f in batch])
+                written = queue.record_many(database, [(f.row, f.completion) for f in batch])
             except WriteFault:
                 counts["failed writes"] += 1
                 return  # kept, written again later
@@ -224,7 +226,7 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             """Renew every claim held; unstarted ones taken over meanwhile are left to their new holder."""
             self.step("renew")
             worker = _one_of(self.workers, lambda x: x.held(), w)
-            held = queue.renew(engine, worker.held(), LEASE, now=self.now())
+            held = queue.renew(database, worker.held(), LEASE, now=self.now())
             for key in [key for key in worker.claimed if key[0] not in held]:
                 del worker.claimed[key]
 
@@ -236,7 +238,7 @@ def _machine(pm: Any, s2s: Any, faults: dict[str, bool], counts: collections.Cou
             if luck:
                 return
             worker = _one_of(self.workers, lambda x: x.claimed, w)
-            queue.release_many(engine, [worker.claimed.pop(_pick(worker.claimed, k))])
+            queue.release_many(database, [worker.claimed.pop(_pick(worker.claimed, k))])
 
         @precondition(lambda self: any(w.held() for w in self.workers))
         @rule(w=st.integers(0, WORKERS - 1), luck=st.integers(0, 7))
@@ -329,14 +331,14 @@ def _check(pm: Any, s2s: Any, monkeypatch: Any, record_property: Any, database: 
     s2s.add_source("exo", postback_url="https://exo.example/pb?c={external_id}&s={status}", statuses=list(STATUSES))
     s2s.add_postback("summer", "https://tracker.example/pb?c={external_id}&s={status}", statuses=["sale", "rebill"])
     faults = {"armed": False}
-    insert = rawdb.Cursor.insert_returning_ids
+    insert = RawTransaction.insert_many
 
-    def failing_insert(self: rawdb.Cursor, sql: str, params: Any) -> list[int]:
+    def failing_insert(self: RawTransaction, statement: Any, rows: Any) -> list[int]:
         if faults["armed"]:  # after the deliveries' UPDATE: the transaction must roll back whole
             raise WriteFault("server closed the connection unexpectedly")
-        return insert(self, sql, params)
+        return insert(self, statement, rows)
 
-    monkeypatch.setattr(rawdb.Cursor, "insert_returning_ids", failing_insert)
+    monkeypatch.setattr(RawTransaction, "insert_many", failing_insert)
     counts: collections.Counter[str] = collections.Counter()
     started = time.monotonic()
     run_state_machine_as_test(

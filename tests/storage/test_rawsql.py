@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 
 from hookspecs import Click, Conversion
 from s2s_plugin.storage import tables as t
-from s2s_plugin.storage.db import make_engine, write_turn
+from s2s_plugin.storage.database import Database
+from s2s_plugin.storage.db import make_engine
 from s2s_plugin.storage.migrate import upgrade
-from s2s_plugin.storage.rawsql import compile_raw, raw_transaction
+from s2s_plugin.storage.rawsql import compile_raw
 
 DELIVERY = {
     "conversion_id": 7,
@@ -30,21 +31,32 @@ DELIVERY = {
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+def database(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     url = f"sqlite:///{tmp_path}/raw.db" if request.param == "sqlite" else request.getfixturevalue("fresh_pg_url")
-    made = make_engine(url)
-    upgrade(made)
+    made = Database(url)
+    upgrade(made.engine)
     yield made
-    made.dispose()
+    made.close()
+
+
+@pytest.fixture
+def engine(database: Database) -> Any:
+    return database.engine
+
+
+def _sqlite_database(path: Any) -> Database:
+    made = Database(f"sqlite:///{path}")
+    upgrade(made.engine)
+    return made
 
 
 def _delivery_insert(engine: Any) -> Any:
     return compile_raw(insert(t.deliveries).returning(t.deliveries.c.id), engine.dialect, list(DELIVERY))
 
 
-def test_an_insert_fills_constant_defaults_and_reads_back_as_core_reads_it(engine: Any) -> None:
+def test_an_insert_fills_constant_defaults_and_reads_back_as_core_reads_it(database: Any, engine: Any) -> None:
     statement = _delivery_insert(engine)
-    with raw_transaction(engine) as tx:
+    with database.transaction() as tx:
         delivery_id = tx.scalar(statement, DELIVERY)
     with engine.connect() as conn:
         row = conn.execute(select(t.deliveries).where(t.deliveries.c.id == delivery_id)).one()
@@ -56,60 +68,60 @@ def test_an_insert_fills_constant_defaults_and_reads_back_as_core_reads_it(engin
         select(t.deliveries.c.id, t.deliveries.c.url).where(t.deliveries.c.subid == bindparam("b_subid")),
         engine.dialect,
     )
-    with raw_transaction(engine) as tx:
+    with database.transaction() as tx:
         (found,) = tx.all(read, {"b_subid": "s1"})
         assert tx.first(read, {"b_subid": "nobody"}) is None
     assert (found.id, found.url) == (delivery_id, DELIVERY["url"])
 
 
-def test_an_update_sets_only_the_named_columns(engine: Any) -> None:
-    with raw_transaction(engine) as tx:
+def test_an_update_sets_only_the_named_columns(database: Any, engine: Any) -> None:
+    with database.transaction() as tx:
         delivery_id = tx.scalar(_delivery_insert(engine), DELIVERY)
     change = compile_raw(
         update(t.deliveries).where(t.deliveries.c.id == bindparam("b_id")), engine.dialect, ["state", "reason"]
     )
-    with raw_transaction(engine) as tx:
+    with database.transaction() as tx:
         tx.execute(change, {"state": "failed", "reason": "gone", "b_id": delivery_id})
     with engine.connect() as conn:
         row = conn.execute(select(t.deliveries).where(t.deliveries.c.id == delivery_id)).one()
     assert (row.state, row.reason, row.url) == ("failed", "gone", DELIVERY["url"])
 
 
-def test_a_failing_block_rolls_back_and_raises_sqlalchemys_exception(engine: Any) -> None:
+def test_a_failing_block_rolls_back_and_raises_sqlalchemys_exception(database: Any, engine: Any) -> None:
     statement = _delivery_insert(engine)
     once = compile_raw(insert(t.deliveries), engine.dialect, [*DELIVERY, "id"])
-    with raw_transaction(engine) as tx:
+    with database.transaction() as tx:
         first_id = tx.scalar(statement, DELIVERY)
-    with pytest.raises(IntegrityError), raw_transaction(engine) as tx:
+    with pytest.raises(IntegrityError), database.transaction() as tx:
         tx.scalar(statement, {**DELIVERY, "subid": "s2", "rule_id": "source:s2"})
         tx.execute(once, {**DELIVERY, "id": first_id})  # the same primary key again
-    with pytest.raises(RuntimeError), raw_transaction(engine) as tx:
+    with pytest.raises(RuntimeError), database.transaction() as tx:
         tx.scalar(statement, {**DELIVERY, "subid": "s3", "rule_id": "source:s3"})
         raise RuntimeError("the caller failed")
     with engine.connect() as conn:
         assert list(conn.execute(select(t.deliveries.c.subid)).scalars()) == ["s1"]
     # The connection went back to the pool in a usable state.
-    with raw_transaction(engine) as tx:
+    with database.transaction() as tx:
         assert tx.scalar(statement, {**DELIVERY, "subid": "s4", "rule_id": "source:s4"}) is not None
 
 
-def test_a_missing_value_is_a_programming_error_named_in_the_message(engine: Any) -> None:
+def test_a_missing_value_is_a_programming_error_named_in_the_message(database: Any, engine: Any) -> None:
     statement = _delivery_insert(engine)
-    with pytest.raises(ValueError, match="'url'"), raw_transaction(engine) as tx:
+    with pytest.raises(ValueError, match="'url'"), database.transaction() as tx:
         tx.execute(statement, {k: v for k, v in DELIVERY.items() if k != "url"})
 
 
-def test_what_cannot_be_compiled_once_is_refused(engine: Any) -> None:
+def test_what_cannot_be_compiled_once_is_refused(database: Any, engine: Any) -> None:
     with pytest.raises(ValueError, match="rendered at execution time"):
         compile_raw(select(t.deliveries).where(t.deliveries.c.id.in_(bindparam("ids", expanding=True))), engine.dialect)
 
 
 def test_sqlite_transactions_hold_the_engines_write_turn(tmp_path: Any) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/turn.db")
-    upgrade(engine)
-    turn = write_turn(engine)
+    database = _sqlite_database(tmp_path / "turn.db")
+    engine = database.engine
+    turn = database.turn
     assert turn is not None
-    with raw_transaction(engine):
+    with database.transaction():
         # Another thread's Core transaction has to wait for its turn.
         assert not turn.acquire(blocking=False)
         taken = threading.Event()
@@ -123,7 +135,7 @@ def test_sqlite_transactions_hold_the_engines_write_turn(tmp_path: Any) -> None:
         assert not taken.wait(0.2)
     assert taken.wait(5)
     other.join(5)
-    engine.dispose()
+    database.close()
 
 
 def test_postgresql_click_stays_locked_until_the_conversion_commits(fresh_pg_url: str, make_s2s: Any) -> None:
@@ -185,7 +197,7 @@ def test_a_conversion_story_gives_the_same_rows_on_both_databases(engine: Any, m
     assert events == decisions
 
 
-def test_insert_gives_the_new_id_or_none_when_the_row_was_already_there(engine: Any) -> None:
+def test_insert_gives_the_new_id_or_none_when_the_row_was_already_there(database: Any, engine: Any) -> None:
     from sqlalchemy.dialects import postgresql, sqlite
 
     from s2s_plugin.storage.rawsql import compile_raw_insert
@@ -193,7 +205,7 @@ def test_insert_gives_the_new_id_or_none_when_the_row_was_already_there(engine: 
     dialect_insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     once = dialect_insert(t.deliveries).on_conflict_do_nothing(index_elements=["conversion_id", "status", "rule_id"])
     statement = compile_raw_insert(once, engine.dialect, list(DELIVERY))
-    with raw_transaction(engine) as tx:
+    with database.transaction() as tx:
         first = tx.insert(statement, DELIVERY)
         again = tx.insert(statement, DELIVERY)
         other = tx.insert(statement, {**DELIVERY, "rule_id": "postback:1"})
@@ -204,21 +216,19 @@ def test_insert_gives_the_new_id_or_none_when_the_row_was_already_there(engine: 
 
 
 def test_a_click_is_read_while_another_thread_holds_the_write_transaction(tmp_path: Any) -> None:
-    from s2s_plugin.storage.rawdb import transaction
     from s2s_plugin.storage.store import Store
 
-    engine = make_engine(f"sqlite:///{tmp_path}/reads.db")
-    upgrade(engine)
-    store = Store(engine)
+    database = _sqlite_database(tmp_path / "reads.db")
+    store = Store(database)
     store.save_click(Click(subid="s1", campaign_id="c", source_id="exo", params={"external_id": "X1"}))
     read: list[Any] = []
-    with transaction(engine):  # holds this process's write turn and SQLite's write lock
+    with database.transaction():  # holds this process's write turn and SQLite's write lock
         reader = threading.Thread(target=lambda: read.append(store.load_click("s1")))
         reader.start()
         reader.join(10)  # a read that waited for the turn would still be waiting (30 s)
         assert not reader.is_alive()
     assert read[0].params == {"external_id": "X1"}
-    engine.dispose()
+    database.close()
 
 
 def test_a_sqlite_file_keeps_a_connection_for_each_sending_thread(tmp_path: Any) -> None:
@@ -232,29 +242,27 @@ def test_a_sqlite_file_keeps_a_connection_for_each_sending_thread(tmp_path: Any)
 
 
 def test_sqlite_writes_share_one_connection_outside_the_pool_and_survive_a_broken_one(tmp_path: Any) -> None:
-    from s2s_plugin.storage import rawdb
-
-    engine = make_engine(f"sqlite:///{tmp_path}/writer.db")
-    upgrade(engine)
+    database = _sqlite_database(tmp_path / "writer.db")
+    engine = database.engine
     statement = _delivery_insert(engine)
     seen = []
     for n in range(3):
-        with raw_transaction(engine) as tx:
+        with database.transaction() as tx:
             # The write turn makes the writer connection this thread's alone: no pooled one is taken.
             assert engine.pool.checkedout() == 0
             seen.append(id(tx._cursor.connection))
             tx.scalar(statement, {**DELIVERY, "subid": f"s{n}", "rule_id": f"r{n}"})
     assert len(set(seen)) == 1
-    broken = rawdb._writer(engine)
+    broken = database.writer
     assert broken is not None
     broken.connection().close()  # as a connection that failed under us
-    with pytest.raises(Exception), raw_transaction(engine) as tx:  # noqa: B017 (whatever the driver raises for a closed connection)
+    with pytest.raises(Exception), database.transaction() as tx:  # noqa: B017 (whatever the driver raises for a closed connection)
         tx.scalar(statement, {**DELIVERY, "subid": "lost", "rule_id": "lost"})
-    with raw_transaction(engine) as tx:  # the next write opens a new connection
+    with database.transaction() as tx:  # the next write opens a new connection
         tx.scalar(statement, {**DELIVERY, "subid": "s3", "rule_id": "r3"})
     with engine.connect() as conn:
         assert sorted(conn.execute(select(t.deliveries.c.subid)).scalars()) == ["s0", "s1", "s2", "s3"]
-    writer_connection = rawdb._writer(engine).connection()  # type: ignore[union-attr]
+    writer_connection = broken.connection()
     engine.dispose()  # closes the writer's connection too
     with pytest.raises(Exception, match="closed"):
         writer_connection.execute("SELECT 1")
@@ -263,28 +271,28 @@ def test_sqlite_writes_share_one_connection_outside_the_pool_and_survive_a_broke
 def test_a_forked_child_writes_on_a_connection_of_its_own(tmp_path: Any) -> None:
     import os
 
-    from s2s_plugin.storage import rawdb
-
-    engine = make_engine(f"sqlite:///{tmp_path}/fork.db")
-    upgrade(engine)
+    database = _sqlite_database(tmp_path / "fork.db")
+    engine = database.engine
+    writer = database.writer
+    assert writer is not None
     statement = _delivery_insert(engine)
-    with raw_transaction(engine) as tx:
+    with database.transaction() as tx:
         tx.scalar(statement, {**DELIVERY, "subid": "parent1", "rule_id": "p1"})
-    parents = rawdb._writer(engine).connection()  # type: ignore[union-attr]
+    parents = writer.connection()
     pid = os.fork()
     if pid == 0:  # the child: exit status 0 only when its write landed on another connection
         code = 1
         try:
-            with raw_transaction(engine) as tx:
+            with database.transaction() as tx:
                 tx.scalar(statement, {**DELIVERY, "subid": "child", "rule_id": "c"})
-            code = 0 if rawdb._writer(engine).connection() is not parents else 3  # type: ignore[union-attr]
+            code = 0 if writer.connection() is not parents else 3
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
-    with raw_transaction(engine) as tx:  # the parent's connection was left alone
+    with database.transaction() as tx:  # the parent's connection was left alone
         tx.scalar(statement, {**DELIVERY, "subid": "parent2", "rule_id": "p2"})
-    assert rawdb._writer(engine).connection() is parents  # type: ignore[union-attr]
+    assert writer.connection() is parents
     with engine.connect() as conn:
         assert sorted(conn.execute(select(t.deliveries.c.subid)).scalars()) == ["child", "parent1", "parent2"]
-    engine.dispose()
+    database.close()
