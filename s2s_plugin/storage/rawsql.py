@@ -155,7 +155,7 @@ def compile_raw_insert(statement: Insert, dialect: Dialect, column_keys: Sequenc
 
 
 class RawTransaction:
-    """One open transaction on a DB-API connection (see ``raw_transaction``).
+    """One open transaction on a DB-API connection (``Database.transaction()`` or ``Database.reading()``).
 
     Rows are named tuples (``row.subid``) holding the driver's values: no type conversion, so a
     SQLite boolean reads as 0 or 1.
