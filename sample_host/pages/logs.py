@@ -130,12 +130,16 @@ async def sent_entry(request: Request) -> Response:
     tracker = tracker_of(request)
     entry = await call(tracker.sent_entry, request.path_params["entry_id"])
     latest = entry["attempts"][-1]
+    cause = None
+    if entry.get("cause"):
+        cause = cause_view(entry["cause"], 1, RuleId.parse(entry["rule_id"]), entry.get("campaign_id"))
     return page(
         request,
         "attempt.html",
         title=f"Attempt #{entry['id']}",
         section="sent",
         entry=entry,
+        cause=cause,
         resendable=latest["outcome"] in RESENDABLE,
     )
 

@@ -120,3 +120,12 @@ def test_the_log_groups_and_filters_by_cause_with_links_to_the_fixing_setting(
     assert [(r["subid"], r["cause"], r["outcome"]) for r in rows] == [(logged["skipped"], "no_click_id", "skipped")]
     bad = admin.get("/sent", params={"cause": "gremlins"})
     assert bad.status_code == 400 and "cause 'gremlins' is not a cause code" in html.unescape(bad.text)
+
+
+def test_an_attempts_page_names_its_cause_and_links_its_fix(host: Host, admin: Admin, logged: dict[str, str]) -> None:
+    (refused, *_) = host.sent(subid=logged["sent"], outcome="failed")
+    page = admin.get(f"/sent/{refused['id']}").text
+    number = host.tracker.postbacks("dating")[0].id.split(":")[1]
+    cause = page.split('<dd id="cause">', 1)[1].split("</dd>", 1)[0]
+    assert 'href="/sent?cause=http_refused"' in cause and "Refused (HTTP 4xx)" in cause
+    assert f'href="/postbacks/{number}/edit#rule-url"' in cause
