@@ -105,10 +105,10 @@ def test_the_answer_text_is_one_printable_line() -> None:
     ("target", "expected"),
     [
         ("/sent?outcome=failed", "/sent?outcome=failed"),
-        ("//evil.example/", "/campaigns"),
-        ("https://evil.example/", "/campaigns"),
-        ("/\\evil.example", "/campaigns"),
-        (None, "/campaigns"),
+        ("//evil.example/", "/dashboard"),
+        ("https://evil.example/", "/dashboard"),
+        ("/\\evil.example", "/dashboard"),
+        (None, "/dashboard"),
     ],
 )
 def test_after_sign_in_only_local_paths(target, expected) -> None:
