@@ -55,8 +55,6 @@ class Site:
         skipped, rejected = self.subids["skipped"], self.subids["rejected"]
         return {
             "dashboard": "/dashboard",
-            "dashboard-1h": "/dashboard?window=1h",
-            "dashboard-7d": "/dashboard?window=7d",
             "campaigns": "/campaigns",
             "campaign": f"/campaigns/{self.campaign}",
             "campaign-postbacks": f"/campaigns/{self.campaign}/postbacks",
@@ -152,8 +150,6 @@ def phone_width_problems(page: Any) -> list[str]:
 #: The pages walked, by name (``Site.pages`` maps each to its path).
 PAGE_NAMES = [
     "dashboard",
-    "dashboard-1h",
-    "dashboard-7d",
     "campaigns",
     "campaign",
     "campaign-postbacks",
