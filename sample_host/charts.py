@@ -8,12 +8,21 @@ Delivered postbacks stand above the axis, failed ones hang below it, one bar pai
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 from markupsafe import Markup, escape
 
 
-def _bars(series: Sequence[tuple[int, int]], width: float, top: float, bottom: float, gap: float) -> list[str]:
-    """Bars of the two series; heights scaled to the largest value of either."""
+def _bars(
+    series: Sequence[tuple[int, int]],
+    width: float,
+    top: float,
+    bottom: float,
+    gap: float,
+    labels: Optional[Sequence[str]] = None,
+) -> list[str]:
+    """Bars of the two series; heights scaled to the largest value of either. With ``labels`` (one
+    per bucket), each bucket with attempts carries a tooltip naming its time and counts."""
     peak = max([max(d, f) for d, f in series] or [0]) or 1
     step = width / max(len(series), 1)
     bar = max(step - gap, 0.5)
@@ -21,13 +30,21 @@ def _bars(series: Sequence[tuple[int, int]], width: float, top: float, bottom: f
     up, down = axis - top, bottom - axis
     parts = [f'<line class="axis" x1="0" y1="{axis:.1f}" x2="{width:.1f}" y2="{axis:.1f}"/>']
     for i, (delivered, failed) in enumerate(series):
+        if not delivered and not failed:
+            continue
         x = i * step + gap / 2
+        bucket = []
+        if labels is not None:
+            bucket.append(f"<title>{escape(labels[i])}: {delivered} delivered, {failed} failed</title>")
         if delivered:
             h = max(up * delivered / peak, 1.0)
-            parts.append(f'<rect class="delivered" x="{x:.2f}" y="{axis - h:.2f}" width="{bar:.2f}" height="{h:.2f}"/>')
+            bucket.append(
+                f'<rect class="delivered" x="{x:.2f}" y="{axis - h:.2f}" width="{bar:.2f}" height="{h:.2f}"/>'
+            )
         if failed:
             h = max(down * failed / peak, 1.0)
-            parts.append(f'<rect class="failed" x="{x:.2f}" y="{axis:.2f}" width="{bar:.2f}" height="{h:.2f}"/>')
+            bucket.append(f'<rect class="failed" x="{x:.2f}" y="{axis:.2f}" width="{bar:.2f}" height="{h:.2f}"/>')
+        parts.append(f"<g>{''.join(bucket)}</g>" if labels is not None else "".join(bucket))
     return parts
 
 
@@ -42,17 +59,17 @@ def summary(series: Sequence[tuple[int, int]], unit: str) -> str:
     )
 
 
-def timeline(series: Sequence[tuple[int, int]], unit: str) -> Markup:
+def timeline(series: Sequence[tuple[int, int]], unit: str, labels: Optional[Sequence[str]] = None) -> Markup:
     """The dashboard's main chart: delivered and failed per ``unit`` (``minute``, ``hour``). Its
     labels (the window's start and end, the scale) are the page's text, so they stay readable when
-    the chart shrinks to a phone's width."""
+    the chart shrinks to a phone's width; ``labels`` (each bucket's time) become the bars' tooltips."""
     width, height = 720.0, 120.0
     label = summary(series, unit)
     parts = [
         f'<svg class="chart timeline" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
         f'aria-label="{escape(label)}" preserveAspectRatio="none">',
         f"<title>{escape(label)}</title>",
-        *_bars(series, width, 2, height - 2, 1.0 if len(series) > 90 else 2.0),
+        *_bars(series, width, 2, height - 2, 1.0 if len(series) > 90 else 2.0, labels),
         "</svg>",
     ]
     return Markup("".join(parts))

@@ -190,6 +190,16 @@ def _rule_row(rule: RuleHealth, health: DeliveryHealth, window: Window) -> RuleR
     )
 
 
+def _bucket_labels(health: DeliveryHealth, fmt: str) -> list[str]:
+    """Each chart bucket's start and end, in UTC."""
+    start = dt.datetime.fromtimestamp(health.since, dt.UTC)
+    step = dt.timedelta(seconds=health.bucket_seconds)
+    return [
+        f"{(start + i * step).strftime(fmt)}–{(start + (i + 1) * step).strftime('%H:%M')} UTC"
+        for i in range(health.buckets)
+    ]
+
+
 def dashboard_context(engine: Any, window: Window, now: Optional[float] = None) -> dict[str, Any]:
     """Everything the dashboard template shows, read in one pass over the plugin's tables."""
     health = delivery_health(engine, window.seconds, window.bucket_seconds, now=now)
@@ -203,7 +213,7 @@ def dashboard_context(engine: Any, window: Window, now: Optional[float] = None) 
         "counts": health.counts,
         "p50": _ms(health.p50_ms),
         "p95": _ms(health.p95_ms),
-        "chart": timeline(health.series, window.unit),
+        "chart": timeline(health.series, window.unit, _bucket_labels(health, fmt)),
         "chart_start": dt.datetime.fromtimestamp(health.since, dt.UTC).strftime(fmt),
         "chart_end": dt.datetime.fromtimestamp(health.until, dt.UTC).strftime(fmt),
         "chart_peak": max([max(d, f) for d, f in health.series] or [0]),

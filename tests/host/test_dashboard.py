@@ -127,6 +127,8 @@ def test_charts_are_inline_svg_scaled_to_the_busiest_bucket() -> None:
     heights = [float(h) for h in re.findall(r'class="delivered"[^>]*height="([\d.]+)"', spark)]
     assert heights[1] == 2 * heights[0]  # 8 against 4
     assert summary(series, "hour") == "12 delivered and 3 failed over 4 hours; at most 9 attempts in one hour"
+    labelled = str(timeline(series, "hour", ["10:00", "11:00", "12:00", "13:00"]))
+    assert "<title>13:00: 8 delivered, 1 failed</title>" in labelled and "12:00" not in labelled  # empty: no bar
     empty = str(timeline([(0, 0)] * 60, "minute"))
     assert "<rect" not in empty and "0 delivered and 0 failed over 60 minutes" in empty
     assert "&lt;b&gt;" in str(sparkline([(1, 0)], "<b>"))  # labels are escaped
