@@ -76,22 +76,33 @@ class CauseCount:
     campaign_id: Optional[str]
 
 
-def cause_counts(engine: Engine, filters: SentFilter) -> list[CauseCount]:
-    """The causes of the Sent log entries ``filters`` select, most frequent first (entries logged
-    without a cause are left out)."""
+#: How many of the newest entries a filter selects ``cause_counts`` reads: a page of the log stays
+#: as quick on a log of millions (the counts then say of how many entries they are).
+CAUSE_WINDOW = 10_000
+
+
+def cause_counts(engine: Engine, filters: SentFilter, window: int = CAUSE_WINDOW) -> list[CauseCount]:
+    """The causes of the newest ``window`` Sent log entries ``filters`` select, most frequent
+    first (entries logged without a cause are left out)."""
     table = db.sent_postbacks
+    newest = (
+        sa.select(table.c.cause, table.c.rule_id, table.c.campaign_id)
+        .where(*filters.where(), table.c.cause.is_not(None))
+        .order_by(table.c.id.desc())
+        .limit(window)
+        .subquery()
+    )
     query = (
         sa.select(
-            table.c.cause,
+            newest.c.cause,
             sa.func.count(),
-            sa.func.min(table.c.rule_id),
-            sa.func.max(table.c.rule_id),
-            sa.func.min(table.c.campaign_id),
-            sa.func.max(table.c.campaign_id),
+            sa.func.min(newest.c.rule_id),
+            sa.func.max(newest.c.rule_id),
+            sa.func.min(newest.c.campaign_id),
+            sa.func.max(newest.c.campaign_id),
         )
-        .where(*filters.where(), table.c.cause.is_not(None))
-        .group_by(table.c.cause)
-        .order_by(sa.func.count().desc(), table.c.cause)
+        .group_by(newest.c.cause)
+        .order_by(sa.func.count().desc(), newest.c.cause)
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()

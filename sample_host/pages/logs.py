@@ -17,7 +17,7 @@ from s2s_plugin.resolution.ruleid import RuleId
 
 from ..dashboard import cause_view
 from ..errors import HostError
-from ..logs import RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, cause_counts, parse_time
+from ..logs import CAUSE_WINDOW, RECEIVED_OUTCOMES, ReceivedFilter, SentFilter, cause_counts, parse_time
 from ..security import safe_next
 from ..sentcsv import export_lines
 from .common import admin, call, form_values, int_param, tracker_of
@@ -62,7 +62,11 @@ def _causes(tracker: Any, filters: SentFilter, rows: list[dict[str, Any]]) -> di
         for row in rows
         if row.get("cause")
     }
-    return {"cause_groups": groups, "row_causes": per_row}
+    return {
+        "cause_groups": groups,
+        "row_causes": per_row,
+        "cause_window": CAUSE_WINDOW if sum(c.count for c in counts) >= CAUSE_WINDOW else None,
+    }
 
 
 @admin
@@ -82,7 +86,7 @@ async def sent(request: Request) -> Response:
         causes = await call(_causes, tracker, filters, result.rows)
         error = None
     except HostError as exc:
-        result, error, causes = None, str(exc), {"cause_groups": [], "row_causes": {}}
+        result, error, causes = None, str(exc), {"cause_groups": [], "row_causes": {}, "cause_window": None}
     choices = await call(_choices, request)
     return page(
         request,

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from sample_host.logs import SentFilter
+from sample_host.logs import SentFilter, cause_counts
 from sample_host.sentcsv import export_lines
 from sample_host.standin import StandInSource
 
@@ -129,3 +129,13 @@ def test_an_attempts_page_names_its_cause_and_links_its_fix(host: Host, admin: A
     cause = page.split('<dd id="cause">', 1)[1].split("</dd>", 1)[0]
     assert 'href="/sent?cause=http_refused"' in cause and "Refused (HTTP 4xx)" in cause
     assert f'href="/postbacks/{number}/edit#rule-url"' in cause
+
+
+def test_cause_counts_read_only_the_newest_entries_of_a_long_log(host: Host, logged: dict[str, str]) -> None:
+    newest = host.tracker.sent_postbacks(limit=2)  # oldest first
+    counted = cause_counts(host.tracker.engine, SentFilter(), window=2)
+    expected: dict[str, int] = {}
+    for entry in newest:
+        expected[entry["cause"]] = expected.get(entry["cause"], 0) + 1
+    assert {c.cause: c.count for c in counted} == expected
+    assert sum(c.count for c in cause_counts(host.tracker.engine, SentFilter())) == 4
