@@ -69,9 +69,8 @@ class EntryPointPlugin:
 
     def close(self) -> None:
         """Release the database, if the service was built."""
-        service: Optional[object] = self._service
-        if service is not None:
-            service.close()  # type: ignore[attr-defined]
+        if self._service is not None:
+            self._service.close()
             self._service = None
 
 
