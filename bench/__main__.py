@@ -224,7 +224,8 @@ def queue_postbacks(service: s2s_plugin.PostbackService, targets: list[tuple[str
             conn.execute(t.deliveries.insert(), rows[start : start + 5000])
 
 
-def delivered_per_second(url: str, count: int, **settings: Any) -> float:
+def delivered_per_second(url: str, count: int, limits: Optional[list[int]] = None, **settings: Any) -> float:
+    """Delivered/s draining ``count`` postbacks to ``url``; ``limits`` gets the host's adaptive limit at the end."""
     with tempfile.TemporaryDirectory() as tmp:
         pm, service = plugin(f"sqlite:///{tmp}/bench.db", **settings)
         try:
@@ -233,6 +234,8 @@ def delivered_per_second(url: str, count: int, **settings: Any) -> float:
             service.drain(timeout=600)
             elapsed = time.perf_counter() - started
             assert service.attempts(outcome="delivered", limit=1), "nothing was delivered"
+            if limits is not None:
+                limits.extend(service.dispatcher._hosts.limits().values())
         finally:
             service.close()
     return count / elapsed
@@ -347,11 +350,11 @@ def scenario_delivery(quick: bool, delay: float, name: str) -> None:
             {str(c): (lambda c=c: dispatcher(c)) for c in (candidates[1:2] if quick else candidates)}, passes
         )
         concurrency = int(max(tried, key=tried.__getitem__))
-        bare_rates, rates, default_rates = [first], [], []
+        bare_rates, rates, default_rates, default_limits = [first], [], [], []
         for _ in range(rounds):
             rates.append(dispatcher(concurrency))
             bare_rates.append(run_best())
-            default_rates.append(delivered_per_second(url, total))  # the settings' defaults
+            default_rates.append(delivered_per_second(url, total, default_limits))  # the settings' defaults
     rate, bare = statistics.median(rates), statistics.median(bare_rates)
     defaults = statistics.median(default_rates)
     emit(
@@ -367,6 +370,7 @@ def scenario_delivery(quick: bool, delay: float, name: str) -> None:
         ratio=round(rate / bare, 3),
         defaults_per_s=round(defaults, 1),
         defaults_ratio=round(defaults / bare, 3),
+        defaults_limit_at_end=default_limits,  # the host's adaptive limit when each defaults round ended
         per_round={
             "delivered_per_s": [round(r, 1) for r in rates],
             "best_bare_per_s": [round(r, 1) for r in bare_rates],

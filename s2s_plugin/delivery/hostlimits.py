@@ -2,13 +2,13 @@
 
 - ``ConcurrencyLimit``: a latency-aware limit per host, in the style of TCP Vegas (and Netflix's
   concurrency-limits). While work waits for the host, it judges the host's answers in rounds (a
-  limit's worth, at least 16) by their lower quartile, against the host's *no-load* time (the
+  limit's worth, at least 16) by their median, against the host's *no-load* time (the
   lowest round time of the last 10-20 s). ``limit x (1 - no_load / round time)`` is how many of
   the attempts in flight only waited (in the source's queue, or for our own CPU) instead of
   adding throughput. While that is under ``alpha`` (one attempt for small limits, ``2 log10
   limit`` for large ones), one more attempt would add throughput: the limit grows, doubling per
-  round until the first sign of queueing (slow start), then by one per round. Past twice
-  ``alpha`` it shrinks towards what the host could use, at most by half per round. After four
+  round until the first sign of queueing (slow start), then by one per round. Past ``alpha``
+  + 1 it shrinks towards what the host could use, at most by half per round. After four
   rounds of holding, one round at half the limit checks the no-load time (where our own CPU is
   what attempts wait for, fewer attempts answer sooner). So a source answering in 50 ms gets 64
   attempts at once, and one answering at once (where more attempts only cost GIL hand-offs) one
@@ -176,9 +176,10 @@ class ConcurrencyLimit:
             # The first round's answers waited for new connections and threads: not judged.
             self._warm = True
             return
-        # The round's time is its lower quartile: a source whose answers merely vary (a slow one
-        # now and then) keeps it steady; queueing, at the source or for our own CPU, raises it.
-        typical = times[len(times) // 4]
+        # The round's time is its median: a source whose answers merely vary (a slow one now and
+        # then, or every other one) keeps it steady; queueing, at the source or for our own CPU,
+        # raises it.
+        typical = times[len(times) // 2]
         rotated = self._note_round_time(typical, now)
         if self._probe_from is not None:
             self.value, self._probe_from = self._probe_from, None  # the probe round only measured
@@ -197,7 +198,7 @@ class ConcurrencyLimit:
             self._holds = 0
             return
         self.starting = False
-        if waiting > 2 * alpha:
+        if waiting > alpha + 1:
             # Down to what the host could use, keeping alpha's headroom; at most by half.
             self.value = max(1.0, self.value / 2, limit - waiting + alpha)
             self._holds = 0

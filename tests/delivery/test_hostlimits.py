@@ -43,13 +43,13 @@ def test_does_not_grow_while_nothing_waits_for_the_host():
 def test_a_source_that_answers_at_once_keeps_a_low_limit():
     # Our own CPU is the bottleneck: each attempt added waits for the others' turns, so answer
     # times grow with the attempts in flight (an answer now and then waits for no one) and more
-    # attempts add no throughput. From 8 the limit comes down to a few and stays there (a round
-    # at half of it now and then checks the no-load time).
+    # attempts add no throughput. The limit comes down to a few and stays there (a round at half
+    # of it now and then checks the no-load time).
     rng = random.Random(7)
-    limit, clock = ConcurrencyLimit(cap=64, start=8), _Clock()
+    limit, clock = ConcurrencyLimit(cap=64), _Clock()
     seen = _rounds(limit, 200, lambda in_flight: 0.4 * (1 + (in_flight - 1) * rng.random() * 2), clock)
-    assert seen[0] == 8 and set(seen[-150:]) <= {1, 2, 3, 4}, seen
-    assert sum(seen[-150:]) / 150 < 3.5
+    assert max(seen) <= 16 and set(seen[-100:]) <= {1, 2, 3, 4}, seen
+    assert sum(seen[-100:]) / 100 < 3, seen
 
 
 def test_a_source_that_queues_past_its_capacity_settles_near_it():
