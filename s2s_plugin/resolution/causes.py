@@ -9,6 +9,12 @@ back to find its cause.
 
 ``CAUSES`` gives each code a short label for pages and the setting that fixes it, where one does
 (``docs/delivery.md`` has the same table). The values are stored: never rename one; add new codes.
+
+Adding one: a member here and its ``CAUSES`` entry; the code set where the cause is found, beside
+its sentence (``PlannedPostback``, ``TargetCheck``, ``AttemptResult`` carry it to the writes); a
+row in the docs' table (a test compares them); a scenario that produces it in
+``tests/delivery/test_cause_codes.py`` (a test checks every code has one); and, if older versions
+wrote its sentence, nothing more: migration 0007 already placed what they wrote.
 """
 
 from __future__ import annotations
