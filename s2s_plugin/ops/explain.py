@@ -518,6 +518,30 @@ def _cause_setting(cause: Optional[Cause]) -> str:
     return fix.setting if fix is not None and fix.scope not in ("settings", "delivery") else "postback_url"
 
 
+def _failure_fix(
+    cause: Optional[Cause], what: str, rule_id: str, campaign_id: Optional[str], delivery_id: int, hinted: bool
+) -> Fix:
+    """What to do about a delivery that failed for good: the linter's likely cause first, else the
+    catalogue's advice for its cause, and then resend it."""
+    resend = f"then resend delivery #{delivery_id}."
+    catalogue = cause.info.fix if cause else None
+    if hinted or catalogue is None:
+        hint = " (see the likely cause)" if hinted else ""
+        return _rule_fix(rule_id, campaign_id, "postback_url", f"Correct {what}'s URL{hint}, {resend}", delivery_id)
+    advice = catalogue.advice.rstrip(".")
+    if catalogue.scope in ("rule", "source"):
+        return _rule_fix(rule_id, campaign_id, catalogue.setting, f"{advice}; {resend}", delivery_id)
+    if catalogue.scope == "settings":  # an install() keyword or S2S_* variable: no page changes it
+        return _rule_fix(
+            rule_id,
+            campaign_id,
+            "delivery_settings",
+            f"{advice} (delivery setting {catalogue.setting}); {resend}",
+            delivery_id,
+        )
+    return _rule_fix(rule_id, campaign_id, catalogue.setting, f"{advice}.", delivery_id)
+
+
 def _delivery_node(
     row: Any,
     rules: dict[str, PostbackRule],
@@ -597,9 +621,7 @@ def _delivery_node(
         state, summary = "failed", f"failed after {row.attempts} attempt(s): {_answer(last)}"
         tail = f"failed after {row.attempts} attempt(s): {row.reason}.{hint}"
         rank = _Problems.DELIVERY
-        fix_now = fix(
-            f"Correct {what}'s URL{' (see the likely cause)' if hints else ''}, then resend delivery #{row.id}."
-        )
+        fix_now = _failure_fix(cause, what, row.rule_id, campaign_id, row.id, bool(hints))
     elif row.state == DeliveryState.LEASED:
         state, summary, tail = "sending", "being sent now", ""
     elif down and row.host in down:

@@ -51,6 +51,8 @@ SETTINGS = (
     "plugin",  # a third-party plugin that failed
     "host",  # the source's server is not answering: nothing to change here, it is retried
     "click",  # the host tracker does not report clicks to the plugin
+    "delivery_settings",  # an install() keyword or S2S_* variable (timeouts, max_age...)
+    "resend",  # nothing to change: send the postback again
 )
 
 

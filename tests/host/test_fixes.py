@@ -35,6 +35,8 @@ def test_settings_no_page_changes_have_no_link() -> None:
     assert fix_link(Fix("Call on_click for every click.", "click")) is None
     assert setting_link("postback_url", rule_id="plugin-rule-9") is None  # a plugin's own rule
     assert setting_link("campaign_link") is None
+    assert setting_link("delivery_settings", rule_id="source:exo") is None  # install() keywords, S2S_* variables
+    assert setting_link("resend", rule_id="source:exo") is None
 
 
 def test_every_rule_or_source_fix_in_the_cause_catalogue_has_a_page() -> None:

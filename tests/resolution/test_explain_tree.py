@@ -209,3 +209,17 @@ def test_a_postback_waiting_for_a_host_that_is_not_answering_shows_as_paused(mak
         assert explanation.tree is not None and explanation.tree.state == "paused"
         fix = explanation.fix
         assert fix is not None and (fix.setting, fix.source_id, fix.delivery_id) == ("host", "exo", node.delivery_id)
+
+
+def test_a_refused_postback_without_a_lint_hint_takes_its_fix_from_the_cause_catalogue(make_s2s, standin) -> None:
+    pm, s2s = make_s2s()
+    standin.script("/pb", [], default=(410, "gone"))
+    s2s.add_source("exo", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
+    _click(pm, "s1")
+    _convert(pm, "s1", "sale")
+    s2s.drain(timeout=5)
+    explanation = s2s.explain("s1")
+    assert explanation.failing is not None and explanation.failing.cause == "http_gone"
+    fix = explanation.fix
+    assert fix is not None and (fix.setting, fix.rule_id, fix.delivery_id) == ("postback_url", "source:exo", 1)
+    assert fix.action == "Set the source's current postback URL; then resend delivery #1."
