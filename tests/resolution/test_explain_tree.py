@@ -223,3 +223,23 @@ def test_a_refused_postback_without_a_lint_hint_takes_its_fix_from_the_cause_cat
     fix = explanation.fix
     assert fix is not None and (fix.setting, fix.rule_id, fix.delivery_id) == ("postback_url", "source:exo", 1)
     assert fix.action == "Set the source's current postback URL; then resend delivery #1."
+
+
+def test_a_click_with_no_source_postback_and_no_conversion(make_s2s) -> None:
+    pm, s2s = make_s2s()
+    _click(pm, "s1")
+    explanation = s2s.explain("s1")
+    tree = explanation.tree
+    assert tree is not None
+    assert [(n.kind, n.state, n.title) for n in tree.children] == [
+        ("setup", "problem", "Source postback"),
+        ("setup", "info", "Campaign postbacks"),
+        ("setup", "ok", "Click id"),
+        ("no-conversion", "problem", "No conversion"),
+    ]
+    # The missing source postback comes first in the chain, so it is the failing step.
+    assert explanation.failing is tree.children[0]
+    assert explanation.fix is not None and (explanation.fix.setting, explanation.fix.source_id) == (
+        "source_postback",
+        "exo",
+    )
