@@ -12,8 +12,9 @@ from typing import Any, Optional
 
 from markupsafe import Markup
 
+from hookspecs import PostbackRule
 from s2s_plugin.delivery.hostlimits import HostStatus
-from s2s_plugin.ops.health import DeliveryHealth, RuleHealth, delivery_health
+from s2s_plugin.ops.health import OUTCOMES, DeliveryHealth, RuleHealth, delivery_health
 from s2s_plugin.resolution.causes import CauseInfo
 from s2s_plugin.resolution.causes import cause_of as known_cause
 from s2s_plugin.resolution.ruleid import RuleId
@@ -200,9 +201,35 @@ def _bucket_labels(health: DeliveryHealth, fmt: str) -> list[str]:
     ]
 
 
-def dashboard_context(engine: Any, window: Window, now: Optional[float] = None) -> dict[str, Any]:
-    """Everything the dashboard template shows, read in one pass over the plugin's tables."""
+def _idle(rule: PostbackRule, health: DeliveryHealth) -> RuleHealth:
+    """A configured postback with nothing in the window and nothing queued: shown with zeros, since
+    a source that stopped converting is news too."""
+    return RuleHealth(
+        rule_id=rule.id,
+        source_id=rule.source_id,
+        campaign_id=rule.campaign_id,
+        counts={outcome: 0 for outcome in OUTCOMES},
+        causes=[],
+        p50_ms=None,
+        p95_ms=None,
+        hosts=[],
+        queued=0,
+        oldest_due_at=None,
+        series=[(0, 0)] * health.buckets,
+    )
+
+
+def dashboard_context(
+    engine: Any, window: Window, now: Optional[float] = None, configured: Sequence[PostbackRule] = ()
+) -> dict[str, Any]:
+    """Everything the dashboard template shows, read in one pass over the plugin's tables.
+
+    :param configured: the tracker's postbacks (its sources' and campaigns'); those with nothing in
+        the window are listed after the others, with zeros.
+    """
     health = delivery_health(engine, window.seconds, window.bucket_seconds, now=now)
+    seen = {rule.rule_id for rule in health.rules}
+    idle = [_idle(rule, health) for rule in configured if rule.id not in seen]
     fmt = "%H:%M" if window.seconds <= 3600 else "%b %d %H:%M"
     oldest = health.oldest_due
     return {
@@ -217,7 +244,7 @@ def dashboard_context(engine: Any, window: Window, now: Optional[float] = None) 
         "chart_start": dt.datetime.fromtimestamp(health.since, dt.UTC).strftime(fmt),
         "chart_end": dt.datetime.fromtimestamp(health.until, dt.UTC).strftime(fmt),
         "chart_peak": max([max(d, f) for d, f in health.series] or [0]),
-        "rules": [_rule_row(rule, health, window) for rule in health.rules],
+        "rules": [_rule_row(rule, health, window) for rule in [*health.rules, *idle]],
         "hosts": [host_view(h, s) for h, s in health.hosts.items()],
         "oldest_due": oldest,
         "oldest_due_age": _age(health.until - oldest.due_at) if oldest else "",

@@ -51,6 +51,7 @@ def test_the_dashboard_counts_each_postback_and_names_its_causes(
 ) -> None:
     tracker = host.tracker
     tracker.add_postback("summer", url=f"{standin.url}/partner?c={{external_id}}", statuses=["sale"])
+    tracker.add_source("quiet", postback_url=f"{standin.url}/quiet?c={{external_id}}")  # no traffic at all
     standin.script("/partner", default=(404, "no such goal"))
     for n in range(3):
         host.postback(subid=host.click("summer", external_id=f"ck{n}"), status="sale", payout="1")
@@ -70,6 +71,9 @@ def test_the_dashboard_counts_each_postback_and_names_its_causes(
     assert '<div data-cause="no_click_id"><strong>1</strong>' in source_row
     assert "Campaign summer · postback 1" in partner_row and 'href="/campaigns/summer/postbacks"' in partner_row
     assert re.search(r"\d+ ms / \d+ ms", source_row)  # latency p50 / p95
+    quiet = _row(page.text, "source:quiet")  # listed all the same: a source gone silent is news
+    assert [_cell(quiet, o) for o in ("delivered", "retrying", "failed", "skipped")] == [0, 0, 0, 0]
+    assert page.text.index('data-rule="source:quiet"') > page.text.index('data-rule="postback:1"')  # busy first
     text = _text(page)
     assert 'id="total-failed">3<' in page.text and 'id="total-skipped">2<' in page.text
     # The chart says what it shows, in words, for screen readers.
