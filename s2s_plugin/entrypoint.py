@@ -15,14 +15,10 @@ import pluggy
 
 import hookspecs
 from hookspecs import Click, Conversion
-from s2s_plugin.hooks.plugins import OWN_ENTRY_POINT, make_plugin_manager
+from s2s_plugin.hooks.plugins import make_plugin_manager
 
 if TYPE_CHECKING:  # pragma: no cover  (built lazily: the service imports the whole plugin)
     from s2s_plugin.service import PostbackService
-
-#: The entry point's name: ``install`` registers under it too, so loading entry points after
-#: ``install`` does not register the plugin twice.
-ENTRY_POINT_NAME = OWN_ENTRY_POINT
 
 
 def build_plugin_manager() -> pluggy.PluginManager:

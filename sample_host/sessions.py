@@ -56,9 +56,3 @@ def end(engine: Engine, token: Optional[str]) -> None:
     if token and isinstance(token, str):
         with engine.begin() as conn:
             conn.execute(sa.delete(db.admin_sessions).where(db.admin_sessions.c.id == _digest(token)))
-
-
-def end_all(engine: Engine) -> int:
-    """End every admin session (a new admin password); returns how many there were."""
-    with engine.begin() as conn:
-        return conn.execute(sa.delete(db.admin_sessions)).rowcount or 0

@@ -20,22 +20,6 @@ from ua_parser import parse
 
 log = logging.getLogger("sample_host.visitors")
 
-#: Every attribute a click may get, in the order they are listed on a click's page.
-ATTRIBUTES = (
-    "os",
-    "os_version",
-    "browser",
-    "browser_version",
-    "device_type",
-    "device_model",
-    "language",
-    "referrer",
-    "country",
-    "region",
-    "city",
-    "isp",
-)
-
 # Operating systems of phones and tablets, as uap-core names them.
 _MOBILE_OS = {"Android", "iOS", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS", "Tizen", "HarmonyOS"}
 _TABLETS = ("iPad", "Tablet", "Kindle", "Tab ")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Optional
 from urllib.parse import quote
 
@@ -111,17 +111,3 @@ def check_parameters(parameters: Mapping[str, str], click_id_param: str) -> dict
             raise ConfigError(f"{name} receives the click id: set it as the source's click-id parameter and macro")
         checked[name] = check_macro(macro, name)
     return checked
-
-
-def parse_parameters(items: Iterable[str]) -> dict[str, str]:
-    """``["sub_id_1={zoneid}", "cost={cost}"]`` → ``{"sub_id_1": "{zoneid}", "cost": "{cost}"}``.
-
-    :raises ConfigError: for an item without ``=``.
-    """
-    table: dict[str, str] = {}
-    for item in items:
-        name, sep, macro = item.partition("=")
-        if not sep:
-            raise ConfigError(f"a parameter is written NAME=MACRO (sub_id_1={{zoneid}}): got {item!r}")
-        table[name.strip()] = macro.strip()
-    return table

@@ -164,12 +164,6 @@ def _json_values(value: Any, names: set[str]) -> Iterable[str]:
             yield from _json_values(item, names)
 
 
-def redact_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
-    """Headers with secret ones (and ``Authorization`` always) masked."""
-    names = set(parse_secrets(list(secrets))) | {"authorization", "proxy-authorization"}
-    return {key: MASK if key.lower() in names else value for key, value in headers.items()}
-
-
 def _mask_json(value: Any, names: set[str]) -> Any:
     if isinstance(value, dict):
         return {k: MASK if str(k).lower() in names else _mask_json(v, names) for k, v in value.items()}

@@ -101,15 +101,6 @@ BUILTIN_NAMES = frozenset(
 #: Every name a macro may use without a click parameter of that name: built-ins and aliases.
 KNOWN_NAMES = BUILTIN_NAMES | frozenset(ALIASES)
 
-#: Macros that take an argument, and what the argument means (for the linter and the README).
-PARAMETERISED = {
-    "status": "source's names for statuses: {status:lead=0 sale=1 rejected=2}",
-    "date": "PHP date letters and an optional IANA zone: {date:Y-m-d H:i:s,Europe/Kyiv}",
-    "conversion_datetime": "like date",
-    "click_datetime": "like date, for the click's time",
-    "random": "a range: {random:1,999999}",
-}
-
 #: What ``{delivery_id}`` renders to while the delivery has no id yet. The store puts the id in its
 #: place in the same transaction that inserts the delivery (``fill_delivery_id``), so what is queued,
 #: sent, logged and resent carries the real id. Unreserved characters only: no encoding changes it.

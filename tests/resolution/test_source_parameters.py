@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from hookspecs import Click, Conversion, SourceTemplate
 from s2s_plugin import ConfigError
-from s2s_plugin.resolution.links import check_parameters, link_settings, parse_parameters
+from s2s_plugin.resolution.links import check_parameters, link_settings
 from s2s_plugin.resolution.templates import builtin_facts, builtin_templates, campaign_link
 from s2s_plugin.storage import migrate
 from s2s_plugin.storage import tables as t
@@ -115,16 +115,6 @@ def test_a_bad_parameter_row_is_refused_with_one_sentence(table: dict, fragment:
     with pytest.raises(ConfigError) as caught:
         check_parameters(table, "external_id")
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
-
-
-def test_parameters_are_parsed_from_name_equals_macro() -> None:
-    assert parse_parameters(["sub_id_1={zoneid}", " cost = {cost} ", "kw=a=b"]) == {
-        "sub_id_1": "{zoneid}",
-        "cost": "{cost}",
-        "kw": "a=b",
-    }
-    with pytest.raises(ConfigError, match="NAME=MACRO"):
-        parse_parameters(["sub_id_1"])
 
 
 def test_add_source_stores_the_table_and_the_link_carries_it(make_s2s) -> None:
