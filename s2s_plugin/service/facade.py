@@ -13,6 +13,7 @@ from s2s_plugin.delivery.dispatcher import Dispatcher
 from s2s_plugin.hooks import hookcalls
 from s2s_plugin.ops import operations
 from s2s_plugin.ops.explain import Explanation
+from s2s_plugin.ops.health import DeliveryHealth
 from s2s_plugin.ops.stats import OutboxStats
 from s2s_plugin.resolution.lint import LintWarning
 from s2s_plugin.service.control import DeliveryControl
@@ -333,3 +334,8 @@ class PostbackService:
         """The outbox at this moment, for monitoring: deliveries per state, how many are due now,
         and how long the most overdue one has waited."""
         return self.inspection.stats()
+
+    def health(self, window_seconds: float = 86400.0, bucket_seconds: Optional[float] = None) -> DeliveryHealth:
+        """Delivery health per postback over the last ``window_seconds``: what the sample host's
+        dashboard shows (see ``Inspection.health``)."""
+        return self.inspection.health(window_seconds, bucket_seconds)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from hookspecs import PostbackAttempt
 from s2s_plugin.ops.attemptlog import recent_attempts
 from s2s_plugin.ops.explain import Explanation, explain_subid
+from s2s_plugin.ops.health import DeliveryHealth, delivery_health
 from s2s_plugin.ops.stats import OutboxStats, outbox_stats
 from s2s_plugin.service.library import TemplateLibrary
 from s2s_plugin.storage.store import Store
@@ -48,3 +49,11 @@ class Inspection:
         """The outbox at this moment, for monitoring: deliveries per state, how many are due now,
         and how long the most overdue one has waited."""
         return outbox_stats(self._engine)
+
+    def health(self, window_seconds: float = 86400.0, bucket_seconds: Optional[float] = None) -> DeliveryHealth:
+        """Delivery health per postback over the last ``window_seconds`` (a day by default): counts by
+        outcome, top causes, attempt times, host states, the queue and a chart per bucket (an hour for
+        windows over six hours, else a minute, unless ``bucket_seconds`` is given)."""
+        if bucket_seconds is None:
+            bucket_seconds = 3600.0 if window_seconds > 6 * 3600 else 60.0
+        return delivery_health(self._engine, window_seconds, bucket_seconds)

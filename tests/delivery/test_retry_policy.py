@@ -120,3 +120,16 @@ def test_a_retry_after_that_is_not_seconds_or_a_date_is_ignored(value):
 def test_retry_after_seconds_and_dates():
     assert parse_retry_after(" 30 ") == 30.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412000.0) == 480.0
+
+
+def test_the_service_reports_delivery_health_after_a_retry(make_s2s, standin, host):
+    standin.script("/pb", [Reply(503, "busy")], default=(200, "OK"))
+    pm, s2s = make_s2s(retry_schedule=[0, 0.05, 0.05])
+    _one(pm, s2s, standin.url)
+    s2s.drain(timeout=5)
+    health = s2s.health(window_seconds=3600)
+    (rule,) = health.rules
+    assert rule.rule_id == "source:exo"
+    assert (rule.counts["delivered"], rule.counts["retrying"], rule.queued) == (1, 1, 0)
+    assert [(c.cause, c.count) for c in rule.causes] == [("http_server_error", 1)]
+    assert health.bucket_seconds == 60 and len(health.series) == 60
