@@ -12,15 +12,11 @@ import hookspecs
 from s2s_plugin.resolution.money import PAYOUT_MODES
 
 from ..errors import Conflict, HostError, NotFound
-from ..rulesettings import content_type_of
-from .common import admin, call, flash_warnings, form_list, form_values, secret_names, tracker_of
+from ..rulesettings import current_settings
+from .common import admin, base_url, call, flash_warnings, form_list, form_values, posted_settings, tracker_of
 from .render import flash, page, see_other
 
 STATUSES = hookspecs.CANONICAL_STATUSES
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 def _campaign_rows(request: Request) -> list[dict[str, Any]]:
@@ -29,7 +25,7 @@ def _campaign_rows(request: Request) -> list[dict[str, Any]]:
     for rule in tracker.postbacks():
         postbacks[rule.campaign_id or ""] = postbacks.get(rule.campaign_id or "", 0) + 1
     return [
-        {**c, "link": tracker.campaign_link(c["alias"], _base_url(request)), "postbacks": postbacks.get(c["alias"], 0)}
+        {**c, "link": tracker.campaign_link(c["alias"], base_url(request)), "postbacks": postbacks.get(c["alias"], 0)}
         for c in tracker.campaigns()
     ]
 
@@ -83,7 +79,7 @@ def _campaign_context(request: Request, alias: str) -> dict[str, Any]:
     postbacks = tracker.postbacks(alias)
     return {
         "campaign": campaign,
-        "link": tracker.campaign_link(alias, _base_url(request)),
+        "link": tracker.campaign_link(alias, base_url(request)),
         "sources": [s.source_id for s in tracker.sources()],
         "postbacks": postbacks,
         "warnings": {rule.id: [str(w) for w in tracker.s2s.lint(rule)] for rule in postbacks},
@@ -132,18 +128,12 @@ async def update_campaign(request: Request) -> Response:
     return see_other(f"/campaigns/{alias}")
 
 
-def _postback_form(request: Request, values: dict[str, str], statuses: list[str]) -> dict[str, Any]:
+def _postback_form(values: dict[str, str], statuses: list[str]) -> dict[str, Any]:
     return {
         "url": values.get("url", "").strip(),
         "method": values.get("method", "GET"),
-        "statuses": statuses,
         "payout_mode": values.get("payout_mode", "real"),
-        "payout_value": values.get("payout_value", "").strip() or None,
-        "min_payout": values.get("min_payout", "").strip() or None,
-        "secrets": secret_names(values.get("secrets")),
-        "body": values.get("body", ""),
-        "content_type": values.get("content_type", ""),
-        "follow_redirects": bool(values.get("follow_redirects")),
+        **posted_settings(values, statuses),
     }
 
 
@@ -188,7 +178,7 @@ async def campaign_postbacks(request: Request) -> Response:
 async def add_postback(request: Request) -> Response:
     """``POST /campaigns/{alias}/postbacks``: add an S2S postback to the campaign."""
     alias = request.path_params["alias"]
-    values = _postback_form(request, await form_values(request), await form_list(request, "statuses"))
+    values = _postback_form(await form_values(request), await form_list(request, "statuses"))
     tracker = tracker_of(request)
     try:
         if not values["statuses"]:
@@ -207,18 +197,7 @@ def _edit_page(
     request: Request, number: int, *, form: dict[str, Any] | None, error: str | None, status: int = 200
 ) -> Response:
     rule = tracker_of(request).postback(str(number))
-    values = form or {
-        "url": rule.url,
-        "method": rule.method,
-        "statuses": list(rule.statuses),
-        "payout_mode": rule.payout_mode,
-        "payout_value": rule.payout_value,
-        "min_payout": rule.min_payout,
-        "secrets": list(rule.secrets),
-        "body": rule.body,
-        "content_type": content_type_of(rule),
-        "follow_redirects": rule.follow_redirects,
-    }
+    values = form or current_settings(rule)
     return page(
         request,
         "postback_edit.html",
@@ -243,7 +222,7 @@ async def edit_postback(request: Request) -> Response:
 async def save_postback(request: Request) -> Response:
     """``POST /postbacks/{number}/edit``: save a campaign postback."""
     number = request.path_params["number"]
-    values = _postback_form(request, await form_values(request), await form_list(request, "statuses"))
+    values = _postback_form(await form_values(request), await form_list(request, "statuses"))
     tracker = tracker_of(request)
     try:
         rule = await call(tracker.update_postback, str(number), **values)

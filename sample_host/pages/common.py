@@ -25,6 +25,11 @@ def tracker_of(request: Request) -> Tracker:
     return request.app.state.tracker
 
 
+def base_url(request: Request) -> str:
+    """The address the tracker is reached at (campaign links start with it), without a final ``/``."""
+    return str(request.base_url).rstrip("/")
+
+
 async def call(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking tracker call in the thread pool."""
     return await run_in_threadpool(functools.partial(func, *args, **kwargs))
@@ -100,3 +105,17 @@ def flash_warnings(request: Request, rule: Any) -> None:
 def secret_names(text: Optional[str]) -> list[str]:
     """Secret parameter names from a form field (commas or spaces between them)."""
     return [name for name in (text or "").replace(",", " ").split() if name]
+
+
+def posted_settings(values: dict[str, str], statuses: list[str]) -> dict[str, Any]:
+    """The settings every postback form has, a source's and a campaign postback's alike (statuses,
+    payout limits, secrets, body, redirects), as the tracker takes them; empty fields are None."""
+    return {
+        "statuses": statuses,
+        "payout_value": values.get("payout_value", "").strip() or None,
+        "min_payout": values.get("min_payout", "").strip() or None,
+        "secrets": secret_names(values.get("secrets")),
+        "body": values.get("body", ""),
+        "content_type": values.get("content_type", ""),
+        "follow_redirects": bool(values.get("follow_redirects")),
+    }

@@ -8,26 +8,23 @@ from typing import Any, Optional
 from starlette.requests import Request
 from starlette.responses import Response
 
-from s2s_plugin.resolution.links import link_settings
+from hookspecs import PostbackRule
+from s2s_plugin.resolution.links import LinkSettings, link_settings
 from s2s_plugin.resolution.money import PAYOUT_MODES
 from s2s_plugin.resolution.templates import placeholders_left
 
 from ..errors import Conflict, HostError, NotFound
-from ..rulesettings import content_type_of
+from ..rulesettings import current_settings
 from .campaigns import STATUSES
-from .common import admin, call, flash_warnings, form_list, form_values, secret_names, tracker_of
+from .common import admin, base_url, call, flash_warnings, form_list, form_values, posted_settings, tracker_of
 from .render import flash, page, see_other
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 def _links(request: Request, source_id: str) -> list[dict[str, str]]:
     """The campaigns bought from this source, each with the link to give the source."""
     tracker = tracker_of(request)
     return [
-        {"alias": c["alias"], "name": c["name"], "link": tracker.campaign_link(c["alias"], _base_url(request))}
+        {"alias": c["alias"], "name": c["name"], "link": tracker.campaign_link(c["alias"], base_url(request))}
         for c in tracker.campaigns()
         if c["source_id"] == source_id
     ]
@@ -35,7 +32,7 @@ def _links(request: Request, source_id: str) -> list[dict[str, str]]:
 
 def _link_suffix(request: Request, source_id: str) -> str:
     """What every campaign link for this source must end with (``?external_id={macro}``)."""
-    link = tracker_of(request).s2s.campaign_link(source_id, base_url=_base_url(request), campaign_alias="ALIAS")
+    link = tracker_of(request).s2s.campaign_link(source_id, base_url=base_url(request), campaign_alias="ALIAS")
     return "?" + link.split("?", 1)[1] if "?" in link else ""
 
 
@@ -134,14 +131,8 @@ def _source_values(values: dict[str, str], statuses: list[str], parameters: dict
     return {
         "postback_url": values.get("postback_url", "").strip() or None,
         "method": values.get("method") or None,
-        "statuses": statuses,
         "payout_mode": values.get("payout_mode") or "real",
-        "payout_value": values.get("payout_value", "").strip() or None,
-        "min_payout": values.get("min_payout", "").strip() or None,
-        "secrets": secret_names(values.get("secrets")),
-        "body": values.get("body", ""),
-        "content_type": values.get("content_type", ""),
-        "follow_redirects": bool(values.get("follow_redirects")),
+        **posted_settings(values, statuses),
         "placeholders": {
             key[len("placeholder_") :]: value.strip()
             for key, value in values.items()
@@ -187,22 +178,7 @@ def _source_page(
     rule = tracker.source(source_id)
     template = tracker.templates().get(rule.template or "")
     link = link_settings(template, rule)
-    values = form or {
-        "postback_url": rule.url,
-        "method": rule.method,
-        "statuses": list(rule.statuses),
-        "payout_mode": rule.payout_mode,
-        "payout_value": rule.payout_value,
-        "min_payout": rule.min_payout,
-        "secrets": list(rule.secrets),
-        "body": rule.body,
-        "content_type": content_type_of(rule),
-        "follow_redirects": rule.follow_redirects,
-        "placeholders": {},
-        "click_id_param": link.click_id_param,
-        "source_macro": link.source_macro or "",
-        "parameters": dict(link.parameters),
-    }
+    values = form or _stored_form(rule, link)
     left = placeholders_left(rule.url, template.placeholders) if template else []
     return page(
         request,
@@ -221,6 +197,20 @@ def _source_page(
         statuses=STATUSES,
         payout_modes=PAYOUT_MODES,
     )
+
+
+def _stored_form(rule: PostbackRule, link: LinkSettings) -> dict[str, Any]:
+    """The form of a stored source: its postback's settings and the campaign link settings it uses
+    now (its own, or its template's)."""
+    settings = current_settings(rule)
+    settings["postback_url"] = settings.pop("url")
+    return {
+        **settings,
+        "placeholders": {},
+        "click_id_param": link.click_id_param,
+        "source_macro": link.source_macro or "",
+        "parameters": dict(link.parameters),
+    }
 
 
 @admin
