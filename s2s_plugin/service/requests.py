@@ -9,7 +9,7 @@ from typing import Any, Optional
 import pluggy
 
 from hookspecs import PostbackRequest, PostbackRule, ResolveContext
-from s2s_plugin.delivery.dispatcher import headers_of
+from s2s_plugin.delivery.dispatcher import stored_request
 from s2s_plugin.hooks import hookcalls
 from s2s_plugin.platforms import PLATFORMS
 from s2s_plugin.service.library import TemplateLibrary
@@ -43,19 +43,7 @@ class RequestBuilder:
         """The request for a claimed delivery row, after ``prepare_request`` hooks; with its
         context (None when no hook could change it), the template's success text, and a problem
         sentence when a hook failed."""
-        request = self.with_idempotency_key(
-            self.with_content_type(
-                PostbackRequest(
-                    method=row.method,
-                    url=row.url,
-                    headers=headers_of(row) if row.headers else {},
-                    body=row.body.encode("utf-8") if row.body else None,
-                    template=row.template,
-                    rule_id=row.rule_id,
-                )
-            ),
-            row.id,
-        )
+        request = self.with_idempotency_key(self.with_content_type(stored_request(row)), row.id)
         chosen = self._library.get(row.template)
         success_body = chosen.success_body if chosen else None
         if not self.may_prepare(row.template):  # the common case: no click to load
