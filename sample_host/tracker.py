@@ -7,6 +7,7 @@ tracker records clicks and conversions in its own tables first, then calls ``on_
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -14,7 +15,7 @@ import os
 import re
 import secrets
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -109,6 +110,16 @@ def _postback_settings(**settings: Any) -> dict[str, Any]:
 
 
 _SENT_FIELDS = ("id",) + ATTEMPT_FIELDS + ("logged_at", "response_truncated")
+
+
+@contextlib.contextmanager
+def _refused_as_host_error() -> Iterator[None]:
+    """The plugin refuses a setting or an operation with a ``ValueError`` whose message says why:
+    the tracker's callers (pages, API, command line) show it as a ``HostError``, a 4xx."""
+    try:
+        yield
+    except ValueError as exc:
+        raise HostError(str(exc)) from None
 
 
 def _sent_entry(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -275,10 +286,8 @@ class Tracker:
         }
         if statuses:
             kwargs["statuses"] = list(statuses)
-        try:
+        with _refused_as_host_error():
             return self.s2s.add_source(source_id, **kwargs)
-        except ValueError as exc:
-            raise HostError(str(exc)) from None
 
     def edit_source(self, source_id: str, **changes: Any) -> PostbackRule:
         """Change some settings of a source's postback (see ``add_source``); None keeps a setting.
@@ -400,10 +409,8 @@ class Tracker:
         )
         if not statuses:
             del kwargs["statuses"]
-        try:
+        with _refused_as_host_error():
             return self.s2s.add_postback(alias, **kwargs)
-        except ValueError as exc:
-            raise HostError(str(exc)) from None
 
     def postback(self, postback_id: str) -> PostbackRule:
         """One campaign S2S postback by id (``postback:3`` or ``3``); raises ``NotFound``."""
@@ -445,10 +452,8 @@ class Tracker:
             follow_redirects=follow_redirects,
             headers=rule.headers,
         )
-        try:
+        with _refused_as_host_error():
             return self.s2s.update_postback(rule.id, **kwargs)
-        except ValueError as exc:
-            raise HostError(str(exc)) from None
 
     def edit_postback(self, postback_id: str, **changes: Any) -> PostbackRule:
         """Change some settings of a campaign S2S postback (``url`` and those of ``add_postback``);
@@ -491,7 +496,7 @@ class Tracker:
         rule = self.rule(rule_id)
         if status is not None and status not in hookspecs.CANONICAL_STATUSES:
             raise HostError(f"status {status!r} must be one of {', '.join(hookspecs.CANONICAL_STATUSES)}")
-        try:
+        with _refused_as_host_error():
             return self.s2s.test_send(
                 rule.id,
                 status=status,
@@ -499,8 +504,6 @@ class Tracker:
                 currency=currency or None,
                 external_id=external_id or "test-click-id",
             )
-        except ValueError as exc:
-            raise HostError(str(exc)) from None
 
     # --- clicks and conversions --------------------------------------------------------------
 
@@ -747,9 +750,7 @@ class Tracker:
         """Make a delivery due again now (the dispatcher or the next ``drain`` sends it)."""
         if not row_id_in_range(delivery_id):
             raise NotFound(f"unknown delivery {delivery_id}")
-        try:
+        with _refused_as_host_error():
             done = self.s2s.resend(delivery_id)
-        except ValueError as exc:
-            raise HostError(str(exc)) from None
         if not done:
             raise NotFound(f"unknown delivery {delivery_id}, or it cannot be sent again")
