@@ -457,38 +457,22 @@ def test_every_source_setting_and_the_parameter_table_from_the_pages(
     assert 'name="follow_redirects" value="1" checked' in shown.text
 
     # Saving the page changes the table and the click-id settings; an emptied row goes.
+    page_form = {
+        "postback_url": rule.url,
+        "method": "GET",
+        "statuses": "sale",
+        "payout_mode": "real",
+        "body": "",
+        "content_type": "",
+        "click_id_param": "clickid",
+        "source_macro": "[CLICK]",
+    }
     saved = admin.post(
-        "/sources/cl",
-        {
-            "postback_url": rule.url,
-            "method": "GET",
-            "statuses": "sale",
-            "payout_mode": "real",
-            "body": "",
-            "content_type": "",
-            "click_id_param": "clickid",
-            "source_macro": "[CLICK]",
-            "param_name": ["sub_id_1", "", "keyword"],
-            "param_macro": ["", "", "{kw}"],
-        },
+        "/sources/cl", {**page_form, "param_name": ["sub_id_1", "", "keyword"], "param_macro": ["", "", "{kw}"]}
     )
     assert saved.status_code == 400 and "the macro for sub_id_1" in _text(saved)  # half a row is named
     assert 'value="keyword"' in saved.text  # what was typed stays on the form
-    saved = admin.post(
-        "/sources/cl",
-        {
-            "postback_url": rule.url,
-            "method": "GET",
-            "statuses": "sale",
-            "payout_mode": "real",
-            "body": "",
-            "content_type": "",
-            "click_id_param": "clickid",
-            "source_macro": "[CLICK]",
-            "param_name": ["", "keyword"],
-            "param_macro": ["", "{kw}"],
-        },
-    )
+    saved = admin.post("/sources/cl", {**page_form, "param_name": ["", "keyword"], "param_macro": ["", "{kw}"]})
     assert saved.status_code == 303, _text(saved)
     rule = host.tracker.source("cl")
     assert (
