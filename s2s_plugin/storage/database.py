@@ -111,13 +111,15 @@ class Database:
         """Stop the checkpoint thread, close the writer connection and every pooled one.
 
         Called once by whoever built the database, after the dispatcher stopped; calling it
-        again does nothing.
+        again does nothing. A write after it (a host still recording in another thread) runs on a
+        connection of the pool, which the pool closes again: no thread or connection is kept.
         """
         if self._closed:
             return
         self._closed = True
-        if self.writer is not None:
-            self.writer.close()
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()
         self.engine.dispose()
         self._statements.clear()
         self.rules.clear()

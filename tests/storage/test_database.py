@@ -22,6 +22,8 @@ from s2s_plugin.storage.rulecache import MISSING
 from s2s_plugin.storage.store import Store
 
 PASSWORD = "s3cret-Pw9"
+#: The application name of the connections that count the others.
+PROBE = "s2s-test-session-count"
 
 
 def _checkpoint_threads() -> list[threading.Thread]:
@@ -41,12 +43,13 @@ def _with_password(url: str) -> str:
 
 
 def _sessions(url: str) -> int:
-    """Connections to the database of ``url``, other than the one asking."""
+    """Connections to the database of ``url``, other than those asking (a server process ends a
+    moment after its client closed the connection: an earlier question may still be counted)."""
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     dbname = dsn.rsplit("/", 1)[1]
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(dsn, application_name=PROBE) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [dbname]
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name <> %s", [dbname, PROBE]
         ).fetchone()
     assert row is not None
     return int(row[0])
@@ -101,6 +104,10 @@ def test_close_stops_the_checkpoint_thread_and_closes_every_sqlite_connection(tm
     with pytest.raises(Exception, match="closed"):
         writer_connection.execute("SELECT 1")
     database.close()  # again: nothing left to do, no error
+    _convert(pm, 2)  # a late conversion is still recorded, but opens no writer and no thread
+    assert _checkpoint_threads() == before
+    with database.engine.connect() as conn:
+        assert len(conn.execute(select(t.deliveries.c.id)).all()) == 2
 
 
 def test_close_frees_every_postgresql_connection_of_the_service(fresh_pg_url: str, make_s2s: Any) -> None:
