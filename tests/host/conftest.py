@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+import hookspecs
 from sample_host.app import create_app
 from sample_host.standin import StandInSource
 from sample_host.tracker import Tracker
@@ -62,6 +63,15 @@ def any_tracker(any_database_url: str) -> Iterator[Tracker]:
     """``tracker`` on SQLite and on PostgreSQL."""
     with test_tracker(any_database_url) as instance:
         yield instance
+
+
+class Broken:
+    """A plugin whose on_conversion fails, like a plugin whose database is down: the tracker keeps
+    the conversion and hands it over later."""
+
+    @hookspecs.hookimpl
+    def on_conversion(self, conversion: hookspecs.Conversion) -> None:
+        raise RuntimeError("disk full")
 
 
 @dataclasses.dataclass

@@ -12,6 +12,8 @@ from sample_host.cli import main
 from sample_host.standin import StandInSource
 from sample_host.tracker import Tracker
 
+from .conftest import Broken
+
 
 @pytest.fixture
 def run(database_url: str, monkeypatch: pytest.MonkeyPatch):
@@ -213,13 +215,6 @@ def test_worker_hands_over_conversions_the_plugin_did_not_take(database_url: str
     import subprocess
     import sys
     from pathlib import Path
-
-    import hookspecs
-
-    class Broken:
-        @hookspecs.hookimpl
-        def on_conversion(self, conversion):
-            raise RuntimeError("plugin down")
 
     with Tracker(database_url, allow_private_targets=True, load_plugins=False) as tracker:
         key = tracker.init().postback_key

@@ -10,6 +10,8 @@ from sample_host.app import create_app
 from sample_host.standin import StandInSource
 from sample_host.tracker import Tracker
 
+from .conftest import Broken
+
 
 def test_click_postback_and_delivery_on_postgresql(
     fresh_pg_url: str, standin: StandInSource, serve_asgi: Callable[..., str]
@@ -33,14 +35,8 @@ def test_click_postback_and_delivery_on_postgresql(
 
 
 def test_refusals_handoffs_log_pages_and_metrics_on_postgresql(fresh_pg_url: str, standin: StandInSource) -> None:
-    import hookspecs
     from sample_host.logs import SentFilter
     from sample_host.metrics import collect, render
-
-    class Broken:
-        @hookspecs.hookimpl
-        def on_conversion(self, conversion):
-            raise RuntimeError("plugin down")
 
     with Tracker(fresh_pg_url, allow_private_targets=True, load_plugins=False) as tracker:
         key = tracker.init().postback_key

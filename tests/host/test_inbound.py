@@ -8,12 +8,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-import hookspecs
 from sample_host import db
 from sample_host.app import create_app
 from sample_host.standin import StandInSource
 
-from .conftest import Host
+from .conftest import Broken, Host
 
 
 def _one_line(text: str) -> str:
@@ -151,14 +150,6 @@ def test_the_allow_list_takes_only_addresses_and_networks(host: Host) -> None:
 
 
 # --- a valid conversion is never lost ----------------------------------------------------------
-
-
-class Broken:
-    """A plugin whose on_conversion fails, like a plugin whose database is down."""
-
-    @hookspecs.hookimpl
-    def on_conversion(self, conversion: hookspecs.Conversion) -> None:
-        raise RuntimeError("disk full")
 
 
 def _waiting(host: Host) -> list[int]:
