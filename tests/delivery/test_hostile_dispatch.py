@@ -14,25 +14,14 @@ import pytest
 import trustme
 from sqlalchemy import select
 
-import hookspecs
 from s2s_plugin.storage import tables as t
 from tests.support.hostile import CATALOGUE, HostileSource, reset, route_public_name, warm_up
 
-from .conftest import click, convert
+from .conftest import Hopper, click, convert
 
 RETRIES = [0, 0.05, 0.05]  # the first attempt at once; a retried answer is tried three times, then fails
 #: The recorded outcomes each sender outcome comes to with that schedule.
 RECORDED = {"delivered": ["delivered"], "failed": ["failed"], "retry": ["retrying", "retrying", "failed"]}
-
-
-class Hopper:
-    @hookspecs.hookimpl
-    def register_source_templates(self):
-        return [
-            hookspecs.SourceTemplate(
-                name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True
-            )
-        ]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

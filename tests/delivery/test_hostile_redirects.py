@@ -7,13 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-import hookspecs
 from hookspecs import PostbackRequest
 from s2s_plugin.delivery.sender import Sender
 from s2s_plugin.settings import DeliverySettings
 from tests.support.hostile import HostileSource, answer, response, route_public_name
 
-from .conftest import click, convert
+from .conftest import Hopper, click, convert
 
 BODY = b'{"click": "abc", "token": "SeCrEt-1"}'
 HEADERS = {
@@ -133,16 +132,6 @@ def test_a_redirect_to_a_private_address_is_refused_with_private_targets_refused
         made.close()
     assert result.outcome == "failed" and result.http_status == 302
     assert "private or internal address: refused" in result.reason and "after 1 redirect" in result.reason
-
-
-class Hopper:
-    @hookspecs.hookimpl
-    def register_source_templates(self):
-        return [
-            hookspecs.SourceTemplate(
-                name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True
-            )
-        ]
 
 
 def test_the_dispatcher_keeps_a_rules_marked_headers_from_another_origin(make_s2s, host, sources):

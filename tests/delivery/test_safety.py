@@ -9,13 +9,12 @@ import time
 import pytest
 from sqlalchemy import select
 
-import hookspecs
 from s2s_plugin.delivery import safety
 from s2s_plugin.delivery.safety import Resolver, check_target
 from s2s_plugin.storage import tables as t
 from sample_host.standin import Reply
 
-from .conftest import click, convert
+from .conftest import Hopper, click, convert
 
 
 @pytest.mark.parametrize(
@@ -83,23 +82,13 @@ def test_redirects_not_followed_unless_the_template_allows(make_s2s, standin, ho
     assert host.attempts[0].outcome == "failed" and "not followed" in host.attempts[0].reason
 
 
-class RedirectingTemplate:
-    @hookspecs.hookimpl
-    def register_source_templates(self):
-        return [
-            hookspecs.SourceTemplate(
-                name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True
-            )
-        ]
-
-
 def test_each_redirect_hop_is_checked(make_s2s, standin, host, monkeypatch):
     # 127.0.0.1 counts as public here, 127.0.0.2 as internal: the second hop must be refused.
     monkeypatch.setattr(safety, "is_forbidden_address", lambda address: address == "127.0.0.2")
     standin.script("/pb", [(302, "", {"Location": "/hop2"})])
     standin.script("/hop2", [(302, "", {"Location": f"http://127.0.0.2:{standin.port}/inside"})])
     pm, s2s = make_s2s(allow_private_targets=False)
-    pm.register(RedirectingTemplate())
+    pm.register(Hopper())
     s2s.add_source("exo", template="hopper", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
     pm.hook.on_click(click=click("s1"))
     convert(pm, "s1")
@@ -112,7 +101,7 @@ def test_each_redirect_hop_is_checked(make_s2s, standin, host, monkeypatch):
 def test_redirect_to_another_scheme_is_refused(make_s2s, standin, host):
     standin.script("/pb", [(301, "", {"Location": "file:///etc/passwd"})])
     pm, s2s = make_s2s()
-    pm.register(RedirectingTemplate())
+    pm.register(Hopper())
     s2s.add_source("exo", template="hopper", postback_url=standin.url + "/pb?c={external_id}", statuses=["sale"])
     pm.hook.on_click(click=click("s1"))
     convert(pm, "s1")

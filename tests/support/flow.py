@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import hookspecs
 from hookspecs import Click, Conversion
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,19 @@ def click(subid: str, external_id: str = "abc", campaign: str = "summer", source
 
 def convert(pm: Any, subid: str, status: str = "sale", payout: str = "2.5", **kw: Any) -> None:
     pm.hook.on_conversion(conversion=Conversion(subid=subid, status=status, payout=Decimal(payout), **kw))
+
+
+class Hopper:
+    """A plugin with one template, ``hopper``, whose postbacks follow redirects (each hop is
+    checked like the first)."""
+
+    @hookspecs.hookimpl
+    def register_source_templates(self) -> list[hookspecs.SourceTemplate]:
+        return [
+            hookspecs.SourceTemplate(
+                name="hopper", postback_url="http://unused.example/?c={external_id}", follow_redirects=True
+            )
+        ]
 
 
 def process_env(**extra: str) -> dict[str, str]:
