@@ -118,6 +118,14 @@ def fresh_pg_url(postgres_server: Any) -> Iterator[str]:
         postgres_server.drop_database(url.rsplit("/", 1)[1])
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh database for this test, once on SQLite (a file of its own) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'database.db'}"
+    return request.getfixturevalue("fresh_pg_url")
+
+
 # -- browser --------------------------------------------------------------------------------
 
 _browser_session: BrowserSession | None = None

@@ -50,14 +50,6 @@ def tracker(database_url: str) -> Iterator[Tracker]:
         yield instance
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database for this test, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tracker.db'}"
-    return request.getfixturevalue("fresh_pg_url")
-
-
 @pytest.fixture
 def any_tracker(any_database_url: str) -> Iterator[Tracker]:
     """``tracker`` on SQLite and on PostgreSQL."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from sqlalchemy import insert, select
 
 from s2s_plugin.resolution.causes import Cause
@@ -103,15 +102,8 @@ OLD_REASONS: list[tuple[str, Cause | None]] = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/causes.db"
-    return request.getfixturevalue("fresh_pg_url")
-
-
-def test_upgrade_to_0007_gives_old_rows_their_cause_codes(database_url):
-    engine = make_engine(database_url)
+def test_upgrade_to_0007_gives_old_rows_their_cause_codes(any_database_url):
+    engine = make_engine(any_database_url)
     migrate.upgrade(engine, "0006")
     now = time.time()
     with engine.begin() as conn:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from hookspecs import Click, Conversion
@@ -63,13 +62,6 @@ def test_a_campaign_postback_added_by_another_process_fires_at_once(tmp_path: Pa
     assert _queued_urls(service) == ["https://partner.example.net/pb?cid=X2"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/s2s.db"
-    return request.getfixturevalue("fresh_pg_url")
-
-
 def _plain_sql(database_url: str, *statements: str) -> None:
     """Run statements on a connection of its own, as another program would (no service, no cache)."""
     engine = make_engine(database_url)
@@ -79,8 +71,8 @@ def _plain_sql(database_url: str, *statements: str) -> None:
     engine.dispose()
 
 
-def test_every_kind_of_change_to_a_rule_table_bumps_the_configuration_version(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_every_kind_of_change_to_a_rule_table_bumps_the_configuration_version(any_database_url: str) -> None:
+    engine = make_engine(any_database_url)
     upgrade(engine)
 
     def version() -> int:
@@ -101,20 +93,20 @@ def test_every_kind_of_change_to_a_rule_table_bumps_the_configuration_version(da
         changes.append("TRUNCATE s2s_postbacks")
     seen = [version()]
     for change in changes:
-        _plain_sql(database_url, change)
+        _plain_sql(any_database_url, change)
         seen.append(version())
     assert all(later > earlier for earlier, later in zip(seen, seen[1:])), (changes, seen)
     engine.dispose()
 
 
 def test_a_rule_changed_with_plain_sql_is_used_by_the_next_conversion_on_both_databases(
-    database_url: str, make_s2s: Any
+    any_database_url: str, make_s2s: Any
 ) -> None:
-    pm, service = make_s2s(database_url)
+    pm, service = make_s2s(any_database_url)
     service.add_source("exo", postback_url="https://one.example.net/pb?cid={external_id}", statuses=["sale"])
     _convert(pm, 1)
     _plain_sql(
-        database_url, "UPDATE s2s_sources SET url = 'https://two.example.net/pb?cid={external_id}'"
+        any_database_url, "UPDATE s2s_sources SET url = 'https://two.example.net/pb?cid={external_id}'"
     )  # updated_at untouched
     _convert(pm, 2)
     assert _queued_urls(service) == ["https://one.example.net/pb?cid=X1", "https://two.example.net/pb?cid=X2"]
