@@ -60,7 +60,7 @@ _REPORT_EVERY = 1.0
 _FLUSH_EVERY = 0.02
 #: ... or until this many are waiting: one write per batch, not per attempt, at any concurrency.
 _FLUSH_BATCH = 64
-#: The fewest claimed deliveries held whatever the concurrency (half of it per host).
+#: The fewest claimed deliveries held whatever the concurrency (half of it for a host alone).
 _MIN_HELD = 64
 #: A host is claimed for again once it has room for this many rows (or half its quota, if less).
 _CLAIM_AT_LEAST = 16
@@ -369,14 +369,19 @@ class Dispatcher:
         # (or who knows), and not again soon after a look found none: a look reads through the
         # left-out hosts' backlog (the claim index is not by host) to find nothing.
         known = self._left_hosts
-        others = (known is None or None in known or not known <= full) and not (dry is not None and full <= dry[0])
-        if room > 0 and worth_it and (others or wants or not full):
+        # Hosts the last claim left rows of, not left out now: claim for them.
+        left_behind = known is not None and not known <= full | {None}
+        # Rows beyond the last claim's window, of hosts unknown: look for them, unless a look past
+        # the same hosts found nothing a moment ago.
+        others = (known is None or None in known) and not (dry is not None and full <= dry[0])
+        if room > 0 and worth_it and (left_behind or others or wants or not full):
             room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
             probes: list[int] = []
             left: set[Optional[str]] = set()
-            with self._lock:
+            with self._lock:  # hosts known to have work: held now, or claimed a moment ago
                 before = {h for h, n in self._held_per_host.items() if n > 0}
+                before.update(h for h, at in self._claimed_at.items() if now - at < _SHARE_KEPT)
             rows = queue.claim(
                 self.database,
                 fresh=room - retries,
@@ -387,7 +392,7 @@ class Dispatcher:
                 probes=probes,
                 host_cap=min([self._quota("", hosts + 1), *wants]),
                 left=left,
-                look_past=others,  # what a host not seen yet may hold
+                look_past=others or left_behind,  # what a host not seen yet (or not claimed now) may hold
             )
             if any(_host_of(row) not in before for row in rows):
                 self._dry, self._dry_pause = None, _DRY_PAUSE  # other hosts have work: look again soon
@@ -427,9 +432,10 @@ class Dispatcher:
 
     def _quota(self, host: str, hosts: int) -> int:
         """Claimed rows ``host`` may hold (in flight and waiting) while ``hosts`` hosts have work:
-        twice its limit (at least half the floor, so claims come in batches), but no more than its
-        share of all, nor three quarters of all: other hosts' rows always find room."""
-        wanted = max(2 * self._hosts.limit(host), _MIN_HELD // 2)
+        twice its limit (at least half the floor while it is alone, a quarter beside others, so
+        claims come in batches), but no more than its share of all, nor three quarters of all:
+        other hosts' rows always find room (and the rows of hosts that never answer stay few)."""
+        wanted = max(2 * self._hosts.limit(host), _MIN_HELD // 2 if hosts <= 1 else _MIN_HELD // 4)
         return max(1, min(wanted, self._held_cap * 3 // 4, self._held_cap // max(1, hosts)))
 
     def _defer_open_hosts(self) -> None:
@@ -480,6 +486,7 @@ class Dispatcher:
                 return self._retries_in_flight >= self._retry_slots
 
             rows = waiting.take_turns(free, lambda h: room(h, share), fresh_only)
+            kept = self._start(rows, keep)  # before the second turn: room() counts what they took
             left = free - len(rows)
             if left > 0 and len(busy) > 1:
                 # Slots the hosts with rows waiting cannot use within their shares (the others are at
@@ -488,8 +495,10 @@ class Dispatcher:
                 if not self._claimed_all:
                     left -= sum(max(0, min(share, hosts.limit(h)) - per_host[h]) for h in busy if not waiting.held(h))
                 if left > 0:
-                    rows += waiting.take_turns(left, lambda h: room(h, self.settings.max_concurrency), fresh_only)
-            kept = self._start(rows, keep)
+                    more = waiting.take_turns(left, lambda h: room(h, self.settings.max_concurrency), fresh_only)
+                    following = self._start(more, keep and kept is None)
+                    kept = kept if kept is not None else following
+                    rows += more
         return len(rows), kept
 
     def _start(self, rows: list[Any], keep: bool = False) -> Any:
