@@ -39,6 +39,7 @@ from sqlalchemy.engine import Dialect
 
 from s2s_plugin.delivery.policy import RETRY
 from s2s_plugin.resolution.causes import Cause
+from s2s_plugin.resolution.states import DeliveryState
 from s2s_plugin.settings import DeliverySettings
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.database import Database, dialect_insert
@@ -434,7 +435,9 @@ def _waiting_reason(dialect: Dialect) -> RawStatement:
     D = t.deliveries
     waiting = (
         update(D)
-        .where(D.c.host == bindparam("b_host"), D.c.state == "due", D.c.next_attempt_at <= bindparam("b_now"))
+        .where(
+            D.c.host == bindparam("b_host"), D.c.state == DeliveryState.DUE, D.c.next_attempt_at <= bindparam("b_now")
+        )
         .values(reason=bindparam("b_reason"), cause=bindparam("b_cause"), updated_at=bindparam("b_now"))
     )
     return compile_raw(waiting, dialect)

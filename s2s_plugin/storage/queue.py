@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement
 
 from s2s_plugin.resolution.causes import Cause
+from s2s_plugin.resolution.states import RESENDABLE_STATES, DeliveryState
 from s2s_plugin.storage import tables as t
 from s2s_plugin.storage.database import Database
 from s2s_plugin.storage.rawsql import RawStatement, RawTransaction, compile_raw, compile_raw_insert
@@ -81,12 +82,12 @@ def _pick_statement(dialect: Dialect, kind: str, hosts: int, skip: int) -> RawSt
     """The claim's select of one kind, compiled once per shape (how many hosts and ids are left out)."""
     where: list[ColumnElement[bool]]
     if kind == "expired":
-        where, order = [D.c.state == "leased", D.c.lease_until <= bindparam("b_now")], D.c.lease_until
+        where, order = [D.c.state == DeliveryState.LEASED, D.c.lease_until <= bindparam("b_now")], D.c.lease_until
     else:
         # Rows of an open host (``s2s_hosts``) wait for its probe: claims leave them alone.
         answering = ~select(t.hosts.c.host).where(t.hosts.c.host == D.c.host, t.hosts.c.state != "closed").exists()
         lane = RETRY_LANE if kind == "retry" else FRESH
-        where = [D.c.state == "due", D.c.next_attempt_at <= bindparam("b_now"), D.c.lane == lane, answering]
+        where = [D.c.state == DeliveryState.DUE, D.c.next_attempt_at <= bindparam("b_now"), D.c.lane == lane, answering]
         order = D.c.next_attempt_at
     if skip:
         where.append(D.c.id.not_in(_binds("b_skip", skip)))
@@ -102,7 +103,7 @@ def _pick_statement(dialect: Dialect, kind: str, hosts: int, skip: int) -> RawSt
 
 
 def _lock_statement(dialect: Dialect, count: int) -> RawStatement:
-    chosen = select(D.c.id).where(D.c.id.in_(_binds("b_id", count)), D.c.state == "due")
+    chosen = select(D.c.id).where(D.c.id.in_(_binds("b_id", count)), D.c.state == DeliveryState.DUE)
     return compile_raw(chosen.with_for_update(skip_locked=True), dialect)
 
 
@@ -202,7 +203,9 @@ def _probe_row_statement(dialect: Dialect) -> RawStatement:
     """The oldest due delivery of one host."""
     row = (
         select(D.c.id)
-        .where(D.c.state == "due", D.c.next_attempt_at <= bindparam("b_now"), D.c.host == bindparam("b_host"))
+        .where(
+            D.c.state == DeliveryState.DUE, D.c.next_attempt_at <= bindparam("b_now"), D.c.host == bindparam("b_host")
+        )
         .order_by(D.c.next_attempt_at)
         .limit(1)
     )
@@ -237,7 +240,7 @@ def _lease_statement(dialect: Dialect, count: int) -> RawStatement:
         update(D)
         .where(D.c.id.in_(_binds("b_id", count)))
         .values(
-            state="leased",
+            state=DeliveryState.LEASED,
             lease_token=D.c.lease_token + 1,
             lease_until=bindparam("b_until"),
             updated_at=bindparam("b_now"),
@@ -306,7 +309,7 @@ def _complete_statement(dialect: Dialect) -> RawStatement:
     """An attempt's result, written only while the lease (``b_token``) is still ours."""
     complete = (
         update(D)
-        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == DeliveryState.LEASED)
         .values(attempts=D.c.attempts + 1, lease_until=None)
     )
     columns = ("state", "next_attempt_at", "lane", "reason", "cause", "http_status", "updated_at")
@@ -322,7 +325,9 @@ def _insert_attempt_statement(dialect: Dialect) -> RawStatement:
 
 def _current_statement(dialect: Dialect, count: int) -> RawStatement:
     """The lease tokens of those of ``count`` deliveries still leased (locked on PostgreSQL)."""
-    current = select(D.c.id, D.c.lease_token).where(D.c.id.in_(_binds("b_id", count)), D.c.state == "leased")
+    current = select(D.c.id, D.c.lease_token).where(
+        D.c.id.in_(_binds("b_id", count)), D.c.state == DeliveryState.LEASED
+    )
     return compile_raw(current.with_for_update(), dialect)
 
 
@@ -395,7 +400,7 @@ def _write(
                     {
                         "state": result.state,
                         "next_attempt_at": result.next_attempt_at,
-                        "lane": RETRY_LANE if result.state == "due" else row.lane,
+                        "lane": RETRY_LANE if result.state == DeliveryState.DUE else row.lane,
                         "reason": result.reason,
                         "cause": result.cause,
                         "http_status": result.http_status,
@@ -459,8 +464,8 @@ def _release_statement(dialect: Dialect, with_reason: bool) -> RawStatement:
     """A claimed delivery given back unattempted, where the lease (``b_token``) is still ours."""
     release = (
         update(D)
-        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
-        .values(state="due", lease_until=None, updated_at=bindparam("b_now"))
+        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == DeliveryState.LEASED)
+        .values(state=DeliveryState.DUE, lease_until=None, updated_at=bindparam("b_now"))
     )
     if with_reason:
         release = release.values(reason=bindparam("b_reason"), cause=bindparam("b_cause"))
@@ -495,7 +500,7 @@ def release(database: Database, row: Any) -> None:
 def _renew_statement(dialect: Dialect) -> RawStatement:
     renew = (
         update(D)
-        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == "leased")
+        .where(D.c.id == bindparam("b_id"), D.c.lease_token == bindparam("b_token"), D.c.state == DeliveryState.LEASED)
         .values(lease_until=bindparam("b_until"))
     )
     return compile_raw(renew, dialect)
@@ -530,12 +535,14 @@ def next_due_at(database: Database) -> Optional[float]:
     H = t.hosts
     with database.engine.connect() as conn:
         answering = ~select(H.c.host).where(H.c.host == D.c.host, H.c.state != "closed").exists()
-        due = conn.execute(select(func.min(D.c.next_attempt_at)).where(D.c.state == "due", answering)).scalar()
-        lease = conn.execute(select(func.min(D.c.lease_until)).where(D.c.state == "leased")).scalar()
+        due = conn.execute(
+            select(func.min(D.c.next_attempt_at)).where(D.c.state == DeliveryState.DUE, answering)
+        ).scalar()
+        lease = conn.execute(select(func.min(D.c.lease_until)).where(D.c.state == DeliveryState.LEASED)).scalar()
         times = [x for x in (due, lease) if x is not None]
         for host, next_probe_at in conn.execute(select(H.c.host, H.c.next_probe_at).where(H.c.state != "closed")).all():
             waiting = conn.execute(
-                select(func.min(D.c.next_attempt_at)).where(D.c.state == "due", D.c.host == host)
+                select(func.min(D.c.next_attempt_at)).where(D.c.state == DeliveryState.DUE, D.c.host == host)
             ).scalar()
             if waiting is not None:
                 times.append(max(waiting, next_probe_at or 0.0))
@@ -595,9 +602,14 @@ def make_due(database: Database, delivery_ids: Sequence[int], now: Optional[floa
             chunk = list(delivery_ids[start : start + 500])
             changed += conn.execute(
                 update(D)
-                .where(D.c.id.in_(chunk), D.c.state.in_(("delivered", "failed", "due")))
+                .where(D.c.id.in_(chunk), D.c.state.in_(RESENDABLE_STATES))
                 .values(
-                    state="due", next_attempt_at=now, retry_base=D.c.attempts, lane=FRESH, age_from=now, updated_at=now
+                    state=DeliveryState.DUE,
+                    next_attempt_at=now,
+                    retry_base=D.c.attempts,
+                    lane=FRESH,
+                    age_from=now,
+                    updated_at=now,
                 )
             ).rowcount
         if changed:
