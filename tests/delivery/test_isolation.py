@@ -3,22 +3,21 @@ circuit breaker per host, on real loopback sources that hang, reset and recover.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from sqlalchemy import select
 
+from bench.__main__ import sink as _sink
 from s2s_plugin.delivery.fairqueue import FairQueue
 from s2s_plugin.resolution.hosts import host_key
 from s2s_plugin.storage import queue
 from s2s_plugin.storage import tables as t
 from sample_host.standin import RESET, Reply
 
-from .conftest import ROOT, cli, click, convert, process_env
+from .conftest import cli, click, convert, process_env
 
 
 def _queue_postbacks(pm, s2s, base_url: str, count: int, source: str, prefix: str) -> None:
@@ -94,26 +93,9 @@ def test_hanging_sources_do_not_hold_up_a_healthy_one(make_s2s, standin_factory,
 
 
 # --- adaptive concurrency --------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _sink(delay: float):
-    """The benchmarks' sink (``bench/sink.py``) in a process of its own, answering after ``delay`` s in
-    one write (the stand-in's stdlib server answers in two, which loopback's delayed ACKs can hold
-    for 40 ms now and then: no source that answers at once)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.sink", "--delay", str(delay)],
-        cwd=ROOT,
-        env=process_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+# Against the benchmarks' sink in a process of its own: it answers in one write, where the
+# stand-in's stdlib server answers in two, which loopback's delayed ACKs can hold for 40 ms now and
+# then (no source that answers at once).
 
 
 def test_a_50ms_source_gets_a_high_limit_and_stats_show_it(make_s2s):
