@@ -61,9 +61,9 @@ _FLUSH_EVERY = 0.02
 #: ... or until this many are waiting: one write per batch, not per attempt, at any concurrency.
 _FLUSH_BATCH = 64
 #: The fewest claimed deliveries held whatever the concurrency (half of it for a host alone).
-_MIN_HELD = 64
+_MIN_HELD = 128
 #: A host is claimed for again once it has room for this many rows (or half its quota, if less).
-_CLAIM_AT_LEAST = 16
+_CLAIM_AT_LEAST = 64
 #: A failed write is tried again after this long, doubling up to ``poll_interval``.
 _RETRY_WRITE_AFTER = 0.05
 #: How often the loop reads which hosts other processes opened or closed.
@@ -356,7 +356,7 @@ class Dispatcher:
                 if n <= 0:
                     continue
                 quota = self._quota(h, hosts)
-                if n > self._claim_point(quota):
+                if n > self._claim_point(quota, self._hosts.limit(h)):
                     full.add(h)
                 else:
                     wants.append(quota - n)
@@ -451,10 +451,11 @@ class Dispatcher:
             queue.defer(self.database, rows, reason, Cause.HOST_NOT_ANSWERING)
 
     @staticmethod
-    def _claim_point(quota: int) -> int:
+    def _claim_point(quota: int, limit: int) -> int:
         """Rows a host holds when it is claimed for again: all but a batch of its quota (at least
-        one row, at most half of it)."""
-        return quota - max(1, min(quota // 2, _CLAIM_AT_LEAST))
+        one row, at most half of it, and no more than half of what it holds beyond its limit:
+        its senders must not run dry while the claim is made)."""
+        return quota - max(1, min(quota // 2, _CLAIM_AT_LEAST, (quota - limit) // 2))
 
     def _claim_worth_it(self, held: int) -> bool:
         """Whether to claim with ``held`` deliveries claimed: in batches, not one row per freed
@@ -557,7 +558,8 @@ class Dispatcher:
                     or not self._waiting.held(host)  # its claimed rows are all started: claim more of it
                     or len(self._results) in (1, _FLUSH_BATCH)
                     # it has room for a claim's worth (hosts counted as of the last claim: cheaper)
-                    or self._held_per_host[host] == self._claim_point(self._quota(host, self._busy_count))
+                    or self._held_per_host[host]
+                    == self._claim_point(self._quota(host, self._busy_count), self._hosts.limit(host))
                 )
         following = None
         if not self._write_failures:  # while the database refuses writes, nothing more is sent
@@ -584,6 +586,7 @@ class Dispatcher:
             retry_after=done.result.retry_after,
             # Work waited for the host while it had all the attempts its limit allows.
             saturated=self._waiting.held(host) > 0 and self._per_host[host] >= self._hosts.limit(host),
+            in_flight=self._per_host[host],
         )
         if note is None:
             return done

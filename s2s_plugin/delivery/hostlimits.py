@@ -53,8 +53,15 @@ ANSWERED, OVERLOADED, FAILING, NEUTRAL = "answered", "overloaded", "failing", "n
 
 #: The adaptive limit of a host never seen before (or the cap, when that is lower).
 START_LIMIT = 4
-#: A round of the limit is this many answers at least (else a limit's worth).
+#: A round of the limit is this many answers at least (else a limit's worth)...
 _ROUND_ANSWERS = 16
+#: ... and this many during slow start, so a source answering in 50 ms reaches 64 attempts in a
+#: few tenths of a second (the first round, not judged, is a limit's worth).
+_START_ROUND_ANSWERS = 8
+#: After a limit proved too many (its extra attempts only waited), growing back to it waits this
+#: many rounds, doubling each time it proves too many again, up to the most: an extra attempt
+#: that only waits is tried again now and then, not every other round.
+_BACKOFF_FIRST, _BACKOFF_MOST = 4, 64
 #: The no-load time is the lowest round time of the current and the previous window of this many
 #: seconds: it follows a source that became slower for good within two windows.
 _NO_LOAD_WINDOW = 10.0
@@ -109,7 +116,15 @@ def not_answering(host: str, opened_at: Optional[float], next_probe_at: Optional
 
 def _alpha(limit: int) -> float:
     """How many of ``limit`` attempts may only wait, and the limit still grow (see ``ConcurrencyLimit``)."""
-    return max(1.0, 2.0 * math.log10(limit))
+    return max(0.5, 2.0 * math.log10(limit))
+
+
+def _beta(limit: int) -> float:
+    """How many of ``limit`` attempts may only wait before the limit shrinks: ``alpha`` and one
+    more (half of ``alpha`` more while that is under 2). At two attempts, where the second only
+    waits whenever our own CPU is what they wait for (about one waiting), that means back to one."""
+    alpha = _alpha(limit)
+    return alpha + min(1.0, alpha / 2)
 
 
 class ConcurrencyLimit:
@@ -121,13 +136,19 @@ class ConcurrencyLimit:
     """
 
     __slots__ = (
+        "_backoff",
         "_base_at",
         "_base_before",
         "_base_now",
+        "_ceiling",
+        "_ceiling_wait",
         "_holds",
+        "_over",
         "_probe_from",
         "_round",
-        "_saturated",
+        "_busy",
+        "_load",
+        "_trying",
         "_warm",
         "cap",
         "cut_at",
@@ -144,10 +165,17 @@ class ConcurrencyLimit:
         self._base_now = self._base_before = math.inf
         self._base_at: Optional[float] = None  # when this window began (monotonic seconds)
         self._round: list[float] = []
-        self._saturated = True  # every answer of this round came while work waited at the limit
+        self._busy = 0  # answers of this round that came while work waited at the limit
+        self._load = 0  # the attempts in flight at this round's answers, summed
         self._warm = False  # a round was seen (the first is not judged)
         self._holds = 0  # rounds in a row that neither grew nor shrank the limit
+        self._over = 0  # rounds in a row whose attempts waited too much (past slow start, two shrink)
         self._probe_from: Optional[float] = None  # the limit to return to after a probe round
+        # The last limit whose extra attempts only waited, and the rounds before trying it again.
+        self._ceiling: Optional[int] = None
+        self._ceiling_wait = 0
+        self._backoff = _BACKOFF_FIRST
+        self._trying = False  # the limit grew back to the ceiling: this round tells whether it helps
 
     @property
     def current(self) -> int:
@@ -160,19 +188,32 @@ class ConcurrencyLimit:
         quickest = min(self._base_now, self._base_before)
         return None if quickest == math.inf else quickest
 
-    def answered(self, duration_ms: float, saturated: bool, now: Optional[float] = None) -> None:
+    def answered(
+        self, duration_ms: float, saturated: bool, now: Optional[float] = None, in_flight: Optional[int] = None
+    ) -> None:
         """An answer in ``duration_ms``; ``saturated``: the host was at its limit with work waiting.
 
         :param now: ``time.monotonic()`` (tests pass their own).
+        :param in_flight: the host's attempts in flight as it came, this one included (the limit
+            when not given).
         """
         self._round.append(duration_ms)
-        self._saturated = self._saturated and saturated
-        if len(self._round) >= max(_ROUND_ANSWERS, self.current):
+        self._busy += saturated
+        self._load += self.current if in_flight is None else in_flight
+        if len(self._round) >= self.round_answers:
             self._end_round(time.monotonic() if now is None else now)
 
+    @property
+    def round_answers(self) -> int:
+        """How many answers make the current round: a limit's worth, at least ``_ROUND_ANSWERS``
+        (``_START_ROUND_ANSWERS`` during slow start; the first round, not judged, a limit's worth)."""
+        if not self._warm:
+            return self.current
+        return max(_START_ROUND_ANSWERS if self.starting else _ROUND_ANSWERS, self.current)
+
     def _end_round(self, now: float) -> None:
-        times, saturated = sorted(self._round), self._saturated
-        self._round, self._saturated = [], True
+        times, busy, load = sorted(self._round), self._busy, self._load / len(self._round)
+        self._round, self._busy, self._load = [], 0, 0
         if not self._warm:
             # The first round's answers waited for new connections and threads: not judged.
             self._warm = True
@@ -186,29 +227,70 @@ class ConcurrencyLimit:
             self.value, self._probe_from = self._probe_from, None  # the probe round only measured
             return
         no_load = self.no_load_ms
-        if not saturated or no_load is None or typical <= 0:
-            return  # the limit was not what held the host back: this round says nothing about it
+        if no_load is None or typical <= 0:
+            return
         limit = self.current
-        # Little's law: at this limit the host completes limit / typical answers per ms; without
-        # queueing it would be limit / no_load. The difference, in attempts, only waited.
-        waiting = limit * max(0.0, 1.0 - no_load / typical)
-        alpha = _alpha(limit)
+        # Most answers came while work waited at the limit: the limit is what held the host back,
+        # and the round tells whether more would help. Otherwise it can only tell that the
+        # attempts there were already waited for each other.
+        saturated = busy * 2 >= len(times)
+        # Little's law: with ``load`` attempts in flight the host completes load / typical answers
+        # per ms; without queueing it would be load / no_load. The difference, in attempts, only
+        # waited (at the source, or for our own CPU).
+        load = min(float(limit), load)
+        in_flight = max(1, round(load))
+        waiting = load * max(0.0, 1.0 - no_load / typical)
+        alpha = _alpha(in_flight)
+        trying, self._trying = self._trying, False
+        over = waiting > _beta(in_flight)
+        self._over = self._over + 1 if over else 0
+        # One slow round (a pause of our own process, a hiccup of the source's) is not a trend:
+        # past slow start, the limit shrinks on the second in a row.
+        if over and (self.starting or self._over >= 2 or trying):
+            self._over = 0
+            self.starting = False
+            # Down to what the host could use, keeping alpha's headroom; at most by half.
+            self.value = max(1.0, self.value / 2, load - waiting + alpha)
+            # This limit was too many: growing back to it waits, longer each time it proves so.
+            self._backoff = min(2 * self._backoff, _BACKOFF_MOST) if trying else _BACKOFF_FIRST
+            self._ceiling, self._ceiling_wait = limit, self._backoff
+            # The no-load time was likely measured with attempts waiting too (our own CPU's turns):
+            # the next round checks it at half the limit, so the limit comes down in a few rounds.
+            self._probe()
+            return
+        if over or not saturated:
+            return  # the limit was not what held the host back: this round says nothing more
         if waiting < alpha:
-            grown = 2.0 * self.value if self.starting else self.value + 1.0
-            self.value = min(float(self.cap), grown)
-            self._holds = 0
+            if trying:  # the ceiling helps now: forget it
+                self._ceiling, self._backoff = None, _BACKOFF_FIRST
+            self._grow()
             return
         self.starting = False
-        if waiting > alpha + 1:
-            # Down to what the host could use, keeping alpha's headroom; at most by half.
-            self.value = max(1.0, self.value / 2, limit - waiting + alpha)
-            self._holds = 0
-            return
+        if trying:
+            self._ceiling, self._backoff = None, _BACKOFF_FIRST
         self._holds += 1
-        if (self._holds >= _PROBE_AFTER or rotated) and limit > 1:
-            # Holding: is the no-load time still right? One round at half the limit tells: where
-            # our own CPU is what the attempts wait for, its time is lower, and so the limit.
-            self._probe_from, self._holds = self.value, 0
+        if self._holds >= _PROBE_AFTER or rotated:
+            self._probe()
+
+    def _grow(self) -> None:
+        """One more attempt (twice as many during slow start), unless that reaches the ceiling
+        before its wait is over."""
+        self._holds = 0
+        grown = min(float(self.cap), 2.0 * self.value if self.starting else self.value + 1.0)
+        if self._ceiling is not None and int(grown) >= self._ceiling:
+            if self._ceiling_wait > 0:
+                self._ceiling_wait -= 1
+                grown = min(grown, self._ceiling - 1.0)  # up to just under it meanwhile
+            else:
+                self._trying = True
+        self.value = max(self.value, grown)
+
+    def _probe(self) -> None:
+        """One round at half the limit: is the no-load time still right? Where our own CPU is what
+        the attempts wait for, that round's time is lower, and so the limit."""
+        self._holds = 0
+        if self.current > 1:
+            self._probe_from = self.value
             self.value = max(1.0, self.value / 2)
 
     def _note_round_time(self, typical: float, now: float) -> bool:
@@ -231,7 +313,7 @@ class ConcurrencyLimit:
         self.starting = False
         self.cut_at = time.time()
         self._probe_from = None
-        self._round, self._saturated = [], True  # the answers before the cut were at another limit
+        self._round, self._busy, self._load = [], 0, 0  # the answers before the cut were at another limit
 
 
 @dataclasses.dataclass
@@ -293,12 +375,16 @@ class HostBoard:
         saturated: bool,
         probe: bool,
         retry_after: Optional[float] = None,
+        in_flight: Optional[int] = None,
     ) -> Optional[str]:
-        """Feed one attempt's result; returns a sentence for its reason when it opened the circuit."""
+        """Feed one attempt's result; returns a sentence for its reason when it opened the circuit.
+
+        ``saturated`` and ``in_flight`` (this attempt included) are the host's state as it ended
+        (see ``ConcurrencyLimit.answered``)."""
         with self._lock:
             entry = self._host(host)
             if signal == ANSWERED:
-                entry.limit.answered(duration_ms, saturated)
+                entry.limit.answered(duration_ms, saturated, in_flight=in_flight)
                 entry.failures = 0
                 if host in self._open or probe:
                     self._open.pop(host, None)

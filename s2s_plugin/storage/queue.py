@@ -78,6 +78,17 @@ def _named(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
     return {f"{prefix}{n}": value for n, value in enumerate(values)}
 
 
+def _padded(values: Sequence[Any]) -> Sequence[Any]:
+    """``values`` padded to a power of two by repeating the last one, for an ``IN`` list: each
+    length is a statement of its own to compile, and a claim or a batch of results may have any
+    length up to a few hundred; a repeated value changes nothing in ``IN`` or ``NOT IN``."""
+    count = len(values)
+    if count < 2:
+        return values
+    size = 1 << (count - 1).bit_length()
+    return [*values, *[values[-1]] * (size - count)] if size > count else values
+
+
 def _pick_statement(dialect: Dialect, kind: str, hosts: int, skip: int) -> RawStatement:
     """The claim's select of one kind, compiled once per shape (how many hosts and ids are left out)."""
     where: list[ColumnElement[bool]]
@@ -112,8 +123,9 @@ def _locked(database: Database, tx: RawTransaction, ids: list[int]) -> list[int]
     now are skipped, rows it claimed already are no longer due."""
     if not ids:
         return ids
-    statement = database.compiled(_lock_statement, len(ids))
-    got = {r[0] for r in tx.execute(statement, _named("b_id", ids)).fetchall()}
+    padded = _padded(ids)
+    statement = database.compiled(_lock_statement, len(padded))
+    got = {r[0] for r in tx.execute(statement, _named("b_id", padded)).fetchall()}
     return [delivery_id for delivery_id in ids if delivery_id in got]
 
 
@@ -140,9 +152,11 @@ def _pick(
     window = max(limit * _WINDOW_FACTOR, _WINDOW_MIN)
     taken: list[int] = []
     left_out = list(hosts)
+    skipped = _padded(skip)
     for _ in range(_WINDOWS):
-        statement = database.compiled(_pick_statement, kind, len(left_out), len(skip))
-        values = {"b_now": now, "b_limit": window, **_named("b_skip", skip), **_named("b_host", left_out)}
+        excluded = _padded(left_out)
+        statement = database.compiled(_pick_statement, kind, len(excluded), len(skipped))
+        values = {"b_now": now, "b_limit": window, **_named("b_skip", skipped), **_named("b_host", excluded)}
         rows = tx.execute(statement, values).fetchall()
         ids = in_turns(rows, limit - len(taken), host_cap)
         if tx.postgres and kind != "expired":
@@ -298,8 +312,9 @@ def claim(
             ids += _pick(database, tx, "retry", total - len(ids), now, hosts, ids, host_cap, left, look_past)
         if not ids:
             return []
-        lease = database.compiled(_lease_statement, len(ids))
-        values = {"b_until": now + lease_seconds, "b_now": now, **_named("b_id", ids)}
+        padded = _padded(ids)
+        lease = database.compiled(_lease_statement, len(padded))
+        values = {"b_until": now + lease_seconds, "b_now": now, **_named("b_id", padded)}
         rows = [ClaimedDelivery._make(r) for r in tx.execute(lease, values).fetchall()]
     order = {delivery_id: n for n, delivery_id in enumerate(ids)}
     return sorted(rows, key=lambda row: order[row.id])
@@ -332,8 +347,9 @@ def _current_statement(dialect: Dialect, count: int) -> RawStatement:
 
 
 def _tokens(database: Database, tx: RawTransaction, ids: Sequence[int]) -> dict[int, int]:
-    statement = database.compiled(_current_statement, len(ids))
-    return dict(tx.execute(statement, _named("b_id", ids)).fetchall())
+    padded = _padded(ids)
+    statement = database.compiled(_current_statement, len(padded))
+    return dict(tx.execute(statement, _named("b_id", padded)).fetchall())
 
 
 def _mark_reported_statement(dialect: Dialect, count: int) -> RawStatement:
@@ -450,8 +466,8 @@ def _record_late(database: Database, tx: RawTransaction, row: Any, result: Compl
 
 
 def _mark(database: Database, tx: RawTransaction, attempt_ids: Sequence[int]) -> None:
-    for start in range(0, len(attempt_ids), 500):
-        chunk = attempt_ids[start : start + 500]
+    for start in range(0, len(attempt_ids), 512):
+        chunk = _padded(attempt_ids[start : start + 512])
         tx.execute(database.compiled(_mark_reported_statement, len(chunk)), _named("b_id", chunk))
 
 
