@@ -72,6 +72,8 @@ _HOSTS_EVERY = 0.5
 #: while it keeps finding nothing (a large backlog of one host would otherwise be looked through
 #: again at every turn of the loop), up to the most.
 _DRY_PAUSE, _DRY_PAUSE_MOST = 0.05, 1.0
+#: ... but new work (``wake()``) is looked for within this long.
+_LOOK_AFTER_WAKE = 0.1
 #: A host whose claimed rows are all done keeps its share of the slots this long: it likely has
 #: more due, not claimed yet (unless the last claim found all there was).
 _SHARE_KEPT = 1.0
@@ -97,6 +99,8 @@ class Dispatcher:
     :param build: ``build(row) -> (request, context, success_body, problem)`` for a claimed delivery
         row; ``problem`` (a sentence naming the failing plugin) means the request must not be sent.
     :param report: called with every ``PostbackAttempt`` (``on_postback_sent``).
+    :param reports_wanted: whether anyone listens to ``report`` now; when not, attempts are
+        written as reported and no ``PostbackAttempt`` is built for them.
     :param on_gone: called with a rule id whose target answered 410 Gone.
     """
 
@@ -109,6 +113,7 @@ class Dispatcher:
         report: Callable[[PostbackAttempt], None],
         on_gone: Callable[[str], None],
         attempt_from_rows: Callable[[Any, Any], PostbackAttempt],
+        reports_wanted: Callable[[], bool] = lambda: True,
     ) -> None:
         self.database = database
         self.settings = settings
@@ -117,6 +122,7 @@ class Dispatcher:
         self._report = report
         self._on_gone = on_gone
         self._attempt_from_rows = attempt_from_rows
+        self._reports_wanted = reports_wanted
         self._pool = concurrent.futures.ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="s2s-send")
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -169,6 +175,15 @@ class Dispatcher:
         # this. The loop clears the event before it looks for work, so a set one covers this too.
         # New work may be another host's: the held hosts keep to their shares, and a claim looks for it.
         self._claimed_all, self._left_hosts = False, None
+        dry = self._dry
+        if dry is not None:
+            # A look past the held hosts' backlog found nothing a moment ago; this work may be
+            # another host's: look again within a tenth of a second (not at every claim: each look
+            # reads through that backlog), starting the back-off over.
+            soon = time.monotonic() + _LOOK_AFTER_WAKE
+            if dry[1] > soon:
+                self._dry = (dry[0], soon)
+            self._dry_pause = _DRY_PAUSE
         if not self._wake.is_set():
             self._wake.set()
 
@@ -351,10 +366,11 @@ class Dispatcher:
             # claiming a few of its rows at a time would cost a claim (and a transaction) for every
             # few postbacks. The hosts claimed for take no more than the least room among them,
             # so a claim never takes rows it has to give back.
-            full, wants = set(), []
+            full, wants, held_hosts = set(), [], set()
             for h, n in self._held_per_host.items():
                 if n <= 0:
                     continue
+                held_hosts.add(h)
                 quota = self._quota(h, hosts)
                 if n > self._claim_point(quota, self._hosts.limit(h)):
                     full.add(h)
@@ -373,7 +389,11 @@ class Dispatcher:
         left_behind = known is not None and not known <= full | {None}
         # Rows beyond the last claim's window, of hosts unknown: look for them, unless a look past
         # the same hosts found nothing a moment ago.
-        others = (known is None or None in known) and not (dry is not None and full <= dry[0])
+        others = (known is None or None in known) and not (dry is not None and full | held_hosts <= dry[0])
+        # Hosts other than those held now, known to have rows left: the claim looks past the held
+        # hosts (once they reach their share of it) for them. A look past a large backlog of the
+        # held hosts reads through all of it, so it is made only when it may find something.
+        elsewhere = known is not None and not known <= full | held_hosts | {None}
         if room > 0 and worth_it and (left_behind or others or wants or not full):
             room = min(room, settings.claim_batch)
             retries = max(0, min(room // 2, 2 * self._retry_slots - retries_held))
@@ -392,12 +412,12 @@ class Dispatcher:
                 probes=probes,
                 host_cap=min([self._quota("", hosts + 1), *wants]),
                 left=left,
-                look_past=others or left_behind,  # what a host not seen yet (or not claimed now) may hold
+                look_past=others or elsewhere,  # what a host not seen yet (or not claimed now) may hold
             )
             if any(_host_of(row) not in before for row in rows):
                 self._dry, self._dry_pause = None, _DRY_PAUSE  # other hosts have work: look again soon
-            elif full and others:
-                self._dry = (frozenset(full), now + self._dry_pause)
+            elif others:
+                self._dry = (frozenset(full | before), now + self._dry_pause)
                 self._dry_pause = min(2 * self._dry_pause, _DRY_PAUSE_MOST)
             # Hosts left out of the claim may have more due too: only when none was is all work known.
             self._claimed_all = not left and not full and len(rows) < room
@@ -666,8 +686,11 @@ class Dispatcher:
                 if force and self._unmarked:
                     return self._mark_unmarked()
                 return True
+            report = self._reports_wanted()
             try:
-                written = queue.record_many(self.database, [(d.row, d.completion) for d in batch], self._unmarked)
+                written = queue.record_many(
+                    self.database, [(d.row, d.completion) for d in batch], self._unmarked, heard=not report
+                )
             except Exception:
                 with self._lock:
                     self._results.extendleft(reversed(batch))
@@ -682,17 +705,19 @@ class Dispatcher:
                 if record.attempt_id is None:
                     continue
                 try:
-                    self._recorded_now(done, record)
+                    self._recorded_now(done, record, report)
                 except Exception:  # the attempt is written: reported later, as a worker's that died
                     log.exception("delivery %s: the recorded attempt could not be reported", done.row.id)
                     continue
-                reported.append(record.attempt_id)
+                if report:
+                    reported.append(record.attempt_id)
             self._unmarked, self._unmarked_at = reported, time.monotonic()
             if not force:
                 return True
 
-    def _recorded_now(self, done: _Done, record: queue.Written) -> None:
-        """A written attempt's consequences: a flagged rule, the next wake-up, the report."""
+    def _recorded_now(self, done: _Done, record: queue.Written, report: bool = True) -> None:
+        """A written attempt's consequences: a flagged rule, the next wake-up, the report (when
+        ``report``)."""
         if not record.current:
             log.warning(
                 "delivery %s: its claim was taken over before the attempt was written; logged as late", done.row.id
@@ -705,6 +730,8 @@ class Dispatcher:
                 self._soonest_retry = (
                     min(soonest, done.completion.next_attempt_at) if soonest else done.completion.next_attempt_at
                 )
+        if not report:
+            return
         attempt = _attempt(done.row, done.completion)
         if not record.current:
             attempt = dataclasses.replace(

@@ -2,18 +2,21 @@
 
 - ``ConcurrencyLimit``: a latency-aware limit per host, in the style of TCP Vegas (and Netflix's
   concurrency-limits). While work waits for the host, it judges the host's answers in rounds (a
-  limit's worth, at least 16) by their median, against the host's *no-load* time (the
-  lowest round time of the last 10-20 s). ``limit x (1 - no_load / round time)`` is how many of
-  the attempts in flight only waited (in the source's queue, or for our own CPU) instead of
-  adding throughput. While that is under ``alpha`` (one attempt for small limits, ``2 log10
-  limit`` for large ones), one more attempt would add throughput: the limit grows, doubling per
-  round until the first sign of queueing (slow start), then by one per round. Past ``alpha``
-  + 1 it shrinks towards what the host could use, at most by half per round. After four
-  rounds of holding, one round at half the limit checks the no-load time (where our own CPU is
-  what attempts wait for, fewer attempts answer sooner). So a source answering in 50 ms gets 64
-  attempts at once, and one answering at once (where more attempts only cost GIL hand-offs) one
-  to three. A timeout, a connection error, 429 or 503 still halves it, at most once per round
-  trip. It starts at 4; ``per_host_concurrency`` caps it.
+  limit's worth, at least 16; 8 during slow start) by their median, against the host's *no-load*
+  time (the lowest round time of the last 10-20 s). ``in flight x (1 - no_load / round time)``
+  is how many of the attempts in flight only waited (in the source's queue, or for our own CPU)
+  instead of adding throughput. While that is under ``alpha`` (half an attempt for two, ``2 log10
+  limit`` for more), one more attempt would add throughput: the limit grows, doubling per round
+  until the first sign of queueing (slow start), then by one per round. Past ``beta`` (``alpha``
+  and up to one more) in two rounds in a row (one slow round is a pause, not a trend) it shrinks
+  towards what the host could use, at most by half, and the next round, at half the limit,
+  corrects the no-load time (measured at a limit where attempts already waited, it flatters
+  them). A limit that proved too many is tried again after 4 rounds, then 8, up to 64. After four
+  rounds of holding, a round at half the limit checks the no-load time too. So a source
+  answering in 50 ms gets 64 attempts at once within about 0.3 s, and one answering at once
+  (where more attempts only cost GIL hand-offs) one, trying two now and then. A timeout, a
+  connection error, 429 or 503 still halves it, at most once per round trip. It starts at 4;
+  ``per_host_concurrency`` caps it.
 - A circuit breaker per host: after ``circuit_failures`` failed attempts in a row (no connection,
   no answer in time, 5xx, 429) the host is *open*: its deliveries wait, spending neither attempts
   nor slots, and after a cool-down one *probe* is sent. An answer closes it, and the deliveries

@@ -14,7 +14,7 @@ from s2s_plugin.hooks.plugins import OWN_ENTRY_POINT
 from s2s_plugin.platforms import register_platforms
 from s2s_plugin.service.control import DeliveryControl
 from s2s_plugin.service.facade import PostbackService
-from s2s_plugin.service.hookrelays import classify_answer, report_attempt
+from s2s_plugin.service.hookrelays import classify_answer, report_attempt, reports_wanted
 from s2s_plugin.service.inspection import Inspection
 from s2s_plugin.service.library import TemplateLibrary
 from s2s_plugin.service.planning import PostbackPlanner
@@ -51,6 +51,7 @@ def build_service(pm: pluggy.PluginManager, database_url: str, settings: Deliver
         Sender(settings, classify_hook=functools.partial(classify_answer, pm)),
         build=requests.build,
         report=functools.partial(report_attempt, pm),
+        reports_wanted=functools.partial(reports_wanted, pm),
         on_gone=store.mark_rule_gone,
         attempt_from_rows=attempt_from_rows,
     )

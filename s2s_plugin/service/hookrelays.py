@@ -1,4 +1,4 @@
-"""The dispatcher's two calls out to plugins: every attempt to ``on_postback_sent``, and an answer
+"""The dispatcher's calls out to plugins: every attempt to ``on_postback_sent``, and an answer
 to ``classify_response``. Each goes through pluggy and survives a failing plugin."""
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ def report_attempt(pm: pluggy.PluginManager, attempt: PostbackAttempt) -> None:
     """``on_postback_sent`` to every implementation: one host log failing (logged, naming the
     plugin) does not keep the attempt from the others."""
     hookcalls.call_collect(pm.hook.on_postback_sent, attempt=attempt)
+
+
+def reports_wanted(pm: pluggy.PluginManager) -> bool:
+    """Whether any plugin implements ``on_postback_sent``: with none, the dispatcher writes its
+    attempts as reported already instead of building each one for nobody (and marking it later)."""
+    return bool(pm.hook.on_postback_sent.get_hookimpls())
 
 
 def classify_answer(pm: pluggy.PluginManager, request: PostbackRequest, response: Answer) -> Verdict:

@@ -381,7 +381,7 @@ def complete_many(
 
 
 def record_many(
-    database: Database, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = ()
+    database: Database, done: Sequence[tuple[Any, Completion]], reported: Sequence[int] = (), heard: bool = False
 ) -> list[Written]:
     """Record attempts that were made, in one transaction: as ``complete_many`` for the deliveries
     whose lease is still ours; a late one (its claim expired and was taken over while it ran) is
@@ -390,12 +390,18 @@ def record_many(
 
     Safe to call again after an error: an attempt already recorded (a commit whose answer was
     lost with the connection) is found, not recorded twice.
+
+    :param heard: write the attempts as reported already (no plugin listens to ``on_postback_sent``).
     """
-    return _write(database, done, reported, keep_late=True)
+    return _write(database, done, reported, keep_late=True, heard=heard)
 
 
 def _write(
-    database: Database, done: Sequence[tuple[Any, Completion]], reported: Sequence[int], keep_late: bool
+    database: Database,
+    done: Sequence[tuple[Any, Completion]],
+    reported: Sequence[int],
+    keep_late: bool,
+    heard: bool = False,
 ) -> list[Written]:
     if not done:
         mark_reported(database, reported)
@@ -429,18 +435,22 @@ def _write(
             )
             attempt_ids = tx.insert_many(
                 database.compiled(_insert_attempt_statement),
-                [_attempt_values(result.attempt, row.id) for _, row, result in winners],
+                [_attempt_values(result.attempt, row.id, heard) for _, row, result in winners],
             )
             for (n, _, _), attempt_id in zip(winners, attempt_ids):
                 out[n] = Written(attempt_id, True)
         for n, row, result in late if keep_late else ():
-            out[n] = Written(_record_late(database, tx, row, result), False)
+            out[n] = Written(_record_late(database, tx, row, result, heard), False)
     return out
 
 
-def _attempt_values(attempt: dict[str, Any], delivery_id: int) -> dict[str, Any]:
-    """The attempt log row of ``attempt`` (columns it leaves out are NULL)."""
-    return {name: delivery_id if name == "delivery_id" else attempt.get(name) for name in _ATTEMPT_COLUMNS}
+def _attempt_values(attempt: dict[str, Any], delivery_id: int, heard: bool = False) -> dict[str, Any]:
+    """The attempt log row of ``attempt`` (columns it leaves out are NULL); ``heard``: reported already."""
+    values = {name: attempt.get(name) for name in _ATTEMPT_COLUMNS}
+    values["delivery_id"] = delivery_id
+    if heard:
+        values["reported"] = True
+    return values
 
 
 def _find_attempt_statement(dialect: Dialect) -> RawStatement:
@@ -452,7 +462,7 @@ def _find_attempt_statement(dialect: Dialect) -> RawStatement:
     return compile_raw(found, dialect)
 
 
-def _record_late(database: Database, tx: RawTransaction, row: Any, result: Completion) -> int:
+def _record_late(database: Database, tx: RawTransaction, row: Any, result: Completion, heard: bool = False) -> int:
     """Add a late attempt to the log (or find it there, written by an earlier try); its id."""
     attempt = result.attempt
     found = tx.scalar(
@@ -462,7 +472,7 @@ def _record_late(database: Database, tx: RawTransaction, row: Any, result: Compl
     if found is not None:
         return int(found)
     values = {**attempt, "reason": f"{attempt.get('reason')}; {LATE_NOTE}", "cause": str(Cause.LATE_RESULT)}
-    return tx.insert_many(database.compiled(_insert_attempt_statement), [_attempt_values(values, row.id)])[0]
+    return tx.insert_many(database.compiled(_insert_attempt_statement), [_attempt_values(values, row.id, heard)])[0]
 
 
 def _mark(database: Database, tx: RawTransaction, attempt_ids: Sequence[int]) -> None:

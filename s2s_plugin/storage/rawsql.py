@@ -47,6 +47,8 @@ class RawStatement:
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]
     #: how ``RawTransaction.insert`` learns the new row's id: ``lastrowid``, ``returning`` or "".
     new_id: str = ""
+    #: the table an INSERT writes to (``compile_raw_insert``), quoted for the dialect.
+    table: str = ""
     #: the row class of the results, made from the first result's column names.
     row_type: Optional[type] = dataclasses.field(default=None, repr=False)
     #: whether the statement holds constants (``state = 'due'``): their values are always merged in.
@@ -147,6 +149,7 @@ def compile_raw_insert(statement: Insert, dialect: Dialect, column_keys: Sequenc
     if dialect.name == "sqlite":
         raw = compile_raw(statement, dialect, column_keys)
         raw.new_id = "lastrowid"
+        raw.table = dialect.identifier_preparer.format_table(statement.table)
         return raw
     (key,) = statement.table.primary_key.columns  # type: ignore[attr-defined]
     raw = compile_raw(statement.returning(key), dialect, column_keys)
@@ -213,7 +216,7 @@ class RawTransaction:
         if not rows:
             return []
         if statement.new_id == "lastrowid":
-            return [self.execute(statement, values).lastrowid for values in rows]
+            return self._insert_many_sqlite(statement, rows)
         # psycopg pipelines the rows and keeps one result set per row, in order.
         parameters = [statement.parameters(values) for values in rows]
         try:
@@ -227,6 +230,29 @@ class RawTransaction:
             ids.append(self._cursor.fetchone()[0])
             if not self._cursor.nextset():
                 return ids
+
+    def _insert_many_sqlite(self, statement: RawStatement, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """SQLite: the rows in one ``executemany``; their ids follow the table's highest before.
+
+        A write transaction holds the database's only write lock, and SQLite gives a new row the
+        highest rowid plus one (below 2**63), so the rows get the ids after the highest, in order;
+        checked against the last one, which SQLite reports.
+        """
+        if len(rows) == 1:
+            return [self.execute(statement, rows[0]).lastrowid]
+        table = statement.table
+        highest = self._run(f"SELECT max(rowid) FROM {table}", ()).fetchone()[0] or 0
+        parameters = [statement.parameters(values) for values in rows]
+        try:
+            self._cursor.executemany(statement.sql, parameters)
+        except self._dbapi_error as error:
+            raise exc.DBAPIError.instance(
+                statement.sql, parameters, error, self._dbapi_error, dialect=self._dialect
+            ) from error
+        last = self._run("SELECT last_insert_rowid()", ()).fetchone()[0]
+        if last != highest + len(rows):
+            raise RuntimeError(f"{table}: {len(rows)} rows inserted after id {highest}, the last got id {last}")
+        return list(range(highest + 1, last + 1))
 
     def scalar(self, statement: RawStatement, values: Mapping[str, Any] = _NO_VALUES) -> Any:
         """The first column of the first row, or None when there is no row."""

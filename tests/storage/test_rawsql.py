@@ -215,6 +215,25 @@ def test_insert_gives_the_new_id_or_none_when_the_row_was_already_there(database
     assert ids == [first, other]
 
 
+def test_insert_many_gives_each_row_its_own_id_in_order(database: Any, engine: Any) -> None:
+    from s2s_plugin.storage.rawsql import compile_raw_insert
+
+    statement = compile_raw_insert(insert(t.deliveries), engine.dialect, list(DELIVERY))
+    with database.transaction() as tx:
+        first = tx.insert_many(statement, [{**DELIVERY, "subid": f"a{n}", "rule_id": f"r{n}"} for n in range(3)])
+    with engine.begin() as conn:  # the highest row gone: SQLite may give its id again
+        conn.execute(t.deliveries.delete().where(t.deliveries.c.id == first[-1]))
+    with database.transaction() as tx:
+        one = tx.insert_many(statement, [{**DELIVERY, "subid": "b0", "rule_id": "b0"}])
+        more = tx.insert_many(statement, [{**DELIVERY, "subid": f"c{n}", "rule_id": f"c{n}"} for n in range(40)])
+    with engine.connect() as conn:
+        by_subid = {subid: id_ for subid, id_ in conn.execute(select(t.deliveries.c.subid, t.deliveries.c.id))}
+    assert first[:2] == [by_subid["a0"], by_subid["a1"]]
+    assert one == [by_subid["b0"]]
+    assert more == [by_subid[f"c{n}"] for n in range(40)]
+    assert len(set(first[:2] + one + more)) == 43
+
+
 def test_a_click_is_read_while_another_thread_holds_the_write_transaction(tmp_path: Any) -> None:
     from s2s_plugin.storage.store import Store
 
