@@ -11,8 +11,12 @@
   and up to one more) in two rounds in a row (one slow round is a pause, not a trend) it shrinks
   towards what the host could use, at most by half, and the next round, at half the limit,
   corrects the no-load time (measured at a limit where attempts already waited, it flatters
-  them). A limit that proved too many is tried again after 4 rounds, then 8, up to 64. After four
-  rounds of holding, a round at half the limit checks the no-load time too. So a source
+  them). Answer times miss one wait: where our own CPU is the bottleneck, a sender also waits for
+  its turn before it sends. So the answers per second judge too: a limit grown by a fifth or more
+  that did not raise them by 40 % of its growth goes back (and the next round checks at half),
+  and a round at half the limit that answers 90 % as many per second keeps the limit there. A
+  limit that proved too many is tried again after 4 rounds, then 8, up to 64. After four rounds
+  of holding, a round at half the limit checks the no-load time and the rate too. So a source
   answering in 50 ms gets 64 attempts at once within about 0.3 s, and one answering at once
   (where more attempts only cost GIL hand-offs) one, trying two now and then. A timeout, a
   connection error, 429 or 503 still halves it, at most once per round trip. It starts at 4;
@@ -65,6 +69,14 @@ _START_ROUND_ANSWERS = 8
 #: many rounds, doubling each time it proves too many again, up to the most: an extra attempt
 #: that only waits is tried again now and then, not every other round.
 _BACKOFF_FIRST, _BACKOFF_MOST = 4, 64
+#: A limit grown by a fifth or more must raise the answers per second by this share of its growth
+#: (0.4: twice the attempts, 40 % more answers), or it goes back: where our own CPU is what
+#: attempts wait for, the wait is partly outside the answer times (a thread waiting for its turn
+#: before it sends), which the rate sees and the answer times do not.
+_GROWTH_PAYS = 0.4
+#: A round at half the limit answering at least this share of the limit's rate shows the other
+#: half only waited: the limit stays there.
+_HALF_KEEPS = 0.9
 #: The no-load time is the lowest round time of the current and the previous window of this many
 #: seconds: it follows a source that became slower for good within two windows.
 _NO_LOAD_WINDOW = 10.0
@@ -146,11 +158,14 @@ class ConcurrencyLimit:
         "_busy",
         "_ceiling",
         "_ceiling_wait",
+        "_grown_from",
         "_holds",
         "_load",
         "_over",
         "_probe_from",
+        "_rate_at",
         "_round",
+        "_round_start",
         "_trying",
         "_warm",
         "cap",
@@ -179,6 +194,9 @@ class ConcurrencyLimit:
         self._ceiling_wait = 0
         self._backoff = _BACKOFF_FIRST
         self._trying = False  # the limit grew back to the ceiling: this round tells whether it helps
+        self._round_start: Optional[float] = None  # when this round began (the last one ended)
+        self._rate_at: Optional[tuple[int, float]] = None  # (limit, answers per second) of the last round judged
+        self._grown_from: Optional[tuple[int, float]] = None  # the same, for the limit before it grew
 
     @property
     def current(self) -> int:
@@ -217,6 +235,12 @@ class ConcurrencyLimit:
     def _end_round(self, now: float) -> None:
         times, busy, load = sorted(self._round), self._busy, self._load / len(self._round)
         self._round, self._busy, self._load = [], 0, 0
+        started, self._round_start = self._round_start, now
+        rate = len(times) / (now - started) if started is not None and now > started else None
+        # Most answers came while work waited at the limit: the limit is what held the host back,
+        # and the round tells whether more would help. Otherwise it can only tell that the
+        # attempts there were already waited for each other.
+        saturated = busy * 2 >= len(times)
         if not self._warm:
             # The first round's answers waited for new connections and threads: not judged.
             self._warm = True
@@ -226,17 +250,35 @@ class ConcurrencyLimit:
         # raises it.
         typical = times[len(times) // 2]
         rotated = self._note_round_time(typical, now)
+        limit = self.current
         if self._probe_from is not None:
-            self.value, self._probe_from = self._probe_from, None  # the probe round only measured
+            back, self._probe_from = self._probe_from, None
+            before = self._rate_at
+            if saturated and rate and before and before[0] == int(back) and rate >= before[1] * _HALF_KEEPS:
+                # Half the attempts answered about as many per second: the other half only waited.
+                self.starting = False
+                self._ceiling, self._ceiling_wait = int(back), self._backoff
+                self._rate_at = (limit, rate)
+                return
+            self.value = back  # otherwise the probe round only measured
             return
         no_load = self.no_load_ms
         if no_load is None or typical <= 0:
             return
-        limit = self.current
-        # Most answers came while work waited at the limit: the limit is what held the host back,
-        # and the round tells whether more would help. Otherwise it can only tell that the
-        # attempts there were already waited for each other.
-        saturated = busy * 2 >= len(times)
+        trying = self._trying
+        grown_from, self._grown_from = self._grown_from, None
+        if saturated and rate and grown_from and not self._growth_paid(grown_from, limit, rate):
+            # More attempts, not more answers: back to where it was, and this limit waits.
+            self._trying = False
+            self.starting = False
+            self.value = float(grown_from[0])
+            self._backoff = min(2 * self._backoff, _BACKOFF_MOST) if trying else _BACKOFF_FIRST
+            self._ceiling, self._ceiling_wait = limit, self._backoff
+            # Where more attempts did not pay, fewer may do as well: the next round checks at half.
+            self._probe()
+            return
+        if saturated and rate:
+            self._rate_at = (limit, rate)
         # Little's law: with ``load`` attempts in flight the host completes load / typical answers
         # per ms; without queueing it would be load / no_load. The difference, in attempts, only
         # waited (at the source, or for our own CPU).
@@ -244,7 +286,7 @@ class ConcurrencyLimit:
         in_flight = max(1, round(load))
         waiting = load * max(0.0, 1.0 - no_load / typical)
         alpha = _alpha(in_flight)
-        trying, self._trying = self._trying, False
+        self._trying = False
         over = waiting > _beta(in_flight)
         self._over = self._over + 1 if over else 0
         # One slow round (a pause of our own process, a hiccup of the source's) is not a trend:
@@ -275,10 +317,19 @@ class ConcurrencyLimit:
         if self._holds >= _PROBE_AFTER or rotated:
             self._probe()
 
+    @staticmethod
+    def _growth_paid(grown_from: tuple[int, float], limit: int, rate: float) -> bool:
+        """Whether growing from ``grown_from`` (limit, rate) to ``limit`` raised the rate enough
+        (checked for growths of a fifth or more: smaller ones are within a round's noise)."""
+        before, before_rate = grown_from
+        growth = (limit - before) / before
+        return growth < 0.2 or rate >= before_rate * (1 + _GROWTH_PAYS * growth)
+
     def _grow(self) -> None:
         """One more attempt (twice as many during slow start), unless that reaches the ceiling
         before its wait is over."""
         self._holds = 0
+        self._grown_from = self._rate_at if self._rate_at and self._rate_at[0] == self.current else None
         grown = min(float(self.cap), 2.0 * self.value if self.starting else self.value + 1.0)
         if self._ceiling is not None and int(grown) >= self._ceiling:
             if self._ceiling_wait > 0:
@@ -317,6 +368,7 @@ class ConcurrencyLimit:
         self.cut_at = time.time()
         self._probe_from = None
         self._round, self._busy, self._load = [], 0, 0  # the answers before the cut were at another limit
+        self._round_start, self._grown_from = None, None
 
 
 @dataclasses.dataclass

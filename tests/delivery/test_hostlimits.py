@@ -64,6 +64,33 @@ def test_one_slow_round_past_slow_start_does_not_shrink_the_limit():
     assert _rounds(limit, 2, lambda _: 50.0, clock) == [12, 13]
 
 
+def test_more_attempts_that_bring_no_more_answers_per_second_go_back_down_to_one():
+    # Our own CPU is the bottleneck and the waiting happens before each attempt is sent (a sender
+    # waiting for its turn): answer times stay at 0.3 ms whatever the limit, so only the answers
+    # per second show that more attempts bring nothing; they come at 2,000/s whatever the limit.
+    limit, clock = ConcurrencyLimit(cap=64), _Clock()
+    seen = []
+    for _ in range(100):
+        seen.append(limit.current)
+        for _ in range(limit.round_answers):
+            limit.answered(0.3, saturated=True, now=clock.now)
+            clock.now += 1 / 2000
+    # Slow start's first doubling brought nothing: back to 4, and a round at 2 answering as many
+    # per second keeps it at 2; then 3 brought nothing, and 1 answers as many as 2.
+    assert seen[:7] == [4, 4, 8, 2, 2, 3, 1], seen
+    assert seen[7:].count(1) >= 0.9 * len(seen[7:]), seen
+    assert max(seen[7:]) == 2, seen
+
+
+def test_a_doubling_that_brings_too_few_more_answers_ends_slow_start_where_it_was():
+    # Answers take 50 ms up to 40 at once; beyond, the source queues. 32 -> 64 brings 25 % more.
+    limit, clock = ConcurrencyLimit(cap=128, start=8), _Clock()
+    seen = _rounds(limit, 8, lambda in_flight: 50.0 * max(1.0, in_flight / 40), clock)
+    assert seen[:6] == [8, 16, 32, 64, 16, 32], seen  # back to 32 (checked at 16 first)
+    assert not limit.starting
+    assert seen[6:] == [33, 34], seen  # then one more per round, while it pays
+
+
 def test_a_limit_that_proved_too_many_is_tried_again_less_and_less_often():
     # Purely CPU-bound: every attempt added doubles the others' answer times.
     limit, clock = ConcurrencyLimit(cap=64), _Clock()
