@@ -62,6 +62,8 @@ _FLUSH_EVERY = 0.02
 _FLUSH_BATCH = 64
 #: The fewest claimed deliveries held whatever the concurrency (half of it for a host alone).
 _MIN_HELD = 128
+#: ... of which a host beside others may hold at least this many.
+_MIN_SHARE = 16
 #: A host is claimed for again once it has room for this many rows (or half its quota, if less).
 _CLAIM_AT_LEAST = 64
 #: A failed write is tried again after this long, doubling up to ``poll_interval``.
@@ -357,11 +359,15 @@ class Dispatcher:
             self._hosts.refresh(self.database)
             self._defer_open_hosts()
             self._left_hosts = None  # circuits may have closed: their hosts' rows are due again
+        give_back: list[Any] = []
         with self._lock:
             held = len(self._in_flight) + len(self._waiting)
             room = self._held_cap - held
-            retries_held = self._retries_in_flight + sum(1 for row in self._waiting if row.lane)
             hosts = self._busy_count = len(self._busy_hosts())
+            if room < _CLAIM_AT_LEAST:
+                give_back = self._over_quota(hosts)
+                room += len(give_back)
+            retries_held = self._retries_in_flight + sum(1 for row in self._waiting if row.lane)
             # A host is left out of the claim while it holds all but a batch's worth of its quota:
             # claiming a few of its rows at a time would cost a claim (and a transaction) for every
             # few postbacks. The hosts claimed for take no more than the least room among them,
@@ -378,6 +384,8 @@ class Dispatcher:
                     wants.append(quota - n)
             # Slots free while rows wait: the held hosts are at their limits, another host may have work.
             worth_it = self._claim_worth_it(held) or len(self._in_flight) < settings.max_concurrency
+        if give_back:
+            queue.release_many(self.database, give_back)
         dry = self._dry
         if dry is not None and now >= dry[1]:
             dry = self._dry = None
@@ -440,6 +448,20 @@ class Dispatcher:
                 queue.release_many(self.database, extra)
         return self._start_waiting()[0]
 
+    def _over_quota(self, hosts: int) -> list[Any]:
+        """The newest waiting rows of hosts holding more than their quota, taken out of the books
+        (the lock is held): rows claimed while fewer hosts had work. When the claimed rows fill
+        up, other hosts' rows (maybe queued behind theirs) need the room, and hosts that never
+        answer would keep it for a whole timeout."""
+        taken: list[Any] = []
+        for host, count in list(self._held_per_host.items()):
+            over = count - self._quota(host, hosts)
+            if over > 0:
+                rows = self._waiting.take_last(host, over)
+                self._held_per_host[host] -= len(rows)
+                taken += rows
+        return taken
+
     def _busy_hosts(self) -> set[str]:
         """Hosts with work: rows in flight or waiting, or claimed a moment ago (the lock is held)."""
         busy = {h for h, n in self._per_host.items() if n > 0}
@@ -452,10 +474,10 @@ class Dispatcher:
 
     def _quota(self, host: str, hosts: int) -> int:
         """Claimed rows ``host`` may hold (in flight and waiting) while ``hosts`` hosts have work:
-        twice its limit (at least half the floor while it is alone, a quarter beside others, so
-        claims come in batches), but no more than its share of all, nor three quarters of all:
+        twice its limit (at least half the floor while it is alone, ``_MIN_SHARE`` beside others,
+        so claims come in batches), but no more than its share of all, nor three quarters of all:
         other hosts' rows always find room (and the rows of hosts that never answer stay few)."""
-        wanted = max(2 * self._hosts.limit(host), _MIN_HELD // 2 if hosts <= 1 else _MIN_HELD // 4)
+        wanted = max(2 * self._hosts.limit(host), _MIN_HELD // 2 if hosts <= 1 else _MIN_SHARE)
         return max(1, min(wanted, self._held_cap * 3 // 4, self._held_cap // max(1, hosts)))
 
     def _defer_open_hosts(self) -> None:

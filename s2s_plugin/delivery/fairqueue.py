@@ -58,6 +58,18 @@ class FairQueue:
         self._size -= len(rows)
         return list(rows)
 
+    def take_last(self, host: str, count: int) -> list[Any]:
+        """Remove and return up to ``count`` of ``host``'s rows, the last queued first."""
+        rows = self._by_host.get(host)
+        if not rows or count <= 0:
+            return []
+        taken = [rows.pop() for _ in range(min(count, len(rows)))]
+        if not rows:
+            del self._by_host[host]
+            self._ring.remove(host)
+        self._size -= len(taken)
+        return taken
+
     def drop(self, unwanted: Callable[[Any], bool]) -> list[Any]:
         """Remove and return the rows for which ``unwanted(row)`` is true."""
         dropped = [row for row in self if unwanted(row)]

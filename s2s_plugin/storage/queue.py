@@ -165,8 +165,8 @@ def _pick(
         if left is not None:
             chosen = set(ids)
             left.update(host for delivery_id, host in rows if delivery_id not in chosen)
-            if len(rows) == window and (len(taken) >= limit or look_past):
-                left.add(None)  # more beyond this window, of hosts unknown
+            if len(rows) == window:
+                left.add(None)  # more beyond this window, of hosts unknown (looked for or not)
         if len(taken) >= limit or len(rows) < window or host_cap is None or not look_past:
             break
         # The window was all rows of a few hosts, each given as many as it may take: the next
@@ -287,7 +287,8 @@ def claim(
         large backlog of a few others are looked for in the same claim).
     :param left: gets the hosts of due deliveries left unclaimed (None: maybe more, of hosts unknown).
     :param look_past: whether to look past hosts that reached ``host_cap`` (false when the caller
-        knows no other host has due deliveries: looking would read through their backlog for nothing).
+        knows no other host has due deliveries, or a look found none a moment ago: looking reads
+        through their backlog).
     :param probe_window: when given, also claim one delivery of each open host whose probe time
         has come (its next probe is then ``probe_window`` seconds away unless this one reports);
         their ids are appended to ``probes``.

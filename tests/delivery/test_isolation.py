@@ -3,6 +3,7 @@ circuit breaker per host, on real loopback sources that hang, reset and recover.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -90,6 +91,22 @@ def test_hanging_sources_do_not_hold_up_a_healthy_one(make_s2s, standin_factory,
     # While the healthy source had work, each hanging one had at most its share of the slots.
     for source in hanging:
         assert len(source.requests) <= 8
+
+
+def test_a_healthy_source_queued_behind_large_backlogs_of_hanging_ones_is_found_at_once(make_s2s, standin):
+    # Five sources that never answer, 200 postbacks each queued first: more rows than a claim reads
+    # in its windows, so the healthy source's rows are found only by looking past the hanging
+    # hosts once they hold their shares (and again after a look found nothing).
+    with contextlib.ExitStack() as stack:
+        hanging = [stack.enter_context(_sink(0, "--hang")) for _ in range(5)]
+        pm, s2s = make_s2s(timeout=10, connect_timeout=2, retry_schedule=[0, 60])
+        for n, url in enumerate(hanging):
+            _queue_postbacks(pm, s2s, url, 200, source=f"hang{n}", prefix=f"h{n}-")
+        _queue_postbacks(pm, s2s, standin.url, 100, source="live", prefix="l")
+        s2s.start()
+        # Long before the first attempts to the hanging sources time out (10 s).
+        standin.wait_for(100, timeout=8)
+        stack.close()  # the hanging sources go away: their attempts end now, not after 10 s
 
 
 # --- adaptive concurrency --------------------------------------------------------------------
@@ -267,6 +284,17 @@ def test_another_process_sees_an_open_host_in_explain(make_s2s, standin, tmp_pat
     )
     assert out.returncode == 0, out.stderr
     assert f"source host {host_key(standin.url)} is not answering since" in out.stdout
+
+
+def test_fair_queue_gives_back_a_hosts_newest_rows():
+    waiting = FairQueue()
+    for n in range(5):
+        waiting.append("big", _Row("big", n))
+    waiting.append("small", _Row("small", 100))
+    assert [row.id for row in waiting.take_last("big", 3)] == [4, 3, 2]
+    assert waiting.held("big") == 2 and len(waiting) == 3
+    assert [row.id for row in waiting.take_last("small", 5)] == [100]
+    assert waiting.hosts() == ["big"] and waiting.take_last("nobody", 1) == []
 
 
 def test_fair_queue_drops_rows_and_keeps_its_turns():
