@@ -242,13 +242,7 @@ class RawTransaction:
             return [self.execute(statement, rows[0]).lastrowid]
         table = statement.table
         highest = self._run(f"SELECT max(rowid) FROM {table}", ()).fetchone()[0] or 0
-        parameters = [statement.parameters(values) for values in rows]
-        try:
-            self._cursor.executemany(statement.sql, parameters)
-        except self._dbapi_error as error:
-            raise exc.DBAPIError.instance(
-                statement.sql, parameters, error, self._dbapi_error, dialect=self._dialect
-            ) from error
+        self.execute_many(statement, rows)
         last = self._run("SELECT last_insert_rowid()", ()).fetchone()[0]
         if last != highest + len(rows):
             raise RuntimeError(f"{table}: {len(rows)} rows inserted after id {highest}, the last got id {last}")

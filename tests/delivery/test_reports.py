@@ -14,17 +14,9 @@ import s2s_plugin
 from s2s_plugin.delivery import dispatcher
 from s2s_plugin.storage import queue
 from s2s_plugin.storage import tables as t
+from tests.support.plugin_host import RecordingHost
 
 from .conftest import click, convert
-
-
-class Listener:
-    def __init__(self) -> None:
-        self.heard: list[hookspecs.PostbackAttempt] = []
-
-    @hookspecs.hookimpl
-    def on_postback_sent(self, attempt: hookspecs.PostbackAttempt) -> None:
-        self.heard.append(attempt)
 
 
 def _install(url: str) -> tuple[pluggy.PluginManager, Any]:
@@ -69,13 +61,13 @@ def test_a_listener_registered_later_hears_every_attempt_from_then_on(any_databa
             pm.hook.on_click(click=click(f"s{n}", external_id=f"E{n}"))
         convert(pm, "s0")
         service.drain(timeout=10)
-        listener = Listener()
+        listener = RecordingHost()
         pm.register(listener)
         for n in range(1, 5):
             convert(pm, f"s{n}")
         service.drain(timeout=10)
-        assert sorted(a.subid for a in listener.heard) == ["s1", "s2", "s3", "s4"]
-        assert all(a.outcome == "delivered" for a in listener.heard)
+        assert sorted(a.subid for a in listener.attempts) == ["s1", "s2", "s3", "s4"]
+        assert all(a.outcome == "delivered" for a in listener.attempts)
         # The heard attempts are marked reported too: nothing is reported twice.
         assert _reported(service) == {True: 5}
     finally:
