@@ -265,17 +265,12 @@ class ConcurrencyLimit:
         no_load = self.no_load_ms
         if no_load is None or typical <= 0:
             return
-        trying = self._trying
+        trying, self._trying = self._trying, False
         grown_from, self._grown_from = self._grown_from, None
         if saturated and rate and grown_from and not self._growth_paid(grown_from, limit, rate):
             # More attempts, not more answers: back to where it was, and this limit waits.
-            self._trying = False
-            self.starting = False
             self.value = float(grown_from[0])
-            self._backoff = min(2 * self._backoff, _BACKOFF_MOST) if trying else _BACKOFF_FIRST
-            self._ceiling, self._ceiling_wait = limit, self._backoff
-            # Where more attempts did not pay, fewer may do as well: the next round checks at half.
-            self._probe()
+            self._too_many(limit, trying)
             return
         if saturated and rate:
             self._rate_at = (limit, rate)
@@ -286,36 +281,37 @@ class ConcurrencyLimit:
         in_flight = max(1, round(load))
         waiting = load * max(0.0, 1.0 - no_load / typical)
         alpha = _alpha(in_flight)
-        self._trying = False
         over = waiting > _beta(in_flight)
         self._over = self._over + 1 if over else 0
         # One slow round (a pause of our own process, a hiccup of the source's) is not a trend:
         # past slow start, the limit shrinks on the second in a row.
         if over and (self.starting or self._over >= 2 or trying):
             self._over = 0
-            self.starting = False
             # Down to what the host could use, keeping alpha's headroom; at most by half.
             self.value = max(1.0, self.value / 2, load - waiting + alpha)
-            # This limit was too many: growing back to it waits, longer each time it proves so.
-            self._backoff = min(2 * self._backoff, _BACKOFF_MOST) if trying else _BACKOFF_FIRST
-            self._ceiling, self._ceiling_wait = limit, self._backoff
-            # The no-load time was likely measured with attempts waiting too (our own CPU's turns):
-            # the next round checks it at half the limit, so the limit comes down in a few rounds.
-            self._probe()
+            self._too_many(limit, trying)
             return
         if over or not saturated:
             return  # the limit was not what held the host back: this round says nothing more
+        if trying:  # back at the ceiling, and it did not prove too many this time: forget it
+            self._ceiling, self._backoff = None, _BACKOFF_FIRST
         if waiting < alpha:
-            if trying:  # the ceiling helps now: forget it
-                self._ceiling, self._backoff = None, _BACKOFF_FIRST
             self._grow()
             return
         self.starting = False
-        if trying:
-            self._ceiling, self._backoff = None, _BACKOFF_FIRST
         self._holds += 1
         if self._holds >= _PROBE_AFTER or rotated:
             self._probe()
+
+    def _too_many(self, limit: int, trying: bool) -> None:
+        """``limit`` proved too many (the value is already lowered): slow start ends, growing back
+        to it waits (longer each time it proves so again), and the next round checks at half:
+        the no-load time was likely measured while attempts already waited for our own CPU, and
+        where more attempts did not pay, fewer may do as well."""
+        self.starting = False
+        self._backoff = min(2 * self._backoff, _BACKOFF_MOST) if trying else _BACKOFF_FIRST
+        self._ceiling, self._ceiling_wait = limit, self._backoff
+        self._probe()
 
     @staticmethod
     def _growth_paid(grown_from: tuple[int, float], limit: int, rate: float) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Optional
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
@@ -89,6 +89,13 @@ def _padded(values: Sequence[Any]) -> Sequence[Any]:
     return [*values, *[values[-1]] * (size - count)] if size > count else values
 
 
+def _for_ids(database: Database, build: Callable[..., RawStatement], ids: Sequence[Any]) -> tuple[RawStatement, dict[str, Any]]:
+    """``build``'s statement for an ``IN`` list of ``ids`` (``b_id0``...), compiled for their padded
+    length, and the padded ids as its parameters."""
+    padded = _padded(ids)
+    return database.compiled(build, len(padded)), _named("b_id", padded)
+
+
 def _pick_statement(dialect: Dialect, kind: str, hosts: int, skip: int) -> RawStatement:
     """The claim's select of one kind, compiled once per shape (how many hosts and ids are left out)."""
     where: list[ColumnElement[bool]]
@@ -123,9 +130,7 @@ def _locked(database: Database, tx: RawTransaction, ids: list[int]) -> list[int]
     now are skipped, rows it claimed already are no longer due."""
     if not ids:
         return ids
-    padded = _padded(ids)
-    statement = database.compiled(_lock_statement, len(padded))
-    got = {r[0] for r in tx.execute(statement, _named("b_id", padded)).fetchall()}
+    got = {r[0] for r in tx.execute(*_for_ids(database, _lock_statement, ids)).fetchall()}
     return [delivery_id for delivery_id in ids if delivery_id in got]
 
 
@@ -313,9 +318,8 @@ def claim(
             ids += _pick(database, tx, "retry", total - len(ids), now, hosts, ids, host_cap, left, look_past)
         if not ids:
             return []
-        padded = _padded(ids)
-        lease = database.compiled(_lease_statement, len(padded))
-        values = {"b_until": now + lease_seconds, "b_now": now, **_named("b_id", padded)}
+        lease, values = _for_ids(database, _lease_statement, ids)
+        values.update(b_until=now + lease_seconds, b_now=now)
         rows = [ClaimedDelivery._make(r) for r in tx.execute(lease, values).fetchall()]
     order = {delivery_id: n for n, delivery_id in enumerate(ids)}
     return sorted(rows, key=lambda row: order[row.id])
@@ -348,9 +352,7 @@ def _current_statement(dialect: Dialect, count: int) -> RawStatement:
 
 
 def _tokens(database: Database, tx: RawTransaction, ids: Sequence[int]) -> dict[int, int]:
-    padded = _padded(ids)
-    statement = database.compiled(_current_statement, len(padded))
-    return dict(tx.execute(statement, _named("b_id", padded)).fetchall())
+    return dict(tx.execute(*_for_ids(database, _current_statement, ids)).fetchall())
 
 
 def _mark_reported_statement(dialect: Dialect, count: int) -> RawStatement:
@@ -478,8 +480,7 @@ def _record_late(database: Database, tx: RawTransaction, row: Any, result: Compl
 
 def _mark(database: Database, tx: RawTransaction, attempt_ids: Sequence[int]) -> None:
     for start in range(0, len(attempt_ids), 512):
-        chunk = _padded(attempt_ids[start : start + 512])
-        tx.execute(database.compiled(_mark_reported_statement, len(chunk)), _named("b_id", chunk))
+        tx.execute(*_for_ids(database, _mark_reported_statement, attempt_ids[start : start + 512]))
 
 
 def complete(database: Database, row: Any, done: Completion) -> Optional[int]:
