@@ -89,7 +89,9 @@ def _padded(values: Sequence[Any]) -> Sequence[Any]:
     return [*values, *[values[-1]] * (size - count)] if size > count else values
 
 
-def _for_ids(database: Database, build: Callable[..., RawStatement], ids: Sequence[Any]) -> tuple[RawStatement, dict[str, Any]]:
+def _for_ids(
+    database: Database, build: Callable[..., RawStatement], ids: Sequence[Any]
+) -> tuple[RawStatement, dict[str, Any]]:
     """``build``'s statement for an ``IN`` list of ``ids`` (``b_id0``...), compiled for their padded
     length, and the padded ids as its parameters."""
     padded = _padded(ids)
